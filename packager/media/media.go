@@ -1,0 +1,65 @@
+// Package media holds the types that flow between the demuxers (packager/ts, later fMP4)
+// and the MP4 muxer (packager/mp4): tracks and the samples (access units) they carry.
+package media
+
+// Kind says what a track carries.
+type Kind int
+
+const (
+	Video Kind = iota + 1
+	Audio
+)
+
+func (k Kind) String() string {
+	switch k {
+	case Video:
+		return "video"
+	case Audio:
+		return "audio"
+	}
+	return "unknown"
+}
+
+// Codec names a supported codec.
+type Codec string
+
+const (
+	H264 Codec = "h264"
+	AAC  Codec = "aac"
+)
+
+// Track describes one elementary stream as the muxer needs it for its sample entry.
+// A demuxer may fill the codec parameters in after it created the track (H.264
+// parameter sets arrive with the first keyframe); they must be set before Finish.
+type Track struct {
+	ID        int // 1-based, unique in one output, in the order tracks are written to moov
+	Kind      Kind
+	Codec     Codec
+	Timescale uint32 // ticks per second of Sample.DTS/CTO/Duration
+
+	// Video.
+	Width, Height int
+	SPS, PPS      [][]byte // H.264 parameter sets, without start codes
+
+	// Audio.
+	SampleRate  int
+	Channels    int
+	AudioConfig []byte // AAC AudioSpecificConfig (ISO 14496-3), as esds carries it
+}
+
+// Sample is one access unit, delivered in decode order per track.
+type Sample struct {
+	Track *Track
+	// DTS is the decode time in Track.Timescale on a continuous timeline shared by
+	// all tracks of the output (after unwrapping and discontinuity rebasing). It may
+	// start above zero: the muxer derives edit lists from where each track starts.
+	DTS int64
+	// CTO is the composition offset, PTS-DTS, in Track.Timescale (B-frames make it > 0).
+	CTO int32
+	// Sync is true for a sample a decoder can start from (IDR frame; every AAC frame).
+	Sync bool
+	// Data is the payload as the MP4 stores it: H.264 as 4-byte length-prefixed NAL
+	// units (AVCC), AAC as a raw frame without ADTS header. Only valid during the call
+	// that hands it over; the receiver copies what it keeps.
+	Data []byte
+}
