@@ -1,0 +1,75 @@
+// Package storage keeps packaged files and their download records. The local disk is the
+// first implementation; a shared S3 bucket (SPEC §6) will be the second.
+package storage
+
+import (
+	"errors"
+	"io"
+	"os"
+	"time"
+)
+
+// ErrNotExist is returned when a record or a file is not stored.
+var ErrNotExist = errors.New("not stored")
+
+// Key names one download: a video and a download type ("default", "audio").
+type Key struct {
+	Video string
+	Type  string
+}
+
+// Status of a download, as the API shows it.
+type Status string
+
+const (
+	StatusInProgress Status = "inprogress"
+	StatusReady      Status = "ready"
+	StatusError      Status = "error"
+)
+
+// Record is what is kept of a download between restarts.
+type Record struct {
+	Video  string `json:"video"`
+	Type   string `json:"type"`
+	Status Status `json:"status"`
+	// Origin is the playlist URL resolved when the download was created, so a
+	// restart packages the same source whatever the request placeholders were.
+	Origin string `json:"origin"`
+	// ErrorCode and ErrorText say why a run failed (status error).
+	ErrorCode string `json:"error_code,omitempty"`
+	ErrorText string `json:"error_text,omitempty"`
+	// Size, ETag and Ready describe the packaged file (status ready).
+	Size  int64     `json:"size,omitempty"`
+	ETag  string    `json:"etag,omitempty"`
+	Ready time.Time `json:"ready,omitzero"`
+	// Created orders the records of a video.
+	Created time.Time `json:"created"`
+}
+
+// Key returns the record's key.
+func (r Record) Key() Key { return Key{Video: r.Video, Type: r.Type} }
+
+// File is a packaged file opened for delivery.
+type File interface {
+	io.ReadSeekCloser
+	Stat() (os.FileInfo, error)
+}
+
+// Store keeps records and packaged files. Implementations are safe for concurrent use;
+// keys are validated by the caller before they reach a Store.
+type Store interface {
+	// Records lists every stored record. Records that cannot be read are skipped and
+	// reported through the returned error list, never fatal.
+	Records() ([]Record, []error)
+	// SaveRecord stores r atomically, replacing the record of the same key.
+	SaveRecord(r Record) error
+	// DeleteRecord removes the record and the packaged file of k.
+	Delete(k Key) error
+	// TempPath returns a new path where a packaging run may write k's file; it is
+	// removed by Commit, or by the caller when the run fails.
+	TempPath(k Key) (string, error)
+	// Commit makes the complete file at tmp the packaged file of k, atomically.
+	Commit(k Key, tmp string) error
+	// Open opens k's packaged file, or returns ErrNotExist.
+	Open(k Key) (File, error)
+}
