@@ -1,0 +1,282 @@
+// Package hls resolves an origin's HLS (RFC 8216) playlists to the list of
+// media segments of a finished (VOD) stream, and fetches those segments in
+// parallel while handing them to the caller strictly in order.
+//
+// Only the playlist parser of github.com/bluenviron/gohlslib/v2/pkg/playlist
+// is used; requests, retries and pacing are this package's own.
+package hls
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+)
+
+// Defaults and limits.
+const (
+	// DefaultRetries is the number of retries after a first failed attempt
+	// when Client.Retries is 0.
+	DefaultRetries = 4
+	// DefaultStallTimeout is how long a request may go without progress
+	// (no response headers yet, or no body bytes) when Client.StallTimeout is 0.
+	DefaultStallTimeout = 30 * time.Second
+	// MaxPlaylistSize is the largest playlist body accepted.
+	MaxPlaylistSize = 16 << 20
+	// MaxSegmentSize is the largest segment body accepted.
+	MaxSegmentSize = 1 << 30
+)
+
+// Backoff parameters; variables so tests can shrink them.
+var (
+	backoffBase = 250 * time.Millisecond
+	backoffMax  = 8 * time.Second
+	// maxRetryAfter caps how long a Retry-After header can make us wait.
+	maxRetryAfter = 30 * time.Second
+)
+
+// sleep waits d or until ctx is done. Tests replace it to avoid real waits.
+var sleep = func(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
+// now is the clock used to interpret Retry-After dates.
+var now = time.Now
+
+// defaultHTTP is shared by every Client without its own HTTP client, so that
+// kept-alive connections are reused across playlists, segments and jobs.
+var defaultHTTP = &http.Client{Transport: newTransport()}
+
+func newTransport() *http.Transport {
+	return &http.Transport{
+		Proxy: http.ProxyFromEnvironment,
+		DialContext: (&net.Dialer{
+			Timeout:   10 * time.Second,
+			KeepAlive: 30 * time.Second,
+		}).DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          256,
+		MaxIdleConnsPerHost:   64, // ≥ any sensible fetch_concurrency
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		// No ResponseHeaderTimeout: Client.StallTimeout bounds the wait for
+		// headers and for body bytes, whatever the http.Client.
+	}
+}
+
+// Client fetches playlists and segments from one origin. The zero value is
+// ready to use; a Client is safe for concurrent use.
+type Client struct {
+	// HTTP is the client used for every request. nil: a package default
+	// shared by all Clients, with keep-alive, MaxIdleConnsPerHost 64 and
+	// connect/TLS timeouts (waits for headers and body are bounded by
+	// StallTimeout).
+	HTTP *http.Client
+
+	// Header holds extra headers for every origin request (config option
+	// origin_header). A "Host" entry sets the request's Host.
+	Header http.Header
+
+	// Retries is how many times a request that failed transiently (timeout,
+	// connection error, truncated body, 5xx, 408, 429) is tried again, with
+	// capped exponential backoff plus jitter; a Retry-After header is
+	// honoured up to 30s. 0 means DefaultRetries; negative means no retries.
+	// Other 4xx answers are never retried.
+	Retries int
+
+	// StallTimeout bounds how long one attempt may wait for the response
+	// headers or for the next body bytes. 0 means DefaultStallTimeout.
+	StallTimeout time.Duration
+}
+
+func (c *Client) httpClient() *http.Client {
+	if c.HTTP != nil {
+		return c.HTTP
+	}
+	return defaultHTTP
+}
+
+func (c *Client) retries() int {
+	switch {
+	case c.Retries == 0:
+		return DefaultRetries
+	case c.Retries < 0:
+		return 0
+	}
+	return c.Retries
+}
+
+func (c *Client) stallTimeout() time.Duration {
+	if c.StallTimeout > 0 {
+		return c.StallTimeout
+	}
+	return DefaultStallTimeout
+}
+
+// get fetches u into buf (which it resets), retrying transient faults. It
+// returns the final URL after redirects. A cancelled ctx yields ctx's cause;
+// any other failure is an *OriginError.
+func (c *Client) get(ctx context.Context, u *url.URL, buf *bytes.Buffer, limit int64) (*url.URL, error) {
+	retries := c.retries()
+	for attempt := 0; ; attempt++ {
+		buf.Reset()
+		final, err := c.getOnce(ctx, u, buf, limit)
+		if err == nil {
+			return final, nil
+		}
+		if ctx.Err() != nil {
+			return nil, context.Cause(ctx)
+		}
+		if !transient(err) || attempt >= retries {
+			buf.Reset()
+			oe := &OriginError{URL: RedactURL(u), Attempts: attempt + 1}
+			var se *statusError
+			if errors.As(err, &se) {
+				oe.Status = se.code
+			} else {
+				oe.Err = describeTransport(err)
+			}
+			return nil, oe
+		}
+		if err := sleep(ctx, retryDelay(attempt, err)); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// retryDelay is the wait before retry number attempt+1: exponential backoff
+// from backoffBase capped at backoffMax, with jitter in [d/2, d), raised to
+// the server's Retry-After (capped at maxRetryAfter) when it sent one.
+func retryDelay(attempt int, err error) time.Duration {
+	d := backoffBase
+	for i := 0; i < attempt && d < backoffMax; i++ {
+		d *= 2
+	}
+	d = min(d, backoffMax)
+	d = d/2 + rand.N(d/2+1)
+	var se *statusError
+	if errors.As(err, &se) && se.retryAfter != "" {
+		if ra, ok := parseRetryAfter(se.retryAfter); ok {
+			d = max(d, min(ra, maxRetryAfter))
+		}
+	}
+	return d
+}
+
+// parseRetryAfter reads delay-seconds or an HTTP date.
+func parseRetryAfter(v string) (time.Duration, bool) {
+	if n, err := strconv.ParseUint(v, 10, 32); err == nil {
+		return time.Duration(n) * time.Second, true
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(t.Sub(now()), 0), true
+	}
+	return 0, false
+}
+
+// getOnce is one attempt of get.
+func (c *Client) getOnce(ctx context.Context, u *url.URL, buf *bytes.Buffer, limit int64) (*url.URL, error) {
+	actx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+
+	req, err := http.NewRequestWithContext(actx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+	for k, vs := range c.Header {
+		if http.CanonicalHeaderKey(k) == "Host" {
+			if len(vs) > 0 {
+				req.Host = vs[0]
+			}
+			continue
+		}
+		for _, v := range vs {
+			req.Header.Add(k, v)
+		}
+	}
+
+	// The watchdog cancels the attempt when nothing arrives for stall.
+	stall := c.stallTimeout()
+	watchdog := time.AfterFunc(stall, func() {
+		cancel(&stallError{timeout: stall.String()})
+	})
+	defer watchdog.Stop()
+
+	resp, err := c.httpClient().Do(req)
+	if err != nil {
+		if cause := context.Cause(actx); ctx.Err() == nil && cause != nil {
+			return nil, cause
+		}
+		return nil, err
+	}
+	defer resp.Body.Close()
+
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		// Drain a little so that the connection can be reused.
+		_, _ = io.CopyN(io.Discard, resp.Body, 64<<10)
+		return nil, &statusError{code: resp.StatusCode, retryAfter: resp.Header.Get("Retry-After")}
+	}
+	if resp.ContentLength > limit {
+		return nil, fmt.Errorf("%w (%s, limit %s)", ErrTooLarge, sizeString(resp.ContentLength), sizeString(limit))
+	}
+	if resp.ContentLength > 0 {
+		buf.Grow(int(resp.ContentLength))
+	}
+	watchdog.Reset(stall)
+	n, err := buf.ReadFrom(&progressReader{r: io.LimitReader(resp.Body, limit+1), watchdog: watchdog, stall: stall})
+	if err != nil {
+		if cause := context.Cause(actx); ctx.Err() == nil && cause != nil {
+			return nil, cause
+		}
+		return nil, err
+	}
+	if n > limit {
+		return nil, fmt.Errorf("%w (limit %s)", ErrTooLarge, sizeString(limit))
+	}
+	if resp.ContentLength >= 0 && n != resp.ContentLength {
+		return nil, io.ErrUnexpectedEOF
+	}
+	return resp.Request.URL, nil
+}
+
+// progressReader re-arms the stall watchdog whenever bytes arrive.
+type progressReader struct {
+	r        io.Reader
+	watchdog *time.Timer
+	stall    time.Duration
+}
+
+func (p *progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	if n > 0 {
+		p.watchdog.Reset(p.stall)
+	}
+	return n, err
+}
+
+func sizeString(n int64) string {
+	switch {
+	case n >= 1<<30 && n%(1<<30) == 0:
+		return strconv.FormatInt(n>>30, 10) + " GiB"
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return strconv.FormatInt(n>>20, 10) + " MiB"
+	case n >= 1<<20:
+		return strconv.FormatFloat(float64(n)/(1<<20), 'f', 1, 64) + " MiB"
+	}
+	return strconv.FormatInt(n, 10) + " bytes"
+}

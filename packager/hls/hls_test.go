@@ -1,0 +1,857 @@
+package hls
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+const fixtureDir = "../../testdata/demo/origin"
+
+// sleeps records the waits asked of the sleep seam; tests never really wait.
+var (
+	sleepsMu sync.Mutex
+	sleeps   []time.Duration
+)
+
+func TestMain(m *testing.M) {
+	sleep = func(ctx context.Context, d time.Duration) error {
+		sleepsMu.Lock()
+		sleeps = append(sleeps, d)
+		sleepsMu.Unlock()
+		return context.Cause(ctx)
+	}
+	os.Exit(m.Run())
+}
+
+func takeSleeps() []time.Duration {
+	sleepsMu.Lock()
+	defer sleepsMu.Unlock()
+	s := sleeps
+	sleeps = nil
+	return s
+}
+
+// origin is a real HTTP server on 127.0.0.1 serving the fixture files, plus
+// handcrafted playlists and faults, counting requests and concurrency.
+type origin struct {
+	*httptest.Server
+
+	mu        sync.Mutex
+	counts    map[string]int
+	pages     map[string]string                                  // path → body served as a playlist
+	faults    map[string]func(w http.ResponseWriter, n int) bool // path → fault for the n-th request (1-based); true: handled
+	blockers  map[string]bool                                    // path → hang until the client goes away
+	lastReq   *http.Request
+	delay     time.Duration
+	inflight  atomic.Int64
+	maxFlight atomic.Int64
+}
+
+func newOrigin(t testing.TB) *origin {
+	t.Helper()
+	o := &origin{
+		counts:   map[string]int{},
+		pages:    map[string]string{},
+		faults:   map[string]func(http.ResponseWriter, int) bool{},
+		blockers: map[string]bool{},
+	}
+	files := http.FileServer(http.Dir(fixtureDir))
+	o.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		cur := o.inflight.Add(1)
+		defer o.inflight.Add(-1)
+		for {
+			m := o.maxFlight.Load()
+			if cur <= m || o.maxFlight.CompareAndSwap(m, cur) {
+				break
+			}
+		}
+		o.mu.Lock()
+		o.counts[r.URL.Path]++
+		n := o.counts[r.URL.Path]
+		o.lastReq = r.Clone(context.Background())
+		page, isPage := o.pages[r.URL.Path]
+		fault := o.faults[r.URL.Path]
+		block := o.blockers[r.URL.Path]
+		delay := o.delay
+		o.mu.Unlock()
+
+		if delay > 0 {
+			time.Sleep(delay)
+		}
+		if block {
+			<-r.Context().Done()
+			return
+		}
+		if fault != nil && fault(w, n) {
+			return
+		}
+		switch {
+		case isPage:
+			w.Header().Set("Content-Type", "application/vnd.apple.mpegurl")
+			io.WriteString(w, page)
+		case strings.HasPrefix(r.URL.Path, "/many/"):
+			// /many/17.ts is a copy of fixture segment 17%3.
+			k, err := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(r.URL.Path, "/many/"), ".ts"))
+			if err != nil {
+				http.NotFound(w, r)
+				return
+			}
+			http.ServeFile(w, r, filepath.Join(fixtureDir, "demo/144p", fmt.Sprintf("seg_%03d.ts", k%3)))
+		default:
+			files.ServeHTTP(w, r)
+		}
+	}))
+	t.Cleanup(o.Close)
+	return o
+}
+
+func (o *origin) page(path, body string) {
+	o.mu.Lock()
+	o.pages[path] = body
+	o.mu.Unlock()
+}
+
+func (o *origin) fault(path string, f func(w http.ResponseWriter, n int) bool) {
+	o.mu.Lock()
+	o.faults[path] = f
+	o.mu.Unlock()
+}
+
+func (o *origin) count(path string) int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.counts[path]
+}
+
+func (o *origin) total() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	n := 0
+	for _, c := range o.counts {
+		n += c
+	}
+	return n
+}
+
+func fixture(t *testing.T, rel string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(fixtureDir, rel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func manyPlaylist(n int) string {
+	var b strings.Builder
+	b.WriteString("#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:4\n#EXT-X-MEDIA-SEQUENCE:0\n")
+	for i := range n {
+		fmt.Fprintf(&b, "#EXTINF:4.0,\n%d.ts\n", i)
+	}
+	b.WriteString("#EXT-X-ENDLIST\n")
+	return b.String()
+}
+
+const mediaHead = "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:4\n"
+
+func TestResolve(t *testing.T) {
+	o := newOrigin(t)
+	o.page("/live.m3u8", mediaHead+"#EXTINF:4,\na.ts\n#EXTINF:4,\nb.ts\n")
+	o.page("/event.m3u8", mediaHead+"#EXT-X-PLAYLIST-TYPE:EVENT\n#EXTINF:4,\na.ts\n")
+	o.page("/vod-noend.m3u8", mediaHead+"#EXT-X-PLAYLIST-TYPE:VOD\n#EXTINF:4,\na.ts\n")
+	o.page("/noheader.m3u8", "#EXT-X-TARGETDURATION:4\n#EXTINF:4,\na.ts\n#EXT-X-ENDLIST\n")
+	o.page("/html.m3u8", "<html><body>Not here</body></html>")
+	o.page("/notarget.m3u8", "#EXTM3U\n#EXTINF:4,\na.ts\n#EXT-X-ENDLIST\n")
+	o.page("/badinf.m3u8", mediaHead+"#EXTINF:four,\na.ts\n#EXT-X-ENDLIST\n")
+	o.page("/neginf.m3u8", mediaHead+"#EXTINF:-4,\na.ts\n#EXT-X-ENDLIST\n")
+	o.page("/aes.m3u8", mediaHead+"#EXT-X-KEY:METHOD=AES-128,URI=\"k.key\"\n#EXTINF:4,\na.ts\n#EXT-X-ENDLIST\n")
+	o.page("/keynone.m3u8", mediaHead+"#EXT-X-KEY:METHOD=NONE\n#EXTINF:4,\na.ts\n#EXT-X-ENDLIST\n")
+	o.page("/fmp4.m3u8", "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:4\n#EXT-X-MAP:URI=\"init.mp4\"\n#EXTINF:4,\na.m4s\n#EXT-X-ENDLIST\n")
+	o.page("/byterange.m3u8", "#EXTM3U\n#EXT-X-VERSION:4\n#EXT-X-TARGETDURATION:4\n#EXTINF:4,\n#EXT-X-BYTERANGE:100@0\nall.ts\n#EXT-X-ENDLIST\n")
+	o.page("/gap.m3u8", "#EXTM3U\n#EXT-X-VERSION:8\n#EXT-X-TARGETDURATION:4\n#EXTINF:4,\n#EXT-X-GAP\na.ts\n#EXT-X-ENDLIST\n")
+	o.page("/disc/index.m3u8", "\xef\xbb\xbf#EXTM3U\r\n#EXT-X-VERSION:3\r\n#EXT-X-TARGETDURATION:4\r\n#EXT-X-MEDIA-SEQUENCE:7\r\n"+
+		"#EXTINF:4,\r\na.ts\r\n#EXT-X-DISCONTINUITY\r\n#EXTINF:2.5,\r\n/abs/b.ts?tok=1\r\n#EXTINF:1.5,\r\nhttp://cdn.example/c.ts\r\n#EXT-X-ENDLIST")
+	o.page("/tie/master.m3u8", "#EXTM3U\n"+
+		"#EXT-X-STREAM-INF:BANDWIDTH=400000,RESOLUTION=256x144\n../demo/144p/index.m3u8\n"+
+		"#EXT-X-STREAM-INF:BANDWIDTH=400000,RESOLUTION=426x240\n../demo/240p/index.m3u8\n"+
+		"#EXT-X-STREAM-INF:BANDWIDTH=100000,CODECS=\"mp4a.40.2\"\n../demo/144p/index.m3u8\n")
+	o.page("/missingvariant/master.m3u8", "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\nnope.m3u8\n")
+	o.page("/nested/master.m3u8", "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\nmaster.m3u8\n")
+	o.page("/audio/master.m3u8", "#EXTM3U\n#EXT-X-VERSION:4\n"+
+		"#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"aac\",NAME=\"fr\",LANGUAGE=\"fr\",URI=\"../demo/240p/index.m3u8\"\n"+
+		"#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"aac\",NAME=\"en\",LANGUAGE=\"en\",DEFAULT=YES,AUTOSELECT=YES,URI=\"../demo/144p/index.m3u8\"\n"+
+		"#EXT-X-STREAM-INF:BANDWIDTH=500000,RESOLUTION=426x240,AUDIO=\"aac\"\n../demo/240p/index.m3u8\n")
+	o.fault("/redir/master.m3u8", func(w http.ResponseWriter, _ int) bool {
+		w.Header().Set("Location", "/demo/master.m3u8")
+		w.WriteHeader(http.StatusFound)
+		return true
+	})
+	o.fault("/gone.m3u8", func(w http.ResponseWriter, _ int) bool {
+		w.WriteHeader(http.StatusGone)
+		return true
+	})
+	o.fault("/forbidden.m3u8", func(w http.ResponseWriter, _ int) bool {
+		w.WriteHeader(http.StatusForbidden)
+		return true
+	})
+
+	segPaths := func(dir string) []string {
+		return []string{o.URL + dir + "/seg_000.ts", o.URL + dir + "/seg_001.ts", o.URL + dir + "/seg_002.ts"}
+	}
+	v240 := VariantInfo{Bandwidth: 400000, Width: 426, Height: 240, Codecs: []string{"avc1.640015", "mp4a.40.2"}}
+	v144 := VariantInfo{Bandwidth: 200000, Width: 256, Height: 144, Codecs: []string{"avc1.640015", "mp4a.40.2"}}
+
+	tests := []struct {
+		name     string
+		path     string
+		opt      SelectOptions
+		segs     []string
+		dur      time.Duration
+		variant  *VariantInfo
+		audio    []string
+		wantErr  error
+		wantMsg  string // substring of the error message
+		check    func(t *testing.T, s *Source)
+		notFound bool
+	}{
+		{name: "master picks highest bandwidth", path: "/demo/master.m3u8", segs: segPaths("/demo/240p"), dur: 12 * time.Second, variant: &v240},
+		{name: "max height 144", path: "/demo/master.m3u8", opt: SelectOptions{MaxHeight: 144}, segs: segPaths("/demo/144p"), dur: 12 * time.Second, variant: &v144},
+		{name: "max height 239", path: "/demo/master.m3u8", opt: SelectOptions{MaxHeight: 239}, segs: segPaths("/demo/144p"), variant: &v144},
+		{name: "max height below all takes the shortest", path: "/demo/master.m3u8", opt: SelectOptions{MaxHeight: 100}, segs: segPaths("/demo/144p"), variant: &v144},
+		{name: "max height above all", path: "/demo/master.m3u8", opt: SelectOptions{MaxHeight: 1080}, segs: segPaths("/demo/240p"), variant: &v240},
+		{name: "media playlist directly", path: "/demo/144p/index.m3u8", segs: segPaths("/demo/144p"), dur: 12 * time.Second, variant: &VariantInfo{}},
+		{name: "redirect: relative URIs against final URL", path: "/redir/master.m3u8", segs: segPaths("/demo/240p"), variant: &v240,
+			check: func(t *testing.T, s *Source) {
+				if s.URL.Path != "/demo/240p/index.m3u8" {
+					t.Errorf("URL = %s", s.URL)
+				}
+			}},
+		{name: "bandwidth tie takes larger resolution", path: "/tie/master.m3u8", segs: segPaths("/demo/240p"),
+			variant: &VariantInfo{Bandwidth: 400000, Width: 426, Height: 240}},
+		{name: "separate audio rendition", path: "/audio/master.m3u8", segs: segPaths("/demo/240p"), audio: segPaths("/demo/144p")},
+		{name: "discontinuity, CRLF, BOM, absolute URIs", path: "/disc/index.m3u8",
+			segs: []string{o.URL + "/disc/a.ts", o.URL + "/abs/b.ts?tok=1", "http://cdn.example/c.ts"}, dur: 8 * time.Second,
+			check: func(t *testing.T, s *Source) {
+				var disc []bool
+				var seq []int
+				for _, sg := range s.Segments {
+					disc = append(disc, sg.Discontinuity)
+					seq = append(seq, sg.Sequence)
+				}
+				if fmt.Sprint(disc) != "[false true false]" || fmt.Sprint(seq) != "[7 8 9]" {
+					t.Errorf("discontinuity %v, sequence %v", disc, seq)
+				}
+			}},
+		{name: "VOD type without endlist", path: "/vod-noend.m3u8", segs: []string{o.URL + "/a.ts"}},
+		{name: "key method NONE", path: "/keynone.m3u8", segs: []string{o.URL + "/a.ts"}},
+		{name: "live", path: "/live.m3u8", wantErr: ErrLive, wantMsg: "has no EXT-X-ENDLIST"},
+		{name: "event", path: "/event.m3u8", wantErr: ErrLive},
+		{name: "404", path: "/nope/master.m3u8", wantErr: ErrNotFound, wantMsg: "origin answered 404 Not Found for " + o.URL + "/nope/master.m3u8", notFound: true},
+		{name: "410", path: "/gone.m3u8", wantErr: ErrNotFound, notFound: true},
+		{name: "403 is not not-found", path: "/forbidden.m3u8", wantMsg: "origin answered 403 Forbidden for " + o.URL + "/forbidden.m3u8"},
+		{name: "missing variant is not not-found", path: "/missingvariant/master.m3u8", wantMsg: "origin answered 404 Not Found for " + o.URL + "/missingvariant/nope.m3u8"},
+		{name: "no header", path: "/noheader.m3u8", wantErr: ErrMalformed, wantMsg: "no #EXTM3U header"},
+		{name: "html", path: "/html.m3u8", wantErr: ErrMalformed},
+		{name: "no target duration", path: "/notarget.m3u8", wantErr: ErrMalformed, wantMsg: "TARGETDURATION not set"},
+		{name: "bad EXTINF", path: "/badinf.m3u8", wantErr: ErrMalformed},
+		{name: "negative EXTINF", path: "/neginf.m3u8", wantErr: ErrMalformed, wantMsg: "invalid duration"},
+		{name: "variant is a master", path: "/nested/master.m3u8", wantErr: ErrMalformed, wantMsg: "expected a media playlist"},
+		{name: "AES-128", path: "/aes.m3u8", wantErr: ErrUnsupported, wantMsg: "encrypted segments (EXT-X-KEY METHOD=AES-128) are not supported yet"},
+		{name: "fMP4", path: "/fmp4.m3u8", wantErr: ErrUnsupported, wantMsg: "EXT-X-MAP"},
+		{name: "byte range", path: "/byterange.m3u8", wantErr: ErrUnsupported, wantMsg: "EXT-X-BYTERANGE"},
+		{name: "gap", path: "/gap.m3u8", wantErr: ErrUnsupported, wantMsg: "EXT-X-GAP"},
+	}
+	c := &Client{}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := c.Resolve(context.Background(), o.URL+tt.path, tt.opt)
+			if tt.wantErr != nil || tt.wantMsg != "" {
+				if err == nil {
+					t.Fatalf("no error, got %+v", s)
+				}
+				t.Log(err)
+				if tt.wantErr != nil && !errors.Is(err, tt.wantErr) {
+					t.Errorf("error %q is not %q", err, tt.wantErr)
+				}
+				if !strings.Contains(err.Error(), tt.wantMsg) {
+					t.Errorf("error %q does not contain %q", err, tt.wantMsg)
+				}
+				if strings.Contains(err.Error(), "\n") {
+					t.Errorf("error spans lines: %q", err)
+				}
+				if !tt.notFound && errors.Is(err, ErrNotFound) {
+					t.Errorf("error %q should not be ErrNotFound", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			var sum time.Duration
+			for _, sg := range s.Segments {
+				got = append(got, sg.URL.String())
+				sum += sg.Duration
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tt.segs) {
+				t.Errorf("segments\n got %v\nwant %v", got, tt.segs)
+			}
+			if s.Duration != sum || (tt.dur != 0 && s.Duration != tt.dur) {
+				t.Errorf("duration %v, sum %v, want %v", s.Duration, sum, tt.dur)
+			}
+			if tt.variant != nil && fmt.Sprintf("%+v", s.Variant) != fmt.Sprintf("%+v", *tt.variant) {
+				t.Errorf("variant %+v, want %+v", s.Variant, *tt.variant)
+			}
+			if tt.audio == nil && s.Audio != nil {
+				t.Errorf("unexpected audio source %s", s.Audio.URL)
+			}
+			if tt.audio != nil {
+				if s.Audio == nil {
+					t.Fatal("no audio source")
+				}
+				var a []string
+				for _, sg := range s.Audio.Segments {
+					a = append(a, sg.URL.String())
+				}
+				if fmt.Sprint(a) != fmt.Sprint(tt.audio) {
+					t.Errorf("audio segments %v, want %v", a, tt.audio)
+				}
+			}
+			if tt.check != nil {
+				tt.check(t, s)
+			}
+		})
+	}
+
+	t.Run("bad URL", func(t *testing.T) {
+		for _, u := range []string{"ftp://x/y.m3u8", "/relative.m3u8", "http://u:secret@[bad"} {
+			_, err := c.Resolve(context.Background(), u, SelectOptions{})
+			if err == nil || strings.Contains(err.Error(), "secret") {
+				t.Errorf("Resolve(%q) = %v", u, err)
+			}
+		}
+	})
+}
+
+func TestHeadersAndCredentials(t *testing.T) {
+	o := newOrigin(t)
+	o.fault("/demo/240p/seg_001.ts", func(w http.ResponseWriter, _ int) bool {
+		w.WriteHeader(http.StatusForbidden)
+		return true
+	})
+	u := strings.Replace(o.URL, "http://", "http://user:s3cret@", 1) + "/demo/master.m3u8?token=t0ken"
+	c := &Client{Header: http.Header{"Host": {"origin.example"}, "X-Origin-Auth": {"abc"}}}
+	src, err := c.Resolve(context.Background(), u, SelectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.mu.Lock()
+	r := o.lastReq
+	o.mu.Unlock()
+	if r.Host != "origin.example" || r.Header.Get("X-Origin-Auth") != "abc" || r.Header.Get("Host") != "" {
+		t.Errorf("request Host %q, headers %v", r.Host, r.Header)
+	}
+	if user, pass, ok := r.BasicAuth(); !ok || user != "user" || pass != "s3cret" {
+		t.Errorf("basic auth from URL userinfo not sent: %v %v %v", user, pass, ok)
+	}
+	err = c.Fetch(context.Background(), src.Segments, 2, func(int, io.Reader) error { return nil })
+	var oe *OriginError
+	if !errors.As(err, &oe) || oe.Status != http.StatusForbidden {
+		t.Fatalf("err = %v", err)
+	}
+	want := "origin answered 403 Forbidden for " + o.URL + "/demo/240p/seg_001.ts"
+	if err.Error() != want || oe.URL != o.URL+"/demo/240p/seg_001.ts" {
+		t.Errorf("error %q\n want %q", err, want)
+	}
+	if n := o.count("/demo/240p/seg_001.ts"); n != 1 {
+		t.Errorf("a 403 was requested %d times, want 1 (no retry)", n)
+	}
+}
+
+func TestFetchInOrder(t *testing.T) {
+	for _, conc := range []int{1, 2, 8, 0} {
+		t.Run(fmt.Sprintf("concurrency=%d", conc), func(t *testing.T) {
+			o := newOrigin(t)
+			c := &Client{}
+			src, err := c.Resolve(context.Background(), o.URL+"/demo/master.m3u8", SelectOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got [][]byte
+			err = c.Fetch(context.Background(), src.Segments, conc, func(i int, body io.Reader) error {
+				if i != len(got) {
+					t.Errorf("got segment %d, want %d", i, len(got))
+				}
+				b, err := io.ReadAll(body)
+				got = append(got, b)
+				return err
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != 3 {
+				t.Fatalf("%d segments delivered", len(got))
+			}
+			for i, b := range got {
+				if want := fixture(t, fmt.Sprintf("demo/240p/seg_%03d.ts", i)); !bytes.Equal(b, want) {
+					t.Errorf("segment %d: %d bytes differ from the file's %d", i, len(b), len(want))
+				}
+				if n := o.count(fmt.Sprintf("/demo/240p/seg_%03d.ts", i)); n != 1 {
+					t.Errorf("segment %d requested %d times", i, n)
+				}
+			}
+		})
+	}
+}
+
+func TestFetchManyBoundedConcurrency(t *testing.T) {
+	const n = 40
+	for _, conc := range []int{1, 3, 8} {
+		t.Run(fmt.Sprintf("concurrency=%d", conc), func(t *testing.T) {
+			o := newOrigin(t)
+			o.page("/many/index.m3u8", manyPlaylist(n))
+			c := &Client{}
+			src, err := c.Resolve(context.Background(), o.URL+"/many/index.m3u8", SelectOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			o.mu.Lock()
+			o.delay = 5 * time.Millisecond
+			o.mu.Unlock()
+			o.maxFlight.Store(0)
+			files := [][]byte{fixture(t, "demo/144p/seg_000.ts"), fixture(t, "demo/144p/seg_001.ts"), fixture(t, "demo/144p/seg_002.ts")}
+			next := 0
+			err = c.Fetch(context.Background(), src.Segments, conc, func(i int, body io.Reader) error {
+				if i != next {
+					t.Fatalf("got %d, want %d", i, next)
+				}
+				next++
+				if i == 0 {
+					// A slow consumer: the fetcher may run ahead by at
+					// most conc segments, so memory stays bounded.
+					time.Sleep(100 * time.Millisecond)
+					if started := o.total() - 1; started > 1+conc {
+						t.Errorf("%d segments requested while the consumer held segment 0, want ≤ %d", started, 1+conc)
+					}
+				}
+				b, _ := io.ReadAll(body)
+				if !bytes.Equal(b, files[i%3]) {
+					t.Errorf("segment %d: wrong bytes", i)
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if next != n {
+				t.Fatalf("delivered %d", next)
+			}
+			if m := o.maxFlight.Load(); m > int64(conc) || (conc > 1 && m < 2) {
+				t.Errorf("max in-flight requests %d, limit %d", m, conc)
+			}
+			for i := range n {
+				if k := o.count(fmt.Sprintf("/many/%d.ts", i)); k != 1 {
+					t.Errorf("segment %d requested %d times", i, k)
+				}
+			}
+		})
+	}
+}
+
+func TestFetchRetries(t *testing.T) {
+	const seg = "/demo/144p/seg_001.ts"
+	tests := []struct {
+		name      string
+		retries   int
+		fault     func(w http.ResponseWriter, n int) bool
+		wantErr   string // "" → success
+		wantCount int
+		minSleep  time.Duration // the longest recorded sleep must be ≥ this
+		anySleeps bool          // net/http may itself retry a GET on a dropped kept-alive connection
+	}{
+		{name: "503 then success", fault: func(w http.ResponseWriter, n int) bool {
+			if n == 1 {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				return true
+			}
+			return false
+		}, wantCount: 2},
+		{name: "429 with Retry-After honoured", fault: func(w http.ResponseWriter, n int) bool {
+			if n <= 2 {
+				w.Header().Set("Retry-After", "7")
+				w.WriteHeader(http.StatusTooManyRequests)
+				return true
+			}
+			return false
+		}, wantCount: 3, minSleep: 7 * time.Second},
+		{name: "Retry-After capped", fault: func(w http.ResponseWriter, n int) bool {
+			if n == 1 {
+				w.Header().Set("Retry-After", "86400")
+				w.WriteHeader(http.StatusServiceUnavailable)
+				return true
+			}
+			return false
+		}, wantCount: 2, minSleep: maxRetryAfter},
+		{name: "truncated body then success", fault: func(w http.ResponseWriter, n int) bool {
+			if n == 1 {
+				w.Header().Set("Content-Length", "100000")
+				w.Write(make([]byte, 10))
+				return true
+			}
+			return false
+		}, wantCount: 2},
+		{name: "connection dropped then success", fault: func(w http.ResponseWriter, n int) bool {
+			if n == 1 {
+				conn, _, err := w.(http.Hijacker).Hijack()
+				if err == nil {
+					conn.Close()
+				}
+				return true
+			}
+			return false
+		}, wantCount: 2, anySleeps: true},
+		{name: "always 500", fault: func(w http.ResponseWriter, n int) bool {
+			w.WriteHeader(http.StatusInternalServerError)
+			return true
+		}, wantErr: "origin answered 500 Internal Server Error for %s" + seg + " (after 5 attempts)", wantCount: 5},
+		{name: "always 500, 2 retries", retries: 2, fault: func(w http.ResponseWriter, n int) bool {
+			w.WriteHeader(http.StatusInternalServerError)
+			return true
+		}, wantErr: "origin answered 500 Internal Server Error for %s" + seg + " (after 3 attempts)", wantCount: 3},
+		{name: "always 500, no retries", retries: -1, fault: func(w http.ResponseWriter, n int) bool {
+			w.WriteHeader(http.StatusBadGateway)
+			return true
+		}, wantErr: "origin answered 502 Bad Gateway for %s" + seg, wantCount: 1},
+		{name: "404 not retried", fault: func(w http.ResponseWriter, n int) bool {
+			w.WriteHeader(http.StatusNotFound)
+			return true
+		}, wantErr: "origin answered 404 Not Found for %s" + seg, wantCount: 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := newOrigin(t)
+			o.fault(seg, tt.fault)
+			// Credentials and a query in the URL must not reach the message.
+			base := strings.Replace(o.URL, "http://", "http://user:pw@", 1)
+			c := &Client{Retries: tt.retries}
+			src, err := c.Resolve(context.Background(), base+"/demo/144p/index.m3u8?sig=secret", SelectOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range src.Segments {
+				src.Segments[i].URL.RawQuery = "sig=secret"
+			}
+			takeSleeps()
+			var got []int
+			err = c.Fetch(context.Background(), src.Segments, 3, func(i int, body io.Reader) error {
+				b, _ := io.ReadAll(body)
+				if !bytes.Equal(b, fixture(t, fmt.Sprintf("demo/144p/seg_%03d.ts", i))) {
+					t.Errorf("segment %d: wrong bytes", i)
+				}
+				got = append(got, i)
+				return nil
+			})
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if fmt.Sprint(got) != "[0 1 2]" {
+					t.Errorf("delivered %v", got)
+				}
+			} else {
+				var oe *OriginError
+				if !errors.As(err, &oe) {
+					t.Fatalf("err = %v, want *OriginError", err)
+				}
+				if want := fmt.Sprintf(tt.wantErr, o.URL); err.Error() != want {
+					t.Errorf("error %q\n      want %q", err, want)
+				}
+				if errors.Is(err, ErrNotFound) {
+					t.Error("a segment 404 must not be ErrNotFound")
+				}
+			}
+			if n := o.count(seg); n != tt.wantCount {
+				t.Errorf("requested %d times, want %d", n, tt.wantCount)
+			}
+			s := takeSleeps()
+			if len(s) != tt.wantCount-1 && !tt.anySleeps {
+				t.Errorf("slept %d times (%v), want %d", len(s), s, tt.wantCount-1)
+			}
+			var longest time.Duration
+			for _, d := range s {
+				longest = max(longest, d)
+				if d > maxRetryAfter {
+					t.Errorf("slept %v, more than the cap", d)
+				}
+			}
+			if longest < tt.minSleep {
+				t.Errorf("longest sleep %v, want ≥ %v", longest, tt.minSleep)
+			}
+		})
+	}
+}
+
+func TestRetryDelay(t *testing.T) {
+	for attempt := range 10 {
+		d := retryDelay(attempt, errors.New("x"))
+		hi := min(backoffBase<<attempt, backoffMax)
+		if d < hi/2 || d > hi {
+			t.Errorf("attempt %d: delay %v not in [%v, %v]", attempt, d, hi/2, hi)
+		}
+	}
+	if d, ok := parseRetryAfter(now().Add(10 * time.Second).UTC().Format(http.TimeFormat)); !ok || d < 8*time.Second || d > 11*time.Second {
+		t.Errorf("Retry-After date: %v %v", d, ok)
+	}
+	if _, ok := parseRetryAfter("soon"); ok {
+		t.Error("bad Retry-After accepted")
+	}
+}
+
+func TestFetchConnectionRefused(t *testing.T) {
+	o := newOrigin(t)
+	c := &Client{Retries: 1}
+	src, err := c.Resolve(context.Background(), o.URL+"/demo/144p/index.m3u8", SelectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Close()
+	takeSleeps()
+	err = c.Fetch(context.Background(), src.Segments, 2, func(int, io.Reader) error { return nil })
+	var oe *OriginError
+	if !errors.As(err, &oe) || oe.Status != 0 || oe.Attempts != 2 {
+		t.Fatalf("err = %#v", err)
+	}
+	if !strings.HasPrefix(err.Error(), "origin request for "+o.URL+"/demo/144p/seg_00") || !strings.HasSuffix(err.Error(), "(after 2 attempts)") {
+		t.Errorf("error %q", err)
+	}
+	t.Log(err)
+}
+
+func TestStallTimeout(t *testing.T) {
+	o := newOrigin(t)
+	const seg = "/demo/144p/seg_000.ts"
+	o.fault(seg, func(w http.ResponseWriter, n int) bool {
+		if n == 1 {
+			w.Header().Set("Content-Length", "115996")
+			w.Write(make([]byte, 1000))
+			w.(http.Flusher).Flush()
+			time.Sleep(2 * time.Second) // stalls mid-body
+			return true
+		}
+		return false
+	})
+	c := &Client{StallTimeout: 200 * time.Millisecond}
+	src, err := c.Resolve(context.Background(), o.URL+"/demo/144p/index.m3u8", SelectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := c.Fetch(context.Background(), src.Segments, 1, func(int, io.Reader) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 1500*time.Millisecond {
+		t.Errorf("took %v: the stall was not cut short", d)
+	}
+	if n := o.count(seg); n != 2 {
+		t.Errorf("requested %d times, want 2", n)
+	}
+
+	// Always stalling ends in an error that says so.
+	o.fault(seg, func(w http.ResponseWriter, n int) bool {
+		time.Sleep(time.Second) // no headers
+		return true
+	})
+	c.Retries = -1
+	err = c.Fetch(context.Background(), src.Segments, 1, func(int, io.Reader) error { return nil })
+	if err == nil || !strings.Contains(err.Error(), "sent nothing for 200ms") {
+		t.Errorf("err = %v", err)
+	}
+}
+
+func TestTooLarge(t *testing.T) {
+	o := newOrigin(t)
+	c := &Client{}
+	u, _ := resolveURI(mustURL(o.URL), "/demo/144p/seg_000.ts")
+	var buf bytes.Buffer
+	_, err := c.get(context.Background(), u, &buf, 1000)
+	var oe *OriginError
+	if !errors.Is(err, ErrTooLarge) || !errors.As(err, &oe) || oe.Attempts != 1 {
+		t.Fatalf("err = %v", err)
+	}
+	if want := "origin request for " + o.URL + "/demo/144p/seg_000.ts failed: response too large (115996 bytes, limit 1000 bytes)"; err.Error() != want {
+		t.Errorf("error %q", err)
+	}
+	// Without Content-Length (chunked) the limit holds too.
+	o.fault("/chunked.ts", func(w http.ResponseWriter, _ int) bool {
+		for range 10 {
+			w.Write(make([]byte, 500))
+			w.(http.Flusher).Flush()
+		}
+		return true
+	})
+	u, _ = resolveURI(mustURL(o.URL), "/chunked.ts")
+	_, err = c.get(context.Background(), u, &buf, 1000)
+	if !errors.Is(err, ErrTooLarge) || !strings.HasSuffix(err.Error(), "response too large (limit 1000 bytes)") {
+		t.Errorf("err = %v", err)
+	}
+}
+
+func TestFetchCancel(t *testing.T) {
+	o := newOrigin(t)
+	c := &Client{}
+	src, err := c.Resolve(context.Background(), o.URL+"/demo/144p/index.m3u8", SelectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.mu.Lock()
+	o.blockers["/demo/144p/seg_001.ts"] = true
+	o.mu.Unlock()
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(100*time.Millisecond, cancel)
+	start := time.Now()
+	var got []int
+	err = c.Fetch(ctx, src.Segments, 2, func(i int, _ io.Reader) error {
+		got = append(got, i)
+		return nil
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("err = %v, want context.Canceled", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("took %v to stop", d)
+	}
+	if fmt.Sprint(got) != "[0]" {
+		t.Errorf("delivered %v", got)
+	}
+
+	// Resolve stops too.
+	o.mu.Lock()
+	o.blockers["/demo/master.m3u8"] = true
+	o.mu.Unlock()
+	ctx, cancel = context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if _, err := c.Resolve(ctx, o.URL+"/demo/master.m3u8", SelectOptions{}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Resolve err = %v", err)
+	}
+}
+
+func TestFetchConsumerError(t *testing.T) {
+	o := newOrigin(t)
+	o.page("/many/index.m3u8", manyPlaylist(20))
+	c := &Client{}
+	src, err := c.Resolve(context.Background(), o.URL+"/many/index.m3u8", SelectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	boom := errors.New("disk full")
+	calls := 0
+	err = c.Fetch(context.Background(), src.Segments, 4, func(i int, _ io.Reader) error {
+		calls++
+		if i == 2 {
+			return boom
+		}
+		return nil
+	})
+	if err != boom || calls != 3 {
+		t.Errorf("err = %v after %d calls", err, calls)
+	}
+	if n := o.total() - 1; n > 3+4 {
+		t.Errorf("%d segments requested after the consumer stopped at 2", n)
+	}
+}
+
+func TestFetchLaterFailureStopsEarly(t *testing.T) {
+	// Segment 0 is slow, segment 1 fails for good: the failure is
+	// reported without waiting for segment 0.
+	o := newOrigin(t)
+	o.mu.Lock()
+	o.blockers["/demo/144p/seg_000.ts"] = true
+	o.mu.Unlock()
+	o.fault("/demo/144p/seg_001.ts", func(w http.ResponseWriter, _ int) bool {
+		w.WriteHeader(http.StatusNotFound)
+		return true
+	})
+	c := &Client{}
+	src, err := c.Resolve(context.Background(), o.URL+"/demo/144p/index.m3u8", SelectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		done <- c.Fetch(context.Background(), src.Segments, 3, func(int, io.Reader) error {
+			t.Error("fn called")
+			return nil
+		})
+	}()
+	select {
+	case err := <-done:
+		var oe *OriginError
+		if !errors.As(err, &oe) || oe.Status != 404 {
+			t.Errorf("err = %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Fetch did not return")
+	}
+}
+
+func TestFetchEmpty(t *testing.T) {
+	if err := (&Client{}).Fetch(context.Background(), nil, 4, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func mustURL(s string) *url.URL {
+	u, err := url.Parse(s)
+	if err != nil {
+		panic(err)
+	}
+	return u
+}
+
+// BenchmarkFetch fetches 30 segments from an origin that takes 20ms to
+// answer each request (a distant origin), one at a time as ffmpeg does and
+// in parallel.
+func BenchmarkFetch(b *testing.B) {
+	for _, conc := range []int{1, 8} {
+		b.Run(fmt.Sprintf("concurrency=%d", conc), func(b *testing.B) {
+			o := newOrigin(b)
+			o.page("/many/index.m3u8", manyPlaylist(30))
+			c := &Client{}
+			src, err := c.Resolve(context.Background(), o.URL+"/many/index.m3u8", SelectOptions{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			o.mu.Lock()
+			o.delay = 20 * time.Millisecond
+			o.mu.Unlock()
+			b.ReportAllocs()
+			b.ResetTimer()
+			var n int64
+			for b.Loop() {
+				err := c.Fetch(context.Background(), src.Segments, conc, func(_ int, body io.Reader) error {
+					k, err := io.Copy(io.Discard, body)
+					n += k
+					return err
+				})
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.SetBytes(n / int64(b.N))
+		})
+	}
+}
