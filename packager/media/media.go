@@ -2,6 +2,8 @@
 // and the MP4 muxer (packager/mp4): tracks and the samples (access units) they carry.
 package media
 
+import "io"
+
 // Kind says what a track carries.
 type Kind int
 
@@ -62,4 +64,17 @@ type Sample struct {
 	// units (AVCC), AAC as a raw frame without ADTS header. Only valid during the call
 	// that hands it over; the receiver copies what it keeps.
 	Data []byte
+}
+
+// Demuxer turns the segments of one rendition, fed in playlist order, into samples on
+// one continuous timeline. packager/ts implements it for MPEG-TS; an fMP4 demuxer goes
+// behind the same seam.
+type Demuxer interface {
+	// Segment demuxes one whole segment and calls emit for each complete sample,
+	// in decode order per track.
+	Segment(r io.Reader, emit func(Sample) error) error
+	// Flush emits what is still pending after the last segment.
+	Flush(emit func(Sample) error) error
+	// Tracks lists the tracks found so far (video first, then audio) with IDs 1..n.
+	Tracks() []*Track
 }

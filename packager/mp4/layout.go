@@ -1,0 +1,688 @@
+package mp4
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+
+	"github.com/Eyevinn/mp4ff/avc"
+
+	"github.com/stream-downloads/caddy-stream-downloads/packager/media"
+)
+
+// MovieTimescale is the timescale of mvhd, tkhd and elst durations (as ffmpeg uses).
+// Every value in it is rounded once from exact track times, so nothing accumulates.
+const MovieTimescale = 1000
+
+// Brand selects the ftyp box.
+type Brand int
+
+const (
+	// BrandMP4 is major isom, compatible isom iso2 avc1 mp41 (video).
+	BrandMP4 Brand = iota
+	// BrandM4A is major "M4A ", compatible M4A isom iso2 mp41 (audio only).
+	BrandM4A
+)
+
+// ErrHeaderTooLarge is returned by BuildHeader when the header does not fit in front of
+// the given media start offset.
+var ErrHeaderTooLarge = errors.New("mp4: header larger than the space reserved for it")
+
+// HeaderSizeError says how large the header would be.
+type HeaderSizeError struct{ Need, Have int64 }
+
+func (e *HeaderSizeError) Error() string {
+	return fmt.Sprintf("mp4: header needs %d bytes, %d reserved", e.Need, e.Have)
+}
+func (e *HeaderSizeError) Is(target error) bool { return target == ErrHeaderTooLarge }
+
+// BuildHeader computes the bytes that precede the media: ftyp, moov (chunk offsets
+// pointing at mediaStart + Chunk.Offset), an optional free box and the mdat header.
+// It is a pure function of its arguments.
+//
+// With mediaStart 0 the header is as small as possible and the media starts right after
+// it (len of the result). Otherwise the result is exactly mediaStart bytes long, the gap
+// being filled by a free box, or a *HeaderSizeError (ErrHeaderTooLarge) when it does not
+// fit. tracks gives the moov order (by Track.ID); tracks without samples are left out.
+func BuildHeader(x *Index, tracks []*media.Track, brand Brand, mediaStart int64) ([]byte, error) {
+	order, err := trackOrder(x, tracks)
+	if err != nil {
+		return nil, err
+	}
+	ftyp := ftypBox(brand)
+	mdatHdr := mdatHeader(x.MediaSize)
+	var lastChunk int64
+	if n := len(x.Chunks); n > 0 {
+		lastChunk = x.Chunks[n-1].Offset
+	}
+	fixed := int64(len(ftyp) + len(mdatHdr))
+
+	start := mediaStart
+	if start == 0 {
+		moov, err := buildMoov(x, order, 0, false)
+		if err != nil {
+			return nil, err
+		}
+		start = fixed + int64(len(moov))
+		if start+lastChunk > math.MaxUint32 {
+			// co64 makes moov larger, which only moves the media further up.
+			moov, err = buildMoov(x, order, 0, true)
+			if err != nil {
+				return nil, err
+			}
+			start = fixed + int64(len(moov))
+		}
+	}
+	co64 := start+lastChunk > math.MaxUint32
+	moov, err := buildMoov(x, order, start, co64)
+	if err != nil {
+		return nil, err
+	}
+	need := fixed + int64(len(moov))
+	gap := start - need
+	if gap != 0 && gap < 8 {
+		return nil, &HeaderSizeError{Need: need, Have: start}
+	}
+	out := make([]byte, 0, start)
+	out = append(out, ftyp...)
+	out = append(out, moov...)
+	if gap > 0 {
+		if gap > math.MaxUint32 {
+			return nil, errors.New("mp4: reserve too large")
+		}
+		out = be32(out, uint32(gap))
+		out = append(out, "free"...)
+		out = append(out, make([]byte, gap-8)...)
+	}
+	out = append(out, mdatHdr...)
+	return out, nil
+}
+
+func trackOrder(x *Index, tracks []*media.Track) ([]*TrackIndex, error) {
+	var order []*TrackIndex
+	listed := map[*media.Track]bool{}
+	for _, t := range tracks {
+		listed[t] = true
+		if i, ok := x.byTrack[t]; ok && len(x.Tracks[i].Samples) > 0 {
+			order = append(order, x.Tracks[i])
+		}
+	}
+	for _, ti := range x.Tracks {
+		if !listed[ti.Track] {
+			return nil, fmt.Errorf("mp4: samples of a %s track that is not in the track list", ti.Track.Kind)
+		}
+	}
+	if len(order) == 0 {
+		return nil, errors.New("mp4: no samples")
+	}
+	sort.SliceStable(order, func(i, j int) bool { return order[i].Track.ID < order[j].Track.ID })
+	for i := 1; i < len(order); i++ {
+		if order[i].Track.ID == order[i-1].Track.ID || order[i].Track.ID <= 0 {
+			return nil, fmt.Errorf("mp4: track IDs must be unique and positive")
+		}
+	}
+	if order[0].Track.ID <= 0 {
+		return nil, fmt.Errorf("mp4: track IDs must be unique and positive")
+	}
+	return order, nil
+}
+
+func mdatHeader(mediaSize int64) []byte {
+	if mediaSize+8 <= math.MaxUint32 {
+		return append(be32(nil, uint32(mediaSize+8)), "mdat"...)
+	}
+	b := be32(nil, 1)
+	b = append(b, "mdat"...)
+	return be64(b, uint64(mediaSize+16))
+}
+
+func ftypBox(brand Brand) []byte {
+	var w boxWriter
+	w.open("ftyp")
+	if brand == BrandM4A {
+		w.str("M4A ")
+		w.u32(512)
+		w.str("M4A isomiso2mp41")
+	} else {
+		w.str("isom")
+		w.u32(512)
+		w.str("isomiso2avc1mp41")
+	}
+	w.close()
+	return w.b
+}
+
+// trackTiming holds the derived timing facts of one track, in its timescale.
+type trackTiming struct {
+	firstDTS    int64
+	earliestPTS int64 // minimum DTS+CTO
+	mediaDur    uint64
+	presDur     uint64 // latest presentation end - earliestPTS
+}
+
+func timing(t *TrackIndex) trackTiming {
+	tt := trackTiming{firstDTS: t.FirstDTS, earliestPTS: math.MaxInt64}
+	dts := t.FirstDTS
+	var end int64 = math.MinInt64
+	for i, s := range t.Samples {
+		d := t.sampleDuration(i)
+		pts := dts + int64(s.CTO)
+		tt.earliestPTS = min(tt.earliestPTS, pts)
+		end = max(end, pts+int64(d))
+		dts += int64(d)
+		tt.mediaDur += uint64(d)
+	}
+	tt.presDur = uint64(end - tt.earliestPTS)
+	return tt
+}
+
+// toNanos converts ticks in timescale ts to nanoseconds without overflow for any
+// realistic timestamp.
+func toNanos(ticks int64, ts uint32) int64 {
+	q, r := ticks/int64(ts), ticks%int64(ts)
+	if r < 0 {
+		q--
+		r += int64(ts)
+	}
+	return q*1e9 + r*1e9/int64(ts)
+}
+
+// rescale converts v from timescale from to timescale to, rounding to nearest.
+func rescale(v uint64, from, to uint32) uint64 {
+	q, r := v/uint64(from), v%uint64(from)
+	return q*uint64(to) + (r*uint64(to)+uint64(from)/2)/uint64(from)
+}
+
+// Edit is one elst entry; MediaTime -1 is an empty edit.
+type Edit struct {
+	Duration  uint64 // movie timescale
+	MediaTime int64  // track timescale
+}
+
+// editLists computes ffmpeg-style edit lists: each track starts at its earliest
+// presentation time; the earliest track starts at 0 and the others get an empty edit for
+// their delay; the normal edit skips the B-frame delay (earliest PTS - first DTS).
+func editLists(tims []trackTiming, timescales []uint32) [][]Edit {
+	starts := make([]int64, len(tims))
+	global := int64(math.MaxInt64)
+	for i, tt := range tims {
+		starts[i] = toNanos(tt.earliestPTS, timescales[i])
+		global = min(global, starts[i])
+	}
+	out := make([][]Edit, len(tims))
+	for i, tt := range tims {
+		var el []Edit
+		if delay := starts[i] - global; delay > 0 {
+			if d := rescale(uint64(delay), 1e9, MovieTimescale); d > 0 {
+				el = append(el, Edit{Duration: d, MediaTime: -1})
+			}
+		}
+		el = append(el, Edit{
+			Duration:  rescale(tt.presDur, timescales[i], MovieTimescale),
+			MediaTime: tt.earliestPTS - tt.firstDTS,
+		})
+		out[i] = el
+	}
+	return out
+}
+
+// Run is one run-length entry (stts, ctts).
+type Run struct {
+	Count uint32
+	Value int64
+}
+
+func sttsRuns(t *TrackIndex) []Run {
+	var runs []Run
+	for i := range t.Samples {
+		d := int64(t.sampleDuration(i))
+		if n := len(runs); n > 0 && runs[n-1].Value == d {
+			runs[n-1].Count++
+		} else {
+			runs = append(runs, Run{1, d})
+		}
+	}
+	return runs
+}
+
+// cttsRuns returns nil when every CTO is 0, and whether any is negative.
+func cttsRuns(t *TrackIndex) (runs []Run, negative bool) {
+	any := false
+	for _, s := range t.Samples {
+		if s.CTO != 0 {
+			any = true
+		}
+		if s.CTO < 0 {
+			negative = true
+		}
+	}
+	if !any {
+		return nil, false
+	}
+	for _, s := range t.Samples {
+		v := int64(s.CTO)
+		if n := len(runs); n > 0 && runs[n-1].Value == v {
+			runs[n-1].Count++
+		} else {
+			runs = append(runs, Run{1, v})
+		}
+	}
+	return runs, negative
+}
+
+// StscEntry is one sample-to-chunk entry (sample description index is always 1).
+type StscEntry struct{ FirstChunk, SamplesPerChunk uint32 }
+
+// trackChunks returns the chunks of track ti in media order.
+func trackChunks(x *Index, ti uint32) []Chunk {
+	var cs []Chunk
+	for _, c := range x.Chunks {
+		if c.Track == ti {
+			cs = append(cs, c)
+		}
+	}
+	return cs
+}
+
+func stscEntries(chunks []Chunk) []StscEntry {
+	var out []StscEntry
+	for i, c := range chunks {
+		if n := len(out); n > 0 && out[n-1].SamplesPerChunk == c.Count {
+			continue
+		}
+		out = append(out, StscEntry{FirstChunk: uint32(i + 1), SamplesPerChunk: c.Count})
+	}
+	return out
+}
+
+func buildMoov(x *Index, order []*TrackIndex, mediaStart int64, co64 bool) ([]byte, error) {
+	tims := make([]trackTiming, len(order))
+	tss := make([]uint32, len(order))
+	for i, t := range order {
+		tims[i] = timing(t)
+		tss[i] = t.Track.Timescale
+	}
+	edits := editLists(tims, tss)
+	var movieDur uint64
+	tkDur := make([]uint64, len(order))
+	for i, el := range edits {
+		for _, e := range el {
+			tkDur[i] += e.Duration
+		}
+		movieDur = max(movieDur, tkDur[i])
+	}
+
+	var w boxWriter
+	w.open("moov")
+	// mvhd
+	v1 := movieDur > math.MaxUint32
+	w.full("mvhd", vers(v1), 0)
+	w.times(v1)
+	w.u32(MovieTimescale)
+	w.dur(v1, movieDur)
+	w.u32(0x00010000) // rate
+	w.u16(0x0100)     // volume
+	w.zeros(10)
+	w.matrix()
+	w.zeros(24)
+	w.u32(uint32(order[len(order)-1].Track.ID + 1))
+	w.close()
+
+	for i, t := range order {
+		ti := x.byTrack[t.Track]
+		if err := writeTrak(&w, x, ti, t, tims[i], edits[i], tkDur[i], mediaStart, co64); err != nil {
+			return nil, err
+		}
+	}
+	w.close()
+	if len(w.b) > math.MaxUint32 {
+		return nil, errors.New("mp4: moov too large")
+	}
+	return w.b, nil
+}
+
+func vers(v1 bool) byte {
+	if v1 {
+		return 1
+	}
+	return 0
+}
+
+func writeTrak(w *boxWriter, x *Index, ti uint32, t *TrackIndex, tt trackTiming, edits []Edit, tkDur uint64, mediaStart int64, co64 bool) error {
+	tr := t.Track
+	video := tr.Kind == media.Video
+	w.open("trak")
+
+	v1 := tkDur > math.MaxUint32
+	w.full("tkhd", vers(v1), 3) // enabled, in movie
+	w.times(v1)
+	w.u32(uint32(tr.ID))
+	w.u32(0)
+	w.dur(v1, tkDur)
+	w.zeros(8)
+	w.u16(0) // layer
+	w.u16(0) // alternate group
+	if video {
+		w.u16(0)
+	} else {
+		w.u16(0x0100)
+	}
+	w.u16(0)
+	w.matrix()
+	if video {
+		w.u32(uint32(tr.Width) << 16)
+		w.u32(uint32(tr.Height) << 16)
+	} else {
+		w.u32(0)
+		w.u32(0)
+	}
+	w.close()
+
+	w.open("edts")
+	ev1 := false
+	for _, e := range edits {
+		if e.Duration > math.MaxUint32 || e.MediaTime > math.MaxInt32 || e.MediaTime < math.MinInt32 {
+			ev1 = true
+		}
+	}
+	w.full("elst", vers(ev1), 0)
+	w.u32(uint32(len(edits)))
+	for _, e := range edits {
+		if ev1 {
+			w.u64(e.Duration)
+			w.u64(uint64(e.MediaTime))
+		} else {
+			w.u32(uint32(e.Duration))
+			w.u32(uint32(int32(e.MediaTime)))
+		}
+		w.u16(1) // media rate 1.0
+		w.u16(0)
+	}
+	w.close()
+	w.close()
+
+	w.open("mdia")
+	mv1 := tt.mediaDur > math.MaxUint32
+	w.full("mdhd", vers(mv1), 0)
+	w.times(mv1)
+	w.u32(tr.Timescale)
+	w.dur(mv1, tt.mediaDur)
+	w.u16(0x55c4) // "und"
+	w.u16(0)
+	w.close()
+
+	w.full("hdlr", 0, 0)
+	w.u32(0)
+	if video {
+		w.str("vide")
+	} else {
+		w.str("soun")
+	}
+	w.zeros(12)
+	if video {
+		w.str("VideoHandler\x00")
+	} else {
+		w.str("SoundHandler\x00")
+	}
+	w.close()
+
+	w.open("minf")
+	if video {
+		w.full("vmhd", 0, 1)
+		w.zeros(8)
+	} else {
+		w.full("smhd", 0, 0)
+		w.zeros(4)
+	}
+	w.close()
+	w.open("dinf")
+	w.full("dref", 0, 0)
+	w.u32(1)
+	w.full("url ", 0, 1)
+	w.close()
+	w.close()
+	w.close()
+
+	w.open("stbl")
+	w.full("stsd", 0, 0)
+	w.u32(1)
+	if err := sampleEntry(w, t); err != nil {
+		return err
+	}
+	w.close()
+
+	runs := sttsRuns(t)
+	w.full("stts", 0, 0)
+	w.u32(uint32(len(runs)))
+	for _, r := range runs {
+		w.u32(r.Count)
+		w.u32(uint32(r.Value))
+	}
+	w.close()
+
+	if cr, neg := cttsRuns(t); cr != nil {
+		w.full("ctts", vers(neg), 0)
+		w.u32(uint32(len(cr)))
+		for _, r := range cr {
+			w.u32(r.Count)
+			w.u32(uint32(int32(r.Value)))
+		}
+		w.close()
+	}
+
+	if video && len(t.SyncSamples) != len(t.Samples) {
+		w.full("stss", 0, 0)
+		w.u32(uint32(len(t.SyncSamples)))
+		for _, n := range t.SyncSamples {
+			w.u32(n)
+		}
+		w.close()
+	}
+
+	chunks := trackChunks(x, ti)
+	stsc := stscEntries(chunks)
+	w.full("stsc", 0, 0)
+	w.u32(uint32(len(stsc)))
+	for _, e := range stsc {
+		w.u32(e.FirstChunk)
+		w.u32(e.SamplesPerChunk)
+		w.u32(1)
+	}
+	w.close()
+
+	w.full("stsz", 0, 0)
+	w.u32(0)
+	w.u32(uint32(len(t.Samples)))
+	for _, s := range t.Samples {
+		w.u32(s.Size)
+	}
+	w.close()
+
+	if co64 {
+		w.full("co64", 0, 0)
+	} else {
+		w.full("stco", 0, 0)
+	}
+	w.u32(uint32(len(chunks)))
+	for _, c := range chunks {
+		off := mediaStart + c.Offset
+		if co64 {
+			w.u64(uint64(off))
+		} else {
+			w.u32(uint32(off))
+		}
+	}
+	w.close()
+
+	w.close() // stbl
+	w.close() // minf
+	w.close() // mdia
+	w.close() // trak
+	return nil
+}
+
+func sampleEntry(w *boxWriter, t *TrackIndex) error {
+	tr := t.Track
+	switch tr.Codec {
+	case media.H264:
+		if len(tr.SPS) == 0 || len(tr.PPS) == 0 {
+			return errors.New("mp4: H.264 track without SPS/PPS")
+		}
+		rec, err := avc.CreateAVCDecConfRec(tr.SPS, tr.PPS, true)
+		if err != nil {
+			return fmt.Errorf("mp4: avcC: %w", err)
+		}
+		var buf bytes.Buffer
+		if err := rec.Encode(&buf); err != nil {
+			return fmt.Errorf("mp4: avcC: %w", err)
+		}
+		if tr.Width <= 0 || tr.Height <= 0 || tr.Width > 0xffff || tr.Height > 0xffff {
+			return fmt.Errorf("mp4: invalid video size %dx%d", tr.Width, tr.Height)
+		}
+		w.open("avc1")
+		w.zeros(6)
+		w.u16(1) // data reference index
+		w.zeros(16)
+		w.u16(uint16(tr.Width))
+		w.u16(uint16(tr.Height))
+		w.u32(0x00480000)
+		w.u32(0x00480000)
+		w.u32(0)
+		w.u16(1) // frame count
+		w.zeros(32)
+		w.u16(0x0018)
+		w.u16(0xffff)
+		w.open("avcC")
+		w.b = append(w.b, buf.Bytes()...)
+		w.close()
+		w.close()
+	case media.AAC:
+		if len(tr.AudioConfig) == 0 || tr.Channels <= 0 || tr.SampleRate <= 0 {
+			return errors.New("mp4: AAC track without AudioSpecificConfig")
+		}
+		w.open("mp4a")
+		w.zeros(6)
+		w.u16(1)
+		w.zeros(8)
+		w.u16(uint16(min(tr.Channels, 0xffff)))
+		w.u16(16)
+		w.u32(0)
+		if tr.SampleRate <= 0xffff {
+			w.u32(uint32(tr.SampleRate) << 16)
+		} else {
+			w.u32(0)
+		}
+		writeEsds(w, t)
+		w.close()
+	default:
+		return fmt.Errorf("mp4: unsupported codec %q", tr.Codec)
+	}
+	return nil
+}
+
+// writeEsds writes an esds box (ISO 14496-1 ES_Descriptor) carrying the
+// AudioSpecificConfig as it is, so any channel layout works.
+func writeEsds(w *boxWriter, t *TrackIndex) {
+	asc := t.Track.AudioConfig
+	var maxSize uint32
+	var total uint64
+	var dur uint64
+	buckets := map[uint64]uint64{}
+	var maxBucket uint64
+	ts := uint64(t.Track.Timescale)
+	for i, s := range t.Samples {
+		maxSize = max(maxSize, s.Size)
+		total += uint64(s.Size)
+		b := dur / ts
+		buckets[b] += uint64(s.Size)
+		maxBucket = max(maxBucket, buckets[b])
+		dur += uint64(t.sampleDuration(i))
+	}
+	var avg uint64
+	if dur > 0 {
+		avg = total * 8 * ts / dur
+	}
+	maxRate := max(maxBucket*8, avg)
+
+	dsi := len(asc)
+	dcd := 13 + 5 + dsi
+	es := 3 + 5 + dcd + 5 + 1
+	w.full("esds", 0, 0)
+	desc := func(tag byte, n int) {
+		w.b = append(w.b, tag, 0x80|byte(n>>21&0x7f), 0x80|byte(n>>14&0x7f), 0x80|byte(n>>7&0x7f), byte(n&0x7f))
+	}
+	desc(0x03, es)
+	w.u16(uint16(t.Track.ID))
+	w.b = append(w.b, 0)
+	desc(0x04, dcd)
+	w.b = append(w.b, 0x40, 0x15) // MPEG-4 audio, audio stream
+	w.b = append(w.b, byte(maxSize>>16), byte(maxSize>>8), byte(maxSize))
+	w.u32(uint32(min(maxRate, math.MaxUint32)))
+	w.u32(uint32(min(avg, math.MaxUint32)))
+	desc(0x05, dsi)
+	w.b = append(w.b, asc...)
+	desc(0x06, 1)
+	w.b = append(w.b, 0x02)
+	w.close()
+}
+
+// boxWriter builds nested boxes in memory, patching sizes on close.
+type boxWriter struct {
+	b     []byte
+	stack []int
+}
+
+func (w *boxWriter) open(typ string) {
+	w.stack = append(w.stack, len(w.b))
+	w.u32(0)
+	w.str(typ)
+}
+
+func (w *boxWriter) full(typ string, version byte, flags uint32) {
+	w.open(typ)
+	w.u32(uint32(version)<<24 | flags&0xffffff)
+}
+
+func (w *boxWriter) close() {
+	start := w.stack[len(w.stack)-1]
+	w.stack = w.stack[:len(w.stack)-1]
+	size := uint32(len(w.b) - start)
+	w.b[start], w.b[start+1], w.b[start+2], w.b[start+3] = byte(size>>24), byte(size>>16), byte(size>>8), byte(size)
+}
+
+func (w *boxWriter) u16(v uint16) { w.b = append(w.b, byte(v>>8), byte(v)) }
+func (w *boxWriter) u32(v uint32) { w.b = be32(w.b, v) }
+func (w *boxWriter) u64(v uint64) { w.b = be64(w.b, v) }
+func (w *boxWriter) str(s string) { w.b = append(w.b, s...) }
+func (w *boxWriter) zeros(n int)  { w.b = append(w.b, make([]byte, n)...) }
+func (w *boxWriter) times(v1 bool) { // creation and modification time: 0 (deterministic)
+	if v1 {
+		w.zeros(16)
+	} else {
+		w.zeros(8)
+	}
+}
+
+func (w *boxWriter) dur(v1 bool, d uint64) {
+	if v1 {
+		w.u64(d)
+	} else {
+		w.u32(uint32(d))
+	}
+}
+
+func (w *boxWriter) matrix() {
+	for _, v := range []uint32{0x00010000, 0, 0, 0, 0x00010000, 0, 0, 0, 0x40000000} {
+		w.u32(v)
+	}
+}
+
+func be32(b []byte, v uint32) []byte {
+	return append(b, byte(v>>24), byte(v>>16), byte(v>>8), byte(v))
+}
+
+func be64(b []byte, v uint64) []byte {
+	return be32(be32(b, uint32(v>>32)), uint32(v))
+}

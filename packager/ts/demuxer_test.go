@@ -1,0 +1,281 @@
+package ts
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/stream-downloads/caddy-stream-downloads/packager/media"
+	"github.com/stream-downloads/caddy-stream-downloads/packager/media/mediatest"
+)
+
+type collected struct {
+	video, audio []media.Sample
+	tracks       []*media.Track
+}
+
+func demuxFiles(t *testing.T, paths []string) (collected, error) {
+	t.Helper()
+	d := NewDemuxer()
+	var c collected
+	emit := func(s media.Sample) error {
+		s.Data = bytes.Clone(s.Data)
+		if s.Track.Kind == media.Video {
+			c.video = append(c.video, s)
+		} else {
+			c.audio = append(c.audio, s)
+		}
+		return nil
+	}
+	for _, p := range paths {
+		f, err := os.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = d.Segment(f, emit)
+		f.Close()
+		if err != nil {
+			return c, err
+		}
+	}
+	if err := d.Flush(emit); err != nil {
+		return c, err
+	}
+	c.tracks = d.Tracks()
+	return c, nil
+}
+
+// checkSamples verifies invariants every demuxed stream must satisfy.
+func checkSamples(t *testing.T, c collected) {
+	t.Helper()
+	for i, s := range c.video {
+		if i == 0 && !s.Sync {
+			t.Errorf("first video sample is not an IDR")
+		}
+		if i > 0 && s.DTS <= c.video[i-1].DTS {
+			t.Fatalf("video DTS not increasing at %d: %d after %d", i, s.DTS, c.video[i-1].DTS)
+		}
+		if s.CTO < 0 {
+			t.Errorf("negative CTO at %d", i)
+		}
+		// AVCC with no AUD/SPS/PPS
+		b := s.Data
+		for len(b) > 0 {
+			if len(b) < 4 {
+				t.Fatalf("sample %d: truncated length prefix", i)
+			}
+			n := int(binary.BigEndian.Uint32(b))
+			if n == 0 || n > len(b)-4 {
+				t.Fatalf("sample %d: bad NAL length %d", i, n)
+			}
+			switch typ := b[4] & 0x1f; typ {
+			case 7, 8, 9:
+				t.Fatalf("sample %d contains NAL type %d", i, typ)
+			}
+			b = b[4+n:]
+		}
+	}
+	for i, s := range c.audio {
+		if i > 0 && s.DTS-c.audio[i-1].DTS != 1024 {
+			t.Errorf("audio DTS delta at %d = %d, want 1024", i, s.DTS-c.audio[i-1].DTS)
+		}
+		if !s.Sync {
+			t.Errorf("audio sample %d not sync", i)
+		}
+	}
+}
+
+func TestDemuxFixtures(t *testing.T) {
+	c, err := demuxFiles(t, mediatest.DemoSegments(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkSamples(t, c)
+	if len(c.tracks) != 2 {
+		t.Fatalf("tracks = %d", len(c.tracks))
+	}
+	v, a := c.tracks[0], c.tracks[1]
+	if v.ID != 1 || v.Kind != media.Video || v.Codec != media.H264 || v.Timescale != 90000 || v.Width != 426 || v.Height != 240 || len(v.SPS) != 1 || len(v.PPS) != 1 {
+		t.Errorf("video track = %+v", v)
+	}
+	if a.ID != 2 || a.Kind != media.Audio || a.Codec != media.AAC || a.Timescale != 48000 || a.SampleRate != 48000 || a.Channels != 2 || !bytes.Equal(a.AudioConfig, []byte{0x11, 0x90}) {
+		t.Errorf("audio track = %+v", a)
+	}
+	// ffprobe -count_frames on the concatenated source: 300 video, 564 audio frames.
+	if len(c.video) != 300 || len(c.audio) != 564 {
+		t.Errorf("samples: %d video, %d audio; want 300, 564", len(c.video), len(c.audio))
+	}
+	// Source start times (ffprobe): video 1.480000 (first PTS), audio 1.458667.
+	vStart := float64(c.video[0].DTS+int64(c.video[0].CTO)) / 90000
+	aStart := float64(c.audio[0].DTS) / 48000
+	if d := vStart - 1.48; d > 1e-6 || d < -1e-6 {
+		t.Errorf("video start %.6f, want 1.48", vStart)
+	}
+	if d := aStart - 1.458667; d > 1e-5 || d < -1e-5 {
+		t.Errorf("audio start %.6f, want 1.458667", aStart)
+	}
+	// B-frames: some CTOs differ.
+	ctos := map[int32]bool{}
+	for _, s := range c.video {
+		ctos[s.CTO] = true
+	}
+	if len(ctos) < 2 {
+		t.Errorf("expected B-frame composition offsets, got %v", ctos)
+	}
+}
+
+// genHLS makes TS segments with ffmpeg and returns them in playlist order.
+func genHLS(t *testing.T, args ...string) []string {
+	t.Helper()
+	dir := t.TempDir()
+	full := append([]string{"-v", "error", "-y"}, args...)
+	full = append(full, "-f", "hls", "-hls_time", "1", "-hls_list_size", "0",
+		"-hls_segment_filename", filepath.Join(dir, "s%03d.ts"), filepath.Join(dir, "index.m3u8"))
+	mediatest.Run(t, "ffmpeg", full...)
+	segs, _ := filepath.Glob(filepath.Join(dir, "s*.ts"))
+	sort.Strings(segs)
+	if len(segs) == 0 {
+		t.Fatal("ffmpeg made no segments")
+	}
+	return segs
+}
+
+func TestWraparoundMono(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs ffmpeg")
+	}
+	// The 33-bit PTS wraps at 2^33/90000 = 95443.7 s; with the muxer's 1.4 s delay the
+	// stream starts at 95442.4 s and wraps 1.3 s in.
+	segs := genHLS(t,
+		"-f", "lavfi", "-i", "testsrc=size=160x96:rate=25",
+		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100",
+		"-t", "3", "-ac", "1", "-c:v", "libx264", "-preset", "ultrafast", "-bf", "2", "-g", "25",
+		"-c:a", "aac", "-output_ts_offset", "95441")
+	c, err := demuxFiles(t, segs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkSamples(t, c)
+	a := c.tracks[len(c.tracks)-1]
+	if a.Channels != 1 || a.SampleRate != 44100 || a.Timescale != 44100 {
+		t.Errorf("audio track %+v", a)
+	}
+	if len(c.video) != 75 {
+		t.Errorf("video samples %d, want 75", len(c.video))
+	}
+	first, last := c.video[0].DTS, c.video[len(c.video)-1].DTS
+	if first >= 1<<33 || last < 1<<33 {
+		t.Errorf("timeline does not cross 2^33: %d..%d", first, last)
+	}
+	if span := last - first; span != 74*3600 {
+		t.Errorf("video DTS span %d, want %d", span, 74*3600)
+	}
+	// Audio and video stay together across the wrap: both start near 95443+1.4 s.
+	aStart := float64(c.audio[0].DTS) / 44100
+	vStart := float64(first) / 90000
+	if d := aStart - vStart; d > 0.2 || d < -0.2 {
+		t.Errorf("audio start %.3f, video start %.3f", aStart, vStart)
+	}
+}
+
+func TestUnsupportedCodec(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs ffmpeg")
+	}
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"mpeg2video", []string{"-f", "lavfi", "-i", "testsrc=size=160x96:rate=25", "-t", "1", "-c:v", "mpeg2video"},
+			"unsupported codec: MPEG-2 video (stream type 0x02); supported: H.264, AAC"},
+		{"mp2 audio", []string{"-f", "lavfi", "-i", "testsrc=size=160x96:rate=25", "-f", "lavfi", "-i", "sine",
+			"-t", "1", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "mp2"},
+			"unsupported codec: MPEG-1/2 audio (MP2/MP3) (stream type 0x03)"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "x.ts")
+			mediatest.Run(t, "ffmpeg", append(append([]string{"-v", "error", "-y"}, tc.args...), "-f", "mpegts", out)...)
+			_, err := demuxFiles(t, []string{out})
+			if !errors.Is(err, ErrUnsupportedCodec) {
+				t.Fatalf("err = %v, want ErrUnsupportedCodec", err)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("err = %q, want it to contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestMalformed(t *testing.T) {
+	seg, err := os.ReadFile(mediatest.DemoSegments(t)[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		in      []byte
+		wantErr bool
+	}{
+		{"empty", nil, true},
+		{"garbage", bytes.Repeat([]byte("not a transport stream "), 100), true},
+		{"sync bytes only", bytes.Repeat(append([]byte{0x47}, make([]byte, 187)...), 20), true},
+		{"truncated", seg[:len(seg)/2+77], false},
+		{"first packets only", seg[:188*3], true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := NewDemuxer().Segment(bytes.NewReader(tc.in), func(media.Sample) error { return nil })
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("err = %v, wantErr %v", err, tc.wantErr)
+			}
+			if err != nil && !errors.Is(err, ErrMalformed) {
+				t.Errorf("err = %v, want ErrMalformed", err)
+			}
+		})
+	}
+}
+
+func TestEmitErrorStops(t *testing.T) {
+	f, err := os.Open(mediatest.DemoSegments(t)[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	stop := errors.New("stop")
+	n := 0
+	err = NewDemuxer().Segment(f, func(media.Sample) error { n++; return stop })
+	if !errors.Is(err, stop) || n != 1 {
+		t.Fatalf("err = %v after %d samples", err, n)
+	}
+}
+
+func FuzzSegment(f *testing.F) {
+	for _, p := range mediatest.DemoSegments(f) {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b[:min(len(b), 188*64)])
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		d := NewDemuxer()
+		emit := func(s media.Sample) error {
+			if s.Track == nil {
+				return fmt.Errorf("sample without track")
+			}
+			return nil
+		}
+		_ = d.Segment(bytes.NewReader(data), emit)
+		_ = d.Segment(bytes.NewReader(data), emit)
+		_ = d.Flush(emit)
+		_ = d.Tracks()
+	})
+}
