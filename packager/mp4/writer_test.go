@@ -10,8 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stream-downloads/caddy-stream-downloads/internal/testutil"
 	"github.com/stream-downloads/caddy-stream-downloads/packager/media"
-	"github.com/stream-downloads/caddy-stream-downloads/packager/media/mediatest"
 	"github.com/stream-downloads/caddy-stream-downloads/packager/ts"
 )
 
@@ -67,7 +67,7 @@ type probeResult struct {
 
 func probe(t *testing.T, input string) probeResult {
 	t.Helper()
-	out := mediatest.Run(t, "ffprobe", "-v", "error", "-count_frames", "-show_streams", "-show_format", "-of", "json", input)
+	out := testutil.Run(t, "ffprobe", "-v", "error", "-count_frames", "-show_streams", "-show_format", "-of", "json", input)
 	var r probeResult
 	if err := json.Unmarshal(out, &r); err != nil {
 		t.Fatalf("ffprobe output: %v\n%s", err, out)
@@ -79,7 +79,7 @@ func probe(t *testing.T, input string) probeResult {
 // packet end over all streams (ffprobe's format duration of MPEG-TS/HLS is an estimate).
 func packetSpan(t *testing.T, input string) float64 {
 	t.Helper()
-	out := mediatest.Run(t, "ffprobe", "-v", "error", "-show_entries", "packet=pts_time,duration_time", "-of", "json", input)
+	out := testutil.Run(t, "ffprobe", "-v", "error", "-show_entries", "packet=pts_time,duration_time", "-of", "json", input)
 	var r struct {
 		Packets []struct {
 			PTS string `json:"pts_time"`
@@ -121,8 +121,8 @@ func num(t *testing.T, s string) float64 {
 }
 
 func TestEndToEndDemo(t *testing.T) {
-	segs := mediatest.DemoSegments(t)
-	mediatest.Tool(t, "ffprobe")
+	segs := testutil.DemoSegments(t)
+	testutil.Tool(t, "ffprobe")
 	dir := t.TempDir()
 	out := filepath.Join(dir, "out.mp4")
 	info := packageSegments(t, segs, out, Options{ExpectedDuration: 12e9})
@@ -172,7 +172,7 @@ func TestEndToEndDemo(t *testing.T) {
 	if math.Abs(srcOff-dstOff) > frame {
 		t.Errorf("A/V offset %.6f, source %.6f", dstOff, srcOff)
 	}
-	if out := mediatest.Run(t, "ffmpeg", "-v", "error", "-i", out, "-f", "null", "-"); len(out) != 0 {
+	if out := testutil.Run(t, "ffmpeg", "-v", "error", "-i", out, "-f", "null", "-"); len(out) != 0 {
 		t.Errorf("ffmpeg decode printed:\n%s", out)
 	}
 
@@ -191,7 +191,7 @@ func TestEndToEndDemo(t *testing.T) {
 // TestRelocate forces a reserve too small for the header: the media is moved once behind
 // the header, and the file is as valid (and deterministic) as with the reserve.
 func TestRelocate(t *testing.T) {
-	segs := mediatest.DemoSegments(t)
+	segs := testutil.DemoSegments(t)
 	dir := t.TempDir()
 	ref := filepath.Join(dir, "ref.mp4")
 	refInfo := packageSegments(t, segs, ref, Options{})
@@ -249,7 +249,7 @@ func TestRelocate(t *testing.T) {
 			if testing.Short() {
 				return
 			}
-			if out := mediatest.Run(t, "ffmpeg", "-v", "error", "-i", filepath.Join(dir, strconv.Itoa(int(tc.reserve))+"-0.mp4"), "-f", "null", "-"); len(out) != 0 {
+			if out := testutil.Run(t, "ffmpeg", "-v", "error", "-i", filepath.Join(dir, strconv.Itoa(int(tc.reserve))+"-0.mp4"), "-f", "null", "-"); len(out) != 0 {
 				t.Errorf("ffmpeg decode printed:\n%s", out)
 			}
 		})
@@ -294,7 +294,7 @@ func TestWrapMonoEndToEnd(t *testing.T) {
 		t.Skip("needs ffmpeg")
 	}
 	dir := t.TempDir()
-	mediatest.Run(t, "ffmpeg", "-v", "error", "-y",
+	testutil.Run(t, "ffmpeg", "-v", "error", "-y",
 		"-f", "lavfi", "-i", "testsrc=size=160x96:rate=25",
 		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100",
 		"-t", "3", "-ac", "1", "-c:v", "libx264", "-preset", "ultrafast", "-bf", "2", "-g", "25",
@@ -317,7 +317,7 @@ func TestWrapMonoEndToEnd(t *testing.T) {
 	if math.Abs(srcDur-dstDur) > 0.040 {
 		t.Errorf("duration %.6f, source %.6f", dstDur, srcDur)
 	}
-	if out := mediatest.Run(t, "ffmpeg", "-v", "error", "-i", out, "-f", "null", "-"); len(out) != 0 {
+	if out := testutil.Run(t, "ffmpeg", "-v", "error", "-i", out, "-f", "null", "-"); len(out) != 0 {
 		t.Errorf("ffmpeg decode printed:\n%s", out)
 	}
 }
@@ -327,7 +327,7 @@ func TestAudioOnlyM4A(t *testing.T) {
 		t.Skip("needs ffmpeg")
 	}
 	dir := t.TempDir()
-	mediatest.Run(t, "ffmpeg", "-v", "error", "-y",
+	testutil.Run(t, "ffmpeg", "-v", "error", "-y",
 		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100", "-t", "2", "-ac", "1", "-c:a", "aac",
 		"-f", "hls", "-hls_time", "1", "-hls_list_size", "0",
 		"-hls_segment_filename", filepath.Join(dir, "s%03d.ts"), filepath.Join(dir, "index.m3u8"))
@@ -344,7 +344,7 @@ func TestAudioOnlyM4A(t *testing.T) {
 	if len(dst.Streams) != 1 || dst.Streams[0].Channels != 1 {
 		t.Errorf("streams %+v", dst.Streams)
 	}
-	if out := mediatest.Run(t, "ffmpeg", "-v", "error", "-i", out, "-f", "null", "-"); len(out) != 0 {
+	if out := testutil.Run(t, "ffmpeg", "-v", "error", "-i", out, "-f", "null", "-"); len(out) != 0 {
 		t.Errorf("ffmpeg decode printed:\n%s", out)
 	}
 }

@@ -11,8 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stream-downloads/caddy-stream-downloads/internal/testutil"
 	"github.com/stream-downloads/caddy-stream-downloads/packager/media"
-	"github.com/stream-downloads/caddy-stream-downloads/packager/media/mediatest"
 )
 
 type collected struct {
@@ -92,7 +92,7 @@ func checkSamples(t *testing.T, c collected) {
 }
 
 func TestDemuxFixtures(t *testing.T) {
-	c, err := demuxFiles(t, mediatest.DemoSegments(t))
+	c, err := demuxFiles(t, testutil.DemoSegments(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +137,7 @@ func genHLS(t *testing.T, args ...string) []string {
 	full := append([]string{"-v", "error", "-y"}, args...)
 	full = append(full, "-f", "hls", "-hls_time", "1", "-hls_list_size", "0",
 		"-hls_segment_filename", filepath.Join(dir, "s%03d.ts"), filepath.Join(dir, "index.m3u8"))
-	mediatest.Run(t, "ffmpeg", full...)
+	testutil.Run(t, "ffmpeg", full...)
 	segs, _ := filepath.Glob(filepath.Join(dir, "s*.ts"))
 	sort.Strings(segs)
 	if len(segs) == 0 {
@@ -202,7 +202,7 @@ func TestUnsupportedCodec(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "x.ts")
-			mediatest.Run(t, "ffmpeg", append(append([]string{"-v", "error", "-y"}, tc.args...), "-f", "mpegts", out)...)
+			testutil.Run(t, "ffmpeg", append(append([]string{"-v", "error", "-y"}, tc.args...), "-f", "mpegts", out)...)
 			_, err := demuxFiles(t, []string{out})
 			if !errors.Is(err, ErrUnsupportedCodec) {
 				t.Fatalf("err = %v, want ErrUnsupportedCodec", err)
@@ -215,7 +215,7 @@ func TestUnsupportedCodec(t *testing.T) {
 }
 
 func TestMalformed(t *testing.T) {
-	seg, err := os.ReadFile(mediatest.DemoSegments(t)[0])
+	seg, err := os.ReadFile(testutil.DemoSegments(t)[0])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,7 +244,7 @@ func TestMalformed(t *testing.T) {
 }
 
 func TestEmitErrorStops(t *testing.T) {
-	f, err := os.Open(mediatest.DemoSegments(t)[0])
+	f, err := os.Open(testutil.DemoSegments(t)[0])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -258,7 +258,7 @@ func TestEmitErrorStops(t *testing.T) {
 }
 
 func FuzzSegment(f *testing.F) {
-	for _, p := range mediatest.DemoSegments(f) {
+	for _, p := range testutil.DemoSegments(f) {
 		b, err := os.ReadFile(p)
 		if err != nil {
 			f.Fatal(err)

@@ -1,0 +1,130 @@
+package streamdownloads
+
+import (
+	"net/http"
+	"strconv"
+
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+func init() {
+	httpcaddyfile.RegisterHandlerDirective("stream_downloads", parseCaddyfile)
+	// Ordered with the handlers that answer requests, so no `order` line is needed; it
+	// passes every request it does not own to the next handler.
+	httpcaddyfile.RegisterDirectiveOrder("stream_downloads", httpcaddyfile.Before, "respond")
+}
+
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
+//
+//	stream_downloads [<matcher>] {
+//	    origin            <url-template>   # required; {video_id} is the video id
+//	    origin_header     <name> <value>   # repeatable
+//	    storage_dir       <path>
+//	    api_token         <token>          # repeatable
+//	    public_url        <base-url>
+//	    max_height        <pixels>
+//	    fetch_concurrency <n>
+//	    max_jobs          <n>
+//	}
+func (s *StreamDownloads) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // the directive name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		opt := d.Val()
+		switch opt {
+		case "origin":
+			if err := oneArg(d, &s.Origin); err != nil {
+				return err
+			}
+			if err := checkHTTPURL(s.Origin); err != nil {
+				return d.Errf("origin: %v", err)
+			}
+		case "origin_header":
+			var name, value string
+			if !d.Args(&name, &value) || d.NextArg() {
+				return d.Errf("origin_header: want <name> <value>")
+			}
+			if s.OriginHeader == nil {
+				s.OriginHeader = http.Header{}
+			}
+			s.OriginHeader.Add(name, value)
+		case "storage_dir":
+			if err := oneArg(d, &s.StorageDir); err != nil {
+				return err
+			}
+		case "api_token":
+			var t string
+			if err := oneArg(d, &t); err != nil {
+				return err
+			}
+			s.APIToken = append(s.APIToken, t)
+		case "public_url":
+			if err := oneArg(d, &s.PublicURL); err != nil {
+				return err
+			}
+			if err := checkHTTPURL(s.PublicURL); err != nil {
+				return d.Errf("public_url: %v", err)
+			}
+		case "max_height":
+			if err := positiveInt(d, &s.MaxHeight); err != nil {
+				return err
+			}
+		case "fetch_concurrency":
+			if err := positiveInt(d, &s.FetchConcurrency); err != nil {
+				return err
+			}
+		case "max_jobs":
+			if err := positiveInt(d, &s.MaxJobs); err != nil {
+				return err
+			}
+		default:
+			return d.Errf("unknown option %q in stream_downloads", opt)
+		}
+	}
+	if s.Origin == "" {
+		return d.Err("origin: required (the HLS playlist URL of a video, with {video_id})")
+	}
+	return nil
+}
+
+// oneArg reads the single argument of the current option into dst.
+func oneArg(d *caddyfile.Dispenser, dst *string) error {
+	opt := d.Val()
+	if !d.NextArg() {
+		return d.Errf("%s: missing value", opt)
+	}
+	*dst = d.Val()
+	if d.NextArg() {
+		return d.Errf("%s: takes one value", opt)
+	}
+	return nil
+}
+
+// positiveInt reads the single argument of the current option as an integer above zero.
+func positiveInt(d *caddyfile.Dispenser, dst *int) error {
+	opt := d.Val()
+	var v string
+	if err := oneArg(d, &v); err != nil {
+		return err
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		return d.Errf("%s: %q is not a whole number above 0", opt, v)
+	}
+	*dst = n
+	return nil
+}
+
+// parseCaddyfile builds the handler from its Caddyfile directive.
+func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	s := new(StreamDownloads)
+	err := s.UnmarshalCaddyfile(h.Dispenser)
+	return s, err
+}
+
+// Interface guard
+var _ caddyfile.Unmarshaler = (*StreamDownloads)(nil)

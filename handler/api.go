@@ -1,0 +1,123 @@
+package handler
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"go.uber.org/zap"
+
+	"github.com/stream-downloads/caddy-stream-downloads/packager/hls"
+	"github.com/stream-downloads/caddy-stream-downloads/packager/storage"
+)
+
+// envelope is the shape of every API answer.
+type envelope struct {
+	Result   any        `json:"result"`
+	Success  bool       `json:"success"`
+	Errors   []apiError `json:"errors"`
+	Messages []string   `json:"messages"`
+}
+
+type apiError struct {
+	Code    int    `json:"code"`
+	Message string `json:"message"`
+}
+
+// entry is one download in an API answer.
+type entry struct {
+	Status          storage.Status `json:"status"`
+	URL             string         `json:"url"`
+	PercentComplete float64        `json:"percentComplete"`
+	ErrorReasonCode string         `json:"errorReasonCode,omitempty"`
+	ErrorReasonText string         `json:"errorReasonText,omitempty"`
+}
+
+// api serves …/stream/{video}/downloads (typ empty) and …/stream/{video}/downloads/{typ}.
+func (h *Handler) api(w http.ResponseWriter, r *http.Request, video, typ string) error {
+	if !h.authorized(r) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="stream_downloads"`)
+		return writeError(w, http.StatusUnauthorized, "missing or invalid API token (Authorization: Bearer <api_token>)")
+	}
+	if !ValidID(video) {
+		return writeError(w, http.StatusBadRequest, "invalid video id: use 1 to 128 of A-Z a-z 0-9 _ -")
+	}
+	if _, ok := fileNames[typ]; typ != "" && !ok {
+		return writeError(w, http.StatusBadRequest, fmt.Sprintf("unknown download type %q: use default or audio", typ))
+	}
+	switch r.Method {
+	case http.MethodPost:
+		if typ == "" {
+			typ = "default"
+		}
+		if typ == "audio" {
+			return writeError(w, http.StatusBadRequest, "download type audio is not supported yet")
+		}
+		_, err := h.Manager.Create(r.Context(), storage.Key{Video: video, Type: typ}, h.Origin(r, video))
+		switch {
+		case errors.Is(err, hls.ErrNotFound):
+			return writeError(w, http.StatusNotFound, "the origin has no video "+video)
+		case errors.Is(err, hls.ErrLive):
+			return writeError(w, http.StatusConflict, "video "+video+" is a live stream (no EXT-X-ENDLIST); only finished videos can be downloaded")
+		case err != nil:
+			h.Logger.Error("creating download", zap.String("video", video), zap.Error(err))
+			return writeError(w, http.StatusInternalServerError, "could not create the download: "+err.Error())
+		}
+		return h.writeStates(w, r, video, typ)
+	case http.MethodGet, http.MethodHead:
+		return h.writeStates(w, r, video, typ)
+	case http.MethodDelete:
+		var types []string
+		if typ != "" {
+			types = []string{typ}
+		}
+		found, err := h.Manager.Delete(video, types...)
+		if err != nil {
+			h.Logger.Error("deleting download", zap.String("video", video), zap.Error(err))
+			return writeError(w, http.StatusInternalServerError, "could not delete the download files: "+err.Error())
+		}
+		if !found {
+			return writeError(w, http.StatusNotFound, "no such download")
+		}
+		return h.writeStates(w, r, video, "")
+	}
+	w.Header().Set("Allow", "GET, HEAD, POST, DELETE")
+	return writeError(w, http.StatusMethodNotAllowed, "method not allowed")
+}
+
+// writeStates answers the video's downloads (only typ's when set) as a map by type.
+func (h *Handler) writeStates(w http.ResponseWriter, r *http.Request, video, typ string) error {
+	result := map[string]entry{}
+	for _, st := range h.Manager.List(video) {
+		if typ != "" && st.Type != typ {
+			continue
+		}
+		e := entry{
+			Status:          st.Status,
+			URL:             h.baseURL(r) + "/" + video + "/downloads/" + fileNames[st.Type],
+			PercentComplete: st.Percent,
+		}
+		if st.Status == storage.StatusError {
+			e.ErrorReasonCode, e.ErrorReasonText = st.ErrorCode, st.ErrorText
+		}
+		result[st.Type] = e
+	}
+	return writeJSON(w, http.StatusOK, envelope{Result: result, Success: true, Errors: []apiError{}, Messages: []string{}})
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) error {
+	return writeJSON(w, status, envelope{Success: false, Errors: []apiError{{Code: status, Message: msg}}, Messages: []string{}})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, err = w.Write(append(b, '\n'))
+	return err
+}

@@ -1,0 +1,211 @@
+// Package streamdownloads is the Caddy module http.handlers.stream_downloads: it gives
+// every video behind an HLS origin a downloadable, faststart MP4 (see SPEC.md).
+package streamdownloads
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/stream-downloads/caddy-stream-downloads/handler"
+	"github.com/stream-downloads/caddy-stream-downloads/packager"
+	"github.com/stream-downloads/caddy-stream-downloads/packager/storage"
+)
+
+func init() {
+	caddy.RegisterModule(StreamDownloads{})
+}
+
+// managers keeps one packaging manager per storage directory across config reloads,
+// so jobs go on and nothing runs twice when the config changes.
+var managers = caddy.NewUsagePool()
+
+// Defaults of the options.
+const (
+	defaultFetchConcurrency = 8
+	defaultMaxJobs          = 2
+)
+
+// StreamDownloads makes MP4 downloads of the videos behind an HLS origin, with a
+// management API (…/stream/{video}/downloads) and delivery (…/{video}/downloads/default.mp4).
+// Requests of any other shape go to the next handler.
+type StreamDownloads struct {
+	// Origin is the HLS playlist URL (master or media) of a video: {video_id} is
+	// replaced by the id; other Caddy placeholders work too. Required.
+	Origin string `json:"origin,omitempty"`
+
+	// OriginHeader adds headers to every origin request (authorization, Host).
+	OriginHeader http.Header `json:"origin_header,omitempty"`
+
+	// StorageDir keeps packaged files and download records.
+	// Default: <caddy data dir>/stream_downloads.
+	StorageDir string `json:"storage_dir,omitempty"`
+
+	// APIToken lists the bearer tokens the management API accepts. With none, the API
+	// answers 401 to everyone.
+	APIToken []string `json:"api_token,omitempty"`
+
+	// PublicURL is the base of the "url" fields in API answers (scheme, host and an
+	// optional path). Default: the request's scheme and host.
+	PublicURL string `json:"public_url,omitempty"`
+
+	// MaxHeight caps the height of the rendition chosen for "default"; 0: no cap.
+	MaxHeight int `json:"max_height,omitempty"`
+
+	// FetchConcurrency is the number of parallel origin requests of one packaging
+	// job. Default: 8.
+	FetchConcurrency int `json:"fetch_concurrency,omitempty"`
+
+	// MaxJobs is the number of packaging jobs that run at once; more wait in a queue.
+	// Default: 2.
+	MaxJobs int `json:"max_jobs,omitempty"`
+
+	handler    *handler.Handler
+	managerKey string
+	logger     *zap.Logger
+}
+
+// CaddyModule returns the Caddy module information.
+func (StreamDownloads) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.stream_downloads",
+		New: func() caddy.Module { return new(StreamDownloads) },
+	}
+}
+
+// Provision sets the defaults and opens the store and its packaging manager.
+func (s *StreamDownloads) Provision(ctx caddy.Context) error {
+	s.logger = ctx.Logger()
+	if s.FetchConcurrency == 0 {
+		s.FetchConcurrency = defaultFetchConcurrency
+	}
+	if s.MaxJobs == 0 {
+		s.MaxJobs = defaultMaxJobs
+	}
+	if s.StorageDir == "" {
+		s.StorageDir = filepath.Join(caddy.AppDataDir(), "stream_downloads")
+	}
+	dir, err := filepath.Abs(s.StorageDir)
+	if err != nil {
+		return fmt.Errorf("storage_dir: %w", err)
+	}
+
+	// Global placeholders ({env.*}, {file.*}) may hold secrets for origin headers.
+	repl := caddy.NewReplacer()
+	header := make(http.Header, len(s.OriginHeader))
+	for name, values := range s.OriginHeader {
+		for _, v := range values {
+			header.Add(name, repl.ReplaceKnown(v, ""))
+		}
+	}
+	settings := packager.Settings{
+		Header:      header,
+		Concurrency: s.FetchConcurrency,
+		MaxHeight:   s.MaxHeight,
+		MaxJobs:     s.MaxJobs,
+	}
+	val, loaded, err := managers.LoadOrNew(dir, func() (caddy.Destructor, error) {
+		store, err := storage.NewLocal(dir)
+		if err != nil {
+			return nil, fmt.Errorf("storage_dir %s: %w", dir, err)
+		}
+		return packager.NewManager(store, settings, s.logger), nil
+	})
+	if err != nil {
+		return err
+	}
+	s.managerKey = dir
+	mgr := val.(*packager.Manager)
+	if loaded {
+		mgr.Configure(settings)
+	}
+
+	s.handler = &handler.Handler{
+		Manager:   mgr,
+		APITokens: s.APIToken,
+		PublicURL: s.PublicURL,
+		Origin:    s.originURL,
+		Logger:    s.logger,
+	}
+	return nil
+}
+
+// Validate checks the configuration.
+func (s *StreamDownloads) Validate() error {
+	if s.Origin == "" {
+		return fmt.Errorf("origin: required (the HLS playlist URL of a video, with {video_id})")
+	}
+	if err := checkHTTPURL(s.Origin); err != nil {
+		return fmt.Errorf("origin: %w", err)
+	}
+	if s.PublicURL != "" {
+		if err := checkHTTPURL(s.PublicURL); err != nil {
+			return fmt.Errorf("public_url: %w", err)
+		}
+	}
+	if s.FetchConcurrency < 1 || s.FetchConcurrency > 256 {
+		return fmt.Errorf("fetch_concurrency: %d is not between 1 and 256", s.FetchConcurrency)
+	}
+	if s.MaxJobs < 1 || s.MaxJobs > 1024 {
+		return fmt.Errorf("max_jobs: %d is not between 1 and 1024", s.MaxJobs)
+	}
+	if s.MaxHeight < 0 {
+		return fmt.Errorf("max_height: %d is negative", s.MaxHeight)
+	}
+	for _, t := range s.APIToken {
+		if t == "" || strings.ContainsAny(t, " \t\r\n") {
+			return fmt.Errorf("api_token: a token must be non-empty and without spaces")
+		}
+	}
+	return nil
+}
+
+// Cleanup releases the manager; the last config using a storage directory stops its jobs.
+func (s *StreamDownloads) Cleanup() error {
+	if s.managerKey == "" {
+		return nil
+	}
+	_, err := managers.Delete(s.managerKey)
+	return err
+}
+
+// ServeHTTP implements caddyhttp.MiddlewareHandler.
+func (s *StreamDownloads) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	return s.handler.ServeHTTP(w, r, next)
+}
+
+// originURL fills the origin template for video; the id is validated before.
+func (s *StreamDownloads) originURL(r *http.Request, video string) string {
+	u := strings.ReplaceAll(s.Origin, "{video_id}", video)
+	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+		u = repl.ReplaceKnown(u, "")
+	}
+	return u
+}
+
+// checkHTTPURL accepts absolute http(s) URLs; placeholders may stand anywhere after the
+// scheme.
+func checkHTTPURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil {
+		return err
+	}
+	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+		return fmt.Errorf("%q is not an absolute http:// or https:// URL", s)
+	}
+	return nil
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*StreamDownloads)(nil)
+	_ caddy.Validator             = (*StreamDownloads)(nil)
+	_ caddy.CleanerUpper          = (*StreamDownloads)(nil)
+	_ caddyhttp.MiddlewareHandler = (*StreamDownloads)(nil)
+)

@@ -1,0 +1,181 @@
+package packager
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/stream-downloads/caddy-stream-downloads/packager/hls"
+	"github.com/stream-downloads/caddy-stream-downloads/packager/mp4"
+	"github.com/stream-downloads/caddy-stream-downloads/packager/storage"
+	"github.com/stream-downloads/caddy-stream-downloads/packager/ts"
+)
+
+// run packages d and records the outcome; it is the body of one job's goroutine.
+func (m *Manager) run(ctx context.Context, d *download, client *hls.Client, s Settings, opt hls.SelectOptions) {
+	start := now()
+	k := d.rec.Key()
+	size, err := m.pack(ctx, d, client, s, opt)
+
+	m.mu.Lock()
+	defer func() {
+		m.running--
+		d.cancel()
+		close(d.done)
+		m.dispatch()
+		m.mu.Unlock()
+		m.jobs.Done()
+	}()
+	fields := []zap.Field{
+		zap.String("video", k.Video), zap.String("type", k.Type),
+		zap.Int64("bytes", size), zap.Float64("seconds", now().Sub(start).Seconds()),
+	}
+	if m.downloads[k] != d {
+		m.log.Info("packaging stopped: download deleted", append(fields, zap.String("outcome", "deleted"))...)
+		return
+	}
+	if err != nil && ctx.Err() != nil {
+		// Shutdown or reload: the record stays in progress and the next start resumes it.
+		m.log.Info("packaging interrupted", append(fields, zap.String("outcome", "interrupted"))...)
+		return
+	}
+	if err != nil {
+		d.fail(err)
+		m.log.Error("packaging failed", append(fields, zap.String("outcome", "error"), zap.String("reason", d.rec.ErrorText))...)
+	} else {
+		m.log.Info("packaging done", append(fields, zap.String("outcome", "ready"))...)
+	}
+	if err := m.store.SaveRecord(d.rec); err != nil {
+		m.log.Error("saving download record", zap.String("video", k.Video), zap.String("type", k.Type), zap.Error(err))
+	}
+}
+
+// pack fetches, remuxes and stores d's file; on success d.rec describes it (ready).
+func (m *Manager) pack(ctx context.Context, d *download, client *hls.Client, s Settings, opt hls.SelectOptions) (int64, error) {
+	k := d.rec.Key()
+	src := d.src
+	d.src = nil // not needed once the job has it; a retry resolves again
+	if src == nil {
+		var err error
+		if src, err = client.Resolve(ctx, d.rec.Origin, opt); err != nil {
+			return 0, err
+		}
+	}
+	if src.Audio != nil {
+		return 0, fmt.Errorf("%w: audio in a separate rendition (EXT-X-MEDIA TYPE=AUDIO with URI) is not supported yet", hls.ErrUnsupported)
+	}
+	tmp, err := m.store.TempPath(k)
+	if err != nil {
+		return 0, storageError{err}
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			os.Remove(tmp)
+		}
+	}()
+	w, err := mp4.Create(tmp, mp4.Options{ExpectedDuration: src.Duration})
+	if err != nil {
+		return 0, storageError{err}
+	}
+	defer w.Abort() // no-op after Finish
+
+	dem := ts.NewDemuxer()
+	total := src.Duration
+	var done time.Duration
+	err = client.Fetch(ctx, src.Segments, s.Concurrency, func(i int, body io.Reader) error {
+		if err := dem.Segment(body, w.WriteSample); err != nil {
+			return fmt.Errorf("segment %d (%s): %w", i, hls.RedactURL(src.Segments[i].URL), err)
+		}
+		done += src.Segments[i].Duration
+		m.progress(d, done, total)
+		return nil
+	})
+	if err == nil {
+		err = dem.Flush(w.WriteSample)
+	}
+	if err != nil {
+		return 0, err
+	}
+	info, err := w.Finish(dem.Tracks())
+	if err != nil {
+		return 0, err
+	}
+	etag, err := fileETag(tmp)
+	if err != nil {
+		return 0, storageError{err}
+	}
+
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.downloads[k] != d || ctx.Err() != nil {
+		return 0, context.Canceled
+	}
+	if err := m.store.Commit(k, tmp); err != nil {
+		return 0, storageError{err}
+	}
+	committed = true
+	d.rec.Status = storage.StatusReady
+	d.rec.Size, d.rec.ETag, d.rec.Ready = info.Size, etag, now().UTC().Truncate(time.Second)
+	return info.Size, nil
+}
+
+// progress moves d's percentage up to what done of total says, short of 100 which
+// only a ready download shows.
+func (m *Manager) progress(d *download, done, total time.Duration) {
+	p := 99.0
+	if total > 0 {
+		p = min(99, 100*done.Seconds()/total.Seconds())
+	}
+	m.mu.Lock()
+	d.percent = max(d.percent, p)
+	m.mu.Unlock()
+}
+
+// fileETag derives the ETag from the content, so it survives re-packaging (output is
+// deterministic) and eviction.
+func fileETag(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return `"` + hex.EncodeToString(h.Sum(nil)[:16]) + `"`, nil
+}
+
+// storageError marks a failure of the local store (disk full, permissions).
+type storageError struct{ err error }
+
+func (e storageError) Error() string { return "storage: " + e.err.Error() }
+func (e storageError) Unwrap() error { return e.err }
+
+// classify turns a run's error into the errorReasonCode and errorReasonText of the API.
+func classify(err error) (code, text string) {
+	var se storageError
+	switch {
+	case errors.As(err, &se):
+		code = "storage_error"
+	case errors.Is(err, hls.ErrUnsupported), errors.Is(err, ts.ErrUnsupportedCodec):
+		code = "unsupported_input"
+	case errors.Is(err, hls.ErrMalformed):
+		code = "malformed_playlist"
+	case errors.As(err, new(*hls.OriginError)):
+		code = "origin_error"
+	case errors.Is(err, ts.ErrMalformed):
+		code = "malformed_segment"
+	default:
+		code = "internal_error"
+	}
+	return code, err.Error()
+}
