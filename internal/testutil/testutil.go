@@ -111,19 +111,6 @@ type Probe struct {
 	} `json:"format"`
 }
 
-// Stream returns the first stream of codec_type kind ("video", "audio"), failing the test
-// when there is none.
-func (p *Probe) Stream(t testing.TB, kind string) int {
-	t.Helper()
-	for i, s := range p.Streams {
-		if s.CodecType == kind {
-			return i
-		}
-	}
-	t.Fatalf("no %s stream", kind)
-	return -1
-}
-
 // ProbeFile runs ffprobe on input (a file or an ffmpeg URL such as concat:a|b) with
 // extra arguments (e.g. -count_frames).
 func ProbeFile(t testing.TB, input string, extra ...string) *Probe {
