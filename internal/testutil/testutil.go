@@ -48,7 +48,15 @@ func Tool(t testing.TB, name string) string {
 // Run runs an external tool and fails the test with its output when it fails.
 func Run(t testing.TB, name string, args ...string) []byte {
 	t.Helper()
-	out, err := exec.Command(Tool(t, name), args...).CombinedOutput()
+	return RunIn(t, "", name, args...)
+}
+
+// RunIn is Run in the working directory dir.
+func RunIn(t testing.TB, dir, name string, args ...string) []byte {
+	t.Helper()
+	cmd := exec.Command(Tool(t, name), args...)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("%s %v: %v\n%s", name, args, err, out)
 	}
