@@ -470,3 +470,84 @@ func TestInProgressDelivery(t *testing.T) {
 		t.Fatalf("ended %s: %s", en.Status, en.ErrorReasonText)
 	}
 }
+
+// TestMaxJobs: with max_jobs 1, a second video waits in the queue, untouched at the
+// origin, until the first is done.
+func TestMaxJobs(t *testing.T) {
+	src := t.TempDir()
+	for _, v := range []string{"one", "two"} {
+		if err := os.CopyFS(filepath.Join(src, v), os.DirFS(filepath.Join(testutil.DemoOrigin(t), "demo"))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	origin := testutil.NewOrigin(t, src)
+	e := startEdge(t, origin.URL+"/{video_id}/master.m3u8", "\t\tmax_jobs 1\n")
+	origin.HoldSegmentsAfter(0)
+	for _, v := range []string{"one", "two"} {
+		if code, _ := e.call("POST", "/a/stream/"+v+"/downloads"); code != 200 {
+			t.Fatalf("POST %s: %d", v, code)
+		}
+	}
+	<-origin.Held
+	// Whichever job got the slot is held at its segments; the other must not fetch any.
+	time.Sleep(200 * time.Millisecond)
+	segs := map[string]int{}
+	for path, n := range origin.Counts() {
+		if strings.HasSuffix(path, ".ts") {
+			segs[strings.Split(path, "/")[1]] += n
+		}
+	}
+	if len(segs) != 1 {
+		t.Errorf("segment requests by video %v: with max_jobs 1 only one video may be fetched", segs)
+	}
+	origin.Release()
+	for _, v := range []string{"one", "two"} {
+		if en := e.waitReady(v, "default"); en.Status != "ready" {
+			t.Errorf("%s ended %s: %s", v, en.Status, en.ErrorReasonText)
+		}
+	}
+}
+
+// TestOriginFailure: a segment the origin does not have ends the run in error, naming the
+// URL and status; a POST after the origin is mended starts it again.
+func TestOriginFailure(t *testing.T) {
+	src := t.TempDir()
+	if err := os.CopyFS(filepath.Join(src, "vid"), os.DirFS(filepath.Join(testutil.DemoOrigin(t), "demo"))); err != nil {
+		t.Fatal(err)
+	}
+	seg := filepath.Join(src, "vid", "240p", "seg_001.ts")
+	saved, err := os.ReadFile(seg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(seg); err != nil {
+		t.Fatal(err)
+	}
+	origin := testutil.NewOrigin(t, src)
+	e := startEdge(t, origin.URL+"/{video_id}/master.m3u8", "")
+	if code, _ := e.call("POST", "/a/stream/vid/downloads"); code != 200 {
+		t.Fatalf("POST: %d", code)
+	}
+	en := e.waitReady("vid", "default")
+	if en.Status != "error" || en.ErrorReasonCode != "origin_error" ||
+		!strings.Contains(en.ErrorReasonText, "404") || !strings.Contains(en.ErrorReasonText, "/vid/240p/seg_001.ts") {
+		t.Fatalf("want an origin error naming the segment and 404, got %+v", en)
+	}
+	if resp, err := http.Get(e.base + "/vid/downloads/default.mp4"); err != nil || resp.StatusCode != http.StatusNotFound {
+		t.Errorf("GET of a failed download: %v, want 404", resp.StatusCode)
+	}
+	if tmp, _ := os.ReadDir(filepath.Join(e.dir, ".tmp")); len(tmp) != 0 {
+		t.Errorf("%d temp files left by the failed run", len(tmp))
+	}
+
+	if err := os.WriteFile(seg, saved, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, env := e.call("POST", "/a/stream/vid/downloads")
+	if code != 200 || env.Result["default"].Status == "error" {
+		t.Fatalf("POST on an error entry: %d %+v", code, env.Result)
+	}
+	if en := e.waitReady("vid", "default"); en.Status != "ready" {
+		t.Fatalf("after the origin was mended: %s %s", en.Status, en.ErrorReasonText)
+	}
+}
