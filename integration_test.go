@@ -395,13 +395,7 @@ func TestConcurrentPosts(t *testing.T) {
 // TestRestart stops Caddy in the middle of a job and starts it again: the ready
 // download stays ready and identical, the interrupted one completes, no temp file stays.
 func TestRestart(t *testing.T) {
-	src := t.TempDir()
-	for _, v := range []string{"first", "second"} {
-		if err := os.CopyFS(filepath.Join(src, v), os.DirFS(filepath.Join(testutil.DemoOrigin(t), "demo"))); err != nil {
-			t.Fatal(err)
-		}
-	}
-	origin := testutil.NewOrigin(t, src)
+	origin := testutil.NewOrigin(t, demoCopies(t, "first", "second"))
 	e := startEdge(t, origin.URL+"/{video_id}/master.m3u8", "\t\tfetch_concurrency 1\n")
 
 	if code, _ := e.call("POST", "/a/stream/first/downloads"); code != 200 {
@@ -474,13 +468,7 @@ func TestInProgressDelivery(t *testing.T) {
 // TestMaxJobs: with max_jobs 1, a second video waits in the queue, untouched at the
 // origin, until the first is done.
 func TestMaxJobs(t *testing.T) {
-	src := t.TempDir()
-	for _, v := range []string{"one", "two"} {
-		if err := os.CopyFS(filepath.Join(src, v), os.DirFS(filepath.Join(testutil.DemoOrigin(t), "demo"))); err != nil {
-			t.Fatal(err)
-		}
-	}
-	origin := testutil.NewOrigin(t, src)
+	origin := testutil.NewOrigin(t, demoCopies(t, "one", "two"))
 	e := startEdge(t, origin.URL+"/{video_id}/master.m3u8", "\t\tmax_jobs 1\n")
 	origin.HoldSegmentsAfter(0)
 	for _, v := range []string{"one", "two"} {
@@ -511,10 +499,7 @@ func TestMaxJobs(t *testing.T) {
 // TestOriginFailure: a segment the origin does not have ends the run in error, naming the
 // URL and status; a POST after the origin is mended starts it again.
 func TestOriginFailure(t *testing.T) {
-	src := t.TempDir()
-	if err := os.CopyFS(filepath.Join(src, "vid"), os.DirFS(filepath.Join(testutil.DemoOrigin(t), "demo"))); err != nil {
-		t.Fatal(err)
-	}
+	src := demoCopies(t, "vid")
 	seg := filepath.Join(src, "vid", "240p", "seg_001.ts")
 	saved, err := os.ReadFile(seg)
 	if err != nil {
@@ -550,4 +535,15 @@ func TestOriginFailure(t *testing.T) {
 	if en := e.waitReady("vid", "default"); en.Status != "ready" {
 		t.Fatalf("after the origin was mended: %s %s", en.Status, en.ErrorReasonText)
 	}
+}
+
+// demoCopies returns a new origin folder holding the demo video under each of names.
+func demoCopies(t *testing.T, names ...string) string {
+	src := t.TempDir()
+	for _, v := range names {
+		if err := os.CopyFS(filepath.Join(src, v), os.DirFS(filepath.Join(testutil.DemoOrigin(t), "demo"))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return src
 }

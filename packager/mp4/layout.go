@@ -297,14 +297,19 @@ func stscEntries(chunks []Chunk) []StscEntry {
 	return out
 }
 
-func buildMoov(x *Index, order []*TrackIndex, mediaStart int64, co64 bool) ([]byte, error) {
+// trackEdits computes the timing and the edit list of each track of order.
+func trackEdits(order []*TrackIndex) ([]trackTiming, [][]Edit) {
 	tims := make([]trackTiming, len(order))
 	tss := make([]uint32, len(order))
 	for i, t := range order {
 		tims[i] = timing(t)
 		tss[i] = t.Track.Timescale
 	}
-	edits := editLists(tims, tss)
+	return tims, editLists(tims, tss)
+}
+
+func buildMoov(x *Index, order []*TrackIndex, mediaStart int64, co64 bool) ([]byte, error) {
+	tims, edits := trackEdits(order)
 	var movieDur uint64
 	tkDur := make([]uint64, len(order))
 	for i, el := range edits {

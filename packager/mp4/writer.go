@@ -209,13 +209,7 @@ func (w *Writer) fillInfo(info *Info, tracks []*media.Track) {
 	if err != nil {
 		return
 	}
-	tims := make([]trackTiming, len(order))
-	tss := make([]uint32, len(order))
-	for i, t := range order {
-		tims[i] = timing(t)
-		tss[i] = t.Track.Timescale
-	}
-	edits := editLists(tims, tss)
+	tims, edits := trackEdits(order)
 	var movie uint64
 	for i, t := range order {
 		var total, start uint64
@@ -233,7 +227,7 @@ func (w *Writer) fillInfo(info *Info, tracks []*media.Track) {
 		info.Tracks = append(info.Tracks, TrackInfo{
 			ID: t.Track.ID, Kind: t.Track.Kind, Codec: t.Track.Codec,
 			Samples: len(t.Samples), Bytes: bytes,
-			Duration: time.Duration(rescale(tims[i].presDur, tss[i], 1e6)) * time.Microsecond,
+			Duration: time.Duration(rescale(tims[i].presDur, t.Track.Timescale, 1e6)) * time.Microsecond,
 			Start:    time.Duration(start) * time.Second / MovieTimescale,
 		})
 	}
