@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -132,10 +133,18 @@ func (c *Client) stallTimeout() time.Duration {
 // returns the final URL after redirects. A cancelled ctx yields ctx's cause;
 // any other failure is an *OriginError.
 func (c *Client) get(ctx context.Context, u *url.URL, buf *bytes.Buffer, limit int64) (*url.URL, error) {
+	return c.getRange(ctx, u, nil, buf, limit)
+}
+
+// getRange is get for the sub-range rng of u (the whole resource when rng
+// is nil), asked for with a Range header. A 206 answer must hold exactly
+// the range; a 200 answer (a server that ignores Range) is sliced here,
+// reading no further than the range's end.
+func (c *Client) getRange(ctx context.Context, u *url.URL, rng *ByteRange, buf *bytes.Buffer, limit int64) (*url.URL, error) {
 	retries := c.retries()
 	for attempt := 0; ; attempt++ {
 		buf.Reset()
-		final, err := c.getOnce(ctx, u, buf, limit)
+		final, err := c.getOnce(ctx, u, rng, buf, limit)
 		if err == nil {
 			return final, nil
 		}
@@ -144,7 +153,7 @@ func (c *Client) get(ctx context.Context, u *url.URL, buf *bytes.Buffer, limit i
 		}
 		if !transient(err) || attempt >= retries {
 			buf.Reset()
-			oe := &OriginError{URL: RedactURL(u), Attempts: attempt + 1}
+			oe := &OriginError{URL: describeResource(u, rng), Attempts: attempt + 1}
 			var se *statusError
 			if errors.As(err, &se) {
 				oe.Status = se.code
@@ -189,8 +198,11 @@ func parseRetryAfter(v string) (time.Duration, bool) {
 	return 0, false
 }
 
-// getOnce is one attempt of get.
-func (c *Client) getOnce(ctx context.Context, u *url.URL, buf *bytes.Buffer, limit int64) (*url.URL, error) {
+// getOnce is one attempt of getRange.
+func (c *Client) getOnce(ctx context.Context, u *url.URL, rng *ByteRange, buf *bytes.Buffer, limit int64) (*url.URL, error) {
+	if rng != nil && rng.Length > limit {
+		return nil, fmt.Errorf("%w (%s, limit %s)", ErrTooLarge, sizeString(rng.Length), sizeString(limit))
+	}
 	actx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 
@@ -208,6 +220,9 @@ func (c *Client) getOnce(ctx context.Context, u *url.URL, buf *bytes.Buffer, lim
 		for _, v := range vs {
 			req.Header.Add(k, v)
 		}
+	}
+	if rng != nil {
+		req.Header.Set("Range", rng.String())
 	}
 
 	// The watchdog cancels the attempt when nothing arrives for stall.
@@ -231,6 +246,9 @@ func (c *Client) getOnce(ctx context.Context, u *url.URL, buf *bytes.Buffer, lim
 		_, _ = io.CopyN(io.Discard, resp.Body, 64<<10)
 		return nil, &statusError{code: resp.StatusCode, retryAfter: resp.Header.Get("Retry-After")}
 	}
+	if rng != nil {
+		return readRange(ctx, actx, resp, rng, buf, watchdog, stall)
+	}
 	if resp.ContentLength > limit {
 		return nil, fmt.Errorf("%w (%s, limit %s)", ErrTooLarge, sizeString(resp.ContentLength), sizeString(limit))
 	}
@@ -252,6 +270,92 @@ func (c *Client) getOnce(ctx context.Context, u *url.URL, buf *bytes.Buffer, lim
 		return nil, io.ErrUnexpectedEOF
 	}
 	return resp.Request.URL, nil
+}
+
+// readRange reads the answer to a Range request for rng into buf.
+func readRange(ctx, actx context.Context, resp *http.Response, rng *ByteRange, buf *bytes.Buffer, watchdog *time.Timer, stall time.Duration) (*url.URL, error) {
+	body := &progressReader{r: resp.Body, watchdog: watchdog, stall: stall}
+	fail := func(err error) (*url.URL, error) {
+		if cause := context.Cause(actx); ctx.Err() == nil && cause != nil {
+			return nil, cause
+		}
+		return nil, err
+	}
+	last := rng.Offset + rng.Length - 1
+	switch resp.StatusCode {
+	case http.StatusPartialContent:
+		if cr := resp.Header.Get("Content-Range"); cr != "" {
+			first, end, ok := parseContentRange(cr)
+			if !ok {
+				return nil, permanent(fmt.Errorf("answered 206 with an unreadable Content-Range %q", truncate(cr, 60)))
+			}
+			if first != rng.Offset || end != last {
+				return nil, permanent(fmt.Errorf("answered 206 with bytes %d-%d for the requested %d-%d", first, end, rng.Offset, last))
+			}
+		}
+		if resp.ContentLength >= 0 && resp.ContentLength != rng.Length {
+			return nil, permanent(fmt.Errorf("answered 206 with %d bytes for a %d-byte range", resp.ContentLength, rng.Length))
+		}
+		watchdog.Reset(stall)
+		buf.Grow(int(rng.Length))
+		n, err := buf.ReadFrom(io.LimitReader(body, rng.Length+1))
+		if err != nil {
+			return fail(err)
+		}
+		switch {
+		case n < rng.Length && resp.ContentLength >= 0:
+			return nil, io.ErrUnexpectedEOF // truncated: worth a retry
+		case n < rng.Length:
+			return nil, permanent(fmt.Errorf("answered 206 with %d bytes for a %d-byte range", n, rng.Length))
+		case n > rng.Length:
+			return nil, permanent(fmt.Errorf("answered 206 with more than %d bytes for a %d-byte range", rng.Length, rng.Length))
+		}
+	case http.StatusOK:
+		// The server ignored Range: skip to the range and read it only.
+		if resp.ContentLength >= 0 && resp.ContentLength < rng.Offset+rng.Length {
+			return nil, permanent(fmt.Errorf("the resource is %d bytes, shorter than the range %d-%d", resp.ContentLength, rng.Offset, last))
+		}
+		watchdog.Reset(stall)
+		if skipped, err := io.CopyN(io.Discard, body, rng.Offset); err != nil {
+			if err == io.EOF && resp.ContentLength < 0 {
+				return nil, permanent(fmt.Errorf("the resource is %d bytes, shorter than the range %d-%d", skipped, rng.Offset, last))
+			}
+			return fail(err)
+		}
+		buf.Grow(int(rng.Length))
+		n, err := buf.ReadFrom(io.LimitReader(body, rng.Length))
+		if err != nil {
+			return fail(err)
+		}
+		if n != rng.Length {
+			if resp.ContentLength < 0 {
+				return nil, permanent(fmt.Errorf("the resource is %d bytes, shorter than the range %d-%d", rng.Offset+n, rng.Offset, last))
+			}
+			return nil, io.ErrUnexpectedEOF
+		}
+	default:
+		return nil, permanent(fmt.Errorf("answered %d %s to a Range request", resp.StatusCode, http.StatusText(resp.StatusCode)))
+	}
+	return resp.Request.URL, nil
+}
+
+// parseContentRange reads "bytes first-last/total" (total may be "*").
+func parseContentRange(v string) (first, last int64, ok bool) {
+	v, found := strings.CutPrefix(strings.TrimSpace(v), "bytes ")
+	if !found {
+		return 0, 0, false
+	}
+	r, _, _ := strings.Cut(v, "/")
+	a, b, found := strings.Cut(r, "-")
+	if !found {
+		return 0, 0, false
+	}
+	first, err1 := strconv.ParseInt(strings.TrimSpace(a), 10, 64)
+	last, err2 := strconv.ParseInt(strings.TrimSpace(b), 10, 64)
+	if err1 != nil || err2 != nil || first < 0 || last < first {
+		return 0, 0, false
+	}
+	return first, last, true
 }
 
 // progressReader re-arms the stall watchdog whenever bytes arrive.

@@ -27,7 +27,8 @@ var (
 	ErrMalformed = errors.New("malformed playlist")
 
 	// ErrUnsupported: the playlist is valid but uses a feature this package
-	// does not handle yet (encryption, fMP4 segments, byte ranges, gaps).
+	// does not handle: DRM encryption (SAMPLE-AES and the like), AES-256,
+	// key URIs that are not http(s) or base64 data: URIs.
 	ErrUnsupported = errors.New("unsupported stream")
 
 	// ErrTooLarge: a playlist or segment body exceeded its size limit
@@ -43,7 +44,8 @@ var (
 //	origin answered 503 Service Unavailable for http://host/v/seg_3.ts (after 5 attempts)
 //	origin request for http://host/v/seg_3.ts failed: connection refused (after 5 attempts)
 type OriginError struct {
-	// URL is the request URL, redacted by RedactURL.
+	// URL is the request URL, redacted by RedactURL, followed by
+	// " (bytes first-last)" for a byte-range request.
 	URL string
 	// Status is the HTTP status the origin answered, 0 when there was no
 	// usable answer (connection error, timeout, body too large, …).
@@ -123,8 +125,21 @@ func (e *stallError) Error() string {
 	return "the origin sent nothing for " + e.timeout
 }
 
+// permanentError is a failed attempt that retrying will not mend (an
+// answer that contradicts the request).
+type permanentError struct{ err error }
+
+func (e *permanentError) Error() string { return e.err.Error() }
+func (e *permanentError) Unwrap() error { return e.err }
+
+func permanent(err error) error { return &permanentError{err} }
+
 // transient tells whether a failed attempt is worth another try.
 func transient(err error) bool {
+	var pe *permanentError
+	if errors.As(err, &pe) {
+		return false
+	}
 	var se *statusError
 	if errors.As(err, &se) {
 		return se.code >= 500 || se.code == http.StatusTooManyRequests || se.code == http.StatusRequestTimeout

@@ -3,6 +3,7 @@ package hls
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -24,7 +25,11 @@ const maxPooledBuf = 64 << 20
 // for each segment strictly in order, i being the index in segs. fn's reader
 // holds the whole segment body (it is a *bytes.Reader, so Len, ReadAt, Seek
 // and WriteTo work) and is valid only during the call: its buffer is reused
-// afterwards. At most concurrency+1 bodies are held at once (the
+// afterwards. The body is the segment's byte range when it has one (Range
+// request), and is decrypted when the segment has a Key (its key fetched
+// once, on first use); it never includes the init section (see FetchMap).
+// Segments may come from several Sources of one Resolve (video and audio
+// interleaved). At most concurrency+1 bodies are held at once (the
 // one fn is reading and the ones fetched ahead), so memory stays bounded
 // whatever len(segs). Each segment is requested once when nothing fails;
 // transient faults are retried as described at Client.Retries.
@@ -84,12 +89,11 @@ func (c *Client) Fetch(ctx context.Context, segs []Segment, concurrency int, fn 
 			}
 			g.Go(func() error {
 				defer func() { <-slots }()
-				if segs[i].URL == nil {
+				if err := c.fetchSegment(gctx, &segs[i], buf); err != nil {
 					putBuf(buf)
-					return fmt.Errorf("segment %d has no URL", i)
-				}
-				if _, err := c.get(gctx, segs[i].URL, buf, MaxSegmentSize); err != nil {
-					putBuf(buf)
+					if segs[i].URL == nil {
+						return fmt.Errorf("segment %d: %w", i, err)
+					}
 					return err
 				}
 				results[i].buf = buf
@@ -151,4 +155,74 @@ func putBuf(b *bytes.Buffer) {
 	}
 	b.Reset()
 	bufPool.Put(b)
+}
+
+// fetchSegment fetches seg (its byte range, if any) into buf and decrypts
+// it in place when it is encrypted.
+func (c *Client) fetchSegment(ctx context.Context, seg *Segment, buf *bytes.Buffer) error {
+	if seg.URL == nil {
+		return errors.New("segment has no URL")
+	}
+	if _, err := c.getRange(ctx, seg.URL, seg.Range, buf, MaxSegmentSize); err != nil {
+		return err
+	}
+	if seg.Key == nil {
+		return nil
+	}
+	key, err := c.loadKey(ctx, seg.Key)
+	if err != nil {
+		return err
+	}
+	clear, err := decryptInPlace(buf.Bytes(), key, seg.iv())
+	if err != nil {
+		return fmt.Errorf("%w for segment %s: %v", ErrDecrypt, describeResource(seg.URL, seg.Range), err)
+	}
+	buf.Truncate(len(clear))
+	return nil
+}
+
+// MaxMapSize is the largest init section (EXT-X-MAP) accepted.
+const MaxMapSize = 16 << 20
+
+// FetchMap returns the bytes of the init section m (its byte range, if
+// any), decrypted when a key applies to it. It fetches them from the origin
+// on the first call, with the Client's headers and retries, and keeps them
+// in m: later calls, also concurrent ones, share that one fetch. The
+// returned slice is shared too: the caller must not modify it.
+//
+// Errors: an *OriginError for a failed request (or key request);
+// ErrDecrypt, wrapped, when the init section does not decrypt; ctx's cause.
+func (c *Client) FetchMap(ctx context.Context, m *Map) ([]byte, error) {
+	if m == nil || m.URL == nil {
+		return nil, errors.New("no init section (EXT-X-MAP) given")
+	}
+	load := func() ([]byte, error) {
+		var buf bytes.Buffer
+		if _, err := c.getRange(ctx, m.URL, m.Range, &buf, MaxMapSize); err != nil {
+			return nil, err
+		}
+		b := bytes.Clone(buf.Bytes())
+		if m.Key == nil {
+			return b, nil
+		}
+		// Some packagers put EXT-X-KEY before EXT-X-MAP but leave the init
+		// section clear: keep one that plainly is (an encrypted one starts
+		// with "ftyp" or "moov" at byte 4 with probability 2^-31).
+		if len(b) >= 8 && (string(b[4:8]) == "ftyp" || string(b[4:8]) == "moov") {
+			return b, nil
+		}
+		key, err := c.loadKey(ctx, m.Key)
+		if err != nil {
+			return nil, err
+		}
+		clear, err := decryptInPlace(b, key, m.iv)
+		if err != nil {
+			return nil, fmt.Errorf("%w for init section %s: %v", ErrDecrypt, describeResource(m.URL, m.Range), err)
+		}
+		return clear, nil
+	}
+	if m.data == nil { // a Map not made by Resolve: no cache
+		return load()
+	}
+	return m.data.get(ctx, load)
 }

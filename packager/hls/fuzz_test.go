@@ -26,12 +26,18 @@ func FuzzResolve(f *testing.F) {
 	f.Add([]byte(mediaHead+"#EXT-X-KEY:METHOD=AES-128,URI=\"k\",IV=0x01\n#EXTINF:4,\na.ts\n#EXT-X-DISCONTINUITY\n#EXTINF:4,\n#EXT-X-BYTERANGE:10@5\nb.ts\n#EXT-X-ENDLIST\n"), 0)
 	f.Add([]byte("#EXTM3U\n#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"a\",NAME=\"x\",DEFAULT=YES,URI=\"a.m3u8\"\n#EXT-X-STREAM-INF:BANDWIDTH=5,RESOLUTION=1x1,AUDIO=\"a\",FRAME-RATE=30\nv.m3u8\n"), 1)
 	f.Add([]byte(mediaHead+"#EXT-X-MAP:URI=\"i.mp4\"\n#EXTINF:1e300,\n//evil/x\n"), 0)
+	// Byte ranges (omitted offsets), several maps and keys, gaps, DRM.
+	f.Add([]byte(mediaHead+"#EXT-X-MAP:URI=\"a.mp4\",BYTERANGE=\"700@0\"\n#EXTINF:1,\n#EXT-X-BYTERANGE:100@700\na.mp4\n#EXTINF:1,\n#EXT-X-BYTERANGE:200\na.mp4\n#EXT-X-ENDLIST\n"), 0)
+	f.Add([]byte(mediaHead+"#EXT-X-MEDIA-SEQUENCE:5\n#EXT-X-KEY:METHOD=AES-128,URI=\"k1\",IV=0x0000000000000001\n#EXT-X-MAP:URI=\"i1.mp4\"\n#EXTINF:2,\na.m4s\n#EXT-X-GAP\n#EXT-X-DISCONTINUITY\n#EXTINF:2,\nb.m4s\n"+
+		"#EXT-X-KEY:METHOD=NONE\n#EXT-X-MAP:URI=\"i2.mp4\"\n#EXTINF:2,\nc.m4s\n#EXT-X-KEY:METHOD=AES-128,URI=\"data:text/plain;base64,AAECAwQFBgcICQoLDA0ODw==\"\n#EXTINF:2,\nd.m4s\n#EXT-X-ENDLIST\n"), 0)
+	f.Add([]byte(mediaHead+"#EXT-X-KEY:METHOD=SAMPLE-AES,URI=\"skd://x\",KEYFORMAT=\"com.apple.streamingkeydelivery\"\n#EXT-X-KEY:METHOD=SAMPLE-AES-CTR,URI=\"data:x\"\n#EXTINF:2,\na.ts\n#EXT-X-ENDLIST\n"), 0)
+	f.Add([]byte(mediaHead+"#EXT-X-KEY:METHOD=AES-256,URI=\"k\"\n#EXTINF:2,\n#EXT-X-BYTERANGE:5\na.ts\n#EXTINF:2,\n#EXT-X-GAP\nb.ts\n#EXT-X-ENDLIST\n"), 0)
 
 	base := mustURL("http://u:p@origin.example/v/master.m3u8?tok=1")
 	f.Fuzz(func(t *testing.T, data []byte, maxHeight int) {
-		pl, err := parsePlaylist(base, data)
+		pl, tags, err := parsePlaylist(base, data)
 		if err != nil {
-			if !errors.Is(err, ErrMalformed) || strings.Contains(err.Error(), "\n") {
+			if !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrUnsupported) || strings.Contains(err.Error(), "\n") {
 				t.Fatalf("bad parse error %q", err)
 			}
 			return
@@ -47,8 +53,11 @@ func FuzzResolve(f *testing.F) {
 				_, _ = resolveURI(base, *r.URI)
 			}
 		case *playlist.Media:
-			src, err := mediaSource(base, pl)
+			src, err := mediaSource(base, pl, tags, keyCache{})
 			if err != nil {
+				if strings.Contains(err.Error(), "segments parsed but") {
+					t.Fatalf("scanTags and the parser disagree: %q", err)
+				}
 				if !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrLive) && !errors.Is(err, ErrUnsupported) {
 					t.Fatalf("unexpected error kind %q", err)
 				}
@@ -57,15 +66,27 @@ func FuzzResolve(f *testing.F) {
 				}
 				return
 			}
-			var sum time.Duration
-			for _, s := range src.Segments {
-				if s.Duration <= 0 || !s.URL.IsAbs() || s.URL.Host == "" {
-					t.Fatalf("bad segment %+v", s)
+			var end time.Duration
+			for i, s := range src.Segments {
+				if s.Duration <= 0 || !s.URL.IsAbs() || s.URL.Host == "" || s.Start < end {
+					t.Fatalf("bad segment %d %+v", i, s)
 				}
-				sum += s.Duration
+				if s.Range != nil && (s.Range.Offset < 0 || s.Range.Length <= 0) {
+					t.Fatalf("bad range %+v", *s.Range)
+				}
+				if s.Map != nil && (!s.Map.URL.IsAbs() || s.Map.Range != nil && s.Map.Range.Length <= 0) {
+					t.Fatalf("bad map %+v", *s.Map)
+				}
+				if s.Key != nil && s.Key.URL == nil && s.Key.bytes.data == nil {
+					t.Fatalf("key without URL or bytes")
+				}
+				if i > 0 && s.Sequence <= src.Segments[i-1].Sequence {
+					t.Fatalf("sequence numbers not increasing")
+				}
+				end = s.Start + s.Duration
 			}
-			if len(src.Segments) == 0 || sum != src.Duration {
-				t.Fatalf("%d segments, duration %v, sum %v", len(src.Segments), src.Duration, sum)
+			if len(src.Segments) == 0 || end > src.Duration || len(pl.Segments) == len(src.Segments) && end != src.Duration {
+				t.Fatalf("%d segments, duration %v, end %v", len(src.Segments), src.Duration, end)
 			}
 		default:
 			t.Fatalf("unexpected playlist type %T", pl)

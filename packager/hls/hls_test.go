@@ -34,7 +34,9 @@ func TestMain(m *testing.M) {
 		sleepsMu.Unlock()
 		return context.Cause(ctx)
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	removeFFmpegFixtures()
+	os.Exit(code)
 }
 
 func takeSleeps() []time.Duration {
@@ -56,6 +58,9 @@ type origin struct {
 	faults    map[string]func(w http.ResponseWriter, n int) bool // path → fault for the n-th request (1-based); true: handled
 	blockers  map[string]bool                                    // path → hang until the client goes away
 	lastReq   *http.Request
+	mounts    map[string]string      // path prefix → directory served under it
+	ranges    map[string][]string    // path → Range headers received, in order
+	headers   map[string]http.Header // path → last request's headers
 	delay     time.Duration
 	inflight  atomic.Int64
 	maxFlight atomic.Int64
@@ -68,6 +73,9 @@ func newOrigin(t testing.TB) *origin {
 		pages:    map[string]string{},
 		faults:   map[string]func(http.ResponseWriter, int) bool{},
 		blockers: map[string]bool{},
+		mounts:   map[string]string{},
+		ranges:   map[string][]string{},
+		headers:  map[string]http.Header{},
 	}
 	files := http.FileServer(http.Dir(fixtureDir))
 	o.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -83,6 +91,16 @@ func newOrigin(t testing.TB) *origin {
 		o.counts[r.URL.Path]++
 		n := o.counts[r.URL.Path]
 		o.lastReq = r.Clone(context.Background())
+		o.headers[r.URL.Path] = r.Header.Clone()
+		if rg := r.Header.Get("Range"); rg != "" {
+			o.ranges[r.URL.Path] = append(o.ranges[r.URL.Path], rg)
+		}
+		var mountDir, mountRel string
+		for prefix, dir := range o.mounts {
+			if rel, ok := strings.CutPrefix(r.URL.Path, prefix); ok {
+				mountDir, mountRel = dir, rel
+			}
+		}
 		page, isPage := o.pages[r.URL.Path]
 		fault := o.faults[r.URL.Path]
 		block := o.blockers[r.URL.Path]
@@ -103,6 +121,8 @@ func newOrigin(t testing.TB) *origin {
 		case isPage:
 			w.Header().Set("Content-Type", "application/vnd.apple.mpegurl")
 			io.WriteString(w, page)
+		case mountDir != "":
+			http.ServeFile(w, r, filepath.Join(mountDir, filepath.FromSlash(mountRel)))
 		case strings.HasPrefix(r.URL.Path, "/many/"):
 			// /many/17.ts is a copy of fixture segment 17%3.
 			k, err := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(r.URL.Path, "/many/"), ".ts"))
@@ -270,10 +290,22 @@ func TestResolve(t *testing.T) {
 		{name: "bad EXTINF", path: "/badinf.m3u8", wantErr: ErrMalformed},
 		{name: "negative EXTINF", path: "/neginf.m3u8", wantErr: ErrMalformed, wantMsg: "invalid duration"},
 		{name: "variant is a master", path: "/nested/master.m3u8", wantErr: ErrMalformed, wantMsg: "expected a media playlist"},
-		{name: "AES-128", path: "/aes.m3u8", wantErr: ErrUnsupported, wantMsg: "encrypted segments (EXT-X-KEY METHOD=AES-128) are not supported yet"},
-		{name: "fMP4", path: "/fmp4.m3u8", wantErr: ErrUnsupported, wantMsg: "EXT-X-MAP"},
-		{name: "byte range", path: "/byterange.m3u8", wantErr: ErrUnsupported, wantMsg: "EXT-X-BYTERANGE"},
-		{name: "gap", path: "/gap.m3u8", wantErr: ErrUnsupported, wantMsg: "EXT-X-GAP"},
+		{name: "AES-128", path: "/aes.m3u8", segs: []string{o.URL + "/a.ts"}, check: func(t *testing.T, s *Source) {
+			if k := s.Segments[0].Key; k == nil || k.URL.String() != o.URL+"/k.key" || k.IV != nil {
+				t.Errorf("key %+v", k)
+			}
+		}},
+		{name: "fMP4", path: "/fmp4.m3u8", segs: []string{o.URL + "/a.m4s"}, check: func(t *testing.T, s *Source) {
+			if m := s.Segments[0].Map; m == nil || m.URL.String() != o.URL+"/init.mp4" || m.Range != nil || m.Key != nil {
+				t.Errorf("map %+v", m)
+			}
+		}},
+		{name: "byte range", path: "/byterange.m3u8", segs: []string{o.URL + "/all.ts"}, check: func(t *testing.T, s *Source) {
+			if r := s.Segments[0].Range; r == nil || *r != (ByteRange{0, 100}) {
+				t.Errorf("range %v", r)
+			}
+		}},
+		{name: "only gaps", path: "/gap.m3u8", wantErr: ErrMalformed, wantMsg: "every segment is a gap"},
 	}
 	c := &Client{}
 	for _, tt := range tests {

@@ -3,6 +3,7 @@ package hls
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -20,9 +21,12 @@ type Source struct {
 	// URL is the media playlist's URL (after redirects). It may carry
 	// credentials: show it to users through RedactURL.
 	URL *url.URL
-	// Segments lists the media segments in playback order; never empty.
+	// Segments lists the media segments in playback order, without the
+	// EXT-X-GAP ones (which must not be fetched); never empty.
 	Segments []Segment
-	// Duration is the sum of the segments' EXTINF durations.
+	// Duration is the sum of the EXTINF durations of every segment of the
+	// playlist, EXT-X-GAP segments included (the length of the stream's
+	// timeline, which Segments may not cover in full when there are gaps).
 	Duration time.Duration
 	// TargetDuration is the playlist's EXT-X-TARGETDURATION.
 	TargetDuration time.Duration
@@ -40,14 +44,92 @@ type Source struct {
 type Segment struct {
 	// URL is the segment's absolute URL.
 	URL *url.URL
+	// Range is the segment's sub-range of the resource at URL
+	// (EXT-X-BYTERANGE, with an omitted offset already resolved); nil when
+	// the segment is the whole resource. Fetch requests it with a Range
+	// header.
+	Range *ByteRange
 	// Duration is the segment's EXTINF duration.
 	Duration time.Duration
+	// Start is the sum of the EXTINF durations of every segment before this
+	// one in the playlist, EXT-X-GAP segments included: the segment's
+	// nominal place on the stream's timeline.
+	Start time.Duration
 	// Sequence is the segment's media sequence number
-	// (EXT-X-MEDIA-SEQUENCE plus its index).
+	// (EXT-X-MEDIA-SEQUENCE plus its index in the playlist, gaps included).
 	Sequence int
-	// Discontinuity is set when an EXT-X-DISCONTINUITY precedes the segment:
-	// timestamps and codec parameters may change from here on.
+	// Discontinuity is set when an EXT-X-DISCONTINUITY precedes the segment
+	// (or precedes a gap segment removed just before it): timestamps and
+	// codec parameters may change from here on.
 	Discontinuity bool
+	// Map is the fMP4/CMAF initialization section (EXT-X-MAP) that applies
+	// to the segment; nil when none does (MPEG-TS). Consecutive segments
+	// under the same EXT-X-MAP tag share the same *Map, so a change of
+	// pointer is a change of init section. Fetch it with Client.FetchMap.
+	Map *Map
+	// Key is the AES-128 key (EXT-X-KEY) the segment is encrypted with; nil
+	// when it is clear. Fetch decrypts such segments itself.
+	Key *Key
+}
+
+// ByteRange is a sub-range of a resource (EXT-X-BYTERANGE, or the BYTERANGE
+// attribute of EXT-X-MAP).
+type ByteRange struct {
+	// Offset is the first byte's offset in the resource.
+	Offset int64
+	// Length is the number of bytes; always positive.
+	Length int64
+}
+
+// String returns the range as in a Range header: "bytes=first-last".
+func (r ByteRange) String() string {
+	return fmt.Sprintf("bytes=%d-%d", r.Offset, r.Offset+r.Length-1)
+}
+
+// Map is a media initialization section (EXT-X-MAP): the ftyp/moov of fMP4
+// (CMAF) segments. Get its bytes with Client.FetchMap, which fetches them
+// once and keeps them in the Map.
+type Map struct {
+	// URL is the init section's absolute URL.
+	URL *url.URL
+	// Range is its sub-range of the resource at URL (BYTERANGE attribute);
+	// nil when it is the whole resource.
+	Range *ByteRange
+	// Key is the AES-128 key the init section is encrypted with (the
+	// EXT-X-KEY in effect at the EXT-X-MAP tag); nil when it is clear.
+	Key *Key
+
+	iv   [16]byte // the key's IV, else the next segment's sequence number
+	data *memo
+}
+
+// Key is an AES-128 key (EXT-X-KEY:METHOD=AES-128). Segments and init
+// sections that use the same key URI within one Resolve share its bytes,
+// which are fetched once, on first use, by Fetch or FetchMap.
+type Key struct {
+	// URL is the key's absolute URL; nil when the key is inline (a base64
+	// data: URI).
+	URL *url.URL
+	// IV is the IV attribute, left-padded with zeros to 16 bytes; nil when
+	// the tag has none, in which case each segment's IV is its media
+	// sequence number as a 128-bit big-endian integer.
+	IV *[16]byte
+
+	bytes *memo // the 16-byte key
+}
+
+// iv returns the IV that segment s is decrypted with.
+func (s *Segment) iv() [16]byte {
+	if s.Key != nil && s.Key.IV != nil {
+		return *s.Key.IV
+	}
+	return sequenceIV(s.Sequence)
+}
+
+func sequenceIV(seq int) [16]byte {
+	var iv [16]byte
+	binary.BigEndian.PutUint64(iv[8:], uint64(seq))
+	return iv
 }
 
 // VariantInfo describes a variant (EXT-X-STREAM-INF) of a multivariant playlist.
@@ -104,25 +186,26 @@ func (c *Client) Resolve(ctx context.Context, playlistURL string, opt SelectOpti
 		}
 		return nil, err
 	}
-	pl, err := parsePlaylist(final, buf.Bytes())
+	pl, tags, err := parsePlaylist(final, buf.Bytes())
 	if err != nil {
 		return nil, err
 	}
+	keys := keyCache{} // keys are shared by the variant and its audio
 	switch pl := pl.(type) {
 	case *playlist.Media:
-		return mediaSource(final, pl)
+		return mediaSource(final, pl, tags, keys)
 	case *playlist.Multivariant:
 		v, info, err := chooseVariant(final, pl, opt)
 		if err != nil {
 			return nil, err
 		}
-		src, err := c.resolveMedia(ctx, final, v.URI, "variant")
+		src, err := c.resolveMedia(ctx, final, v.URI, "variant", keys)
 		if err != nil {
 			return nil, err
 		}
 		src.Variant = info
 		if r := audioRendition(pl, v); r != nil {
-			src.Audio, err = c.resolveMedia(ctx, final, *r.URI, "audio rendition")
+			src.Audio, err = c.resolveMedia(ctx, final, *r.URI, "audio rendition", keys)
 			if err != nil {
 				return nil, err
 			}
@@ -134,7 +217,7 @@ func (c *Client) Resolve(ctx context.Context, playlistURL string, opt SelectOpti
 
 // resolveMedia fetches and parses the media playlist uri found in the
 // multivariant playlist at base.
-func (c *Client) resolveMedia(ctx context.Context, base *url.URL, uri, what string) (*Source, error) {
+func (c *Client) resolveMedia(ctx context.Context, base *url.URL, uri, what string, keys keyCache) (*Source, error) {
 	u, err := resolveURI(base, uri)
 	if err != nil {
 		return nil, fmt.Errorf("%w %s: %s URI: %v", ErrMalformed, RedactURL(base), what, err)
@@ -144,7 +227,7 @@ func (c *Client) resolveMedia(ctx context.Context, base *url.URL, uri, what stri
 	if err != nil {
 		return nil, err
 	}
-	pl, err := parsePlaylist(final, buf.Bytes())
+	pl, tags, err := parsePlaylist(final, buf.Bytes())
 	if err != nil {
 		return nil, err
 	}
@@ -152,21 +235,22 @@ func (c *Client) resolveMedia(ctx context.Context, base *url.URL, uri, what stri
 	if !ok {
 		return nil, fmt.Errorf("%w %s: the %s is a multivariant playlist, expected a media playlist", ErrMalformed, RedactURL(final), what)
 	}
-	return mediaSource(final, m)
+	return mediaSource(final, m, tags, keys)
 }
 
 // parsePlaylist decodes data, served from u, into a *playlist.Media or a
-// *playlist.Multivariant.
-func parsePlaylist(u *url.URL, data []byte) (pl playlist.Playlist, err error) {
+// *playlist.Multivariant; for a media playlist it also returns the
+// EXT-X-MAP and EXT-X-KEY tags of each segment (see scanTags).
+func parsePlaylist(u *url.URL, data []byte) (pl playlist.Playlist, tags []segTags, err error) {
 	malformed := func(reason string) error {
 		return fmt.Errorf("%w %s: %s", ErrMalformed, RedactURL(u), reason)
 	}
 	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf")) // UTF-8 BOM
 	if !bytes.HasPrefix(data, []byte("#EXTM3U")) {
-		return nil, malformed("not an HLS playlist (no #EXTM3U header)")
+		return nil, nil, malformed("not an HLS playlist (no #EXTM3U header)")
 	}
 	if !bytes.Contains(data, []byte("\n#EXTINF:")) && !bytes.Contains(data, []byte("\n#EXT-X-STREAM-INF:")) {
-		return nil, malformed("no segments (#EXTINF) or variants (#EXT-X-STREAM-INF) found")
+		return nil, nil, malformed("no segments (#EXTINF) or variants (#EXT-X-STREAM-INF) found")
 	}
 	// The parser wants every line, including the last, to end in a newline.
 	if data[len(data)-1] != '\n' {
@@ -174,14 +258,24 @@ func parsePlaylist(u *url.URL, data []byte) (pl playlist.Playlist, err error) {
 	}
 	defer func() {
 		if r := recover(); r != nil {
-			pl, err = nil, malformed(fmt.Sprintf("parser failed: %v", r))
+			pl, tags, err = nil, nil, malformed(fmt.Sprintf("parser failed: %v", r))
 		}
 	}()
 	pl, err = playlist.Unmarshal(data)
 	if err != nil {
-		return nil, malformed(oneLine(err.Error()))
+		// gohlslib rejects methods such as SAMPLE-AES-CTR as invalid:
+		// say "unsupported" rather than "malformed" for those.
+		if _, serr := scanTags(RedactURL(u), data); errors.Is(serr, ErrUnsupported) {
+			return nil, nil, serr
+		}
+		return nil, nil, malformed(oneLine(err.Error()))
 	}
-	return pl, nil
+	if _, ok := pl.(*playlist.Media); ok {
+		if tags, err = scanTags(RedactURL(u), data); err != nil {
+			return nil, nil, err
+		}
+	}
+	return pl, tags, nil
 }
 
 // chooseVariant picks the variant of mv to download.
@@ -279,57 +373,158 @@ func audioRendition(mv *playlist.Multivariant, v *playlist.MultivariantVariant) 
 }
 
 // mediaSource turns a parsed media playlist, served from u, into a Source.
-func mediaSource(u *url.URL, m *playlist.Media) (*Source, error) {
+// tags are scanTags' findings for m's segments; keys is the Resolve call's
+// key cache.
+func mediaSource(u *url.URL, m *playlist.Media, tags []segTags, keys keyCache) (*Source, error) {
 	loc := RedactURL(u)
 	if !m.Endlist && (m.PlaylistType == nil || *m.PlaylistType != playlist.MediaPlaylistTypeVOD) {
 		return nil, fmt.Errorf("%w: playlist %s has no EXT-X-ENDLIST, so the stream is still going on; only finished (VOD) streams can be downloaded", ErrLive, loc)
 	}
-	unsupported := func(what string) error {
-		return fmt.Errorf("%w: %s are not supported yet (playlist %s)", ErrUnsupported, what, loc)
+	malformed := func(format string, a ...any) error {
+		return fmt.Errorf("%w %s: %s", ErrMalformed, loc, fmt.Sprintf(format, a...))
 	}
-	if m.Map != nil {
-		return nil, unsupported("fMP4/CMAF segments (EXT-X-MAP)")
+	if len(tags) != len(m.Segments) {
+		// Cannot happen: scanTags splits lines as the parser does.
+		return nil, malformed("%d segments parsed but %d found", len(m.Segments), len(tags))
 	}
 	src := &Source{
 		URL:            u,
 		Segments:       make([]Segment, 0, len(m.Segments)),
 		TargetDuration: time.Duration(m.TargetDuration) * time.Second,
 	}
+	var (
+		maps     = map[*mapTag]*Map{}
+		keyOf    = map[*keyTag]*Key{}
+		rangeEnd = map[string]int64{} // resource URL → end of its last sub-range
+		disc     bool                 // a discontinuity on a skipped gap segment
+		gaps     int
+	)
 	for i, s := range m.Segments {
 		if s == nil {
 			continue
 		}
-		if s.Key != nil && s.Key.Method != playlist.MediaKeyMethodNone {
-			return nil, unsupported("encrypted segments (EXT-X-KEY METHOD=" + string(s.Key.Method) + ")")
-		}
-		if s.ByteRangeLength != nil {
-			return nil, unsupported("byte-range segments (EXT-X-BYTERANGE)")
-		}
-		if s.Gap {
-			return nil, unsupported("gap segments (EXT-X-GAP)")
-		}
 		if s.Duration <= 0 || s.Duration > maxTotalDuration {
-			return nil, fmt.Errorf("%w %s: segment %d has an invalid duration (#EXTINF)", ErrMalformed, loc, i+1)
+			return nil, malformed("segment %d has an invalid duration (#EXTINF)", i+1)
 		}
 		su, err := resolveURI(u, s.URI)
 		if err != nil {
-			return nil, fmt.Errorf("%w %s: segment %d: %v", ErrMalformed, loc, i+1, err)
+			return nil, malformed("segment %d: %v", i+1, err)
+		}
+		seg := Segment{
+			URL:           su,
+			Duration:      s.Duration,
+			Start:         src.Duration,
+			Sequence:      m.MediaSequence + i,
+			Discontinuity: s.Discontinuity || disc,
 		}
 		src.Duration += s.Duration
 		if src.Duration > maxTotalDuration {
-			return nil, fmt.Errorf("%w %s: total duration is implausibly long", ErrMalformed, loc)
+			return nil, malformed("total duration is implausibly long")
 		}
-		src.Segments = append(src.Segments, Segment{
-			URL:           su,
-			Duration:      s.Duration,
-			Sequence:      m.MediaSequence + i,
-			Discontinuity: s.Discontinuity,
-		})
+		if s.ByteRangeLength != nil {
+			// Gap segments take part too: a following omitted offset
+			// continues after them.
+			r, err := segmentRange(su, *s.ByteRangeLength, s.ByteRangeStart, rangeEnd)
+			if err != nil {
+				return nil, malformed("segment %d: %v", i+1, err)
+			}
+			seg.Range = r
+		}
+		if s.Gap {
+			disc = seg.Discontinuity
+			gaps++
+			continue
+		}
+		disc = false
+		if t := tags[i].mapTag; t != nil {
+			if seg.Map = maps[t]; seg.Map == nil {
+				mp, err := newMap(u, t, m.MediaSequence, keys)
+				if err != nil {
+					return nil, err
+				}
+				maps[t], seg.Map = mp, mp
+			}
+		}
+		if t := tags[i].key; t != nil {
+			if seg.Key = keyOf[t]; seg.Key == nil {
+				k, err := newKey(u, t, keys)
+				if err != nil {
+					return nil, err
+				}
+				keyOf[t], seg.Key = k, k
+			}
+		}
+		src.Segments = append(src.Segments, seg)
 	}
 	if len(src.Segments) == 0 {
-		return nil, fmt.Errorf("%w %s: no segments found", ErrMalformed, loc)
+		if gaps > 0 {
+			return nil, malformed("every segment is a gap (EXT-X-GAP)")
+		}
+		return nil, malformed("no segments found")
 	}
 	return src, nil
+}
+
+// segmentRange resolves an EXT-X-BYTERANGE of the resource su. An omitted
+// offset continues after the previous sub-range of the same resource
+// (RFC 8216 §4.3.2.2 requires that to be the previous segment's; any
+// earlier one of the same resource is accepted here). end records each
+// resource's last sub-range end.
+func segmentRange(su *url.URL, length uint64, start *uint64, end map[string]int64) (*ByteRange, error) {
+	const maxOffset = 1 << 53
+	if length == 0 || length > maxOffset {
+		return nil, fmt.Errorf("invalid EXT-X-BYTERANGE length %d", length)
+	}
+	res := su.String()
+	var off int64
+	if start != nil {
+		if *start > maxOffset {
+			return nil, fmt.Errorf("invalid EXT-X-BYTERANGE offset %d", *start)
+		}
+		off = int64(*start)
+	} else {
+		prev, ok := end[res]
+		if !ok {
+			return nil, errors.New("EXT-X-BYTERANGE has no offset, and no sub-range of the same resource comes before it")
+		}
+		off = prev
+	}
+	r := &ByteRange{Offset: off, Length: int64(length)}
+	end[res] = r.Offset + r.Length
+	return r, nil
+}
+
+// newMap makes the Map of an EXT-X-MAP tag of the playlist at u.
+func newMap(u *url.URL, t *mapTag, mediaSequence int, keys keyCache) (*Map, error) {
+	loc := RedactURL(u)
+	mu, err := resolveURI(u, t.uri)
+	if err != nil {
+		return nil, fmt.Errorf("%w %s: EXT-X-MAP: %v", ErrMalformed, loc, err)
+	}
+	mp := &Map{URL: mu, data: newMemo()}
+	if t.rng != nil {
+		const maxOffset = 1 << 53
+		var off uint64 // an omitted offset is 0
+		if t.rng.Start != nil {
+			off = *t.rng.Start
+		}
+		if t.rng.Length == 0 || t.rng.Length > maxOffset || off > maxOffset {
+			return nil, fmt.Errorf("%w %s: EXT-X-MAP: invalid BYTERANGE", ErrMalformed, loc)
+		}
+		mp.Range = &ByteRange{Offset: int64(off), Length: int64(t.rng.Length)}
+	}
+	if t.key != nil {
+		if mp.Key, err = newKey(u, t.key, keys); err != nil {
+			return nil, err
+		}
+		// RFC 8216 requires an IV for an encrypted init section; without
+		// one, do as ffmpeg does: the next segment's sequence number.
+		mp.iv = sequenceIV(mediaSequence + t.next)
+		if mp.Key.IV != nil {
+			mp.iv = *mp.Key.IV
+		}
+	}
+	return mp, nil
 }
 
 // resolveURI resolves a playlist URI against the playlist's URL and checks
