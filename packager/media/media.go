@@ -2,7 +2,10 @@
 // and the MP4 muxer (packager/mp4): tracks and the samples (access units) they carry.
 package media
 
-import "io"
+import (
+	"io"
+	"time"
+)
 
 // Kind says what a track carries.
 type Kind int
@@ -27,6 +30,7 @@ type Codec string
 
 const (
 	H264 Codec = "h264"
+	H265 Codec = "h265" // HEVC, written as hvc1
 	AAC  Codec = "aac"
 )
 
@@ -41,7 +45,8 @@ type Track struct {
 
 	// Video.
 	Width, Height int
-	SPS, PPS      [][]byte // H.264 parameter sets, without start codes
+	VPS           [][]byte // HEVC video parameter sets, without start codes
+	SPS, PPS      [][]byte // H.264/HEVC parameter sets, without start codes
 
 	// Audio.
 	SampleRate  int
@@ -60,8 +65,8 @@ type Sample struct {
 	CTO int32
 	// Sync is true for a sample a decoder can start from (IDR frame; every AAC frame).
 	Sync bool
-	// Data is the payload as the MP4 stores it: H.264 as 4-byte length-prefixed NAL
-	// units (AVCC), AAC as a raw frame without ADTS header. Only valid during the call
+	// Data is the payload as the MP4 stores it: H.264 and HEVC as 4-byte length-prefixed
+	// NAL units (AVCC/HVCC), AAC as a raw frame without ADTS header. Only valid during the call
 	// that hands it over; the receiver copies what it keeps.
 	Data []byte
 }
@@ -73,6 +78,13 @@ type Demuxer interface {
 	// Segment demuxes one whole segment and calls emit for each complete sample,
 	// in decode order per track.
 	Segment(r io.Reader, emit func(Sample) error) error
+	// Discontinuity says the next segment starts a new timeline (EXT-X-DISCONTINUITY):
+	// its timestamps may restart anywhere. at is where that segment starts on the
+	// output's timeline by the playlist (the EXTINF durations before it, from the first
+	// segment). The demuxer maps the earliest timestamp of the new period to the
+	// timeline's origin plus at, but never before the end of what it already emitted,
+	// and keeps the audio/video offset of the new period.
+	Discontinuity(at time.Duration)
 	// Flush emits what is still pending after the last segment.
 	Flush(emit func(Sample) error) error
 	// Tracks lists the tracks found so far (video first, then audio) with IDs 1..n.

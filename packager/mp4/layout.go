@@ -8,6 +8,7 @@ import (
 	"sort"
 
 	"github.com/Eyevinn/mp4ff/avc"
+	"github.com/Eyevinn/mp4ff/hevc"
 
 	"github.com/stream-downloads/caddy-stream-downloads/packager/media"
 )
@@ -20,7 +21,7 @@ const MovieTimescale = 1000
 type Brand int
 
 const (
-	// BrandMP4 is major isom, compatible isom iso2 avc1 mp41 (video).
+	// BrandMP4 is major isom, compatible isom iso2 avc1 mp41 (video; avc1 only with H.264).
 	BrandMP4 Brand = iota
 	// BrandM4A is major "M4A ", compatible M4A isom iso2 mp41 (audio only).
 	BrandM4A
@@ -51,7 +52,7 @@ func BuildHeader(x *Index, tracks []*media.Track, brand Brand, mediaStart int64)
 	if err != nil {
 		return nil, err
 	}
-	ftyp := ftypBox(brand)
+	ftyp := ftypBox(brand, hasCodec(order, media.H264))
 	mdatHdr := mdatHeader(x.MediaSize)
 	var lastChunk int64
 	if n := len(x.Chunks); n > 0 {
@@ -138,7 +139,18 @@ func mdatHeader(mediaSize int64) []byte {
 	return be64(b, uint64(mediaSize+16))
 }
 
-func ftypBox(brand Brand) []byte {
+func hasCodec(order []*TrackIndex, c media.Codec) bool {
+	for _, t := range order {
+		if t.Track.Codec == c {
+			return true
+		}
+	}
+	return false
+}
+
+// ftypBox writes the ftyp box. Like ffmpeg, the avc1 compatible brand is listed only
+// when there is H.264 (an hvc1 file is "isom iso2 mp41", as ffmpeg writes it).
+func ftypBox(brand Brand, avc1 bool) []byte {
 	var w boxWriter
 	w.open("ftyp")
 	if brand == BrandM4A {
@@ -148,7 +160,11 @@ func ftypBox(brand Brand) []byte {
 	} else {
 		w.str("isom")
 		w.u32(512)
-		w.str("isomiso2avc1mp41")
+		if avc1 {
+			w.str("isomiso2avc1mp41")
+		} else {
+			w.str("isomiso2mp41")
+		}
 	}
 	w.close()
 	return w.b
@@ -543,26 +559,13 @@ func sampleEntry(w *boxWriter, t *TrackIndex) error {
 		if err := rec.Encode(&buf); err != nil {
 			return fmt.Errorf("mp4: avcC: %w", err)
 		}
-		if tr.Width <= 0 || tr.Height <= 0 || tr.Width > 0xffff || tr.Height > 0xffff {
-			return fmt.Errorf("mp4: invalid video size %dx%d", tr.Width, tr.Height)
+		return visualSampleEntry(w, tr, "avc1", "avcC", buf.Bytes())
+	case media.H265:
+		rec, err := hvcCRecord(tr)
+		if err != nil {
+			return err
 		}
-		w.open("avc1")
-		w.zeros(6)
-		w.u16(1) // data reference index
-		w.zeros(16)
-		w.u16(uint16(tr.Width))
-		w.u16(uint16(tr.Height))
-		w.u32(0x00480000)
-		w.u32(0x00480000)
-		w.u32(0)
-		w.u16(1) // frame count
-		w.zeros(32)
-		w.u16(0x0018)
-		w.u16(0xffff)
-		w.open("avcC")
-		w.b = append(w.b, buf.Bytes()...)
-		w.close()
-		w.close()
+		return visualSampleEntry(w, tr, "hvc1", "hvcC", rec)
 	case media.AAC:
 		if len(tr.AudioConfig) == 0 || tr.Channels <= 0 || tr.SampleRate <= 0 {
 			return errors.New("mp4: AAC track without AudioSpecificConfig")
@@ -585,6 +588,58 @@ func sampleEntry(w *boxWriter, t *TrackIndex) error {
 		return fmt.Errorf("mp4: unsupported codec %q", tr.Codec)
 	}
 	return nil
+}
+
+// visualSampleEntry writes a VisualSampleEntry (ISO 14496-12 12.1.3) of type typ with
+// the decoder configuration box cfgType holding cfg.
+func visualSampleEntry(w *boxWriter, tr *media.Track, typ, cfgType string, cfg []byte) error {
+	if tr.Width <= 0 || tr.Height <= 0 || tr.Width > 0xffff || tr.Height > 0xffff {
+		return fmt.Errorf("mp4: invalid video size %dx%d", tr.Width, tr.Height)
+	}
+	w.open(typ)
+	w.zeros(6)
+	w.u16(1) // data reference index
+	w.zeros(16)
+	w.u16(uint16(tr.Width))
+	w.u16(uint16(tr.Height))
+	w.u32(0x00480000)
+	w.u32(0x00480000)
+	w.u32(0)
+	w.u16(1) // frame count
+	w.zeros(32)
+	w.u16(0x0018)
+	w.u16(0xffff)
+	w.open(cfgType)
+	w.b = append(w.b, cfg...)
+	w.close()
+	w.close()
+	return nil
+}
+
+// hvcCRecord builds the HEVCDecoderConfigurationRecord (ISO 14496-15 8.3.3) of an HEVC
+// track for an hvc1 sample entry: the VPS, SPS and PPS arrays with array_completeness 1
+// (every parameter set is in the sample entry; samples may still repeat identical ones),
+// which Apple's players require. Profile, tier, level, chroma format and bit depths come
+// from the SPS; numTemporalLayers and temporalIdNested too, as ffmpeg writes them.
+func hvcCRecord(tr *media.Track) ([]byte, error) {
+	if len(tr.VPS) == 0 || len(tr.SPS) == 0 || len(tr.PPS) == 0 {
+		return nil, errors.New("mp4: HEVC track without VPS/SPS/PPS")
+	}
+	rec, err := hevc.CreateHEVCDecConfRec(tr.VPS, tr.SPS, tr.PPS, true, true, true, true)
+	if err != nil {
+		return nil, fmt.Errorf("mp4: hvcC: %w", err)
+	}
+	if sps, err := hevc.ParseSPSNALUnit(tr.SPS[0]); err == nil {
+		rec.NumTemporalLayers = sps.MaxSubLayersMinus1 + 1
+		if sps.TemporalIDNestingFlag {
+			rec.TemporalIDNested = 1
+		}
+	}
+	var buf bytes.Buffer
+	if err := rec.Encode(&buf); err != nil {
+		return nil, fmt.Errorf("mp4: hvcC: %w", err)
+	}
+	return buf.Bytes(), nil
 }
 
 // writeEsds writes an esds box (ISO 14496-1 ES_Descriptor) carrying the

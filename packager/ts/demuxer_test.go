@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stream-downloads/caddy-stream-downloads/internal/testutil"
 	"github.com/stream-downloads/caddy-stream-downloads/packager/media"
@@ -194,7 +196,7 @@ func TestUnsupportedCodec(t *testing.T) {
 		want string
 	}{
 		{"mpeg2video", []string{"-f", "lavfi", "-i", "testsrc=size=160x96:rate=25", "-t", "1", "-c:v", "mpeg2video"},
-			"unsupported codec: MPEG-2 video (stream type 0x02); supported: H.264, AAC"},
+			"unsupported codec: MPEG-2 video (stream type 0x02); supported: H.264, H.265/HEVC, AAC"},
 		{"mp2 audio", []string{"-f", "lavfi", "-i", "testsrc=size=160x96:rate=25", "-f", "lavfi", "-i", "sine",
 			"-t", "1", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "mp2"},
 			"unsupported codec: MPEG-1/2 audio (MP2/MP3) (stream type 0x03)"},
@@ -265,6 +267,19 @@ func FuzzSegment(f *testing.F) {
 		}
 		f.Add(b[:min(len(b), 188*64)])
 	}
+	// An HEVC segment (x265, B frames, VPS/SPS/PPS), made with ffmpeg when it is there.
+	if _, err := exec.LookPath("ffmpeg"); err == nil && !testing.Short() {
+		dir := f.TempDir()
+		seg := filepath.Join(dir, "hevc.ts")
+		testutil.Run(f, "ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=160x90:rate=25",
+			"-f", "lavfi", "-i", "sine=frequency=440", "-t", "0.5", "-c:v", "libx265", "-preset", "ultrafast",
+			"-x265-params", "log-level=error", "-c:a", "aac", "-f", "mpegts", seg)
+		b, err := os.ReadFile(seg)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b[:min(len(b), 188*64)])
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		d := NewDemuxer()
 		emit := func(s media.Sample) error {
@@ -274,6 +289,8 @@ func FuzzSegment(f *testing.F) {
 			return nil
 		}
 		_ = d.Segment(bytes.NewReader(data), emit)
+		_ = d.Segment(bytes.NewReader(data), emit)
+		d.Discontinuity(time.Second)
 		_ = d.Segment(bytes.NewReader(data), emit)
 		_ = d.Flush(emit)
 		_ = d.Tracks()
