@@ -547,3 +547,41 @@ func demoCopies(t *testing.T, names ...string) string {
 	}
 	return src
 }
+
+// TestMaxHeightAndAudio: max_height picks the 144p variant for default; the audio type
+// is an M4A of the same video's audio.
+func TestMaxHeightAndAudio(t *testing.T) {
+	origin := testutil.NewOrigin(t, testutil.DemoOrigin(t))
+	e := startEdge(t, origin.URL+"/{video_id}/master.m3u8", "\t\tmax_height 200\n")
+	for _, typ := range []string{"default", "audio"} {
+		if code, env := e.call("POST", "/a/stream/demo/downloads/"+typ); code != 200 {
+			t.Fatalf("POST %s: %d %+v", typ, code, env.Errors)
+		}
+	}
+	code, env := e.call("GET", "/a/stream/demo/downloads")
+	if code != 200 || len(env.Result) != 2 || !strings.HasSuffix(env.Result["audio"].URL, "/demo/downloads/audio.m4a") {
+		t.Fatalf("GET lists %d %+v, want default and audio", code, env.Result)
+	}
+	variant := filepath.Join(testutil.DemoOrigin(t), "demo", "144p", "index.m3u8")
+
+	en := e.waitReady("demo", "default")
+	path, _ := e.download(en.URL)
+	t.Log(testutil.CompareWithSource(t, path, variant))
+
+	en = e.waitReady("demo", "audio")
+	if en.Status != "ready" {
+		t.Fatalf("audio ended %s: %s", en.Status, en.ErrorReasonText)
+	}
+	path, resp := e.download(en.URL + "?filename=track")
+	if ct, cd := resp.Header.Get("Content-Type"), resp.Header.Get("Content-Disposition"); ct != "audio/mp4" || cd != `attachment; filename="track.m4a"` {
+		t.Errorf("Content-Type %q, Content-Disposition %q", ct, cd)
+	}
+	p := testutil.ProbeFile(t, path)
+	if len(p.Streams) != 1 || p.Streams[0].CodecType != "audio" || p.Format.Tags["major_brand"] != "M4A " {
+		t.Errorf("M4A has streams %+v, brand %q", p.Streams, p.Format.Tags["major_brand"])
+	}
+	// The audio of the source alone, as ffmpeg sees it, is what the M4A must match.
+	audioOnly := filepath.Join(t.TempDir(), "src.m4a")
+	testutil.Run(t, "ffmpeg", "-v", "error", "-i", variant, "-map", "0:a", "-c", "copy", audioOnly)
+	t.Log(testutil.CompareWithSource(t, path, audioOnly))
+}

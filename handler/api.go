@@ -51,9 +51,6 @@ func (h *Handler) api(w http.ResponseWriter, r *http.Request, video, typ string)
 		if typ == "" {
 			typ = "default"
 		}
-		if typ == "audio" {
-			return writeError(w, http.StatusBadRequest, "download type audio is not supported yet")
-		}
 		_, err := h.Manager.Create(r.Context(), storage.Key{Video: video, Type: typ}, h.Origin(r, video))
 		switch {
 		case errors.Is(err, hls.ErrNotFound):

@@ -5,13 +5,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"io"
 	"os"
 	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/stream-downloads/caddy-stream-downloads/packager/fmp4"
 	"github.com/stream-downloads/caddy-stream-downloads/packager/hls"
 	"github.com/stream-downloads/caddy-stream-downloads/packager/mp4"
 	"github.com/stream-downloads/caddy-stream-downloads/packager/storage"
@@ -68,8 +68,9 @@ func (m *Manager) pack(ctx context.Context, d *download, client *hls.Client, s S
 			return 0, err
 		}
 	}
-	if src.Audio != nil {
-		return 0, fmt.Errorf("%w: audio in a separate rendition (EXT-X-MEDIA TYPE=AUDIO with URI) is not supported yet", hls.ErrUnsupported)
+	rs, err := renditions(src, k.Type)
+	if err != nil {
+		return 0, err
 	}
 	tmp, err := m.store.TempPath(k)
 	if err != nil {
@@ -81,30 +82,21 @@ func (m *Manager) pack(ctx context.Context, d *download, client *hls.Client, s S
 			os.Remove(tmp)
 		}
 	}()
-	w, err := mp4.Create(tmp, mp4.Options{ExpectedDuration: src.Duration})
+	opts := mp4.Options{ExpectedDuration: src.Duration}
+	if k.Type == "audio" {
+		opts.Brand = mp4.BrandM4A
+	}
+	w, err := mp4.Create(tmp, opts)
 	if err != nil {
 		return 0, storageError{err}
 	}
 	defer w.Abort() // no-op after Finish
 
-	dem := ts.NewDemuxer()
-	total := src.Duration
-	var done time.Duration
-	err = client.Fetch(ctx, src.Segments, s.Concurrency, func(i int, body io.Reader) error {
-		if err := dem.Segment(body, w.WriteSample); err != nil {
-			return fmt.Errorf("segment %d (%s): %w", i, hls.RedactURL(src.Segments[i].URL), err)
-		}
-		done += src.Segments[i].Duration
-		m.progress(d, done, total)
-		return nil
-	})
-	if err == nil {
-		err = dem.Flush(w.WriteSample)
-	}
+	tracks, err := remux(ctx, client, rs, s.Concurrency, w, func(done, total time.Duration) { m.progress(d, done, total) })
 	if err != nil {
 		return 0, err
 	}
-	info, err := w.Finish(dem.Tracks())
+	info, err := w.Finish(tracks)
 	if err != nil {
 		return 0, err
 	}
@@ -166,13 +158,14 @@ func classify(err error) (code, text string) {
 	switch {
 	case errors.As(err, &se):
 		code = "storage_error"
-	case errors.Is(err, hls.ErrUnsupported), errors.Is(err, ts.ErrUnsupportedCodec):
+	case errors.Is(err, hls.ErrUnsupported), errors.Is(err, ts.ErrUnsupportedCodec),
+		errors.Is(err, fmp4.ErrUnsupportedCodec), errors.Is(err, errNoMedia):
 		code = "unsupported_input"
 	case errors.Is(err, hls.ErrMalformed):
 		code = "malformed_playlist"
 	case errors.As(err, new(*hls.OriginError)):
 		code = "origin_error"
-	case errors.Is(err, ts.ErrMalformed):
+	case errors.Is(err, ts.ErrMalformed), errors.Is(err, fmp4.ErrMalformed), errors.Is(err, hls.ErrDecrypt):
 		code = "malformed_segment"
 	default:
 		code = "internal_error"

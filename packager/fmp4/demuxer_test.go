@@ -1,0 +1,759 @@
+package fmp4
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stream-downloads/caddy-stream-downloads/internal/testutil"
+	"github.com/stream-downloads/caddy-stream-downloads/packager/media"
+	"github.com/stream-downloads/caddy-stream-downloads/packager/mp4"
+)
+
+// playlist is the part of a media playlist the tests need.
+type playlist struct {
+	dir   string
+	items []item
+}
+
+type item struct {
+	init     string // EXT-X-MAP for this segment
+	seg      string
+	dur      time.Duration
+	discont  bool
+	byteFrom int64 // -1: whole file
+	byteLen  int64
+}
+
+func readPlaylist(t *testing.T, path string) playlist {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	p := playlist{dir: filepath.Dir(path)}
+	var mapURI string
+	var dur time.Duration
+	disc := false
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		l := strings.TrimSpace(sc.Text())
+		switch {
+		case strings.HasPrefix(l, "#EXT-X-MAP:"):
+			i := strings.Index(l, `URI="`)
+			mapURI = l[i+5:]
+			mapURI = mapURI[:strings.IndexByte(mapURI, '"')]
+		case strings.HasPrefix(l, "#EXTINF:"):
+			v := strings.SplitN(strings.TrimPrefix(l, "#EXTINF:"), ",", 2)[0]
+			s, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dur = time.Duration(s * float64(time.Second))
+		case l == "#EXT-X-DISCONTINUITY":
+			disc = true
+		case l != "" && !strings.HasPrefix(l, "#"):
+			p.items = append(p.items, item{init: mapURI, seg: l, dur: dur, discont: disc, byteFrom: -1})
+			disc = false
+		}
+	}
+	return p
+}
+
+type collected struct {
+	video, audio []media.Sample
+	order        []media.Kind
+	tracks       []*media.Track
+}
+
+// demux feeds a playlist's init sections and segments to a Demuxer, like the packager.
+func demux(t *testing.T, p playlist, emit func(media.Sample) error) (*Demuxer, error) {
+	t.Helper()
+	d := NewDemuxer()
+	curInit := ""
+	var at time.Duration
+	for _, it := range p.items {
+		if it.discont {
+			d.Discontinuity(at)
+		}
+		if it.init != curInit {
+			b, err := os.ReadFile(filepath.Join(p.dir, it.init))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := d.Init(b); err != nil {
+				return d, err
+			}
+			curInit = it.init
+		}
+		f, err := os.Open(filepath.Join(p.dir, it.seg))
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = d.Segment(f, emit)
+		f.Close()
+		if err != nil {
+			return d, err
+		}
+		at += it.dur
+	}
+	return d, d.Flush(emit)
+}
+
+func collect(t *testing.T, p playlist) (collected, error) {
+	t.Helper()
+	var c collected
+	d, err := demux(t, p, func(s media.Sample) error {
+		s.Data = bytes.Clone(s.Data)
+		c.order = append(c.order, s.Track.Kind)
+		if s.Track.Kind == media.Video {
+			c.video = append(c.video, s)
+		} else {
+			c.audio = append(c.audio, s)
+		}
+		return nil
+	})
+	c.tracks = d.Tracks()
+	return c, err
+}
+
+// checkSamples verifies invariants every demuxed stream must satisfy.
+func checkSamples(t *testing.T, c collected) {
+	t.Helper()
+	for i, s := range c.video {
+		if i == 0 && !s.Sync {
+			t.Errorf("first video sample is not a sync sample")
+		}
+		if i > 0 && s.DTS <= c.video[i-1].DTS {
+			t.Fatalf("video DTS not increasing at %d: %d after %d", i, s.DTS, c.video[i-1].DTS)
+		}
+		hevc := s.Track.Codec == media.H265
+		b := s.Data
+		for len(b) > 0 {
+			if len(b) < 4 {
+				t.Fatalf("sample %d: truncated length prefix", i)
+			}
+			n := int(binary.BigEndian.Uint32(b))
+			if n == 0 || n > len(b)-4 {
+				t.Fatalf("sample %d: bad NAL length %d", i, n)
+			}
+			typ := nalType(b[4:], hevc)
+			if (!hevc && (typ == 7 || typ == 8 || typ == 9)) || (hevc && typ >= 32 && typ <= 35) {
+				t.Fatalf("sample %d contains NAL type %d", i, typ)
+			}
+			b = b[4+n:]
+		}
+	}
+	for i, s := range c.audio {
+		if i > 0 && s.DTS <= c.audio[i-1].DTS {
+			t.Fatalf("audio DTS not increasing at %d", i)
+		}
+		if !s.Sync {
+			t.Errorf("audio sample %d not sync", i)
+		}
+	}
+}
+
+// ffmpegHLS makes an fMP4 HLS stream in dir from lavfi sources and returns the playlist path.
+func ffmpegHLS(t *testing.T, dir string, seconds string, input []string, args ...string) string {
+	t.Helper()
+	pl := filepath.Join(dir, "index.m3u8")
+	all := []string{"-v", "error", "-y"}
+	all = append(all, input...)
+	all = append(all, args...)
+	all = append(all, "-f", "hls", "-hls_segment_type", "fmp4", "-hls_time", "1", "-hls_playlist_type", "vod", "-t", seconds, pl)
+	testutil.RunIn(t, dir, "ffmpeg", all...)
+	return pl
+}
+
+func avInput(channels string) []string {
+	return []string{
+		"-f", "lavfi", "-i", "testsrc2=s=160x90:r=25",
+		"-f", "lavfi", "-i", "sine=f=440:r=48000,aformat=channel_layouts=" + channels,
+	}
+}
+
+var x264 = []string{"-c:v", "libx264", "-preset", "veryfast", "-bf", "3", "-g", "25", "-pix_fmt", "yuv420p"}
+
+// packageMP4 runs a playlist through the demuxer and the MP4 writer.
+func packageMP4(t *testing.T, p playlist, out string) mp4.Info {
+	t.Helper()
+	w, err := mp4.Create(out, mp4.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := demux(t, p, w.WriteSample)
+	if err != nil {
+		w.Abort()
+		t.Fatalf("demux: %v", err)
+	}
+	info, err := w.Finish(d.Tracks())
+	if err != nil {
+		t.Fatalf("finish: %v", err)
+	}
+	return info
+}
+
+func endToEnd(t *testing.T, pl string) collected {
+	t.Helper()
+	p := readPlaylist(t, pl)
+	c, err := collect(t, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkSamples(t, c)
+	out := filepath.Join(t.TempDir(), "out.mp4")
+	packageMP4(t, p, out)
+	t.Log(testutil.CompareWithSource(t, out, pl))
+	return c
+}
+
+func TestEndToEndH264AAC(t *testing.T) {
+	testutil.Tool(t, "ffmpeg")
+	cases := []struct {
+		name string
+		args []string
+	}{
+		{"default", nil},
+		{"frag_keyframe", []string{"-hls_fmp4_init_filename", "map.mp4", "-movflags", "+frag_keyframe"}},
+		{"frag_duration", []string{"-hls_segment_options", "frag_duration=200000"}}, // media in init.mp4 too
+		{"tfdt_v1", []string{"-output_ts_offset", "100000"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			args := append(append([]string{}, x264...), "-c:a", "aac", "-b:a", "64k")
+			pl := ffmpegHLS(t, dir, "4", avInput("stereo"), append(args, tc.args...)...)
+			c := endToEnd(t, pl)
+			if len(c.tracks) != 2 || c.tracks[0].Codec != media.H264 || c.tracks[1].Codec != media.AAC {
+				t.Fatalf("tracks %+v", c.tracks)
+			}
+			v, a := c.tracks[0], c.tracks[1]
+			if v.Width != 160 || v.Height != 90 || len(v.SPS) != 1 || len(v.PPS) != 1 || a.Channels != 2 || a.SampleRate != 48000 {
+				t.Errorf("video %+v audio %+v", v, a)
+			}
+			// Interleaved: the kinds alternate many times (not all video then all audio).
+			switches := 0
+			for i := 1; i < len(c.order); i++ {
+				if c.order[i] != c.order[i-1] {
+					switches++
+				}
+			}
+			if switches < 20 {
+				t.Errorf("samples barely interleaved: %d switches", switches)
+			}
+			if tc.name == "tfdt_v1" && float64(c.video[0].DTS)/float64(v.Timescale) < 99999 {
+				t.Errorf("first video DTS %d/%d: tfdt offset lost", c.video[0].DTS, v.Timescale)
+			}
+		})
+	}
+}
+
+func TestEndToEndChannels(t *testing.T) {
+	testutil.Tool(t, "ffmpeg")
+	for _, layout := range []string{"mono", "5.1"} {
+		t.Run(layout, func(t *testing.T) {
+			dir := t.TempDir()
+			args := append(append([]string{}, x264...), "-c:a", "aac", "-b:a", "96k")
+			pl := ffmpegHLS(t, dir, "3", avInput(layout), args...)
+			c := endToEnd(t, pl)
+			want := map[string]int{"mono": 1, "5.1": 6}[layout]
+			if a := c.tracks[len(c.tracks)-1]; a.Channels != want {
+				t.Errorf("channels %d, want %d", a.Channels, want)
+			}
+		})
+	}
+}
+
+func TestEndToEndAudioOnlyRendition(t *testing.T) {
+	testutil.Tool(t, "ffmpeg")
+	dir := t.TempDir()
+	pl := ffmpegHLS(t, dir, "3", []string{"-f", "lavfi", "-i", "sine=f=440:r=44100"}, "-c:a", "aac")
+	c := endToEnd(t, pl)
+	if len(c.tracks) != 1 || c.tracks[0].Kind != media.Audio || c.tracks[0].SampleRate != 44100 || len(c.video) != 0 {
+		t.Fatalf("tracks %+v", c.tracks)
+	}
+}
+
+func TestSeparateRenditions(t *testing.T) {
+	// CMAF-style: one track per rendition; each demuxed alone, both written to one MP4.
+	testutil.Tool(t, "ffmpeg")
+	dir := t.TempDir()
+	vdir, adir := filepath.Join(dir, "v"), filepath.Join(dir, "a")
+	os.Mkdir(vdir, 0o755)
+	os.Mkdir(adir, 0o755)
+	src := filepath.Join(dir, "src.mp4")
+	testutil.Run(t, "ffmpeg", append(append(append([]string{"-v", "error"}, avInput("stereo")...), x264...), "-c:a", "aac", "-t", "3", src)...)
+	vpl := ffmpegHLS(t, vdir, "3", []string{"-i", src}, "-map", "0:v", "-c", "copy")
+	apl := ffmpegHLS(t, adir, "3", []string{"-i", src}, "-map", "0:a", "-c", "copy")
+	vc, err := collect(t, readPlaylist(t, vpl))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ac, err := collect(t, readPlaylist(t, apl))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkSamples(t, vc)
+	checkSamples(t, ac)
+	if len(vc.tracks) != 1 || len(ac.tracks) != 1 || vc.tracks[0].Kind != media.Video || ac.tracks[0].Kind != media.Audio {
+		t.Fatalf("tracks %v / %v", vc.tracks, ac.tracks)
+	}
+	// Start offset as ffprobe sees it in the two renditions.
+	start := func(pl string) float64 {
+		pr := testutil.ProbeFile(t, pl)
+		return testutil.Seconds(t, pr.Streams[0].StartTime)
+	}
+	vStart, aStart := start(vpl), start(apl)
+	v, a := vc.video[0], ac.audio[0]
+	gotV := float64(v.DTS+int64(v.CTO)) / float64(v.Track.Timescale)
+	gotA := float64(a.DTS) / float64(a.Track.Timescale)
+	if d := (gotV - gotA) - (vStart - aStart); d > 0.002 || d < -0.002 {
+		t.Errorf("video−audio start %.4f, source %.4f", gotV-gotA, vStart-aStart)
+	}
+}
+
+func TestHEVC(t *testing.T) {
+	testutil.Tool(t, "ffmpeg")
+	if !strings.Contains(string(testutil.Run(t, "ffmpeg", "-hide_banner", "-encoders")), "libx265") {
+		t.Skip("no libx265 encoder")
+	}
+	for _, tag := range []string{"hvc1", "hev1"} {
+		t.Run(tag, func(t *testing.T) {
+			dir := t.TempDir()
+			pl := ffmpegHLS(t, dir, "3", avInput("stereo"), "-c:v", "libx265", "-preset", "ultrafast", "-x265-params", "log-level=error:bframes=3:keyint=25",
+				"-tag:v", tag, "-pix_fmt", "yuv420p", "-c:a", "aac")
+			p := readPlaylist(t, pl)
+			c, err := collect(t, p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkSamples(t, c)
+			v := c.tracks[0]
+			if v.Codec != media.H265 || v.Width != 160 || v.Height != 90 || len(v.VPS) != 1 || len(v.SPS) != 1 || len(v.PPS) != 1 {
+				t.Fatalf("video track %+v", v)
+			}
+			out := filepath.Join(t.TempDir(), "out.mp4")
+			packageMP4(t, p, out)
+			t.Log(testutil.CompareWithSource(t, out, pl))
+		})
+	}
+}
+
+func TestDiscontinuity(t *testing.T) {
+	testutil.Tool(t, "ffmpeg")
+	dir := t.TempDir()
+	args := append(append([]string{}, x264...), "-c:a", "aac")
+	ffmpegHLS(t, dir, "3", avInput("stereo"), args...)
+	p := readPlaylist(t, filepath.Join(dir, "index.m3u8"))
+	// The same segments twice: timestamps restart.
+	n := len(p.items)
+	for i := range n {
+		it := p.items[i]
+		it.discont = i == 0
+		p.items = append(p.items, it)
+	}
+	c, err := collect(t, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkSamples(t, c)
+	// Without the discontinuity it is an error.
+	for i := range p.items {
+		p.items[i].discont = false
+	}
+	_, err = collect(t, p)
+	if !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "backwards") {
+		t.Fatalf("err = %v, want a malformed backwards error", err)
+	}
+	// The second period starts at the sum of the EXTINFs (3 s) after the first.
+	var total time.Duration
+	for _, it := range p.items[:n] {
+		total += it.dur
+	}
+	half := len(c.video) / 2
+	v := c.video[0].Track
+	got := float64(c.video[half].DTS-c.video[0].DTS) / float64(v.Timescale)
+	if d := got - total.Seconds(); d < -0.001 || d > 0.05 {
+		t.Errorf("second period starts %.4f s after the first, want %.4f", got, total.Seconds())
+	}
+	// A/V offset kept.
+	ha := len(c.audio) / 2
+	a := c.audio[0].Track
+	off1 := float64(c.video[0].DTS)/float64(v.Timescale) - float64(c.audio[0].DTS)/float64(a.Timescale)
+	off2 := float64(c.video[half].DTS)/float64(v.Timescale) - float64(c.audio[ha].DTS)/float64(a.Timescale)
+	if d := off1 - off2; d > 0.001 || d < -0.001 {
+		t.Errorf("A/V offset %.4f then %.4f", off1, off2)
+	}
+}
+
+func TestLeadingNonKeyframes(t *testing.T) {
+	testutil.Tool(t, "ffmpeg")
+	dir := t.TempDir()
+	args := append(append([]string{}, x264...), "-c:a", "aac", "-hls_segment_options", "frag_duration=200000")
+	pl := ffmpegHLS(t, dir, "3", avInput("stereo"), args...)
+	p := readPlaylist(t, pl)
+	moofs := func(b []byte) []int {
+		var out []int
+		walkBoxes(b, 0, func(bx box) error {
+			if bx.typ == "moof" {
+				out = append(out, bx.start)
+			}
+			return nil
+		})
+		return out
+	}
+	// The init without the media ffmpeg put in it, and the second segment without its
+	// first fragment: the stream starts mid-GOP.
+	ib, err := os.ReadFile(filepath.Join(p.dir, p.items[0].init))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := moofs(ib); len(m) > 0 {
+		ib = ib[:m[0]]
+	}
+	b, err := os.ReadFile(filepath.Join(p.dir, p.items[1].seg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := moofs(b)
+	if len(m) < 2 {
+		t.Fatalf("%d fragments in the second segment", len(m))
+	}
+	os.WriteFile(filepath.Join(p.dir, "clean.mp4"), ib, 0o644)
+	os.WriteFile(filepath.Join(p.dir, "cut.m4s"), b[m[1]:], 0o644)
+	p.items = p.items[1:]
+	p.items[0].seg = "cut.m4s"
+	for i := range p.items {
+		p.items[i].init = "clean.mp4"
+	}
+	first, err := collect(t, playlist{dir: p.dir, items: p.items[:1]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(first.video) != 0 || len(first.audio) == 0 {
+		t.Errorf("cut segment alone: %d video, %d audio samples", len(first.video), len(first.audio))
+	}
+	c, err := collect(t, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkSamples(t, c)
+	if len(c.video) == 0 || len(c.audio) == 0 {
+		t.Fatalf("video %d, audio %d", len(c.video), len(c.audio))
+	}
+	if float64(c.audio[0].DTS)/float64(c.audio[0].Track.Timescale) >= float64(c.video[0].DTS)/float64(c.video[0].Track.Timescale) {
+		t.Errorf("audio does not start before the first keyframe")
+	}
+	out := filepath.Join(t.TempDir(), "out.mp4")
+	packageMP4(t, p, out)
+	if msg := testutil.DecodeErrors(t, out); msg != "" {
+		t.Errorf("decoding: %s", msg)
+	}
+}
+
+func TestUnsupportedCodecs(t *testing.T) {
+	testutil.Tool(t, "ffmpeg")
+	encs := string(testutil.Run(t, "ffmpeg", "-hide_banner", "-encoders"))
+	cases := []struct {
+		name, enc, want string
+		video           bool
+	}{
+		{"eac3", "eac3", "E-AC-3", false},
+		{"ac3", "ac3", "AC-3", false},
+		{"opus", "libopus", "Opus", false},
+		{"mp3", "libmp3lame", "MP3", false},
+		{"vp9", "libvpx-vp9", "VP9", true},
+		{"av1", "libaom-av1", "AV1", true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if !strings.Contains(encs, " "+tc.enc+" ") {
+				t.Skipf("no %s encoder", tc.enc)
+			}
+			dir := t.TempDir()
+			var pl string
+			if tc.video {
+				pl = ffmpegHLS(t, dir, "1", []string{"-f", "lavfi", "-i", "testsrc2=s=160x90:r=10"}, "-c:v", tc.enc, "-cpu-used", "8", "-deadline", "realtime", "-g", "10")
+			} else {
+				pl = ffmpegHLS(t, dir, "1", []string{"-f", "lavfi", "-i", "sine=r=48000"}, "-c:a", tc.enc)
+			}
+			_, err := collect(t, readPlaylist(t, pl))
+			if !errors.Is(err, ErrUnsupportedCodec) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want unsupported %s", err, tc.want)
+			}
+			t.Log(err)
+		})
+	}
+}
+
+func TestSampleFlagsSync(t *testing.T) {
+	cases := []struct {
+		flags uint32
+		want  bool
+	}{
+		{0x02000000, true},  // depends_on 2 (I picture)
+		{0x00000000, true},  // nothing said: sync
+		{0x01010000, false}, // depends_on 1, non-sync
+		{0x00010000, false}, // non-sync
+		{0x01000000, false}, // depends on others
+		{0x02010000, false}, // I picture but marked non-sync (open GOP)
+	}
+	for _, c := range cases {
+		if got := sampleFlagsSync(c.flags); got != c.want {
+			t.Errorf("flags %08x: sync %v, want %v", c.flags, got, c.want)
+		}
+	}
+}
+
+func TestLengthSizeConversion(t *testing.T) {
+	sps := []byte{0x67, 0x64, 0x00, 0x0b, 0xac, 0xd9, 0x42, 0x8d, 0xf9, 0x30, 0x11, 0x00, 0x00, 0x03, 0x00, 0x01, 0x00, 0x00, 0x03, 0x00, 0x32, 0x0f, 0x14, 0x29, 0x96}
+	pps := []byte{0x68, 0xeb, 0xe3, 0xcb, 0x22, 0xc0}
+	idr := []byte{0x65, 1, 2, 3}
+	aud := []byte{0x09, 0xf0}
+	for _, ls := range []int{1, 2, 4} {
+		var sample []byte
+		for _, n := range [][]byte{aud, sps, pps, idr} {
+			l := len(n)
+			for i := ls - 1; i >= 0; i-- {
+				sample = append(sample, byte(l>>(8*i)))
+			}
+			sample = append(sample, n...)
+		}
+		d := NewDemuxer()
+		st := &stream{
+			track: &media.Track{Kind: media.Video, Codec: media.H264, Timescale: 90000, Width: 160, Height: 90, SPS: [][]byte{sps}, PPS: [][]byte{pps}},
+			cur:   &trakInfo{nalLen: ls, timescale: 90000},
+		}
+		out, sync, keep, err := d.videoSample(st, rawSample{flags: 0x02000000, data: sample})
+		if err != nil || !sync || !keep {
+			t.Fatalf("length size %d: sync %v keep %v err %v", ls, sync, keep, err)
+		}
+		want := append([]byte{0, 0, 0, 4}, idr...)
+		if !bytes.Equal(out, want) {
+			t.Errorf("length size %d: %x, want %x", ls, out, want)
+		}
+		// A non-IDR sample flagged sync is not sync; before the first sync it is dropped.
+		st2 := &stream{track: st.track, cur: st.cur}
+		nonIDR := append(append([]byte{}, sample[:len(sample)-len(idr)]...), 0x41, 1, 2, 3)
+		_, _, keep, err = d.videoSample(st2, rawSample{flags: 0, data: nonIDR})
+		if err != nil || keep {
+			t.Errorf("length size %d: leading non-IDR kept (%v)", ls, err)
+		}
+		// Truncated NAL: an error, no panic.
+		if _, _, _, err := d.videoSample(st, rawSample{flags: 0, data: sample[:len(sample)-2]}); err == nil {
+			t.Errorf("length size %d: truncated sample accepted", ls)
+		}
+	}
+}
+
+// fragment builds a moof+mdat with one traf for track 1 from explicit trun fields.
+func fragment(tfdtV1 bool, base uint64, trunVersion byte, firstFlags *uint32, samples []struct {
+	dur, size, flags uint32
+	cto              int32
+}) []byte {
+	var traf []byte
+	// tfhd: default-base-is-moof, track 1
+	tfhd := be32(nil, 0x00020000)
+	tfhd = be32(tfhd, 1)
+	traf = append(traf, boxOf("tfhd", tfhd)...)
+	var tfdt []byte
+	if tfdtV1 {
+		tfdt = be32(nil, 0x01000000)
+		tfdt = binary.BigEndian.AppendUint64(tfdt, base)
+	} else {
+		tfdt = be32(nil, 0)
+		tfdt = be32(tfdt, uint32(base))
+	}
+	traf = append(traf, boxOf("tfdt", tfdt)...)
+	flags := uint32(0x01 | 0x100 | 0x200 | 0x800)
+	if firstFlags != nil {
+		flags |= 0x04
+	} else {
+		flags |= 0x400
+	}
+	trunHdrLen := 8 + 4 + 4 + 4
+	if firstFlags != nil {
+		trunHdrLen += 4
+	}
+	per := 12
+	if firstFlags == nil {
+		per = 16
+	}
+	trunLen := trunHdrLen + per*len(samples)
+	moofLen := 8 + (8 + 8) + 8 + len(traf) + trunLen
+	trun := be32(nil, uint32(trunVersion)<<24|flags)
+	trun = be32(trun, uint32(len(samples)))
+	trun = be32(trun, uint32(moofLen+8))
+	if firstFlags != nil {
+		trun = be32(trun, *firstFlags)
+	}
+	var payload []byte
+	for _, s := range samples {
+		trun = be32(trun, s.dur)
+		trun = be32(trun, s.size)
+		if firstFlags == nil {
+			trun = be32(trun, s.flags)
+		}
+		trun = be32(trun, uint32(s.cto))
+		payload = append(payload, make([]byte, s.size)...)
+	}
+	traf = append(traf, boxOf("trun", trun)...)
+	moof := boxOf("mfhd", be32(be32(nil, 0), 1))
+	moof = append(moof, boxOf("traf", traf)...)
+	out := boxOf("moof", moof)
+	if len(out) != moofLen {
+		panic("moof length")
+	}
+	return append(out, boxOf("mdat", payload)...)
+}
+
+func be32(b []byte, v uint32) []byte { return binary.BigEndian.AppendUint32(b, v) }
+
+func boxOf(typ string, payload []byte) []byte {
+	b := be32(nil, uint32(8+len(payload)))
+	return append(append(b, typ...), payload...)
+}
+
+// audioInit is a minimal init: one AAC track (ID 1, timescale 48000) with an elst.
+func audioInit(t *testing.T, emptyMs uint32, mediaTime int32) []byte {
+	t.Helper()
+	mvhd := make([]byte, 100)
+	binary.BigEndian.PutUint32(mvhd[12:], 1000)
+	tkhd := make([]byte, 84)
+	binary.BigEndian.PutUint32(tkhd[12:], 1)
+	elst := be32(nil, 0)
+	n := uint32(1)
+	if emptyMs > 0 {
+		n = 2
+	}
+	elst = be32(elst, n)
+	if emptyMs > 0 {
+		elst = be32(be32(be32(elst, emptyMs), 0xffffffff), 0x00010000)
+	}
+	elst = be32(be32(be32(elst, 0), uint32(mediaTime)), 0x00010000)
+	mdhd := make([]byte, 24)
+	binary.BigEndian.PutUint32(mdhd[12:], 48000)
+	hdlr := append(make([]byte, 8), "soun"...)
+	hdlr = append(hdlr, make([]byte, 13)...)
+	asc := []byte{0x11, 0x90}
+	dsi := append([]byte{0x05, byte(len(asc))}, asc...)
+	dcd := append([]byte{0x04, byte(13 + len(dsi)), 0x40, 0x15, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, dsi...)
+	esd := append([]byte{0x03, byte(3 + len(dcd) + 3), 0, 1, 0}, dcd...)
+	esd = append(esd, 0x06, 0x01, 0x02)
+	esds := boxOf("esds", append(be32(nil, 0), esd...))
+	mp4a := make([]byte, 28)
+	binary.BigEndian.PutUint16(mp4a[6:], 1)
+	binary.BigEndian.PutUint16(mp4a[16:], 2)
+	binary.BigEndian.PutUint16(mp4a[18:], 16)
+	binary.BigEndian.PutUint32(mp4a[24:], 48000<<16)
+	stsd := boxOf("stsd", append(be32(be32(nil, 0), 1), boxOf("mp4a", append(mp4a, esds...))...))
+	stbl := boxOf("stbl", stsd)
+	minf := boxOf("minf", stbl)
+	mdia := boxOf("mdia", append(append(boxOf("mdhd", mdhd), boxOf("hdlr", hdlr)...), minf...))
+	trak := boxOf("trak", append(append(boxOf("tkhd", tkhd), boxOf("edts", boxOf("elst", elst))...), mdia...))
+	trex := be32(be32(be32(be32(be32(be32(nil, 0), 1), 1), 1024), 0), 0x02000000)
+	moov := boxOf("moov", append(append(boxOf("mvhd", mvhd), trak...), boxOf("mvex", boxOf("trex", trex))...))
+	return append(boxOf("ftyp", []byte("iso6\x00\x00\x00\x00iso6")), moov...)
+}
+
+type trunSample = struct {
+	dur, size, flags uint32
+	cto              int32
+}
+
+func TestSyntheticTimeline(t *testing.T) {
+	d := NewDemuxer()
+	if err := d.Init(audioInit(t, 100, 0)); err != nil {
+		t.Fatal(err)
+	}
+	var got []media.Sample
+	emit := func(s media.Sample) error { got = append(got, s); return nil }
+	ss := []trunSample{{1024, 10, 0, 0}, {1024, 10, 0, 0}, {1024, 10, 0, 0}}
+	// tfdt v1 with a large value.
+	if err := d.Segment(bytes.NewReader(fragment(true, 1<<33, 0, nil, ss)), emit); err != nil {
+		t.Fatal(err)
+	}
+	// The empty edit of 100 ms (movie timescale 1000) delays the track by 4800 ticks.
+	if got[0].DTS != 1<<33+4800 || got[2].DTS != 1<<33+4800+2048 {
+		t.Errorf("DTS %d %d", got[0].DTS, got[2].DTS)
+	}
+	// Continuing at the next tfdt.
+	if err := d.Segment(bytes.NewReader(fragment(true, 1<<33+3072, 0, nil, ss)), emit); err != nil {
+		t.Fatal(err)
+	}
+	// Backwards without a discontinuity.
+	err := d.Segment(bytes.NewReader(fragment(false, 0, 0, nil, ss)), emit)
+	if !errors.Is(err, ErrMalformed) {
+		t.Fatalf("err = %v", err)
+	}
+	t.Log(err)
+	// With one: placed at origin + at, never before the end.
+	got = nil
+	d.Discontinuity(10 * time.Second)
+	if err := d.Segment(bytes.NewReader(fragment(false, 0, 0, nil, ss)), emit); err != nil {
+		t.Fatal(err)
+	}
+	if want := int64(1<<33 + 4800 + 480000); got[0].DTS != want {
+		t.Errorf("after discontinuity DTS %d, want %d", got[0].DTS, want)
+	}
+	got = nil
+	d.Discontinuity(0) // at before the end of what was emitted: follows it
+	if err := d.Segment(bytes.NewReader(fragment(false, 500, 0, nil, ss)), emit); err != nil {
+		t.Fatal(err)
+	}
+	if want := int64(1<<33 + 4800 + 480000 + 3072); got[0].DTS != want {
+		t.Errorf("after second discontinuity DTS %d, want %d", got[0].DTS, want)
+	}
+}
+
+func TestSyntheticTrunFields(t *testing.T) {
+	// Video-less checks on trun parsing through a fake video stream: flags, first sample
+	// flags, v1 negative composition offsets.
+	d := NewDemuxer()
+	if err := d.Init(audioInit(t, 0, 0)); err != nil {
+		t.Fatal(err)
+	}
+	var raws []rawSample
+	ff := uint32(0x02000000)
+	ss := []trunSample{{512, 4, 0, -1024}, {512, 4, 0, 512}, {512, 4, 0, 0}}
+	data := fragment(false, 7, 1, &ff, ss)
+	err := walkBoxes(data, 0, func(bx box) error {
+		if bx.typ != "moof" {
+			return nil
+		}
+		return d.parseMoof(data, bx, func(_ *stream, s rawSample) error { raws = append(raws, s); return nil })
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(raws) != 3 || raws[0].cto != -1024 || raws[1].cto != 512 || raws[0].raw != 7 || raws[2].raw != 7+1024 {
+		t.Fatalf("samples %+v", raws)
+	}
+	// First sample flags for the first; trex default (0x02000000 in audioInit) for the rest.
+	if raws[0].flags != ff || raws[1].flags != 0x02000000 {
+		t.Errorf("flags %08x %08x", raws[0].flags, raws[1].flags)
+	}
+}
+
+func TestErrorsNotPanics(t *testing.T) {
+	d := NewDemuxer()
+	if err := d.Segment(bytes.NewReader([]byte("garbage")), func(media.Sample) error { return nil }); !errors.Is(err, ErrMalformed) {
+		t.Errorf("segment before init: %v", err)
+	}
+	if err := d.Init([]byte{0, 0, 0, 8, 'f', 't', 'y', 'p'}); !errors.Is(err, ErrMalformed) {
+		t.Errorf("init without moov: %v", err)
+	}
+	init := audioInit(t, 0, 0)
+	for i := 0; i < len(init); i += 7 {
+		_ = NewDemuxer().Init(init[:i])
+	}
+}
