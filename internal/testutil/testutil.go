@@ -40,7 +40,7 @@ func Tool(t testing.TB, name string) string {
 		if testing.Short() {
 			t.Skipf("%s not found (skipped with -short): %v", name, err)
 		}
-		t.Fatalf("%s is needed by this test and is not installed (apt-get install ffmpeg, or run with -short): %v", name, err)
+		t.Fatalf("%s is needed by this test and is not installed (scripts/test.sh installs ffmpeg and chromium; or run with -short): %v", name, err)
 	}
 	return p
 }

@@ -1,0 +1,221 @@
+#!/usr/bin/env bash
+# Makes the conformance streams: one small HLS VOD stream per flavour of input the module must
+# package (or refuse), in streams/<flavour>/ with the entry point streams/<flavour>/play.m3u8.
+# See README.md for the list. The outputs are committed; rerun to regenerate them:
+#
+#   testdata/conformance/make.sh           # rewrite streams/ and SHA256SUMS
+#   testdata/conformance/make.sh --check   # regenerate into a temp dir, compare with streams/
+#
+# Needs ffmpeg (with libx264, libx265, libmp3lame: Debian's package has them) and openssl.
+# Deterministic: bit-exact muxers, single-threaded encoders, a fixed key, no random IVs.
+set -euo pipefail
+export LC_ALL=C
+here="$(cd "$(dirname "$0")" && pwd)"
+check=0
+[ "${1:-}" = "--check" ] && check=1
+
+for tool in ffmpeg ffprobe openssl sha256sum; do
+	command -v "$tool" >/dev/null || { echo "make.sh: $tool is needed" >&2; exit 1; }
+done
+encoders="$(ffmpeg -hide_banner -encoders 2>/dev/null)"
+for enc in libx264 libx265 libmp3lame; do
+	grep -q " $enc " <<< "$encoders" || { echo "make.sh: ffmpeg has no $enc encoder" >&2; exit 1; }
+done
+
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+out="$work/streams"
+mkdir -p "$out"
+
+# --- building blocks ------------------------------------------------------------------------
+
+DUR=3 # seconds of every stream (the discontinuity has two parts of 2 s, mid-GOP 4 s minus 1)
+video_in() { echo -f lavfi -i "testsrc2=size=${2:-160x90}:rate=25:duration=${1:-$DUR}"; }
+audio_in() { echo -f lavfi -i "sine=frequency=440:beep_factor=4:sample_rate=48000:duration=${1:-$DUR}"; }
+ff=(ffmpeg -hide_banner -loglevel error -y -nostdin)
+bitexact=(-threads 1 -fflags +bitexact -flags:v +bitexact -flags:a +bitexact)
+# H.264 High with 2 B-frames, a keyframe every second (25 frames), segments of 1 s.
+x264=(-c:v libx264 -preset veryfast -profile:v high -bf 2 -g 25 -keyint_min 25 -sc_threshold 0
+	-pix_fmt yuv420p -b:v 60k -maxrate 80k -bufsize 120k -x264-params threads=1)
+x265=(-c:v libx265 -preset ultrafast -pix_fmt yuv420p -b:v 60k
+	-x265-params "log-level=error:keyint=25:min-keyint=25:scenecut=0:bframes=2:pools=1:frame-threads=1:wpp=0")
+aac=(-c:a aac -b:a 32k -ac 2)
+hls=(-f hls -hls_time 1 -hls_playlist_type vod -hls_list_size 0)
+
+# encode DIR FFMPEG-ARGS…: runs ffmpeg in DIR (made if missing).
+encode() {
+	local dir="$1"; shift
+	mkdir -p "$dir"
+	(cd "$dir" && "${ff[@]}" "$@")
+}
+
+# --- supported flavours ---------------------------------------------------------------------
+
+# ts-h264-aac: master playlist, two variants; the higher BANDWIDTH one (160x90) is listed second.
+d="$out/ts-h264-aac"
+encode "$d/hi" $(video_in) $(audio_in) "${x264[@]}" "${aac[@]}" "${bitexact[@]}" "${hls[@]}" -hls_segment_filename 'seg_%03d.ts' index.m3u8
+encode "$d/lo" $(video_in "$DUR" 128x72) $(audio_in) "${x264[@]}" -b:v 30k -maxrate 40k "${aac[@]}" "${bitexact[@]}" "${hls[@]}" -hls_segment_filename 'seg_%03d.ts' index.m3u8
+cat > "$d/play.m3u8" <<'M3U8'
+#EXTM3U
+#EXT-X-VERSION:3
+#EXT-X-STREAM-INF:BANDWIDTH=90000,RESOLUTION=128x72,CODECS="avc1.64000b,mp4a.40.2"
+lo/index.m3u8
+#EXT-X-STREAM-INF:BANDWIDTH=130000,RESOLUTION=160x90,CODECS="avc1.64000c,mp4a.40.2"
+hi/index.m3u8
+M3U8
+
+# ts-hevc-aac: HEVC (libx265, 2 B-frames) + AAC in MPEG-TS.
+encode "$out/ts-hevc-aac" $(video_in) $(audio_in) "${x265[@]}" "${aac[@]}" "${bitexact[@]}" "${hls[@]}" -hls_segment_filename 'seg_%03d.ts' play.m3u8
+
+# fmp4-h264-aac: fMP4 (EXT-X-MAP init.mp4) with two fragments per segment: ffmpeg writes
+# half-second segments (split_by_time), pairs of them are joined into one 1 s segment.
+d="$out/fmp4-h264-aac"
+encode "$work/frags" $(video_in) $(audio_in) "${x264[@]}" "${aac[@]}" "${bitexact[@]}" "${hls[@]}" -hls_time 0.5 -hls_flags split_by_time \
+	-hls_segment_type fmp4 -hls_segment_filename 'f_%03d.m4s' f.m3u8
+mkdir -p "$d"
+cp "$work/frags/init.mp4" "$d/"
+awk -v dir="$work/frags" -v outdir="$d" '
+	/^#EXTINF:/ { split(substr($0, 9), a, ","); dur = a[1]; next }
+	/^f_[0-9]+\.m4s$/ {
+		n++; files = files " " dir "/" $0; total += dur
+		if (n % 2 == 0) {
+			name = sprintf("seg_%03d.m4s", n / 2 - 1)
+			system("cat" files " > " outdir "/" name)
+			printf "#EXTINF:%.6f,\n%s\n", total, name
+			files = ""; total = 0
+		}
+		next
+	}
+	/^#EXT-X-ENDLIST/ {
+		if (n % 2 == 1) { name = sprintf("seg_%03d.m4s", (n + 1) / 2 - 1); system("cat" files " > " outdir "/" name); printf "#EXTINF:%.6f,\n%s\n", total, name }
+	}
+	{ print }
+' "$work/frags/f.m3u8" > "$d/play.m3u8"
+
+# fmp4-hevc-aac: HEVC as hvc1 in fMP4.
+encode "$out/fmp4-hevc-aac" $(video_in) $(audio_in) "${x265[@]}" -tag:v hvc1 "${aac[@]}" "${bitexact[@]}" "${hls[@]}" \
+	-hls_segment_type fmp4 -hls_segment_filename 'seg_%03d.m4s' play.m3u8
+
+# separate-audio: master with an EXT-X-MEDIA audio group; the variant is video only.
+encode "$out/separate-audio" $(video_in) $(audio_in) -map 0:v -map 1:a "${x264[@]}" "${aac[@]}" "${bitexact[@]}" "${hls[@]}" \
+	-master_pl_name play.m3u8 -var_stream_map "v:0,agroup:aud,name:video a:0,agroup:aud,name:audio,default:yes" \
+	-hls_segment_filename '%v_%03d.ts' '%v.m3u8'
+
+# video-only and audio-only (TS and fMP4).
+encode "$out/video-only" $(video_in) "${x264[@]}" "${bitexact[@]}" "${hls[@]}" -hls_segment_filename 'seg_%03d.ts' play.m3u8
+encode "$out/audio-only" $(audio_in) "${aac[@]}" "${bitexact[@]}" "${hls[@]}" -hls_segment_filename 'seg_%03d.ts' play.m3u8
+encode "$out/audio-only-fmp4" $(audio_in) "${aac[@]}" "${bitexact[@]}" "${hls[@]}" -hls_segment_type fmp4 -hls_segment_filename 'seg_%03d.m4s' play.m3u8
+
+# byterange-single-file: one TS file, EXT-X-BYTERANGE with the offset given only for the
+# first segment (omitted offset = continue after the previous range).
+d="$out/byterange-single-file"
+encode "$d" $(video_in) $(audio_in) "${x264[@]}" "${aac[@]}" "${bitexact[@]}" "${hls[@]}" -hls_flags single_file -hls_segment_filename 'media.ts' play.m3u8
+awk '/^#EXT-X-BYTERANGE:/ && seen++ { sub(/@[0-9]+$/, "") } { print }' "$d/play.m3u8" > "$work/p" && mv "$work/p" "$d/play.m3u8"
+
+# byterange-fmp4: one fMP4 file (init and fragments as byte ranges, offsets given).
+encode "$out/byterange-fmp4" $(video_in) $(audio_in) "${x264[@]}" "${aac[@]}" "${bitexact[@]}" "${hls[@]}" -hls_flags single_file \
+	-hls_segment_type fmp4 -hls_segment_filename 'media.mp4' play.m3u8
+
+# aes128: AES-128 by ffmpeg, key.bin beside the playlist, IV in the tag.
+key=000102030405060708090a0b0c0d0e0f
+d="$out/aes128"
+mkdir -p "$d"
+printf '%b' "$(sed 's/../\\x&/g' <<< "$key")" > "$d/key.bin"
+printf 'key.bin\n%s\n%s\n' "$d/key.bin" 0f1e2d3c4b5a69788796a5b4c3d2e1f0 > "$work/keyinfo"
+encode "$d" $(video_in) $(audio_in) "${x264[@]}" "${aac[@]}" "${bitexact[@]}" "${hls[@]}" -hls_key_info_file "$work/keyinfo" -hls_segment_filename 'seg_%03d.ts' play.m3u8
+
+# aes128-no-iv: no IV attribute, so each segment's IV is its media sequence number (which
+# starts at 3 here); encrypted with openssl, since ffmpeg always writes an IV.
+d="$out/aes128-no-iv"
+encode "$work/plain" $(video_in) $(audio_in) "${x264[@]}" "${aac[@]}" "${bitexact[@]}" "${hls[@]}" -start_number 3 -hls_segment_filename 'seg_%03d.ts' play.m3u8
+mkdir -p "$d"
+cp "$out/aes128/key.bin" "$d/key.bin"
+for f in "$work"/plain/seg_*.ts; do
+	n=$((10#$(basename "$f" .ts | sed 's/seg_//')))
+	openssl aes-128-cbc -e -K "$key" -iv "$(printf '%032x' "$n")" -in "$f" -out "$d/$(basename "$f")"
+done
+awk '/^#EXT-X-MEDIA-SEQUENCE:3$/ { print; print "#EXT-X-KEY:METHOD=AES-128,URI=\"key.bin\""; next } { print }' "$work/plain/play.m3u8" > "$d/play.m3u8"
+grep -q '^#EXT-X-KEY' "$d/play.m3u8"
+
+# discontinuity: two encodes with different timestamps (the second starts earlier than the
+# first ends), joined with EXT-X-DISCONTINUITY. reference.ffconcat is the continuous timeline
+# the output must have (for ffprobe; part A's length measured from its packets).
+d="$out/discontinuity"
+encode "$d/a" $(video_in 2) $(audio_in 2) "${x264[@]}" "${aac[@]}" "${bitexact[@]}" -output_ts_offset 100 "${hls[@]}" -hls_segment_filename 'seg_%03d.ts' index.m3u8
+encode "$d/b" -f lavfi -i "smptehdbars=size=160x90:rate=25:duration=2" -f lavfi -i "sine=frequency=660:sample_rate=48000:duration=2" \
+	"${x264[@]}" "${aac[@]}" "${bitexact[@]}" -output_ts_offset 5 "${hls[@]}" -hls_segment_filename 'seg_%03d.ts' index.m3u8
+{
+	sed -n '1,/^#EXT-X-PLAYLIST-TYPE/p' "$d/a/index.m3u8"
+	grep -v '^#EXT-X-ENDLIST' "$d/a/index.m3u8" | sed -n '/^#EXTINF/,$p' | sed 's#^seg_#a/seg_#'
+	echo '#EXT-X-DISCONTINUITY'
+	sed -n '/^#EXTINF/,$p' "$d/b/index.m3u8" | sed 's#^seg_#b/seg_#'
+} > "$d/play.m3u8"
+span_a="$(ffprobe -v error -show_entries packet=pts_time,duration_time -of csv=p=0 "$d/a/index.m3u8" |
+	awk -F, '$1 ~ /^[0-9]/ { s = $1 + 0; e = s + ($2 ~ /^[0-9]/ ? $2 : 0); if (!n++ || s < lo) lo = s; if (e > hi) hi = e } END { printf "%.6f", hi - lo }')"
+printf 'ffconcat version 1.0\nfile a/index.m3u8\nduration %s\nfile b/index.m3u8\n' "$span_a" > "$d/reference.ffconcat"
+
+# wrap: timestamps start 2.6 s before 2^33 / 90 kHz (95443.7 s), so they wrap mid-stream.
+encode "$out/wrap" $(video_in) $(audio_in) "${x264[@]}" "${aac[@]}" "${bitexact[@]}" -output_ts_offset 95441 "${hls[@]}" -hls_segment_filename 'seg_%03d.ts' play.m3u8
+
+# gap: the middle segment is an EXT-X-GAP (its file is not there); source.m3u8 lists the
+# segments that exist, for the comparison (the output keeps the timeline, hole included).
+d="$out/gap"
+encode "$d" $(video_in) $(audio_in) "${x264[@]}" "${aac[@]}" "${bitexact[@]}" "${hls[@]}" -hls_segment_filename 'seg_%03d.ts' play.m3u8
+sed 's/^#EXT-X-VERSION:.*/#EXT-X-VERSION:8/' "$d/play.m3u8" | awk '/^#EXTINF/ { hold = $0; next } /^seg_001\.ts$/ { print "#EXT-X-GAP" } hold { print hold; hold = "" } { print }' > "$work/p"
+awk '/^#EXT-X-GAP/ { skip = 2; next } skip && skip-- { next } { print }' "$work/p" > "$d/source.m3u8"
+mv "$work/p" "$d/play.m3u8"
+rm "$d/seg_001.ts"
+
+# aac-mono and aac-51.
+encode "$out/aac-mono" $(video_in) $(audio_in) "${x264[@]}" -c:a aac -b:a 32k -ac 1 "${bitexact[@]}" "${hls[@]}" -hls_segment_filename 'seg_%03d.ts' play.m3u8
+encode "$out/aac-51" $(video_in) $(audio_in) "${x264[@]}" -c:a aac -b:a 96k -ac 6 "${bitexact[@]}" "${hls[@]}" -hls_segment_filename 'seg_%03d.ts' play.m3u8
+
+# first-segment-mid-gop: 2 s GOPs cut every second (split_by_time), the first segment left
+# out: the stream starts with a second of frames that cannot be decoded.
+d="$out/first-segment-mid-gop"
+encode "$d" $(video_in 4) $(audio_in 4) "${x264[@]}" -g 50 -keyint_min 50 "${aac[@]}" "${bitexact[@]}" "${hls[@]}" -hls_flags split_by_time -hls_segment_filename 'seg_%03d.ts' play.m3u8
+awk '/^#EXT-X-MEDIA-SEQUENCE:/ { print "#EXT-X-MEDIA-SEQUENCE:1"; next } /^#EXTINF/ && !dropped { getline; dropped = 1; next } { print }' "$d/play.m3u8" > "$work/p"
+mv "$work/p" "$d/play.m3u8"
+rm "$d/seg_000.ts"
+
+# --- unsupported flavours: the module must answer an error, never a file ------------------
+
+# sample-aes: SAMPLE-AES around the (plain) segments of another flavour.
+d="$out/sample-aes"
+mkdir -p "$d"
+{
+	printf '#EXTM3U\n#EXT-X-VERSION:5\n#EXT-X-TARGETDURATION:1\n#EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-PLAYLIST-TYPE:VOD\n'
+	printf '#EXT-X-KEY:METHOD=SAMPLE-AES,URI="skd://key-1",KEYFORMAT="com.apple.streamingkeydelivery",KEYFORMATVERSIONS="1"\n'
+	sed -n '/^#EXTINF/,$p' "$out/ts-h264-aac/hi/index.m3u8" | sed 's#^seg_#../ts-h264-aac/hi/seg_#'
+} > "$d/play.m3u8"
+
+# mpeg2-video: MPEG-2 video + AAC in TS.
+encode "$out/mpeg2-video" $(video_in) $(audio_in) -c:v mpeg2video -b:v 100k -bf 2 -g 25 "${aac[@]}" "${bitexact[@]}" "${hls[@]}" -hls_segment_filename 'seg_%03d.ts' play.m3u8
+
+# mp3-audio: H.264 + MP3 in TS.
+encode "$out/mp3-audio" $(video_in) $(audio_in) "${x264[@]}" -c:a libmp3lame -b:a 32k -ac 2 "${bitexact[@]}" "${hls[@]}" -hls_segment_filename 'seg_%03d.ts' play.m3u8
+
+# live: a media playlist without EXT-X-ENDLIST (POST answers 409).
+d="$out/live"
+mkdir -p "$d"
+{
+	printf '#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:1\n#EXT-X-MEDIA-SEQUENCE:0\n'
+	sed -n '/^#EXTINF/,$p' "$out/video-only/play.m3u8" | grep -v '^#EXT-X-ENDLIST' | sed 's#^seg_#../video-only/seg_#'
+} > "$d/play.m3u8"
+
+# --- check or install -----------------------------------------------------------------------
+
+(cd "$out" && find . -type f | sort | xargs sha256sum) > "$work/SHA256SUMS"
+if [ "$check" = 1 ]; then
+	if diff -u "$here/SHA256SUMS" "$work/SHA256SUMS"; then
+		echo "make.sh --check: streams/ is what make.sh makes ($(wc -l < "$work/SHA256SUMS") files)"
+	else
+		echo "make.sh --check: streams/ differs from what make.sh makes (see above)" >&2
+		exit 1
+	fi
+	exit 0
+fi
+rm -rf "$here/streams"
+mv "$out" "$here/streams"
+mv "$work/SHA256SUMS" "$here/SHA256SUMS"
+echo "wrote $(wc -l < "$here/SHA256SUMS") files, $(du -sh "$here/streams" | cut -f1) in $here/streams"
