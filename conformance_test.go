@@ -94,19 +94,8 @@ func TestConformance(t *testing.T) {
 			types = append(types, "audio")
 		}
 		for _, typ := range types {
-			req, err := http.NewRequest("POST", e.base+"/acct/stream/"+f.name+"/downloads/"+typ, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			req.Header.Set("Authorization", "Bearer "+apiToken)
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var env envelope
-			_ = json.NewDecoder(resp.Body).Decode(&env)
-			resp.Body.Close()
-			posted[f.name+"/"+typ] = resp.StatusCode
+			code, env := e.call("POST", "/acct/stream/"+f.name+"/downloads/"+typ)
+			posted[f.name+"/"+typ] = code
 			if len(env.Errors) > 0 {
 				postErr[f.name+"/"+typ] = env.Errors[0].Message
 			}
