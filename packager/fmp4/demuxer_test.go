@@ -68,98 +68,57 @@ func readPlaylist(t *testing.T, path string) playlist {
 	return p
 }
 
-type collected struct {
-	video, audio []media.Sample
-	order        []media.Kind
-	tracks       []*media.Track
-}
-
-// demux feeds a playlist's init sections and segments to a Demuxer, like the packager.
-func demux(t *testing.T, p playlist, emit func(media.Sample) error) (*Demuxer, error) {
-	t.Helper()
-	d := NewDemuxer()
-	curInit := ""
-	var at time.Duration
-	for _, it := range p.items {
-		if it.discont {
-			d.Discontinuity(at)
-		}
-		if it.init != curInit {
-			b, err := os.ReadFile(filepath.Join(p.dir, it.init))
-			if err != nil {
-				t.Fatal(err)
+// feed hands a playlist's init sections and segments to d, like the packager.
+func feed(t *testing.T, d *Demuxer, p playlist) testutil.Feed {
+	return func(emit func(media.Sample) error) error {
+		t.Helper()
+		curInit := ""
+		var at time.Duration
+		for _, it := range p.items {
+			if it.discont {
+				d.Discontinuity(at)
 			}
-			if err := d.Init(b); err != nil {
-				return d, err
+			if it.init != curInit {
+				b, err := os.ReadFile(filepath.Join(p.dir, it.init))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := d.Init(b); err != nil {
+					return err
+				}
+				curInit = it.init
 			}
-			curInit = it.init
-		}
-		f, err := os.Open(filepath.Join(p.dir, it.seg))
-		if err != nil {
-			t.Fatal(err)
-		}
-		err = d.Segment(f, emit)
-		f.Close()
-		if err != nil {
-			return d, err
-		}
-		at += it.dur
-	}
-	return d, d.Flush(emit)
-}
-
-func collect(t *testing.T, p playlist) (collected, error) {
-	t.Helper()
-	var c collected
-	d, err := demux(t, p, func(s media.Sample) error {
-		s.Data = bytes.Clone(s.Data)
-		c.order = append(c.order, s.Track.Kind)
-		if s.Track.Kind == media.Video {
-			c.video = append(c.video, s)
-		} else {
-			c.audio = append(c.audio, s)
+			if err := testutil.SegmentFile(t, d, filepath.Join(p.dir, it.seg), emit); err != nil {
+				return err
+			}
+			at += it.dur
 		}
 		return nil
-	})
-	c.tracks = d.Tracks()
-	return c, err
+	}
 }
 
-// checkSamples verifies invariants every demuxed stream must satisfy.
-func checkSamples(t *testing.T, c collected) {
+func collect(t *testing.T, p playlist) (*testutil.Samples, error) {
 	t.Helper()
-	for i, s := range c.video {
-		if i == 0 && !s.Sync {
-			t.Errorf("first video sample is not a sync sample")
-		}
-		if i > 0 && s.DTS <= c.video[i-1].DTS {
-			t.Fatalf("video DTS not increasing at %d: %d after %d", i, s.DTS, c.video[i-1].DTS)
-		}
-		hevc := s.Track.Codec == media.H265
-		b := s.Data
-		for len(b) > 0 {
-			if len(b) < 4 {
-				t.Fatalf("sample %d: truncated length prefix", i)
-			}
-			n := int(binary.BigEndian.Uint32(b))
-			if n == 0 || n > len(b)-4 {
-				t.Fatalf("sample %d: bad NAL length %d", i, n)
-			}
-			typ := nalType(b[4:], hevc)
-			if (!hevc && (typ == 7 || typ == 8 || typ == 9)) || (hevc && typ >= 32 && typ <= 35) {
-				t.Fatalf("sample %d contains NAL type %d", i, typ)
-			}
-			b = b[4+n:]
+	d := NewDemuxer()
+	return testutil.Demux(d, feed(t, d, p), nil)
+}
+
+// fmp4Checks are the sample checks of the fMP4 demuxer's output: signed composition
+// offsets (trun version 1) pass through, so CTO may be negative.
+var fmp4Checks = testutil.Checks{NegativeCTO: true}
+
+// checkSamples verifies invariants every demuxed stream must satisfy; a stream
+// without discontinuities must also have AAC frames that follow each other exactly.
+func checkSamples(t *testing.T, p playlist, c *testutil.Samples) {
+	t.Helper()
+	checks := fmp4Checks
+	checks.AudioStep = 1024
+	for _, it := range p.items {
+		if it.discont {
+			checks.AudioStep = 0
 		}
 	}
-	for i, s := range c.audio {
-		if i > 0 && s.DTS <= c.audio[i-1].DTS {
-			t.Fatalf("audio DTS not increasing at %d", i)
-		}
-		if !s.Sync {
-			t.Errorf("audio sample %d not sync", i)
-		}
-	}
+	testutil.CheckSamples(t, c, checks)
 }
 
 // ffmpegHLS makes an fMP4 HLS stream in dir from lavfi sources and returns the playlist path.
@@ -183,35 +142,25 @@ func avInput(channels string) []string {
 
 var x264 = []string{"-c:v", "libx264", "-preset", "veryfast", "-bf", "3", "-g", "25", "-pix_fmt", "yuv420p"}
 
-// packageMP4 runs a playlist through the demuxer and the MP4 writer.
-func packageMP4(t *testing.T, p playlist, out string) mp4.Info {
+// packageMP4 runs a playlist through the demuxer and the MP4 writer, and checks the
+// samples written.
+func packageMP4(t *testing.T, p playlist, out string) *testutil.Samples {
 	t.Helper()
 	w, err := mp4.Create(out, mp4.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := demux(t, p, w.WriteSample)
-	if err != nil {
-		w.Abort()
-		t.Fatalf("demux: %v", err)
-	}
-	info, err := w.Finish(d.Tracks())
-	if err != nil {
-		t.Fatalf("finish: %v", err)
-	}
-	return info
+	d := NewDemuxer()
+	_, c := testutil.PackageMP4(t, w, d, feed(t, d, p))
+	checkSamples(t, p, c)
+	return c
 }
 
-func endToEnd(t *testing.T, pl string) collected {
+func endToEnd(t *testing.T, pl string) *testutil.Samples {
 	t.Helper()
 	p := readPlaylist(t, pl)
-	c, err := collect(t, p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	checkSamples(t, c)
 	out := filepath.Join(t.TempDir(), "out.mp4")
-	packageMP4(t, p, out)
+	c := packageMP4(t, p, out)
 	t.Log(testutil.CompareWithSource(t, out, pl))
 	return c
 }
@@ -233,25 +182,25 @@ func TestEndToEndH264AAC(t *testing.T) {
 			args := append(append([]string{}, x264...), "-c:a", "aac", "-b:a", "64k")
 			pl := ffmpegHLS(t, dir, "4", avInput("stereo"), append(args, tc.args...)...)
 			c := endToEnd(t, pl)
-			if len(c.tracks) != 2 || c.tracks[0].Codec != media.H264 || c.tracks[1].Codec != media.AAC {
-				t.Fatalf("tracks %+v", c.tracks)
+			if len(c.Tracks) != 2 || c.Tracks[0].Codec != media.H264 || c.Tracks[1].Codec != media.AAC {
+				t.Fatalf("tracks %+v", c.Tracks)
 			}
-			v, a := c.tracks[0], c.tracks[1]
+			v, a := c.Tracks[0], c.Tracks[1]
 			if v.Width != 160 || v.Height != 90 || len(v.SPS) != 1 || len(v.PPS) != 1 || a.Channels != 2 || a.SampleRate != 48000 {
 				t.Errorf("video %+v audio %+v", v, a)
 			}
 			// Interleaved: the kinds alternate many times (not all video then all audio).
 			switches := 0
-			for i := 1; i < len(c.order); i++ {
-				if c.order[i] != c.order[i-1] {
+			for i := 1; i < len(c.Order); i++ {
+				if c.Order[i] != c.Order[i-1] {
 					switches++
 				}
 			}
 			if switches < 20 {
 				t.Errorf("samples barely interleaved: %d switches", switches)
 			}
-			if tc.name == "tfdt_v1" && float64(c.video[0].DTS)/float64(v.Timescale) < 99999 {
-				t.Errorf("first video DTS %d/%d: tfdt offset lost", c.video[0].DTS, v.Timescale)
+			if tc.name == "tfdt_v1" && float64(c.Video[0].DTS)/float64(v.Timescale) < 99999 {
+				t.Errorf("first video DTS %d/%d: tfdt offset lost", c.Video[0].DTS, v.Timescale)
 			}
 		})
 	}
@@ -266,7 +215,7 @@ func TestEndToEndChannels(t *testing.T) {
 			pl := ffmpegHLS(t, dir, "3", avInput(layout), args...)
 			c := endToEnd(t, pl)
 			want := map[string]int{"mono": 1, "5.1": 6}[layout]
-			if a := c.tracks[len(c.tracks)-1]; a.Channels != want {
+			if a := c.Tracks[len(c.Tracks)-1]; a.Channels != want {
 				t.Errorf("channels %d, want %d", a.Channels, want)
 			}
 		})
@@ -278,8 +227,8 @@ func TestEndToEndAudioOnlyRendition(t *testing.T) {
 	dir := t.TempDir()
 	pl := ffmpegHLS(t, dir, "3", []string{"-f", "lavfi", "-i", "sine=f=440:r=44100"}, "-c:a", "aac")
 	c := endToEnd(t, pl)
-	if len(c.tracks) != 1 || c.tracks[0].Kind != media.Audio || c.tracks[0].SampleRate != 44100 || len(c.video) != 0 {
-		t.Fatalf("tracks %+v", c.tracks)
+	if len(c.Tracks) != 1 || c.Tracks[0].Kind != media.Audio || c.Tracks[0].SampleRate != 44100 || len(c.Video) != 0 {
+		t.Fatalf("tracks %+v", c.Tracks)
 	}
 }
 
@@ -294,18 +243,19 @@ func TestSeparateRenditions(t *testing.T) {
 	testutil.Run(t, "ffmpeg", append(append(append([]string{"-v", "error"}, avInput("stereo")...), x264...), "-c:a", "aac", "-t", "3", src)...)
 	vpl := ffmpegHLS(t, vdir, "3", []string{"-i", src}, "-map", "0:v", "-c", "copy")
 	apl := ffmpegHLS(t, adir, "3", []string{"-i", src}, "-map", "0:a", "-c", "copy")
-	vc, err := collect(t, readPlaylist(t, vpl))
+	vp, ap := readPlaylist(t, vpl), readPlaylist(t, apl)
+	vc, err := collect(t, vp)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ac, err := collect(t, readPlaylist(t, apl))
+	ac, err := collect(t, ap)
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkSamples(t, vc)
-	checkSamples(t, ac)
-	if len(vc.tracks) != 1 || len(ac.tracks) != 1 || vc.tracks[0].Kind != media.Video || ac.tracks[0].Kind != media.Audio {
-		t.Fatalf("tracks %v / %v", vc.tracks, ac.tracks)
+	checkSamples(t, vp, vc)
+	checkSamples(t, ap, ac)
+	if len(vc.Tracks) != 1 || len(ac.Tracks) != 1 || vc.Tracks[0].Kind != media.Video || ac.Tracks[0].Kind != media.Audio {
+		t.Fatalf("tracks %v / %v", vc.Tracks, ac.Tracks)
 	}
 	// Start offset as ffprobe sees it in the two renditions.
 	start := func(pl string) float64 {
@@ -313,7 +263,7 @@ func TestSeparateRenditions(t *testing.T) {
 		return testutil.Seconds(t, pr.Streams[0].StartTime)
 	}
 	vStart, aStart := start(vpl), start(apl)
-	v, a := vc.video[0], ac.audio[0]
+	v, a := vc.Video[0], ac.Audio[0]
 	gotV := float64(v.DTS+int64(v.CTO)) / float64(v.Track.Timescale)
 	gotA := float64(a.DTS) / float64(a.Track.Timescale)
 	if d := (gotV - gotA) - (vStart - aStart); d > 0.002 || d < -0.002 {
@@ -331,18 +281,12 @@ func TestHEVC(t *testing.T) {
 			dir := t.TempDir()
 			pl := ffmpegHLS(t, dir, "3", avInput("stereo"), "-c:v", "libx265", "-preset", "ultrafast", "-x265-params", "log-level=error:bframes=3:keyint=25",
 				"-tag:v", tag, "-pix_fmt", "yuv420p", "-c:a", "aac")
-			p := readPlaylist(t, pl)
-			c, err := collect(t, p)
-			if err != nil {
-				t.Fatal(err)
-			}
-			checkSamples(t, c)
-			v := c.tracks[0]
+			out := filepath.Join(t.TempDir(), "out.mp4")
+			c := packageMP4(t, readPlaylist(t, pl), out) // checks the samples
+			v := c.Tracks[0]
 			if v.Codec != media.H265 || v.Width != 160 || v.Height != 90 || len(v.VPS) != 1 || len(v.SPS) != 1 || len(v.PPS) != 1 {
 				t.Fatalf("video track %+v", v)
 			}
-			out := filepath.Join(t.TempDir(), "out.mp4")
-			packageMP4(t, p, out)
 			t.Log(testutil.CompareWithSource(t, out, pl))
 		})
 	}
@@ -365,7 +309,7 @@ func TestDiscontinuity(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkSamples(t, c)
+	checkSamples(t, p, c)
 	// Without the discontinuity it is an error.
 	for i := range p.items {
 		p.items[i].discont = false
@@ -379,17 +323,17 @@ func TestDiscontinuity(t *testing.T) {
 	for _, it := range p.items[:n] {
 		total += it.dur
 	}
-	half := len(c.video) / 2
-	v := c.video[0].Track
-	got := float64(c.video[half].DTS-c.video[0].DTS) / float64(v.Timescale)
+	half := len(c.Video) / 2
+	v := c.Video[0].Track
+	got := float64(c.Video[half].DTS-c.Video[0].DTS) / float64(v.Timescale)
 	if d := got - total.Seconds(); d < -0.001 || d > 0.05 {
 		t.Errorf("second period starts %.4f s after the first, want %.4f", got, total.Seconds())
 	}
 	// A/V offset kept.
-	ha := len(c.audio) / 2
-	a := c.audio[0].Track
-	off1 := float64(c.video[0].DTS)/float64(v.Timescale) - float64(c.audio[0].DTS)/float64(a.Timescale)
-	off2 := float64(c.video[half].DTS)/float64(v.Timescale) - float64(c.audio[ha].DTS)/float64(a.Timescale)
+	ha := len(c.Audio) / 2
+	a := c.Audio[0].Track
+	off1 := float64(c.Video[0].DTS)/float64(v.Timescale) - float64(c.Audio[0].DTS)/float64(a.Timescale)
+	off2 := float64(c.Video[half].DTS)/float64(v.Timescale) - float64(c.Audio[ha].DTS)/float64(a.Timescale)
 	if d := off1 - off2; d > 0.001 || d < -0.001 {
 		t.Errorf("A/V offset %.4f then %.4f", off1, off2)
 	}
@@ -439,22 +383,17 @@ func TestLeadingNonKeyframes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(first.video) != 0 || len(first.audio) == 0 {
-		t.Errorf("cut segment alone: %d video, %d audio samples", len(first.video), len(first.audio))
-	}
-	c, err := collect(t, p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	checkSamples(t, c)
-	if len(c.video) == 0 || len(c.audio) == 0 {
-		t.Fatalf("video %d, audio %d", len(c.video), len(c.audio))
-	}
-	if float64(c.audio[0].DTS)/float64(c.audio[0].Track.Timescale) >= float64(c.video[0].DTS)/float64(c.video[0].Track.Timescale) {
-		t.Errorf("audio does not start before the first keyframe")
+	if len(first.Video) != 0 || len(first.Audio) == 0 {
+		t.Errorf("cut segment alone: %d video, %d audio samples", len(first.Video), len(first.Audio))
 	}
 	out := filepath.Join(t.TempDir(), "out.mp4")
-	packageMP4(t, p, out)
+	c := packageMP4(t, p, out) // checks the samples
+	if len(c.Video) == 0 || len(c.Audio) == 0 {
+		t.Fatalf("video %d, audio %d", len(c.Video), len(c.Audio))
+	}
+	if float64(c.Audio[0].DTS)/float64(c.Audio[0].Track.Timescale) >= float64(c.Video[0].DTS)/float64(c.Video[0].Track.Timescale) {
+		t.Errorf("audio does not start before the first keyframe")
+	}
 	if msg := testutil.DecodeErrors(t, out); msg != "" {
 		t.Errorf("decoding: %s", msg)
 	}

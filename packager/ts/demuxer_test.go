@@ -2,7 +2,6 @@ package ts
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -17,92 +16,34 @@ import (
 	"github.com/stream-downloads/caddy-stream-downloads/packager/media"
 )
 
-type collected struct {
-	video, audio []media.Sample
-	tracks       []*media.Track
-}
-
-func demuxFiles(t *testing.T, paths []string) (collected, error) {
+// demuxFiles demuxes whole TS segments in order.
+func demuxFiles(t *testing.T, paths []string) (*testutil.Samples, error) {
 	t.Helper()
 	d := NewDemuxer()
-	var c collected
-	emit := func(s media.Sample) error {
-		s.Data = bytes.Clone(s.Data)
-		if s.Track.Kind == media.Video {
-			c.video = append(c.video, s)
-		} else {
-			c.audio = append(c.audio, s)
+	return testutil.Demux(d, func(emit func(media.Sample) error) error {
+		for _, p := range paths {
+			if err := testutil.SegmentFile(t, d, p, emit); err != nil {
+				return err
+			}
 		}
 		return nil
-	}
-	for _, p := range paths {
-		f, err := os.Open(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		err = d.Segment(f, emit)
-		f.Close()
-		if err != nil {
-			return c, err
-		}
-	}
-	if err := d.Flush(emit); err != nil {
-		return c, err
-	}
-	c.tracks = d.Tracks()
-	return c, nil
+	}, nil)
 }
 
-// checkSamples verifies invariants every demuxed stream must satisfy.
-func checkSamples(t *testing.T, c collected) {
-	t.Helper()
-	for i, s := range c.video {
-		if i == 0 && !s.Sync {
-			t.Errorf("first video sample is not an IDR")
-		}
-		if i > 0 && s.DTS <= c.video[i-1].DTS {
-			t.Fatalf("video DTS not increasing at %d: %d after %d", i, s.DTS, c.video[i-1].DTS)
-		}
-		if s.CTO < 0 {
-			t.Errorf("negative CTO at %d", i)
-		}
-		// AVCC with no AUD/SPS/PPS
-		b := s.Data
-		for len(b) > 0 {
-			if len(b) < 4 {
-				t.Fatalf("sample %d: truncated length prefix", i)
-			}
-			n := int(binary.BigEndian.Uint32(b))
-			if n == 0 || n > len(b)-4 {
-				t.Fatalf("sample %d: bad NAL length %d", i, n)
-			}
-			switch typ := b[4] & 0x1f; typ {
-			case 7, 8, 9:
-				t.Fatalf("sample %d contains NAL type %d", i, typ)
-			}
-			b = b[4+n:]
-		}
-	}
-	for i, s := range c.audio {
-		if i > 0 && s.DTS-c.audio[i-1].DTS != 1024 {
-			t.Errorf("audio DTS delta at %d = %d, want 1024", i, s.DTS-c.audio[i-1].DTS)
-		}
-		if !s.Sync {
-			t.Errorf("audio sample %d not sync", i)
-		}
-	}
-}
+// tsChecks are the sample checks of the TS demuxer's output for one period (no
+// discontinuity): AAC frames follow each other exactly, and nothing relaxed.
+var tsChecks = testutil.Checks{AudioStep: 1024}
 
 func TestDemuxFixtures(t *testing.T) {
 	c, err := demuxFiles(t, testutil.DemoSegments(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkSamples(t, c)
-	if len(c.tracks) != 2 {
-		t.Fatalf("tracks = %d", len(c.tracks))
+	testutil.CheckSamples(t, c, tsChecks)
+	if len(c.Tracks) != 2 {
+		t.Fatalf("tracks = %d", len(c.Tracks))
 	}
-	v, a := c.tracks[0], c.tracks[1]
+	v, a := c.Tracks[0], c.Tracks[1]
 	if v.ID != 1 || v.Kind != media.Video || v.Codec != media.H264 || v.Timescale != 90000 || v.Width != 426 || v.Height != 240 || len(v.SPS) != 1 || len(v.PPS) != 1 {
 		t.Errorf("video track = %+v", v)
 	}
@@ -110,12 +51,12 @@ func TestDemuxFixtures(t *testing.T) {
 		t.Errorf("audio track = %+v", a)
 	}
 	// ffprobe -count_frames on the concatenated source: 300 video, 564 audio frames.
-	if len(c.video) != 300 || len(c.audio) != 564 {
-		t.Errorf("samples: %d video, %d audio; want 300, 564", len(c.video), len(c.audio))
+	if len(c.Video) != 300 || len(c.Audio) != 564 {
+		t.Errorf("samples: %d video, %d audio; want 300, 564", len(c.Video), len(c.Audio))
 	}
 	// Source start times (ffprobe): video 1.480000 (first PTS), audio 1.458667.
-	vStart := float64(c.video[0].DTS+int64(c.video[0].CTO)) / 90000
-	aStart := float64(c.audio[0].DTS) / 48000
+	vStart := float64(c.Video[0].DTS+int64(c.Video[0].CTO)) / 90000
+	aStart := float64(c.Audio[0].DTS) / 48000
 	if d := vStart - 1.48; d > 1e-6 || d < -1e-6 {
 		t.Errorf("video start %.6f, want 1.48", vStart)
 	}
@@ -124,7 +65,7 @@ func TestDemuxFixtures(t *testing.T) {
 	}
 	// B-frames: some CTOs differ.
 	ctos := map[int32]bool{}
-	for _, s := range c.video {
+	for _, s := range c.Video {
 		ctos[s.CTO] = true
 	}
 	if len(ctos) < 2 {
@@ -163,15 +104,15 @@ func TestWraparoundMono(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkSamples(t, c)
-	a := c.tracks[len(c.tracks)-1]
+	testutil.CheckSamples(t, c, tsChecks)
+	a := c.Tracks[len(c.Tracks)-1]
 	if a.Channels != 1 || a.SampleRate != 44100 || a.Timescale != 44100 {
 		t.Errorf("audio track %+v", a)
 	}
-	if len(c.video) != 75 {
-		t.Errorf("video samples %d, want 75", len(c.video))
+	if len(c.Video) != 75 {
+		t.Errorf("video samples %d, want 75", len(c.Video))
 	}
-	first, last := c.video[0].DTS, c.video[len(c.video)-1].DTS
+	first, last := c.Video[0].DTS, c.Video[len(c.Video)-1].DTS
 	if first >= 1<<33 || last < 1<<33 {
 		t.Errorf("timeline does not cross 2^33: %d..%d", first, last)
 	}
@@ -179,7 +120,7 @@ func TestWraparoundMono(t *testing.T) {
 		t.Errorf("video DTS span %d, want %d", span, 74*3600)
 	}
 	// Audio and video stay together across the wrap: both start near 95443+1.4 s.
-	aStart := float64(c.audio[0].DTS) / 44100
+	aStart := float64(c.Audio[0].DTS) / 44100
 	vStart := float64(first) / 90000
 	if d := aStart - vStart; d > 0.2 || d < -0.2 {
 		t.Errorf("audio start %.3f, video start %.3f", aStart, vStart)

@@ -3,7 +3,6 @@ package ts
 import (
 	"bufio"
 	"bytes"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -92,108 +91,37 @@ type inPeriod struct {
 }
 
 // packageTS demuxes the periods and writes an MP4, checking the per-track invariants
-// (strictly increasing DTS, length-prefixed NAL units without AUD/parameter sets that
-// equal the sample entry's). It returns the MP4 path and the samples.
-func packageTS(t *testing.T, periods ...inPeriod) (string, collected) {
+// (testutil.CheckSamples: strictly increasing DTS, length-prefixed NAL units without AUD
+// or parameter sets, unless they differ from the sample entry's after a discontinuity;
+// exact AAC frame steps within one period). It returns the MP4 path and the samples.
+func packageTS(t *testing.T, periods ...inPeriod) (string, *testutil.Samples) {
 	t.Helper()
 	out := filepath.Join(t.TempDir(), "out.mp4")
 	w, err := mp4.Create(out, mp4.Options{ExpectedDuration: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer w.Abort()
 	d := NewDemuxer()
-	var c collected
-	emit := func(s media.Sample) error {
-		cp := s
-		cp.Data = bytes.Clone(s.Data)
-		if s.Track.Kind == media.Video {
-			c.video = append(c.video, cp)
-		} else {
-			c.audio = append(c.audio, cp)
-		}
-		return w.WriteSample(s)
-	}
-	for i, p := range periods {
-		if i > 0 {
-			d.Discontinuity(p.at)
-		}
-		for _, seg := range p.segs {
-			f, err := os.Open(seg)
-			if err != nil {
-				t.Fatal(err)
+	_, c := testutil.PackageMP4(t, w, d, func(emit func(media.Sample) error) error {
+		for i, p := range periods {
+			if i > 0 {
+				d.Discontinuity(p.at)
 			}
-			err = d.Segment(f, emit)
-			f.Close()
-			if err != nil {
-				t.Fatalf("segment %s: %v", seg, err)
+			for _, seg := range p.segs {
+				if err := testutil.SegmentFile(t, d, seg, emit); err != nil {
+					return fmt.Errorf("segment %s: %w", seg, err)
+				}
 			}
 		}
+		return nil
+	})
+	checks := tsChecks
+	if len(periods) > 1 {
+		// A new period starts where the playlist says, and may bring new parameter sets.
+		checks = testutil.Checks{ChangedParamSets: true}
 	}
-	if err := d.Flush(emit); err != nil {
-		t.Fatal(err)
-	}
-	c.tracks = d.Tracks()
-	if _, err := w.Finish(c.tracks); err != nil {
-		t.Fatal(err)
-	}
-	checkTrackSamples(t, c)
+	testutil.CheckSamples(t, c, checks)
 	return out, c
-}
-
-// checkTrackSamples verifies the demuxer's output invariants for H.264 and HEVC.
-func checkTrackSamples(t *testing.T, c collected) {
-	t.Helper()
-	for i, s := range c.video {
-		if i == 0 && !s.Sync {
-			t.Errorf("first video sample is not sync")
-		}
-		if i > 0 && s.DTS <= c.video[i-1].DTS {
-			t.Fatalf("video DTS not increasing at %d: %d after %d", i, s.DTS, c.video[i-1].DTS)
-		}
-		tr := s.Track
-		params, same := 0, 0
-		for b := s.Data; len(b) > 0; {
-			if len(b) < 5 {
-				t.Fatalf("sample %d: truncated", i)
-			}
-			n := int(binary.BigEndian.Uint32(b))
-			if n == 0 || n > len(b)-4 {
-				t.Fatalf("sample %d: bad NAL length %d", i, n)
-			}
-			nal := b[4 : 4+n]
-			if tr.Codec == media.H265 {
-				switch typ := (nal[0] >> 1) & 0x3f; typ {
-				case 35:
-					t.Fatalf("sample %d has an AUD", i)
-				case 32, 33, 34:
-					params++
-					if containsNALU(tr.VPS, nal) || containsNALU(tr.SPS, nal) || containsNALU(tr.PPS, nal) {
-						same++
-					}
-				}
-			} else {
-				switch typ := nal[0] & 0x1f; typ {
-				case 9:
-					t.Fatalf("sample %d has an AUD", i)
-				case 7, 8:
-					params++
-					if containsNALU(tr.SPS, nal) || containsNALU(tr.PPS, nal) {
-						same++
-					}
-				}
-			}
-			b = b[4+n:]
-		}
-		if params > 0 && params == same {
-			t.Fatalf("sample %d repeats only parameter sets of the sample entry", i)
-		}
-	}
-	for i, s := range c.audio {
-		if i > 0 && s.DTS <= c.audio[i-1].DTS {
-			t.Fatalf("audio DTS not increasing at %d: %d after %d", i, s.DTS, c.audio[i-1].DTS)
-		}
-	}
 }
 
 // probeJSON runs ffprobe with args and decodes its JSON output into v.
@@ -236,12 +164,12 @@ func TestHEVCEndToEnd(t *testing.T) {
 		"-t", "3", "-c:v", "libx265", "-preset", "ultrafast", "-x265-params", "log-level=error:keyint=25:bframes=3",
 		"-c:a", "aac")
 	out, c := packageTS(t, inPeriod{segs: s.segs})
-	v := c.tracks[0]
+	v := c.Tracks[0]
 	if v.Codec != media.H265 || v.Width != 160 || v.Height != 90 || len(v.VPS) != 1 || len(v.SPS) != 1 || len(v.PPS) != 1 {
 		t.Errorf("video track %+v", v)
 	}
-	if len(c.video) != 75 {
-		t.Errorf("%d video samples, want 75", len(c.video))
+	if len(c.Video) != 75 {
+		t.Errorf("%d video samples, want 75", len(c.Video))
 	}
 	t.Log(testutil.CompareWithSource(t, out, s.playlist))
 }
@@ -268,10 +196,10 @@ func TestHEVCStartsAtCRA(t *testing.T) {
 		Packets []struct{} `json:"packets"`
 	}
 	probeJSON(t, &p, "-select_streams", "v", "-show_entries", "packet=pts", src)
-	if len(c.video) != len(p.Packets)-3 {
-		t.Errorf("%d video samples of %d packets, want 3 fewer (RASL dropped)", len(c.video), len(p.Packets))
+	if len(c.Video) != len(p.Packets)-3 {
+		t.Errorf("%d video samples of %d packets, want 3 fewer (RASL dropped)", len(c.Video), len(p.Packets))
 	}
-	if got, want := len(c.video), countFrames(t, src, "video"); got != want {
+	if got, want := len(c.Video), countFrames(t, src, "video"); got != want {
 		t.Errorf("%d video samples, ffmpeg decodes %d from the source", got, want)
 	}
 	if msg := testutil.DecodeErrors(t, out); msg != "" {
@@ -298,7 +226,7 @@ func TestAACChannels(t *testing.T) {
 				"-t", "2", "-c:v", "libx264", "-preset", "ultrafast", "-g", "25",
 				"-c:a", "aac", "-ac", tc.ac)
 			out, c := packageTS(t, inPeriod{segs: s.segs})
-			a := c.tracks[len(c.tracks)-1]
+			a := c.Tracks[len(c.Tracks)-1]
 			if want, _ := strconv.Atoi(tc.ac); a.Channels != want {
 				t.Errorf("track channels %d, want %d", a.Channels, want)
 			}
@@ -363,7 +291,7 @@ func TestFirstSegmentMidGOP(t *testing.T) {
 	src := subPlaylist(t, "from2.m3u8", s.segs[1:])
 	// ffmpeg's decoder also drops what precedes the IDR, so it sees the same frames: 50
 	// (frames 100..149, from 4 s to the 6 s end).
-	if got, want := len(c.video), countFrames(t, src, "video"); got != want || got != 50 {
+	if got, want := len(c.Video), countFrames(t, src, "video"); got != want || got != 50 {
 		t.Errorf("%d video samples, ffmpeg decodes %d from the source (want 50)", got, want)
 	}
 	if msg := testutil.DecodeErrors(t, out); msg != "" {
@@ -425,14 +353,14 @@ func TestOpenGOPH264(t *testing.T) {
 			want++
 		}
 	}
-	if len(c.video) != want || want >= len(pts) {
-		t.Errorf("%d video samples, want %d (of %d: the leading B frames dropped)", len(c.video), want, len(pts))
+	if len(c.Video) != want || want >= len(pts) {
+		t.Errorf("%d video samples, want %d (of %d: the leading B frames dropped)", len(c.Video), want, len(pts))
 	}
 	if msg := testutil.DecodeErrors(t, out); msg != "" {
 		t.Errorf("decoding printed: %s", msg)
 	}
 	syncs := 0
-	for _, v := range c.video {
+	for _, v := range c.Video {
 		if v.Sync {
 			syncs++
 		}
@@ -494,8 +422,8 @@ func TestDiscontinuity(t *testing.T) {
 			}
 			nva, nvb := countFrames(t, a.playlist, "video"), countFrames(t, b.playlist, "video")
 			naa, nab := countFrames(t, a.playlist, "audio"), countFrames(t, b.playlist, "audio")
-			if len(c.video) != nva+nvb || len(c.audio) != naa+nab {
-				t.Errorf("samples %d video, %d audio; want %d+%d, %d+%d", len(c.video), len(c.audio), nva, nvb, naa, nab)
+			if len(c.Video) != nva+nvb || len(c.Audio) != naa+nab {
+				t.Errorf("samples %d video, %d audio; want %d+%d, %d+%d", len(c.Video), len(c.Audio), nva, nvb, naa, nab)
 			}
 			if got, want := countFrames(t, out, "video"), nva+nvb; got != want {
 				t.Errorf("MP4 decodes %d video frames, want %d", got, want)
@@ -512,8 +440,8 @@ func TestDiscontinuity(t *testing.T) {
 				return st["video"] - st["audio"]
 			}
 			pts := func(s media.Sample) float64 { return float64(s.DTS+int64(s.CTO)) / float64(s.Track.Timescale) }
-			offA := pts(c.video[0]) - pts(c.audio[0])
-			offB := pts(c.video[nva]) - pts(c.audio[naa])
+			offA := pts(c.Video[0]) - pts(c.Audio[0])
+			offB := pts(c.Video[nva]) - pts(c.Audio[naa])
 			if wa := srcOff(a); math.Abs(offA-wa) > 0.001 {
 				t.Errorf("period 1 video−audio %.4f s, source %.4f s", offA, wa)
 			}
@@ -522,8 +450,8 @@ func TestDiscontinuity(t *testing.T) {
 			}
 			// The second period starts where the playlist says (at), unless that would
 			// overlap the first period (EXTINF values are rounded): then right after it.
-			origin := min(pts(c.video[0]), pts(c.audio[0]))
-			startB := min(pts(c.video[nva]), pts(c.audio[naa])) - origin
+			origin := min(pts(c.Video[0]), pts(c.Audio[0]))
+			startB := min(pts(c.Video[nva]), pts(c.Audio[naa])) - origin
 			t.Logf("duration %.4f s (spans %.4f + %.4f), period 2 at %.4f s (playlist %.4f s), A/V %.4f / %.4f s",
 				outDur, spanA, spanB, startB, at.Seconds(), offA, offB)
 			if startB < at.Seconds()-1e-4 || startB > at.Seconds()+0.05 {
