@@ -27,6 +27,10 @@ func init() {
 //	    max_height        <pixels>
 //	    fetch_concurrency <n>
 //	    max_jobs          <n>
+//	    require_signed_urls
+//	    signing_key       <kid> <file>     # repeatable
+//	    geoip_db          <path>
+//	    country_header    <name>
 //	}
 func (s *StreamDownloads) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the directive name
@@ -79,6 +83,25 @@ func (s *StreamDownloads) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 		case "max_jobs":
 			if err := positiveInt(d, &s.MaxJobs); err != nil {
+				return err
+			}
+		case "require_signed_urls":
+			if d.NextArg() {
+				return d.Errf("require_signed_urls: takes no value")
+			}
+			s.RequireSignedURLs = true
+		case "signing_key":
+			var k SigningKey
+			if !d.Args(&k.KID, &k.File) || d.NextArg() {
+				return d.Errf("signing_key: want <kid> <file>")
+			}
+			s.SigningKey = append(s.SigningKey, k)
+		case "geoip_db":
+			if err := oneArg(d, &s.GeoIPDB); err != nil {
+				return err
+			}
+		case "country_header":
+			if err := oneArg(d, &s.CountryHeader); err != nil {
 				return err
 			}
 		default:

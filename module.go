@@ -16,6 +16,7 @@ import (
 	"github.com/stream-downloads/caddy-stream-downloads/handler"
 	"github.com/stream-downloads/caddy-stream-downloads/packager"
 	"github.com/stream-downloads/caddy-stream-downloads/packager/storage"
+	"github.com/stream-downloads/caddy-stream-downloads/tokens"
 )
 
 func init() {
@@ -66,10 +67,39 @@ type StreamDownloads struct {
 	// Default: 2.
 	MaxJobs int `json:"max_jobs,omitempty"`
 
+	// RequireSignedURLs makes every video private: its files are delivered only to a
+	// URL whose video element is a signed token allowing downloads.
+	RequireSignedURLs bool `json:"require_signed_urls,omitempty"`
+
+	// SigningKey lists the keys that verify tokens (by kid); a private one also signs
+	// the tokens of POST …/stream/{video}/token. Files hold PEM, a JWK (JSON or base64
+	// of it) or a JWK set.
+	SigningKey []SigningKey `json:"signing_key,omitempty"`
+
+	// GeoIPDB is a MaxMind country database (.mmdb) for ip.geoip.country rules.
+	GeoIPDB string `json:"geoip_db,omitempty"`
+
+	// CountryHeader names a request header, set by a trusted proxy in front, that holds
+	// the client's country; it is used instead of the GeoIP database when present.
+	CountryHeader string `json:"country_header,omitempty"`
+
 	handler    *handler.Handler
+	geoip      *tokens.GeoIP
 	managerKey string
 	logger     *zap.Logger
 }
+
+// SigningKey is one configured key file.
+type SigningKey struct {
+	// KID is the key id tokens name; a JWK's own kid takes precedence.
+	KID string `json:"kid"`
+	// File holds the key.
+	File string `json:"file"`
+}
+
+// verificationCache is how many verified tokens are kept, so the range requests of one
+// download pay the signature check once (at most 16 KiB of claims each).
+const verificationCache = 4096
 
 // CaddyModule returns the Caddy module information.
 func (StreamDownloads) CaddyModule() caddy.ModuleInfo {
@@ -127,11 +157,47 @@ func (s *StreamDownloads) Provision(ctx caddy.Context) error {
 	}
 
 	s.handler = &handler.Handler{
-		Manager:   mgr,
-		APITokens: s.APIToken,
-		PublicURL: s.PublicURL,
-		Origin:    s.originURL,
-		Logger:    s.logger,
+		Manager:       mgr,
+		APITokens:     s.APIToken,
+		PublicURL:     s.PublicURL,
+		Origin:        s.originURL,
+		Logger:        s.logger,
+		RequireSigned: s.RequireSignedURLs,
+		CountryHeader: s.CountryHeader,
+	}
+	return s.provisionTokens()
+}
+
+// provisionTokens loads the signing keys and the GeoIP database.
+func (s *StreamDownloads) provisionTokens() error {
+	var keys []*tokens.Key
+	for _, sk := range s.SigningKey {
+		ks, err := tokens.LoadKeys(sk.KID, sk.File)
+		if err != nil {
+			return fmt.Errorf("signing_key %s: %w", sk.KID, err)
+		}
+		keys = append(keys, ks...)
+	}
+	if len(keys) > 0 {
+		v, err := tokens.NewVerifier(keys, verificationCache)
+		if err != nil {
+			return fmt.Errorf("signing_key: %w", err)
+		}
+		s.handler.Verifier = v
+		for _, k := range keys {
+			if k.Private != nil {
+				s.handler.Signer = k
+				break
+			}
+		}
+	}
+	if s.GeoIPDB != "" {
+		g, err := tokens.OpenGeoIP(s.GeoIPDB)
+		if err != nil {
+			return fmt.Errorf("geoip_db: %w", err)
+		}
+		s.geoip = g
+		s.handler.GeoIP = g
 	}
 	return nil
 }
@@ -158,6 +224,14 @@ func (s *StreamDownloads) Validate() error {
 	if s.MaxHeight < 0 {
 		return fmt.Errorf("max_height: %d is negative", s.MaxHeight)
 	}
+	if s.RequireSignedURLs && len(s.SigningKey) == 0 {
+		return fmt.Errorf("require_signed_urls: needs at least one signing_key to verify tokens with")
+	}
+	for _, sk := range s.SigningKey {
+		if sk.KID == "" || sk.File == "" {
+			return fmt.Errorf("signing_key: needs a key id and a file")
+		}
+	}
 	for _, t := range s.APIToken {
 		if t == "" || strings.ContainsAny(t, " \t\r\n") {
 			return fmt.Errorf("api_token: a token must be non-empty and without spaces")
@@ -166,12 +240,18 @@ func (s *StreamDownloads) Validate() error {
 	return nil
 }
 
-// Cleanup releases the manager; the last config using a storage directory stops its jobs.
+// Cleanup closes the GeoIP database and releases the manager; the last config using a
+// storage directory stops its jobs.
 func (s *StreamDownloads) Cleanup() error {
-	if s.managerKey == "" {
-		return nil
+	var err error
+	if s.geoip != nil {
+		err = s.geoip.Close()
 	}
-	_, err := managers.Delete(s.managerKey)
+	if s.managerKey != "" {
+		if _, derr := managers.Delete(s.managerKey); err == nil {
+			err = derr
+		}
+	}
 	return err
 }
 

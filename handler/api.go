@@ -4,12 +4,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/stream-downloads/caddy-stream-downloads/packager/hls"
 	"github.com/stream-downloads/caddy-stream-downloads/packager/storage"
+	"github.com/stream-downloads/caddy-stream-downloads/tokens"
 )
 
 // envelope is the shape of every API answer.
@@ -34,14 +37,23 @@ type entry struct {
 	ErrorReasonText string         `json:"errorReasonText,omitempty"`
 }
 
-// api serves …/stream/{video}/downloads (typ empty) and …/stream/{video}/downloads/{typ}.
-func (h *Handler) api(w http.ResponseWriter, r *http.Request, video, typ string) error {
+// checkAPI answers the request itself (and returns false) when its bearer token or its
+// video id is not right.
+func (h *Handler) checkAPI(w http.ResponseWriter, r *http.Request, video string) (bool, error) {
 	if !h.authorized(r) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="stream_downloads"`)
-		return writeError(w, http.StatusUnauthorized, "missing or invalid API token (Authorization: Bearer <api_token>)")
+		return false, writeError(w, http.StatusUnauthorized, "missing or invalid API token (Authorization: Bearer <api_token>)")
 	}
 	if !ValidID(video) {
-		return writeError(w, http.StatusBadRequest, "invalid video id: use 1 to 128 of A-Z a-z 0-9 _ -")
+		return false, writeError(w, http.StatusBadRequest, "invalid video id: use 1 to 128 of A-Z a-z 0-9 _ -")
+	}
+	return true, nil
+}
+
+// api serves …/stream/{video}/downloads (typ empty) and …/stream/{video}/downloads/{typ}.
+func (h *Handler) api(w http.ResponseWriter, r *http.Request, video, typ string) error {
+	if ok, err := h.checkAPI(w, r, video); !ok {
+		return err
 	}
 	if _, ok := fileNames[typ]; typ != "" && !ok {
 		return writeError(w, http.StatusBadRequest, fmt.Sprintf("unknown download type %q: use default or audio", typ))
@@ -118,3 +130,43 @@ func writeJSON(w http.ResponseWriter, status int, v any) error {
 	_, err = w.Write(append(b, '\n'))
 	return err
 }
+
+// maxTokenRequest bounds the body of POST …/token.
+const maxTokenRequest = 64 << 10
+
+// defaultTokenLifetime is the expiry of a token whose request sets none.
+const defaultTokenLifetime = time.Hour
+
+// signToken serves POST …/stream/{video}/token: a viewer token for video, signed with
+// the private signing key, with the optional claims of the JSON body (SPEC §5).
+func (h *Handler) signToken(w http.ResponseWriter, r *http.Request, video string) error {
+	if ok, err := h.checkAPI(w, r, video); !ok {
+		return err
+	}
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", "POST")
+		return writeError(w, http.StatusMethodNotAllowed, "method not allowed: use POST")
+	}
+	if h.Signer == nil {
+		return writeError(w, http.StatusBadRequest, "no private signing_key is configured to sign tokens with")
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxTokenRequest))
+	if err != nil {
+		return writeError(w, http.StatusBadRequest, "invalid token request: "+err.Error())
+	}
+	req, err := tokens.ParseRequest(body)
+	if err != nil {
+		return writeError(w, http.StatusBadRequest, "invalid token request: "+err.Error())
+	}
+	if req.Expires.IsZero() {
+		req.Expires = now().Add(defaultTokenLifetime)
+	}
+	tok, err := tokens.Sign(h.Signer, video, req)
+	if err != nil {
+		return writeError(w, http.StatusBadRequest, "invalid token request: "+err.Error())
+	}
+	return writeJSON(w, http.StatusOK, envelope{Result: map[string]string{"token": tok}, Success: true, Errors: []apiError{}, Messages: []string{}})
+}
+
+// now is the clock seam for token lifetimes.
+var now = time.Now

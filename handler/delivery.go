@@ -19,14 +19,15 @@ var contentTypes = map[string]string{
 	"audio":   "audio/mp4",
 }
 
-// deliver serves GET and HEAD of …/{video}/downloads/{typ}.{ext}.
-func (h *Handler) deliver(w http.ResponseWriter, r *http.Request, video, typ string) error {
+// deliver serves GET and HEAD of …/{video-or-token}/downloads/{typ}.{ext}.
+func (h *Handler) deliver(w http.ResponseWriter, r *http.Request, idOrToken, typ string) error {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
 		return writeLine(w, http.StatusMethodNotAllowed, "method not allowed: use GET or HEAD")
 	}
-	if !ValidID(video) {
-		return writeLine(w, http.StatusBadRequest, "invalid video id")
+	video, err := h.access(r, idOrToken)
+	if done, werr := refusal(w, err); done {
+		return werr
 	}
 	name := r.URL.Query().Get("filename")
 	if r.URL.Query().Has("filename") && !validFilename.MatchString(name) {

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/stream-downloads/caddy-stream-downloads/packager"
+	"github.com/stream-downloads/caddy-stream-downloads/tokens"
 )
 
 // Handler serves the API and the files. Its fields are set once, before use.
@@ -30,6 +31,17 @@ type Handler struct {
 	Origin func(r *http.Request, video string) string
 	// Logger receives request-level problems; tokens never go to it.
 	Logger *zap.Logger
+
+	// RequireSigned makes every video private: its files need a signed token.
+	RequireSigned bool
+	// Verifier checks signed tokens; nil when no signing key is configured.
+	Verifier *tokens.Verifier
+	// Signer signs tokens for POST …/token; nil without a private signing key.
+	Signer *tokens.Key
+	// GeoIP gives the client's country for ip.geoip.country rules; nil: none.
+	GeoIP *tokens.GeoIP
+	// CountryHeader, when set, names a trusted request header that holds the country.
+	CountryHeader string
 
 	hashOnce    sync.Once
 	tokenHashes [][sha256.Size]byte
@@ -58,6 +70,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return h.api(w, r, seg[n-2], "")
 	case n >= 4 && seg[n-2] == "downloads" && seg[n-4] == "stream":
 		return h.api(w, r, seg[n-3], seg[n-1])
+	case n >= 3 && seg[n-1] == "token" && seg[n-3] == "stream":
+		return h.signToken(w, r, seg[n-2])
 	}
 	return next.ServeHTTP(w, r)
 }

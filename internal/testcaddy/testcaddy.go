@@ -12,10 +12,15 @@ import (
 	_ "github.com/stream-downloads/caddy-stream-downloads"
 )
 
-// Caddyfile prefixes body with the global options every test config needs: no admin
-// endpoint, no automatic HTTPS, nothing installed into trust stores.
-func Caddyfile(body string) string {
-	return "{\n\tadmin off\n\tpersist_config off\n\tauto_https off\n\tskip_install_trust\n\tlog {\n\t\tlevel WARN\n\t}\n}\n" + body
+// Caddyfile prefixes body with the global options every test config needs (no admin
+// endpoint, no automatic HTTPS, nothing installed into trust stores) and the extra
+// global options given, one per line.
+func Caddyfile(body string, globals ...string) string {
+	g := "\tadmin off\n\tpersist_config off\n\tauto_https off\n\tskip_install_trust\n\tlog {\n\t\tlevel WARN\n\t}\n"
+	for _, o := range globals {
+		g += "\t" + o + "\n"
+	}
+	return "{\n" + g + "}\n" + body
 }
 
 // Start runs config (a Caddyfile made with Caddyfile) in this process's Caddy,

@@ -1,0 +1,89 @@
+package handler
+
+import (
+	"errors"
+	"net/http"
+	"net/netip"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+// errRefused is an access refusal: status is 401 or 403, msg one line for the client.
+type errRefused struct {
+	status int
+	msg    string
+}
+
+func (e *errRefused) Error() string { return e.msg }
+
+// access decides whether the request may have the files of the video or token in the
+// path, and returns the video id the files belong to. A plain id is served unless every
+// video is private (require_signed_urls); a token is verified, names the video in its
+// sub, and its access rules apply (SPEC §5).
+func (h *Handler) access(r *http.Request, idOrToken string) (string, error) {
+	if ValidID(idOrToken) {
+		if h.RequireSigned {
+			return "", &errRefused{http.StatusUnauthorized, "this video needs a signed URL"}
+		}
+		return idOrToken, nil
+	}
+	if strings.Count(idOrToken, ".") != 2 {
+		return "", &errRefused{http.StatusBadRequest, "invalid video id"}
+	}
+	if h.Verifier == nil {
+		return "", &errRefused{http.StatusUnauthorized, "signed URLs are not configured here"}
+	}
+	claims, err := h.Verifier.Verify(idOrToken)
+	if err != nil {
+		// The verifier's messages are written to be shown and never hold the token.
+		return "", &errRefused{http.StatusUnauthorized, err.Error()}
+	}
+	if !ValidID(claims.Subject) {
+		return "", &errRefused{http.StatusUnauthorized, "invalid token: sub is not a video id"}
+	}
+	if h.RequireSigned && !claims.Downloadable {
+		return "", &errRefused{http.StatusForbidden, "this token does not allow downloads"}
+	}
+	ip := clientIP(r)
+	if !claims.Allow(ip, h.country(r, ip)) {
+		return "", &errRefused{http.StatusForbidden, "access denied by the token's access rules"}
+	}
+	return claims.Subject, nil
+}
+
+// clientIP is Caddy's client address: the peer, or what trusted proxies say it is.
+func clientIP(r *http.Request) netip.Addr {
+	s, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
+	ip, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ip.WithZone("").Unmap()
+}
+
+// country is the client's ISO country code, "" when unknown: from the trusted header
+// when one is configured and present, else from the GeoIP database.
+func (h *Handler) country(r *http.Request, ip netip.Addr) string {
+	if h.CountryHeader != "" {
+		if c := strings.TrimSpace(r.Header.Get(h.CountryHeader)); len(c) == 2 {
+			return strings.ToUpper(c)
+		}
+	}
+	if h.GeoIP != nil && ip.IsValid() {
+		return h.GeoIP.Country(ip)
+	}
+	return ""
+}
+
+// refusal writes an access refusal, or reports that err is none.
+func refusal(w http.ResponseWriter, err error) (bool, error) {
+	var ref *errRefused
+	if !errors.As(err, &ref) {
+		return false, nil
+	}
+	if ref.status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="stream_downloads"`)
+	}
+	return true, writeLine(w, ref.status, ref.msg)
+}
