@@ -32,16 +32,25 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 				max_height 1080
 				fetch_concurrency 16
 				max_jobs 4
+				require_signed_urls
+				signing_key k1 /etc/keys/k1.pem
+				signing_key k2 /etc/keys/k2.jwk
+				geoip_db /var/lib/GeoLite2-Country.mmdb
+				country_header CF-IPCountry
 			}`,
 			want: StreamDownloads{
-				Origin:           "https://origin.example/{video_id}/index.m3u8",
-				OriginHeader:     http.Header{"Authorization": {"Bearer x"}, "X-Extra": {"a"}},
-				StorageDir:       "/var/lib/sd",
-				APIToken:         []string{"t1", "t2"},
-				PublicURL:        "https://edge.example/dl",
-				MaxHeight:        1080,
-				FetchConcurrency: 16,
-				MaxJobs:          4,
+				Origin:            "https://origin.example/{video_id}/index.m3u8",
+				OriginHeader:      http.Header{"Authorization": {"Bearer x"}, "X-Extra": {"a"}},
+				StorageDir:        "/var/lib/sd",
+				APIToken:          []string{"t1", "t2"},
+				PublicURL:         "https://edge.example/dl",
+				MaxHeight:         1080,
+				FetchConcurrency:  16,
+				MaxJobs:           4,
+				RequireSignedURLs: true,
+				SigningKey:        []SigningKey{{"k1", "/etc/keys/k1.pem"}, {"k2", "/etc/keys/k2.jwk"}},
+				GeoIPDB:           "/var/lib/GeoLite2-Country.mmdb",
+				CountryHeader:     "CF-IPCountry",
 			},
 		},
 		{name: "minimal", input: "stream_downloads {\n origin http://o/{video_id}.m3u8\n}", want: StreamDownloads{Origin: "http://o/{video_id}.m3u8"}},
@@ -55,6 +64,8 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		{name: "two values", input: "stream_downloads {\n origin http://o/x http://p/y\n}", err: "origin: takes one value"},
 		{name: "missing value", input: "stream_downloads {\n origin http://o/x\n storage_dir\n}", err: "storage_dir: missing value"},
 		{name: "header without value", input: "stream_downloads {\n origin http://o/x\n origin_header X-A\n}", err: "origin_header"},
+		{name: "signing_key without file", input: "stream_downloads {\n origin http://o/x\n signing_key k1\n}", err: "signing_key: want <kid> <file>"},
+		{name: "require_signed_urls with a value", input: "stream_downloads {\n origin http://o/x\n require_signed_urls yes\n}", err: "require_signed_urls: takes no value"},
 		{name: "bad public_url", input: "stream_downloads {\n origin http://o/x\n public_url edge.example\n}", err: "public_url"},
 	}
 	for _, c := range cases {
@@ -142,6 +153,7 @@ func TestValidate(t *testing.T) {
 		{"zero jobs", func(s *StreamDownloads) { s.MaxJobs = 0 }, "max_jobs"},
 		{"empty token", func(s *StreamDownloads) { s.APIToken = []string{""} }, "api_token"},
 		{"bad public_url", func(s *StreamDownloads) { s.PublicURL = "x" }, "public_url"},
+		{"private videos without keys", func(s *StreamDownloads) { s.RequireSignedURLs = true }, "require_signed_urls: needs at least one signing_key"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
