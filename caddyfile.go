@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -31,6 +32,16 @@ func init() {
 //	    signing_key       <kid> <file>     # repeatable
 //	    geoip_db          <path>
 //	    country_header    <name>
+//	    max_storage       <size>           # e.g. 50GiB
+//	    on_demand         [<max_wait>]     # default 30s
+//	    allowed_hosts     <host>...        # besides the origin's
+//	    limits {
+//	        playlist_size <size>           # default 16MiB
+//	        segments      <n>              # default 100000
+//	        segment_size  <size>           # default 1GiB
+//	        output_size   <size>           # default 100GiB
+//	        duration      <duration>       # default 24h
+//	    }
 //	}
 func (s *StreamDownloads) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the directive name
@@ -104,6 +115,32 @@ func (s *StreamDownloads) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := oneArg(d, &s.CountryHeader); err != nil {
 				return err
 			}
+		case "max_storage":
+			if err := sizeArg(d, &s.MaxStorage); err != nil {
+				return err
+			}
+		case "on_demand":
+			s.OnDemand = caddy.Duration(defaultOnDemandWait)
+			if d.NextArg() {
+				dur, err := caddy.ParseDuration(d.Val())
+				if err != nil || dur <= 0 {
+					return d.Errf("on_demand: %q is not a positive duration", d.Val())
+				}
+				s.OnDemand = caddy.Duration(dur)
+			}
+			if d.NextArg() {
+				return d.Errf("on_demand: takes at most one value")
+			}
+		case "allowed_hosts":
+			hosts := d.RemainingArgs()
+			if len(hosts) == 0 {
+				return d.Errf("allowed_hosts: missing host names")
+			}
+			s.AllowedHosts = append(s.AllowedHosts, hosts...)
+		case "limits":
+			if err := s.unmarshalLimits(d); err != nil {
+				return err
+			}
 		default:
 			return d.Errf("unknown option %q in stream_downloads", opt)
 		}
@@ -139,6 +176,60 @@ func positiveInt(d *caddyfile.Dispenser, dst *int) error {
 		return d.Errf("%s: %q is not a whole number above 0", opt, v)
 	}
 	*dst = n
+	return nil
+}
+
+// unmarshalLimits reads the limits { … } block.
+func (s *StreamDownloads) unmarshalLimits(d *caddyfile.Dispenser) error {
+	if d.NextArg() {
+		return d.Errf("limits: takes a block, not values")
+	}
+	if s.Limits == nil {
+		s.Limits = new(Limits)
+	}
+	l := s.Limits
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		var err error
+		switch opt := d.Val(); opt {
+		case "playlist_size":
+			err = sizeArg(d, &l.PlaylistSize)
+		case "segment_size":
+			err = sizeArg(d, &l.SegmentSize)
+		case "output_size":
+			err = sizeArg(d, &l.OutputSize)
+		case "segments":
+			err = positiveInt(d, &l.Segments)
+		case "duration":
+			var v string
+			if err = oneArg(d, &v); err == nil {
+				dur, perr := caddy.ParseDuration(v)
+				if perr != nil || dur <= 0 {
+					return d.Errf("duration: %q is not a positive duration", v)
+				}
+				l.Duration = caddy.Duration(dur)
+			}
+		default:
+			return d.Errf("unknown option %q in limits", opt)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// sizeArg reads the single argument of the current option as a size (500MB, 50GiB).
+func sizeArg(d *caddyfile.Dispenser, dst *Size) error {
+	opt := d.Val()
+	var v string
+	if err := oneArg(d, &v); err != nil {
+		return err
+	}
+	z, err := ParseSize(v)
+	if err != nil || z == 0 {
+		return d.Errf("%s: %q is not a size above zero (e.g. 500MB, 50GiB)", opt, v)
+	}
+	*dst = z
 	return nil
 }
 

@@ -6,7 +6,9 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
@@ -37,6 +39,16 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 				signing_key k2 /etc/keys/k2.jwk
 				geoip_db /var/lib/GeoLite2-Country.mmdb
 				country_header CF-IPCountry
+				max_storage 50GiB
+				on_demand 10s
+				allowed_hosts cdn.example *.media.example
+				limits {
+					playlist_size 1MiB
+					segments 500
+					segment_size 20MB
+					output_size 2GiB
+					duration 2h
+				}
 			}`,
 			want: StreamDownloads{
 				Origin:            "https://origin.example/{video_id}/index.m3u8",
@@ -51,6 +63,11 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 				SigningKey:        []SigningKey{{"k1", "/etc/keys/k1.pem"}, {"k2", "/etc/keys/k2.jwk"}},
 				GeoIPDB:           "/var/lib/GeoLite2-Country.mmdb",
 				CountryHeader:     "CF-IPCountry",
+				MaxStorage:        50 << 30,
+				OnDemand:          caddy.Duration(10 * time.Second),
+				AllowedHosts:      []string{"cdn.example", "*.media.example"},
+				Limits: &Limits{PlaylistSize: 1 << 20, Segments: 500, SegmentSize: 20_000_000,
+					OutputSize: 2 << 30, Duration: caddy.Duration(2 * time.Hour)},
 			},
 		},
 		{name: "minimal", input: "stream_downloads {\n origin http://o/{video_id}.m3u8\n}", want: StreamDownloads{Origin: "http://o/{video_id}.m3u8"}},
@@ -66,6 +83,11 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		{name: "header without value", input: "stream_downloads {\n origin http://o/x\n origin_header X-A\n}", err: "origin_header"},
 		{name: "signing_key without file", input: "stream_downloads {\n origin http://o/x\n signing_key k1\n}", err: "signing_key: want <kid> <file>"},
 		{name: "require_signed_urls with a value", input: "stream_downloads {\n origin http://o/x\n require_signed_urls yes\n}", err: "require_signed_urls: takes no value"},
+		{name: "on_demand default", input: "stream_downloads {\n origin http://o/x\n on_demand\n}", want: StreamDownloads{Origin: "http://o/x", OnDemand: caddy.Duration(30 * time.Second)}},
+		{name: "bad max_storage", input: "stream_downloads {\n origin http://o/x\n max_storage lots\n}", err: "max_storage"},
+		{name: "bad on_demand", input: "stream_downloads {\n origin http://o/x\n on_demand soon\n}", err: "on_demand"},
+		{name: "unknown limit", input: "stream_downloads {\n origin http://o/x\n limits {\n bitrate 5\n }\n}", err: `unknown option "bitrate" in limits`},
+		{name: "bad segment_size", input: "stream_downloads {\n origin http://o/x\n limits {\n segment_size 0\n }\n}", err: "segment_size"},
 		{name: "bad public_url", input: "stream_downloads {\n origin http://o/x\n public_url edge.example\n}", err: "public_url"},
 	}
 	for _, c := range cases {
@@ -164,5 +186,18 @@ func TestValidate(t *testing.T) {
 				t.Errorf("error %v, want %q", err, c.err)
 			}
 		})
+	}
+}
+
+func TestSizeJSON(t *testing.T) {
+	for in, want := range map[string]Size{`1048576`: 1 << 20, `"50GiB"`: 50 << 30, `"500 MB"`: 500_000_000} {
+		var z Size
+		if err := json.Unmarshal([]byte(in), &z); err != nil || z != want {
+			t.Errorf("%s: %d %v, want %d", in, z, err, want)
+		}
+	}
+	var z Size
+	if err := json.Unmarshal([]byte(`"lots"`), &z); err == nil {
+		t.Error(`"lots" parsed as a size`)
 	}
 }

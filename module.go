@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/stream-downloads/caddy-stream-downloads/handler"
 	"github.com/stream-downloads/caddy-stream-downloads/packager"
+	"github.com/stream-downloads/caddy-stream-downloads/packager/hls"
 	"github.com/stream-downloads/caddy-stream-downloads/packager/storage"
 	"github.com/stream-downloads/caddy-stream-downloads/tokens"
 )
@@ -31,6 +33,7 @@ var managers = caddy.NewUsagePool()
 const (
 	defaultFetchConcurrency = 8
 	defaultMaxJobs          = 2
+	defaultOnDemandWait     = 30 * time.Second
 )
 
 // StreamDownloads makes MP4 downloads of the videos behind an HLS origin, with a
@@ -83,11 +86,43 @@ type StreamDownloads struct {
 	// the client's country; it is used instead of the GeoIP database when present.
 	CountryHeader string `json:"country_header,omitempty"`
 
+	// MaxStorage bounds the bytes of packaged files kept: beyond it, the least recently
+	// used are evicted (never one being served or written). 0: no limit.
+	MaxStorage Size `json:"max_storage,omitempty"`
+
+	// OnDemand, when set, makes a GET of a file that is not packaged (not created, or
+	// evicted) start packaging it and wait up to this long before answering 503.
+	OnDemand caddy.Duration `json:"on_demand,omitempty"`
+
+	// Limits bound what one video may make the module fetch and write.
+	Limits *Limits `json:"limits,omitempty"`
+
+	// AllowedHosts lists the hosts besides the origin's that playlists may point
+	// segments, keys and renditions at ("*.cdn.example" matches its subdomains).
+	AllowedHosts []string `json:"allowed_hosts,omitempty"`
+
 	handler    *handler.Handler
 	geoip      *tokens.GeoIP
 	managerKey string
 	logger     *zap.Logger
 }
+
+// Limits bound one video's packaging; zero fields take the defaults.
+type Limits struct {
+	// PlaylistSize bounds one playlist's bytes. Default: 16MiB.
+	PlaylistSize Size `json:"playlist_size,omitempty"`
+	// Segments bounds the segments of one rendition. Default: 100000.
+	Segments int `json:"segments,omitempty"`
+	// SegmentSize bounds one segment's bytes. Default: 1GiB.
+	SegmentSize Size `json:"segment_size,omitempty"`
+	// OutputSize bounds one packaged file's bytes. Default: 100GiB.
+	OutputSize Size `json:"output_size,omitempty"`
+	// Duration bounds a video's length. Default: 24h.
+	Duration caddy.Duration `json:"duration,omitempty"`
+}
+
+// defaultMaxOutput is Limits.OutputSize's default.
+const defaultMaxOutput = 100 << 30
 
 // SigningKey is one configured key file.
 type SigningKey struct {
@@ -134,11 +169,26 @@ func (s *StreamDownloads) Provision(ctx caddy.Context) error {
 			header.Add(name, repl.ReplaceKnown(v, ""))
 		}
 	}
+	if s.Limits == nil {
+		s.Limits = new(Limits)
+	}
+	if s.Limits.OutputSize == 0 {
+		s.Limits.OutputSize = defaultMaxOutput
+	}
 	settings := packager.Settings{
 		Header:      header,
 		Concurrency: s.FetchConcurrency,
 		MaxHeight:   s.MaxHeight,
 		MaxJobs:     s.MaxJobs,
+		MaxStorage:  int64(s.MaxStorage),
+		Limits: hls.Limits{
+			PlaylistSize: int64(s.Limits.PlaylistSize),
+			Segments:     s.Limits.Segments,
+			SegmentSize:  int64(s.Limits.SegmentSize),
+			Duration:     time.Duration(s.Limits.Duration),
+		},
+		MaxOutput:    int64(s.Limits.OutputSize),
+		AllowedHosts: s.AllowedHosts,
 	}
 	val, loaded, err := managers.LoadOrNew(dir, func() (caddy.Destructor, error) {
 		store, err := storage.NewLocal(dir)
@@ -163,6 +213,7 @@ func (s *StreamDownloads) Provision(ctx caddy.Context) error {
 		Origin:        s.originURL,
 		Logger:        s.logger,
 		RequireSigned: s.RequireSignedURLs,
+		OnDemand:      time.Duration(s.OnDemand),
 		CountryHeader: s.CountryHeader,
 	}
 	return s.provisionTokens()
@@ -220,6 +271,20 @@ func (s *StreamDownloads) Validate() error {
 	}
 	if s.MaxJobs < 1 || s.MaxJobs > 1024 {
 		return fmt.Errorf("max_jobs: %d is not between 1 and 1024", s.MaxJobs)
+	}
+	if s.MaxStorage < 0 {
+		return fmt.Errorf("max_storage: %d is negative", s.MaxStorage)
+	}
+	if s.OnDemand < 0 {
+		return fmt.Errorf("on_demand: %s is negative", time.Duration(s.OnDemand))
+	}
+	if l := s.Limits; l != nil && (l.PlaylistSize < 0 || l.Segments < 0 || l.SegmentSize < 0 || l.OutputSize < 0 || l.Duration < 0) {
+		return fmt.Errorf("limits: values must not be negative")
+	}
+	for _, h := range s.AllowedHosts {
+		if h == "" || strings.ContainsAny(h, "/: ") {
+			return fmt.Errorf("allowed_hosts: %q is not a host name", h)
+		}
 	}
 	if s.MaxHeight < 0 {
 		return fmt.Errorf("max_height: %d is negative", s.MaxHeight)

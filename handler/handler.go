@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
@@ -42,6 +43,9 @@ type Handler struct {
 	GeoIP *tokens.GeoIP
 	// CountryHeader, when set, names a trusted request header that holds the country.
 	CountryHeader string
+	// OnDemand, when above zero, makes a GET of a file that is not packaged start
+	// packaging it and wait up to this long before answering 503.
+	OnDemand time.Duration
 
 	hashOnce    sync.Once
 	tokenHashes [][sha256.Size]byte

@@ -31,10 +31,14 @@ var (
 
 // Settings are the parts of the configuration a job uses; the latest config wins.
 type Settings struct {
-	Header      http.Header // extra headers on origin requests
-	Concurrency int         // parallel origin requests per job
-	MaxHeight   int         // cap on the variant chosen for "default"; 0: none
-	MaxJobs     int         // jobs running at once
+	Header       http.Header // extra headers on origin requests
+	Concurrency  int         // parallel origin requests per job
+	MaxHeight    int         // cap on the variant chosen for "default"; 0: none
+	MaxJobs      int         // jobs running at once
+	MaxStorage   int64       // bytes of packaged files kept; beyond, the least recently used go; 0: no limit
+	Limits       hls.Limits  // what one stream may make a job fetch
+	MaxOutput    int64       // bytes of one packaged file; 0: no limit
+	AllowedHosts []string    // hosts besides the origin's that playlists may point at
 }
 
 // State is a download as the API reports it.
@@ -111,7 +115,7 @@ func (m *Manager) Configure(s Settings) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.settings = s
-	m.client = &hls.Client{Header: s.Header}
+	m.client = &hls.Client{Header: s.Header, Limits: s.Limits, AllowedHosts: s.AllowedHosts}
 	m.dispatch()
 }
 

@@ -33,6 +33,10 @@ const (
 	MaxPlaylistSize = 16 << 20
 	// MaxSegmentSize is the largest segment body accepted.
 	MaxSegmentSize = 1 << 30
+	// DefaultMaxSegments is the most segments one rendition may have.
+	DefaultMaxSegments = 100_000
+	// DefaultMaxDuration is the longest stream accepted.
+	DefaultMaxDuration = 24 * time.Hour
 )
 
 // Backoff parameters; variables so tests can shrink them.
@@ -103,6 +107,24 @@ type Client struct {
 	// StallTimeout bounds how long one attempt may wait for the response
 	// headers or for the next body bytes. 0 means DefaultStallTimeout.
 	StallTimeout time.Duration
+
+	// Limits bound what a playlist may make the client fetch; zero fields
+	// take the defaults.
+	Limits Limits
+
+	// AllowedHosts lists the hosts, besides the top-level playlist's, that
+	// playlists may point segments, keys, maps and renditions at ("*.example.com"
+	// matches subdomains). A playlist must not make the edge fetch other
+	// (e.g. internal) addresses.
+	AllowedHosts []string
+}
+
+// Limits bound one stream's size; a zero field means its default.
+type Limits struct {
+	PlaylistSize int64         // bytes of one playlist (default MaxPlaylistSize)
+	SegmentSize  int64         // bytes of one segment or init section (default MaxSegmentSize)
+	Segments     int           // segments of one rendition (default DefaultMaxSegments)
+	Duration     time.Duration // total EXTINF of one rendition (default DefaultMaxDuration)
 }
 
 func (c *Client) httpClient() *http.Client {
