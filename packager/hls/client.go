@@ -90,7 +90,8 @@ type Client struct {
 	// HTTP is the client used for every request. nil: a package default
 	// shared by all Clients, with keep-alive, MaxIdleConnsPerHost 64 and
 	// connect/TLS timeouts (waits for headers and body are bounded by
-	// StallTimeout).
+	// StallTimeout). Its CheckRedirect is not used: redirects follow the
+	// AllowedHosts rules.
 	HTTP *http.Client
 
 	// Header holds extra headers for every origin request (config option
@@ -113,18 +114,72 @@ type Client struct {
 	Limits Limits
 
 	// AllowedHosts lists the hosts, besides the top-level playlist's, that
-	// playlists may point segments, keys, maps and renditions at ("*.example.com"
-	// matches subdomains). A playlist must not make the edge fetch other
-	// (e.g. internal) addresses.
+	// playlists may point variants, renditions, segments, init sections and
+	// keys at, and that origin requests may be redirected to. A playlist must
+	// not make the edge fetch other (e.g. internal) addresses: such URLs are
+	// refused with ErrForbiddenHost before any request is made to them.
+	//
+	// An entry is a host name or IP address ("cdn.example.com", "10.0.0.7"),
+	// "*.example.com" for every subdomain of example.com (not example.com
+	// itself), optionally with a port ("cdn.example.com:8443",
+	// "[2001:db8::1]:8080"). Host names compare case-insensitively. An entry
+	// without a port matches ports 80 and 443 and the origin's port; with a
+	// port, that port only. The top-level playlist's host matches on its own
+	// port (and on 80 and 443 when its port is one of them). Only http and
+	// https URLs are fetched (data: URIs are accepted for keys). Redirects
+	// are followed up to 5 times, each to an allowed URL; Resolve takes the
+	// host of the URL it is given as the origin's, so a top-level playlist
+	// redirected to another host needs that host listed too.
+	//
+	// Names are not resolved to check their addresses: a listed name must be
+	// trusted not to point at internal addresses.
 	AllowedHosts []string
 }
 
-// Limits bound one stream's size; a zero field means its default.
+// Limits bound one stream's size; a zero (or negative) field means its
+// default. Exceeding one fails with an error matching ErrLimit that names the
+// config option (limits.playlist_size, limits.segment_size, limits.segments,
+// limits.duration).
 type Limits struct {
 	PlaylistSize int64         // bytes of one playlist (default MaxPlaylistSize)
-	SegmentSize  int64         // bytes of one segment or init section (default MaxSegmentSize)
-	Segments     int           // segments of one rendition (default DefaultMaxSegments)
-	Duration     time.Duration // total EXTINF of one rendition (default DefaultMaxDuration)
+	SegmentSize  int64         // bytes of one segment or init section (default MaxSegmentSize; init sections never more than MaxMapSize)
+	Segments     int           // segments of one rendition, gaps included, checked by Resolve (default DefaultMaxSegments)
+	Duration     time.Duration // total EXTINF of one rendition, checked by Resolve (default DefaultMaxDuration)
+}
+
+func (l Limits) playlistSize() sizeLimit {
+	if l.PlaylistSize > 0 {
+		return sizeLimit{n: l.PlaylistSize, name: "limits.playlist_size"}
+	}
+	return sizeLimit{n: MaxPlaylistSize, name: "limits.playlist_size"}
+}
+
+func (l Limits) segmentSize() sizeLimit {
+	if l.SegmentSize > 0 {
+		return sizeLimit{n: l.SegmentSize, name: "limits.segment_size"}
+	}
+	return sizeLimit{n: MaxSegmentSize, name: "limits.segment_size"}
+}
+
+func (l Limits) mapSize() sizeLimit {
+	if s := l.segmentSize(); s.n <= MaxMapSize {
+		return s
+	}
+	return sizeLimit{n: MaxMapSize, what: "an init section (EXT-X-MAP)"}
+}
+
+func (l Limits) segments() int {
+	if l.Segments > 0 {
+		return l.Segments
+	}
+	return DefaultMaxSegments
+}
+
+func (l Limits) duration() time.Duration {
+	if l.Duration > 0 {
+		return l.Duration
+	}
+	return DefaultMaxDuration
 }
 
 func (c *Client) httpClient() *http.Client {
@@ -152,21 +207,29 @@ func (c *Client) stallTimeout() time.Duration {
 }
 
 // get fetches u into buf (which it resets), retrying transient faults. It
-// returns the final URL after redirects. A cancelled ctx yields ctx's cause;
-// any other failure is an *OriginError.
-func (c *Client) get(ctx context.Context, u *url.URL, buf *bytes.Buffer, limit int64) (*url.URL, error) {
-	return c.getRange(ctx, u, nil, buf, limit)
+// returns the final URL after redirects, which pol must allow (nil: u's own
+// host only). A cancelled ctx yields ctx's cause; any other failure is an
+// *OriginError.
+func (c *Client) get(ctx context.Context, u *url.URL, pol *hostPolicy, buf *bytes.Buffer, limit sizeLimit) (*url.URL, error) {
+	return c.getRange(ctx, u, pol, nil, buf, limit)
 }
 
 // getRange is get for the sub-range rng of u (the whole resource when rng
 // is nil), asked for with a Range header. A 206 answer must hold exactly
 // the range; a 200 answer (a server that ignores Range) is sliced here,
 // reading no further than the range's end.
-func (c *Client) getRange(ctx context.Context, u *url.URL, rng *ByteRange, buf *bytes.Buffer, limit int64) (*url.URL, error) {
+func (c *Client) getRange(ctx context.Context, u *url.URL, pol *hostPolicy, rng *ByteRange, buf *bytes.Buffer, limit sizeLimit) (*url.URL, error) {
+	if pol != nil && !pol.allows(u) {
+		// Resolve refuses such URLs already; this guards Segments, Maps
+		// and Keys edited by the caller.
+		return nil, &OriginError{URL: describeResource(u, rng), Attempts: 0,
+			Err: &forbiddenError{fmt.Sprintf("host not allowed: %s is neither on the origin's host (%s) nor in allowed_hosts", RedactURL(u), pol.originName())}}
+	}
 	retries := c.retries()
+	hc := pol.httpClient(c.httpClient(), u)
 	for attempt := 0; ; attempt++ {
 		buf.Reset()
-		final, err := c.getOnce(ctx, u, rng, buf, limit)
+		final, err := c.getOnce(ctx, hc, u, rng, buf, limit)
 		if err == nil {
 			return final, nil
 		}
@@ -221,9 +284,9 @@ func parseRetryAfter(v string) (time.Duration, bool) {
 }
 
 // getOnce is one attempt of getRange.
-func (c *Client) getOnce(ctx context.Context, u *url.URL, rng *ByteRange, buf *bytes.Buffer, limit int64) (*url.URL, error) {
-	if rng != nil && rng.Length > limit {
-		return nil, fmt.Errorf("%w (%s, limit %s)", ErrTooLarge, sizeString(rng.Length), sizeString(limit))
+func (c *Client) getOnce(ctx context.Context, hc *http.Client, u *url.URL, rng *ByteRange, buf *bytes.Buffer, limit sizeLimit) (*url.URL, error) {
+	if rng != nil && rng.Length > limit.n {
+		return nil, limit.tooLarge(rng.Length)
 	}
 	actx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -254,7 +317,7 @@ func (c *Client) getOnce(ctx context.Context, u *url.URL, rng *ByteRange, buf *b
 	})
 	defer watchdog.Stop()
 
-	resp, err := c.httpClient().Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		if cause := context.Cause(actx); ctx.Err() == nil && cause != nil {
 			return nil, cause
@@ -271,22 +334,22 @@ func (c *Client) getOnce(ctx context.Context, u *url.URL, rng *ByteRange, buf *b
 	if rng != nil {
 		return readRange(ctx, actx, resp, rng, buf, watchdog, stall)
 	}
-	if resp.ContentLength > limit {
-		return nil, fmt.Errorf("%w (%s, limit %s)", ErrTooLarge, sizeString(resp.ContentLength), sizeString(limit))
+	if resp.ContentLength > limit.n {
+		return nil, limit.tooLarge(resp.ContentLength)
 	}
 	if resp.ContentLength > 0 {
 		buf.Grow(int(resp.ContentLength))
 	}
 	watchdog.Reset(stall)
-	n, err := buf.ReadFrom(&progressReader{r: io.LimitReader(resp.Body, limit+1), watchdog: watchdog, stall: stall})
+	n, err := buf.ReadFrom(&progressReader{r: io.LimitReader(resp.Body, limit.n+1), watchdog: watchdog, stall: stall})
 	if err != nil {
 		if cause := context.Cause(actx); ctx.Err() == nil && cause != nil {
 			return nil, cause
 		}
 		return nil, err
 	}
-	if n > limit {
-		return nil, fmt.Errorf("%w (limit %s)", ErrTooLarge, sizeString(limit))
+	if n > limit.n {
+		return nil, limit.tooLarge(-1)
 	}
 	if resp.ContentLength >= 0 && n != resp.ContentLength {
 		return nil, io.ErrUnexpectedEOF

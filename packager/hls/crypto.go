@@ -57,7 +57,7 @@ type keyCache map[string]*memo
 
 // newKey makes the Key of an EXT-X-KEY tag of the playlist at u. checkKey
 // has already accepted t.
-func newKey(u *url.URL, t *keyTag, keys keyCache) (*Key, error) {
+func newKey(u *url.URL, t *keyTag, sc *scope) (*Key, error) {
 	loc := RedactURL(u)
 	k := &Key{}
 	if t.iv != "" {
@@ -73,21 +73,21 @@ func newKey(u *url.URL, t *keyTag, keys keyCache) (*Key, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: EXT-X-KEY: %v (playlist %s)", ErrUnsupported, err, loc)
 		}
-		if k.bytes = keys[uri]; k.bytes == nil {
+		if k.bytes = sc.keys[uri]; k.bytes == nil {
 			k.bytes = newMemo()
 			k.bytes.data = key
-			keys[uri] = k.bytes
+			sc.keys[uri] = k.bytes
 		}
 		return k, nil
 	}
-	ku, err := resolveURI(u, uri)
+	ku, err := sc.resolve(u, uri, "EXT-X-KEY")
 	if err != nil {
-		return nil, fmt.Errorf("%w %s: EXT-X-KEY: %v", ErrMalformed, loc, err)
+		return nil, err
 	}
-	k.URL = ku
-	if k.bytes = keys[ku.String()]; k.bytes == nil {
+	k.URL, k.hosts = ku, sc.hosts
+	if k.bytes = sc.keys[ku.String()]; k.bytes == nil {
 		k.bytes = newMemo()
-		keys[ku.String()] = k.bytes
+		sc.keys[ku.String()] = k.bytes
 	}
 	return k, nil
 }
@@ -147,7 +147,7 @@ func (c *Client) loadKey(ctx context.Context, k *Key) ([]byte, error) {
 			return nil, errors.New("AES-128 key without URL")
 		}
 		var buf bytes.Buffer
-		if _, err := c.get(ctx, k.URL, &buf, maxKeySize); err != nil {
+		if _, err := c.get(ctx, k.URL, k.hosts, &buf, sizeLimit{n: maxKeySize, what: "an AES-128 key"}); err != nil {
 			return nil, err
 		}
 		if buf.Len() != aes.BlockSize {

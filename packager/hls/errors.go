@@ -31,10 +31,62 @@ var (
 	// key URIs that are not http(s) or base64 data: URIs.
 	ErrUnsupported = errors.New("unsupported stream")
 
-	// ErrTooLarge: a playlist or segment body exceeded its size limit
-	// (MaxPlaylistSize, MaxSegmentSize). It is wrapped in an *OriginError.
+	// ErrTooLarge: a playlist, segment, init section or key body exceeded
+	// its size limit (Limits.PlaylistSize, Limits.SegmentSize, …). It is
+	// wrapped in an *OriginError, and such errors match ErrLimit too.
 	ErrTooLarge = errors.New("response too large")
+
+	// ErrLimit: the stream exceeds one of the Client's Limits: a playlist or
+	// segment too large (with ErrTooLarge, in an *OriginError), too many
+	// segments or too long a duration (from Resolve, before any segment is
+	// fetched). The message names the limit and its config option, e.g.
+	//
+	//	limit exceeded: the playlist http://host/v/index.m3u8 has 250000 segments, more than limits.segments (100000)
+	ErrLimit = errors.New("limit exceeded")
+
+	// ErrForbiddenHost: a playlist points a variant, rendition, segment, init
+	// section or key at a URL the client must not fetch (a host other than
+	// the top-level playlist's and those in Client.AllowedHosts, or a scheme
+	// other than http and https; data: is accepted for keys only), or an
+	// origin request was redirected to one. Nothing is requested from such
+	// a URL. From Resolve it is returned as is; a refused redirect comes
+	// wrapped in an *OriginError naming the URL that was redirected.
+	ErrForbiddenHost = errors.New("host not allowed")
 )
+
+// sizeLimit is a bound on one response body, with the name messages give it.
+type sizeLimit struct {
+	n    int64
+	name string // e.g. "limits.segment_size"; "" → "the n allowed for a <what>"
+	what string // used when name is ""
+}
+
+func (l sizeLimit) String() string {
+	if l.name != "" {
+		return fmt.Sprintf("%s (%s)", l.name, sizeString(l.n))
+	}
+	return fmt.Sprintf("the %s allowed for %s", sizeString(l.n), l.what)
+}
+
+// tooLarge is the error of a body over l; size < 0 when unknown (chunked).
+func (l sizeLimit) tooLarge(size int64) error {
+	if size < 0 {
+		return &limitError{msg: "response too large: more than " + l.String(), tooLarge: true}
+	}
+	return &limitError{msg: fmt.Sprintf("response too large: %s, more than %s", sizeString(size), l), tooLarge: true}
+}
+
+// limitError is a Limits violation; it matches ErrLimit (and ErrTooLarge for
+// a body over its size limit).
+type limitError struct {
+	msg      string
+	tooLarge bool
+}
+
+func (e *limitError) Error() string { return e.msg }
+func (e *limitError) Is(target error) bool {
+	return target == ErrLimit || e.tooLarge && target == ErrTooLarge
+}
 
 // OriginError reports a playlist or segment request that failed for good
 // (after retries, when the fault was transient). Its message names the URL
@@ -144,7 +196,7 @@ func transient(err error) bool {
 	if errors.As(err, &se) {
 		return se.code >= 500 || se.code == http.StatusTooManyRequests || se.code == http.StatusRequestTimeout
 	}
-	if errors.Is(err, ErrTooLarge) {
+	if errors.Is(err, ErrLimit) || errors.Is(err, ErrForbiddenHost) {
 		return false
 	}
 	// Certificate problems do not heal by themselves.

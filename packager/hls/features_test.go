@@ -555,7 +555,8 @@ func TestResolveFeatureErrors(t *testing.T) {
 			"segment 2: EXT-X-BYTERANGE has no offset"},
 		{"empty byte range", "#EXTINF:1,\n#EXT-X-BYTERANGE:0@0\na.ts\n#EXT-X-ENDLIST\n", ErrMalformed, "invalid EXT-X-BYTERANGE length 0"},
 		{"empty map byte range", "#EXT-X-MAP:URI=\"i.mp4\",BYTERANGE=\"0@0\"\n" + seg, ErrMalformed, "EXT-X-MAP: invalid BYTERANGE"},
-		{"map with a bad URI", "#EXT-X-MAP:URI=\"ftp://x/i.mp4\"\n" + seg, ErrMalformed, "EXT-X-MAP: URI ftp://x/i.mp4 is not an http or https URL"},
+		{"map with an ftp URI", "#EXT-X-MAP:URI=\"ftp://x/i.mp4\"\n" + seg, ErrForbiddenHost, "URL not allowed: EXT-X-MAP of playlist http://127.0.0.1:"},
+		{"map without host", "#EXT-X-MAP:URI=\"http:///i.mp4\"\n" + seg, ErrMalformed, "EXT-X-MAP: URI http:///i.mp4 has no host"},
 		{"only gaps", "#EXTINF:1,\n#EXT-X-GAP\na.ts\n#EXT-X-ENDLIST\n", ErrMalformed, "every segment is a gap"},
 	}
 	c := &Client{}

@@ -163,7 +163,7 @@ func (c *Client) fetchSegment(ctx context.Context, seg *Segment, buf *bytes.Buff
 	if seg.URL == nil {
 		return errors.New("segment has no URL")
 	}
-	if _, err := c.getRange(ctx, seg.URL, seg.Range, buf, MaxSegmentSize); err != nil {
+	if _, err := c.getRange(ctx, seg.URL, seg.hosts, seg.Range, buf, c.Limits.segmentSize()); err != nil {
 		return err
 	}
 	if seg.Key == nil {
@@ -181,7 +181,8 @@ func (c *Client) fetchSegment(ctx context.Context, seg *Segment, buf *bytes.Buff
 	return nil
 }
 
-// MaxMapSize is the largest init section (EXT-X-MAP) accepted.
+// MaxMapSize is the largest init section (EXT-X-MAP) accepted, whatever
+// Limits.SegmentSize.
 const MaxMapSize = 16 << 20
 
 // FetchMap returns the bytes of the init section m (its byte range, if
@@ -198,7 +199,7 @@ func (c *Client) FetchMap(ctx context.Context, m *Map) ([]byte, error) {
 	}
 	load := func() ([]byte, error) {
 		var buf bytes.Buffer
-		if _, err := c.getRange(ctx, m.URL, m.Range, &buf, MaxMapSize); err != nil {
+		if _, err := c.getRange(ctx, m.URL, m.hosts, m.Range, &buf, c.Limits.mapSize()); err != nil {
 			return nil, err
 		}
 		b := bytes.Clone(buf.Bytes())

@@ -53,12 +53,14 @@ func FuzzResolve(f *testing.F) {
 				_, _ = resolveURI(base, *r.URI)
 			}
 		case *playlist.Media:
-			src, err := mediaSource(base, pl, tags, keyCache{})
+			sc := &scope{keys: keyCache{}, hosts: newHostPolicy(base, []string{"*.example.com"})}
+			src, err := mediaSource(base, pl, tags, sc)
 			if err != nil {
 				if strings.Contains(err.Error(), "segments parsed but") {
 					t.Fatalf("scanTags and the parser disagree: %q", err)
 				}
-				if !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrLive) && !errors.Is(err, ErrUnsupported) {
+				if !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrLive) && !errors.Is(err, ErrUnsupported) &&
+					!errors.Is(err, ErrForbiddenHost) && !errors.Is(err, ErrLimit) {
 					t.Fatalf("unexpected error kind %q", err)
 				}
 				if strings.Contains(err.Error(), "\n") || strings.Contains(err.Error(), "u:p@") || strings.Contains(err.Error(), "tok=1") {
@@ -68,16 +70,16 @@ func FuzzResolve(f *testing.F) {
 			}
 			var end time.Duration
 			for i, s := range src.Segments {
-				if s.Duration <= 0 || !s.URL.IsAbs() || s.URL.Host == "" || s.Start < end {
+				if s.Duration <= 0 || !s.URL.IsAbs() || s.URL.Host == "" || s.Start < end || !sc.hosts.allows(s.URL) {
 					t.Fatalf("bad segment %d %+v", i, s)
 				}
 				if s.Range != nil && (s.Range.Offset < 0 || s.Range.Length <= 0) {
 					t.Fatalf("bad range %+v", *s.Range)
 				}
-				if s.Map != nil && (!s.Map.URL.IsAbs() || s.Map.Range != nil && s.Map.Range.Length <= 0) {
+				if s.Map != nil && (!s.Map.URL.IsAbs() || !sc.hosts.allows(s.Map.URL) || s.Map.Range != nil && s.Map.Range.Length <= 0) {
 					t.Fatalf("bad map %+v", *s.Map)
 				}
-				if s.Key != nil && s.Key.URL == nil && s.Key.bytes.data == nil {
+				if s.Key != nil && (s.Key.URL == nil && s.Key.bytes.data == nil || s.Key.URL != nil && !sc.hosts.allows(s.Key.URL)) {
 					t.Fatalf("key without URL or bytes")
 				}
 				if i > 0 && s.Sequence <= src.Segments[i-1].Sequence {

@@ -285,7 +285,7 @@ func TestResolve(t *testing.T) {
 		{name: "403 is not not-found", path: "/forbidden.m3u8", wantMsg: "origin answered 403 Forbidden for " + o.URL + "/forbidden.m3u8"},
 		{name: "missing variant is not not-found", path: "/missingvariant/master.m3u8", wantMsg: "origin answered 404 Not Found for " + o.URL + "/missingvariant/nope.m3u8"},
 		{name: "no header", path: "/noheader.m3u8", wantErr: ErrMalformed, wantMsg: "no #EXTM3U header"},
-		{name: "html", path: "/html.m3u8", wantErr: ErrMalformed},
+		{name: "html", path: "/html.m3u8", wantErr: ErrMalformed, wantMsg: "malformed playlist " + o.URL + "/html.m3u8: the origin answered an HTML page, not an HLS playlist"},
 		{name: "no target duration", path: "/notarget.m3u8", wantErr: ErrMalformed, wantMsg: "TARGETDURATION not set"},
 		{name: "bad EXTINF", path: "/badinf.m3u8", wantErr: ErrMalformed},
 		{name: "negative EXTINF", path: "/neginf.m3u8", wantErr: ErrMalformed, wantMsg: "invalid duration"},
@@ -307,7 +307,7 @@ func TestResolve(t *testing.T) {
 		}},
 		{name: "only gaps", path: "/gap.m3u8", wantErr: ErrMalformed, wantMsg: "every segment is a gap"},
 	}
-	c := &Client{}
+	c := &Client{AllowedHosts: []string{"CDN.example."}} // an absolute URI points there
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s, err := c.Resolve(context.Background(), o.URL+tt.path, tt.opt)
@@ -719,12 +719,15 @@ func TestTooLarge(t *testing.T) {
 	c := &Client{}
 	u, _ := resolveURI(mustURL(o.URL), "/demo/144p/seg_000.ts")
 	var buf bytes.Buffer
-	_, err := c.get(context.Background(), u, &buf, 1000)
+	_, err := c.get(context.Background(), u, nil, &buf, sizeLimit{n: 1000, name: "limits.segment_size"})
 	var oe *OriginError
 	if !errors.Is(err, ErrTooLarge) || !errors.As(err, &oe) || oe.Attempts != 1 {
 		t.Fatalf("err = %v", err)
 	}
-	if want := "origin request for " + o.URL + "/demo/144p/seg_000.ts failed: response too large (115996 bytes, limit 1000 bytes)"; err.Error() != want {
+	if !errors.Is(err, ErrLimit) {
+		t.Errorf("%v does not match ErrLimit", err)
+	}
+	if want := "origin request for " + o.URL + "/demo/144p/seg_000.ts failed: response too large: 115996 bytes, more than limits.segment_size (1000 bytes)"; err.Error() != want {
 		t.Errorf("error %q", err)
 	}
 	// Without Content-Length (chunked) the limit holds too.
@@ -736,8 +739,8 @@ func TestTooLarge(t *testing.T) {
 		return true
 	})
 	u, _ = resolveURI(mustURL(o.URL), "/chunked.ts")
-	_, err = c.get(context.Background(), u, &buf, 1000)
-	if !errors.Is(err, ErrTooLarge) || !strings.HasSuffix(err.Error(), "response too large (limit 1000 bytes)") {
+	_, err = c.get(context.Background(), u, nil, &buf, sizeLimit{n: 1000, name: "limits.segment_size"})
+	if !errors.Is(err, ErrTooLarge) || !strings.HasSuffix(err.Error(), "response too large: more than limits.segment_size (1000 bytes)") {
 		t.Errorf("err = %v", err)
 	}
 }

@@ -70,6 +70,8 @@ type Segment struct {
 	// Key is the AES-128 key (EXT-X-KEY) the segment is encrypted with; nil
 	// when it is clear. Fetch decrypts such segments itself.
 	Key *Key
+
+	hosts *hostPolicy // where redirects may go; nil when not made by Resolve
 }
 
 // ByteRange is a sub-range of a resource (EXT-X-BYTERANGE, or the BYTERANGE
@@ -99,8 +101,9 @@ type Map struct {
 	// EXT-X-KEY in effect at the EXT-X-MAP tag); nil when it is clear.
 	Key *Key
 
-	iv   [16]byte // the key's IV, else the next segment's sequence number
-	data *memo
+	iv    [16]byte // the key's IV, else the next segment's sequence number
+	data  *memo
+	hosts *hostPolicy // where redirects may go; nil when not made by Resolve
 }
 
 // Key is an AES-128 key (EXT-X-KEY:METHOD=AES-128). Segments and init
@@ -115,7 +118,8 @@ type Key struct {
 	// sequence number as a 128-bit big-endian integer.
 	IV *[16]byte
 
-	bytes *memo // the 16-byte key
+	bytes *memo       // the 16-byte key
+	hosts *hostPolicy // where redirects may go; nil when not made by Resolve
 }
 
 // iv returns the IV that segment s is decrypted with.
@@ -162,11 +166,20 @@ const maxTotalDuration = 100_000 * time.Hour
 // Relative URIs resolve against the URL each playlist was finally served
 // from, after redirects.
 //
+// Every URL a playlist gives (variant, rendition, segment, init section,
+// key) must be allowed by Client.AllowedHosts' rules, with playlistURL's host
+// as the origin's; the Source remembers that policy, so that Fetch, FetchMap
+// and key requests refuse redirects elsewhere. The Limits' segment count and
+// duration are checked here, before any segment is fetched.
+//
 // Errors: an *OriginError wrapping ErrNotFound when the origin answers 404
-// or 410 for playlistURL; an *OriginError for other failed requests;
-// ErrLive when a media playlist has no EXT-X-ENDLIST (a playlist with
-// EXT-X-PLAYLIST-TYPE:VOD is accepted without it, as it cannot change);
-// ErrMalformed and ErrUnsupported wrapped with the reason.
+// or 410 for playlistURL; an *OriginError for other failed requests (one
+// over Limits.PlaylistSize matches ErrLimit and ErrTooLarge, a refused
+// redirect ErrForbiddenHost); ErrLive when a media playlist has no
+// EXT-X-ENDLIST (a playlist with EXT-X-PLAYLIST-TYPE:VOD is accepted
+// without it, as it cannot change); ErrForbiddenHost and ErrLimit, wrapped
+// with the URL or the numbers; ErrMalformed and ErrUnsupported wrapped with
+// the reason.
 func (c *Client) Resolve(ctx context.Context, playlistURL string, opt SelectOptions) (*Source, error) {
 	u, err := url.Parse(strings.TrimSpace(playlistURL))
 	if err != nil {
@@ -176,9 +189,10 @@ func (c *Client) Resolve(ctx context.Context, playlistURL string, opt SelectOpti
 		return nil, fmt.Errorf("origin URL %s must be an absolute http or https URL", RedactURL(u))
 	}
 	u.Fragment, u.RawFragment = "", ""
+	sc := &scope{keys: keyCache{}, hosts: newHostPolicy(u, c.AllowedHosts), limits: c.Limits}
 
 	var buf bytes.Buffer
-	final, err := c.get(ctx, u, &buf, MaxPlaylistSize)
+	final, err := c.get(ctx, u, sc.hosts, &buf, sc.limits.playlistSize())
 	if err != nil {
 		var oe *OriginError
 		if errors.As(err, &oe) && (oe.Status == http.StatusNotFound || oe.Status == http.StatusGone) {
@@ -190,22 +204,21 @@ func (c *Client) Resolve(ctx context.Context, playlistURL string, opt SelectOpti
 	if err != nil {
 		return nil, err
 	}
-	keys := keyCache{} // keys are shared by the variant and its audio
 	switch pl := pl.(type) {
 	case *playlist.Media:
-		return mediaSource(final, pl, tags, keys)
+		return mediaSource(final, pl, tags, sc)
 	case *playlist.Multivariant:
 		v, info, err := chooseVariant(final, pl, opt)
 		if err != nil {
 			return nil, err
 		}
-		src, err := c.resolveMedia(ctx, final, v.URI, "variant", keys)
+		src, err := c.resolveMedia(ctx, final, v.URI, "variant", sc)
 		if err != nil {
 			return nil, err
 		}
 		src.Variant = info
 		if r := audioRendition(pl, v); r != nil {
-			src.Audio, err = c.resolveMedia(ctx, final, *r.URI, "audio rendition", keys)
+			src.Audio, err = c.resolveMedia(ctx, final, *r.URI, "audio rendition", sc)
 			if err != nil {
 				return nil, err
 			}
@@ -217,13 +230,13 @@ func (c *Client) Resolve(ctx context.Context, playlistURL string, opt SelectOpti
 
 // resolveMedia fetches and parses the media playlist uri found in the
 // multivariant playlist at base.
-func (c *Client) resolveMedia(ctx context.Context, base *url.URL, uri, what string, keys keyCache) (*Source, error) {
-	u, err := resolveURI(base, uri)
+func (c *Client) resolveMedia(ctx context.Context, base *url.URL, uri, what string, sc *scope) (*Source, error) {
+	u, err := sc.resolve(base, uri, what+" URI")
 	if err != nil {
-		return nil, fmt.Errorf("%w %s: %s URI: %v", ErrMalformed, RedactURL(base), what, err)
+		return nil, err
 	}
 	var buf bytes.Buffer
-	final, err := c.get(ctx, u, &buf, MaxPlaylistSize)
+	final, err := c.get(ctx, u, sc.hosts, &buf, sc.limits.playlistSize())
 	if err != nil {
 		return nil, err
 	}
@@ -235,7 +248,7 @@ func (c *Client) resolveMedia(ctx context.Context, base *url.URL, uri, what stri
 	if !ok {
 		return nil, fmt.Errorf("%w %s: the %s is a multivariant playlist, expected a media playlist", ErrMalformed, RedactURL(final), what)
 	}
-	return mediaSource(final, m, tags, keys)
+	return mediaSource(final, m, tags, sc)
 }
 
 // parsePlaylist decodes data, served from u, into a *playlist.Media or a
@@ -246,6 +259,9 @@ func parsePlaylist(u *url.URL, data []byte) (pl playlist.Playlist, tags []segTag
 		return fmt.Errorf("%w %s: %s", ErrMalformed, RedactURL(u), reason)
 	}
 	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf")) // UTF-8 BOM
+	if looksLikeHTML(data) {
+		return nil, nil, malformed("the origin answered an HTML page, not an HLS playlist")
+	}
 	if !bytes.HasPrefix(data, []byte("#EXTM3U")) {
 		return nil, nil, malformed("not an HLS playlist (no #EXTM3U header)")
 	}
@@ -372,10 +388,41 @@ func audioRendition(mv *playlist.Multivariant, v *playlist.MultivariantVariant) 
 	return first
 }
 
+// looksLikeHTML tells whether a body that should be a playlist is an HTML
+// page (an error or login page answered with 200).
+func looksLikeHTML(data []byte) bool {
+	head := bytes.ToLower(bytes.TrimSpace(data[:min(len(data), 512)]))
+	return bytes.HasPrefix(head, []byte("<!doctype html")) || bytes.HasPrefix(head, []byte("<html")) ||
+		bytes.HasPrefix(head, []byte("<head")) || bytes.HasPrefix(head, []byte("<body")) ||
+		bytes.HasPrefix(head, []byte("<?xml")) && bytes.Contains(head, []byte("<html"))
+}
+
+// scope is what the playlists of one Resolve call share: the key cache (keys
+// are shared by the variant and its audio), the host policy and the limits.
+type scope struct {
+	keys   keyCache
+	hosts  *hostPolicy
+	limits Limits
+}
+
+// resolve resolves uri, found as what in the playlist at base, and checks
+// that the host policy allows it.
+func (sc *scope) resolve(base *url.URL, uri, what string) (*url.URL, error) {
+	loc := RedactURL(base)
+	u, err := resolveURI(base, uri)
+	if err != nil {
+		return nil, fmt.Errorf("%w %s: %s: %v", ErrMalformed, loc, what, err)
+	}
+	if err := sc.hosts.refuse(loc, what, u); err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
 // mediaSource turns a parsed media playlist, served from u, into a Source.
-// tags are scanTags' findings for m's segments; keys is the Resolve call's
-// key cache.
-func mediaSource(u *url.URL, m *playlist.Media, tags []segTags, keys keyCache) (*Source, error) {
+// tags are scanTags' findings for m's segments; sc is the Resolve call's
+// scope.
+func mediaSource(u *url.URL, m *playlist.Media, tags []segTags, sc *scope) (*Source, error) {
 	loc := RedactURL(u)
 	if !m.Endlist && (m.PlaylistType == nil || *m.PlaylistType != playlist.MediaPlaylistTypeVOD) {
 		return nil, fmt.Errorf("%w: playlist %s has no EXT-X-ENDLIST, so the stream is still going on; only finished (VOD) streams can be downloaded", ErrLive, loc)
@@ -386,6 +433,19 @@ func mediaSource(u *url.URL, m *playlist.Media, tags []segTags, keys keyCache) (
 	if len(tags) != len(m.Segments) {
 		// Cannot happen: scanTags splits lines as the parser does.
 		return nil, malformed("%d segments parsed but %d found", len(m.Segments), len(tags))
+	}
+	// Limits first, before any other work (or any segment request).
+	if n, most := len(m.Segments), sc.limits.segments(); n > most {
+		return nil, fmt.Errorf("%w: the playlist %s has %d segments, more than limits.segments (%d)", ErrLimit, loc, n, most)
+	}
+	var total time.Duration
+	for _, s := range m.Segments {
+		if s != nil && s.Duration > 0 && s.Duration <= maxTotalDuration {
+			total += s.Duration
+		}
+	}
+	if most := sc.limits.duration(); total > most {
+		return nil, fmt.Errorf("%w: the playlist %s lasts %s, more than limits.duration (%s)", ErrLimit, loc, total, most)
 	}
 	src := &Source{
 		URL:            u,
@@ -406,9 +466,9 @@ func mediaSource(u *url.URL, m *playlist.Media, tags []segTags, keys keyCache) (
 		if s.Duration <= 0 || s.Duration > maxTotalDuration {
 			return nil, malformed("segment %d has an invalid duration (#EXTINF)", i+1)
 		}
-		su, err := resolveURI(u, s.URI)
+		su, err := sc.resolve(u, s.URI, fmt.Sprintf("segment %d", i+1))
 		if err != nil {
-			return nil, malformed("segment %d: %v", i+1, err)
+			return nil, err
 		}
 		seg := Segment{
 			URL:           su,
@@ -416,6 +476,7 @@ func mediaSource(u *url.URL, m *playlist.Media, tags []segTags, keys keyCache) (
 			Start:         src.Duration,
 			Sequence:      m.MediaSequence + i,
 			Discontinuity: s.Discontinuity || disc,
+			hosts:         sc.hosts,
 		}
 		src.Duration += s.Duration
 		if src.Duration > maxTotalDuration {
@@ -438,7 +499,7 @@ func mediaSource(u *url.URL, m *playlist.Media, tags []segTags, keys keyCache) (
 		disc = false
 		if t := tags[i].mapTag; t != nil {
 			if seg.Map = maps[t]; seg.Map == nil {
-				mp, err := newMap(u, t, m.MediaSequence, keys)
+				mp, err := newMap(u, t, m.MediaSequence, sc)
 				if err != nil {
 					return nil, err
 				}
@@ -447,7 +508,7 @@ func mediaSource(u *url.URL, m *playlist.Media, tags []segTags, keys keyCache) (
 		}
 		if t := tags[i].key; t != nil {
 			if seg.Key = keyOf[t]; seg.Key == nil {
-				k, err := newKey(u, t, keys)
+				k, err := newKey(u, t, sc)
 				if err != nil {
 					return nil, err
 				}
@@ -495,13 +556,13 @@ func segmentRange(su *url.URL, length uint64, start *uint64, end map[string]int6
 }
 
 // newMap makes the Map of an EXT-X-MAP tag of the playlist at u.
-func newMap(u *url.URL, t *mapTag, mediaSequence int, keys keyCache) (*Map, error) {
+func newMap(u *url.URL, t *mapTag, mediaSequence int, sc *scope) (*Map, error) {
 	loc := RedactURL(u)
-	mu, err := resolveURI(u, t.uri)
+	mu, err := sc.resolve(u, t.uri, "EXT-X-MAP")
 	if err != nil {
-		return nil, fmt.Errorf("%w %s: EXT-X-MAP: %v", ErrMalformed, loc, err)
+		return nil, err
 	}
-	mp := &Map{URL: mu, data: newMemo()}
+	mp := &Map{URL: mu, data: newMemo(), hosts: sc.hosts}
 	if t.rng != nil {
 		const maxOffset = 1 << 53
 		var off uint64 // an omitted offset is 0
@@ -514,7 +575,7 @@ func newMap(u *url.URL, t *mapTag, mediaSequence int, keys keyCache) (*Map, erro
 		mp.Range = &ByteRange{Offset: int64(off), Length: int64(t.rng.Length)}
 	}
 	if t.key != nil {
-		if mp.Key, err = newKey(u, t.key, keys); err != nil {
+		if mp.Key, err = newKey(u, t.key, sc); err != nil {
 			return nil, err
 		}
 		// RFC 8216 requires an IV for an encrypted init section; without
@@ -527,8 +588,9 @@ func newMap(u *url.URL, t *mapTag, mediaSequence int, keys keyCache) (*Map, erro
 	return mp, nil
 }
 
-// resolveURI resolves a playlist URI against the playlist's URL and checks
-// that the result is an http(s) URL.
+// resolveURI resolves a playlist URI against the playlist's URL. An http(s)
+// result must have a host; other schemes are left to the host policy, which
+// refuses them.
 func resolveURI(base *url.URL, uri string) (*url.URL, error) {
 	uri = strings.TrimSpace(uri)
 	if uri == "" {
@@ -539,8 +601,8 @@ func resolveURI(base *url.URL, uri string) (*url.URL, error) {
 		return nil, fmt.Errorf("invalid URI %q", truncate(uri, 80))
 	}
 	u := base.ResolveReference(ref)
-	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("URI %s is not an http or https URL", RedactURL(u))
+	if (u.Scheme == "http" || u.Scheme == "https") && u.Host == "" {
+		return nil, fmt.Errorf("URI %s has no host", truncate(RedactURL(u), 200))
 	}
 	u.Fragment, u.RawFragment = "", ""
 	return u, nil
