@@ -1,14 +1,18 @@
 package handler
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"regexp"
+	"strconv"
+	"time"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
 	"github.com/stream-downloads/caddy-stream-downloads/packager"
+	"github.com/stream-downloads/caddy-stream-downloads/packager/hls"
 	"github.com/stream-downloads/caddy-stream-downloads/packager/storage"
 )
 
@@ -34,15 +38,31 @@ func (h *Handler) deliver(w http.ResponseWriter, r *http.Request, idOrToken, typ
 		return writeLine(w, http.StatusBadRequest, "invalid filename: use 1 to 120 of A-Z a-z 0-9 _ -")
 	}
 
-	f, st, err := h.Manager.Open(storage.Key{Video: video, Type: typ})
+	k := storage.Key{Video: video, Type: typ}
+	var f storage.File
+	var st packager.State
+	if h.OnDemand > 0 {
+		f, st, err = h.openOnDemand(r, k)
+	} else {
+		f, st, err = h.Manager.Open(k)
+	}
 	switch {
 	case errors.Is(err, packager.ErrNotCreated):
 		return writeLine(w, http.StatusNotFound, "download not found")
+	case errors.Is(err, hls.ErrNotFound):
+		return writeLine(w, http.StatusNotFound, "download not found: the origin has no video "+video)
+	case errors.Is(err, hls.ErrLive):
+		return writeLine(w, http.StatusConflict, "video "+video+" is a live stream (no EXT-X-ENDLIST); only finished videos can be downloaded")
 	case errors.Is(err, packager.ErrInProgress):
-		w.Header().Set("Retry-After", "5")
+		w.Header().Set("Retry-After", strconv.Itoa(retryAfter(h.OnDemand)))
 		return writeLine(w, http.StatusServiceUnavailable, "download is being prepared, try again shortly")
+	case errors.Is(err, packager.ErrEvicted):
+		return writeLine(w, http.StatusNotFound, "download not available: its file was removed to free storage; create it again")
 	case errors.Is(err, packager.ErrFailed):
 		return writeLine(w, http.StatusNotFound, "download not available: packaging failed")
+	case errors.Is(err, errCreate):
+		h.Logger.Error("creating download on demand", zap.String("video", video), zap.String("type", typ), zap.Error(err))
+		return writeLine(w, http.StatusBadGateway, "download could not be created: the origin could not be read")
 	case err != nil:
 		h.Logger.Error("opening packaged file", zap.String("video", video), zap.String("type", typ), zap.Error(err))
 		return caddyhttp.Error(http.StatusInternalServerError, err)
@@ -63,6 +83,44 @@ func (h *Handler) deliver(w http.ResponseWriter, r *http.Request, idOrToken, typ
 	// with sendfile through Caddy's ReadFrom-capable writer.
 	http.ServeContent(w, r, "", st.Ready, f)
 	return nil
+}
+
+// errCreate marks a failure of the on-demand creation other than 404 and live.
+var errCreate = errors.New("creating the download")
+
+// openOnDemand opens k's file, first creating the download when it does not exist or
+// was evicted, and waiting up to h.OnDemand while it is packaged (SPEC §2 on_demand).
+// A download that failed for another reason is not retried by a GET: that takes a POST.
+func (h *Handler) openOnDemand(r *http.Request, k storage.Key) (storage.File, packager.State, error) {
+	ctx, cancel := context.WithTimeout(r.Context(), h.OnDemand)
+	defer cancel()
+	// A file evicted between the wait and the open is packaged again, a few times at
+	// most; each round sleeps in Wait, so this never spins.
+	for range 3 {
+		st, ok := h.Manager.State(k)
+		if !ok || st.Evicted() {
+			if _, err := h.Manager.Create(ctx, k, h.Origin(r, k.Video)); err != nil {
+				if errors.Is(err, hls.ErrNotFound) || errors.Is(err, hls.ErrLive) {
+					return nil, st, err
+				}
+				if ctx.Err() != nil {
+					return nil, st, packager.ErrInProgress
+				}
+				return nil, st, errors.Join(errCreate, err)
+			}
+		}
+		h.Manager.Wait(ctx, k)
+		f, st, err := h.Manager.Open(k)
+		if !errors.Is(err, packager.ErrEvicted) && !errors.Is(err, packager.ErrNotCreated) || ctx.Err() != nil {
+			return f, st, err
+		}
+	}
+	return nil, packager.State{}, packager.ErrInProgress
+}
+
+// retryAfter is the Retry-After, in seconds, of a 503 for a file being packaged.
+func retryAfter(onDemand time.Duration) int {
+	return max(5, int(onDemand/time.Second))
 }
 
 // writeLine answers status with a one-line plain-text reason.

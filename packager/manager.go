@@ -6,10 +6,12 @@ package packager
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"go.uber.org/zap"
@@ -27,7 +29,16 @@ var (
 	ErrNotCreated = errors.New("download not created")
 	ErrInProgress = errors.New("download is being packaged")
 	ErrFailed     = errors.New("download failed")
+	// ErrEvicted: the download was packaged, but its file was removed to keep the store
+	// under max_storage (or went missing); creating it again packages it again.
+	ErrEvicted = errors.New("download evicted")
 )
+
+// CodeEvicted is the errorReasonCode of a download whose file was evicted. Such a
+// download keeps its record with status error (the API knows inprogress, ready and
+// error only): a POST, or a GET with on_demand, packages it again, and as the output is
+// deterministic the file comes back with the same bytes and ETag.
+const CodeEvicted = "evicted"
 
 // Settings are the parts of the configuration a job uses; the latest config wins.
 type Settings struct {
@@ -48,6 +59,16 @@ type State struct {
 	Percent float64
 }
 
+// Evicted reports whether the download was packaged and its file evicted since.
+func (s State) Evicted() bool { return evicted(s.Record) }
+
+func evicted(r storage.Record) bool {
+	return r.Status == storage.StatusError && r.ErrorCode == CodeEvicted
+}
+
+// Types are the download types, each a file of its own per video.
+var Types = []string{"default", "audio"}
+
 // Manager owns the downloads of one store.
 type Manager struct {
 	store storage.Store
@@ -58,6 +79,7 @@ type Manager struct {
 	sf     singleflight.Group
 
 	mu        sync.Mutex
+	configs   []*Settings // of every config using the manager, oldest first
 	settings  Settings
 	client    *hls.Client
 	downloads map[storage.Key]*download
@@ -66,13 +88,19 @@ type Manager struct {
 	jobs      sync.WaitGroup
 }
 
-// download is one (video, type); rec is guarded by Manager.mu.
+// download is one (video, type); its fields are guarded by Manager.mu.
 type download struct {
 	rec     storage.Record
 	percent float64
 	src     *hls.Source        // resolved at creation; nil when a restart must resolve again
 	cancel  context.CancelFunc // of the running job
 	done    chan struct{}      // closed when the job has ended; nil when none was started
+	// open counts the deliveries reading the file: a file with open > 0 is never evicted.
+	open int
+	// lastUsed is when the file last started being delivered or became ready. It is
+	// saved into rec.LastUsed (and the record file) lazily: at each eviction pass and at
+	// Destruct, not on every delivery.
+	lastUsed time.Time
 }
 
 // NewManager loads the store's records and starts again the downloads that were in
@@ -86,7 +114,7 @@ func NewManager(store storage.Store, s Settings, log *zap.Logger) *Manager {
 		cancel:    cancel,
 		downloads: make(map[storage.Key]*download),
 	}
-	m.Configure(s)
+	m.apply(s) // the settings until a config registers its own with Configure
 	recs, errs := store.Records()
 	for _, err := range errs {
 		log.Error("skipping unreadable download record", zap.Error(err))
@@ -94,26 +122,70 @@ func NewManager(store storage.Store, s Settings, log *zap.Logger) *Manager {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, r := range recs {
-		d := &download{rec: r}
+		d := &download{rec: r, lastUsed: r.LastUsed}
+		if r.Ready.After(d.lastUsed) {
+			d.lastUsed = r.Ready
+		}
 		m.downloads[r.Key()] = d
-		if r.Status == storage.StatusInProgress {
+		switch {
+		case r.Status == storage.StatusInProgress:
 			log.Info("resuming download", zap.String("video", r.Video), zap.String("type", r.Type))
 			m.enqueue(d)
+		case evicted(r):
+			// A crash between saving the record and removing the file leaves the file.
+			if err := store.Remove(r.Key()); err != nil {
+				log.Error("removing an evicted file", zap.String("video", r.Video), zap.String("type", r.Type), zap.Error(err))
+			}
+		case r.Status == storage.StatusReady && !m.fileIntact(r):
+			log.Error("packaged file is missing or has the wrong size: the download is marked evicted",
+				zap.String("video", r.Video), zap.String("type", r.Type))
+			m.evictOne(d, "the packaged file was missing from storage; POST again (or GET it with on_demand) to package it again")
 		}
 	}
+	m.evict(nil)
 	return m
 }
 
-// Configure applies new settings (a config reload); running jobs keep theirs.
-func (m *Manager) Configure(s Settings) {
-	if s.MaxJobs < 1 {
-		s.MaxJobs = 1
+// fileIntact reports whether the packaged file of a ready record is there whole.
+func (m *Manager) fileIntact(r storage.Record) bool {
+	f, err := m.store.Open(r.Key())
+	if err != nil {
+		return false
 	}
-	if s.Concurrency < 1 {
-		s.Concurrency = 1
-	}
+	defer f.Close()
+	fi, err := f.Stat()
+	return err == nil && fi.Size() == r.Size
+}
+
+// Configure applies new settings (a config reload); running jobs keep theirs. Every
+// config that uses the manager configures it; the newest one still registered is in
+// force. The returned release unregisters these settings, so that a config that
+// fails after Provision, and is cleaned up without ever running, gives the settings
+// back to the config that goes on running.
+func (m *Manager) Configure(s Settings) (release func()) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	reg := &s
+	m.configs = append(m.configs, reg)
+	m.apply(s)
+	return func() {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		i := slices.Index(m.configs, reg)
+		if i < 0 {
+			return
+		}
+		m.configs = slices.Delete(m.configs, i, i+1)
+		if n := len(m.configs); n > 0 && i == n { // the newest went: the previous one is in force again
+			m.apply(*m.configs[n-1])
+		}
+	}
+}
+
+// apply puts s in force. Call with m.mu held.
+func (m *Manager) apply(s Settings) {
+	s.MaxJobs = max(s.MaxJobs, 1)
+	s.Concurrency = max(s.Concurrency, 1)
 	m.settings = s
 	m.client = &hls.Client{Header: s.Header, Limits: s.Limits, AllowedHosts: s.AllowedHosts}
 	m.dispatch()
@@ -124,6 +196,9 @@ func (m *Manager) Configure(s Settings) {
 func (m *Manager) Destruct() error {
 	m.cancel()
 	m.jobs.Wait()
+	m.mu.Lock()
+	m.saveRecency()
+	m.mu.Unlock()
 	return nil
 }
 
@@ -155,6 +230,10 @@ func (m *Manager) Create(ctx context.Context, k storage.Key, origin string) (Sta
 		}, src: src}
 		m.mu.Lock()
 		defer m.mu.Unlock()
+		if old := m.downloads[k]; old != nil {
+			// Packaged again after an error or an eviction: it keeps its place in lists.
+			d.rec.Created = old.rec.Created
+		}
 		if err != nil {
 			d.fail(err)
 		}
@@ -201,8 +280,8 @@ func (m *Manager) List(video string) []State {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var out []State
-	for k, d := range m.downloads {
-		if k.Video == video {
+	for _, typ := range Types {
+		if d := m.downloads[storage.Key{Video: video, Type: typ}]; d != nil {
 			out = append(out, d.state())
 		}
 	}
@@ -238,23 +317,206 @@ func (m *Manager) Delete(video string, types ...string) (bool, error) {
 	return len(victims) > 0, firstErr
 }
 
-// Open opens k's packaged file for delivery, or says why it cannot.
+// Wait waits until k is no longer in progress, or ctx is done, and returns its state;
+// false when k does not exist. It sleeps on the job's done channel, never polls.
+func (m *Manager) Wait(ctx context.Context, k storage.Key) (State, bool) {
+	for {
+		m.mu.Lock()
+		d := m.downloads[k]
+		if d == nil {
+			m.mu.Unlock()
+			return State{}, false
+		}
+		st, done := d.state(), d.done
+		m.mu.Unlock()
+		if st.Status != storage.StatusInProgress || done == nil {
+			return st, true
+		}
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return st, true
+		}
+		m.mu.Lock()
+		stopped := m.downloads[k] == d && d.done == done && d.rec.Status == storage.StatusInProgress
+		m.mu.Unlock()
+		if stopped { // the job was interrupted (shutdown) and not started again
+			st, _ := m.State(k)
+			return st, true
+		}
+	}
+}
+
+// Open opens k's packaged file for delivery, or says why it cannot. The file is pinned
+// (never evicted) until it is closed, and the open counts as a use for the LRU order.
 func (m *Manager) Open(k storage.Key) (storage.File, State, error) {
-	st, ok := m.State(k)
+	m.mu.Lock()
+	d := m.downloads[k]
+	if d == nil {
+		m.mu.Unlock()
+		return nil, State{}, ErrNotCreated
+	}
+	st := d.state()
 	switch {
-	case !ok:
-		return nil, st, ErrNotCreated
 	case st.Status == storage.StatusInProgress:
+		m.mu.Unlock()
 		return nil, st, ErrInProgress
+	case st.Evicted():
+		m.mu.Unlock()
+		return nil, st, ErrEvicted
 	case st.Status == storage.StatusError:
+		m.mu.Unlock()
 		return nil, st, ErrFailed
 	}
+	d.open++
+	d.lastUsed = now().UTC()
+	m.mu.Unlock()
+
 	f, err := m.store.Open(k)
-	if errors.Is(err, storage.ErrNotExist) {
-		m.log.Error("packaged file is missing", zap.String("video", k.Video), zap.String("type", k.Type))
-		return nil, st, ErrNotCreated
+	if err != nil {
+		m.release(d)
 	}
-	return f, st, err
+	if errors.Is(err, storage.ErrNotExist) {
+		m.log.Error("packaged file is missing: the download is marked evicted", zap.String("video", k.Video), zap.String("type", k.Type))
+		m.mu.Lock()
+		if m.downloads[k] == d && d.rec.Status == storage.StatusReady {
+			m.evictOne(d, "the packaged file was missing from storage; POST again (or GET it with on_demand) to package it again")
+		}
+		st = d.state()
+		m.mu.Unlock()
+		return nil, st, ErrEvicted
+	}
+	if err != nil {
+		return nil, st, err
+	}
+	return &pinnedFile{File: f, release: func() { m.release(d) }}, st, nil
+}
+
+// release ends one delivery of d's file; the store may be over max_storage only
+// because of pinned files, so the pass runs again when the last one is released.
+func (m *Manager) release(d *download) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	d.open--
+	if d.open == 0 && m.settings.MaxStorage > 0 && m.used() > m.settings.MaxStorage {
+		m.evict(nil)
+	}
+}
+
+// pinnedFile is a packaged file being delivered; Close releases the pin.
+type pinnedFile struct {
+	storage.File
+	once    sync.Once
+	release func()
+}
+
+func (f *pinnedFile) Close() error {
+	err := f.File.Close()
+	f.once.Do(f.release)
+	return err
+}
+
+// SyscallConn passes the file descriptor on, so that the response can still be sent
+// with sendfile (net checks for syscall.Conn, not *os.File).
+func (f *pinnedFile) SyscallConn() (syscall.RawConn, error) {
+	if c, ok := f.File.(syscall.Conn); ok {
+		return c.SyscallConn()
+	}
+	return nil, errors.ErrUnsupported
+}
+
+// used is the bytes of the packaged files kept. Call with m.mu held.
+func (m *Manager) used() int64 {
+	var n int64
+	for _, d := range m.downloads {
+		if d.rec.Status == storage.StatusReady {
+			n += d.rec.Size
+		}
+	}
+	return n
+}
+
+// evict removes least-recently-used ready files until the store is within
+// max_storage. It never takes a file being delivered, nor keep (the file whose
+// packaging just ended: it would otherwise never be delivered when it alone exceeds the
+// limit). Files being written are temp files, not candidates. It also saves the recency
+// of the files used since the last pass. Call with m.mu held.
+func (m *Manager) evict(keep *download) {
+	m.saveRecency()
+	limit := m.settings.MaxStorage
+	if limit <= 0 {
+		return
+	}
+	used := m.used()
+	if used <= limit {
+		return
+	}
+	var cands []*download
+	for _, d := range m.downloads {
+		if d.rec.Status == storage.StatusReady && d.open == 0 && d != keep {
+			cands = append(cands, d)
+		}
+	}
+	slices.SortFunc(cands, func(a, b *download) int {
+		if c := a.lastUsed.Compare(b.lastUsed); c != 0 {
+			return c
+		}
+		if c := strings.Compare(a.rec.Video, b.rec.Video); c != 0 {
+			return c
+		}
+		return strings.Compare(a.rec.Type, b.rec.Type)
+	})
+	for _, d := range cands {
+		if used <= limit {
+			break
+		}
+		size := d.rec.Size
+		if m.evictOne(d, fmt.Sprintf("the packaged file was evicted to keep storage within max_storage (%d bytes); POST again (or GET it with on_demand) to package it again", limit)) {
+			used -= size
+			m.log.Info("evicted packaged file", zap.String("video", d.rec.Video), zap.String("type", d.rec.Type),
+				zap.Int64("bytes", size), zap.Time("last_used", d.lastUsed))
+		}
+	}
+	if used > limit {
+		m.log.Warn("storage stays above max_storage: the other files are being delivered or were just packaged",
+			zap.Int64("used", used), zap.Int64("max_storage", limit))
+	}
+}
+
+// evictOne marks d evicted, record first (so no record ever says ready without a file),
+// then removes its file. Call with m.mu held.
+func (m *Manager) evictOne(d *download, reason string) bool {
+	rec := d.rec
+	rec.Status, rec.ErrorCode, rec.ErrorText = storage.StatusError, CodeEvicted, reason
+	rec.Size, rec.ETag, rec.Ready = 0, "", time.Time{}
+	rec.LastUsed = d.lastUsed
+	if err := m.store.SaveRecord(rec); err != nil {
+		m.log.Error("evicting: saving the download record; the file stays", zap.String("video", rec.Video), zap.String("type", rec.Type), zap.Error(err))
+		return false
+	}
+	d.rec, d.percent = rec, 0
+	if err := m.store.Remove(rec.Key()); err != nil {
+		// The record says evicted; the next start removes the file again.
+		m.log.Error("evicting: removing the packaged file", zap.String("video", rec.Video), zap.String("type", rec.Type), zap.Error(err))
+	}
+	return true
+}
+
+// saveRecency saves the last use of the ready files used since their record was
+// saved. Call with m.mu held.
+func (m *Manager) saveRecency() {
+	for _, d := range m.downloads {
+		if d.rec.Status != storage.StatusReady || !d.lastUsed.After(d.rec.LastUsed) {
+			continue
+		}
+		rec := d.rec
+		rec.LastUsed = d.lastUsed
+		if err := m.store.SaveRecord(rec); err != nil {
+			m.log.Warn("saving the last use of a download", zap.String("video", rec.Video), zap.String("type", rec.Type), zap.Error(err))
+			continue
+		}
+		d.rec = rec
+	}
 }
 
 // enqueue queues d's job and starts what the slots allow. Call with m.mu held.

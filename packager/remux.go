@@ -65,7 +65,10 @@ func renditions(src *hls.Source, typ string) ([]*rendition, error) {
 // remux fetches the renditions' segments, interleaved by their time in the playlist so
 // the file's chunks of audio and video stay close, demuxes them and writes the samples
 // to w. It returns the tracks written, video first, with their IDs set.
-func remux(ctx context.Context, client *hls.Client, rs []*rendition, concurrency int, w *mp4.Writer, progress func(done, total time.Duration)) ([]*media.Track, error) {
+//
+// maxOutput (0: none) bounds the media bytes written: the sample that would pass it
+// ends the run before it is written. The header comes on top; pack checks the total.
+func remux(ctx context.Context, client *hls.Client, rs []*rendition, concurrency int, maxOutput int64, w *mp4.Writer, progress func(done, total time.Duration)) ([]*media.Track, error) {
 	type item struct{ r, seg int }
 	var items []item
 	var total time.Duration
@@ -83,13 +86,19 @@ func remux(ctx context.Context, client *hls.Client, rs []*rendition, concurrency
 		segs[i] = rs[it.r].segs[it.seg]
 	}
 
+	// The demuxers emit from one goroutine at a time (Fetch's consumer, then Flush).
+	var written int64
 	emits := make([]func(media.Sample) error, len(rs))
 	for i, r := range rs {
 		emits[i] = func(s media.Sample) error {
 			if r.keep != 0 && s.Track.Kind != r.keep {
 				return nil
 			}
-			return w.WriteSample(s)
+			if maxOutput > 0 && written+int64(len(s.Data)) > maxOutput {
+				return limitError{maxOutput}
+			}
+			written += int64(len(s.Data))
+			return diskError("writing the packaged file", w.WriteSample(s))
 		}
 	}
 	var done time.Duration

@@ -5,8 +5,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"syscall"
 	"time"
 
 	"go.uber.org/zap"
@@ -55,6 +58,9 @@ func (m *Manager) run(ctx context.Context, d *download, client *hls.Client, s Se
 	if err := m.store.SaveRecord(d.rec); err != nil {
 		m.log.Error("saving download record", zap.String("video", k.Video), zap.String("type", k.Type), zap.Error(err))
 	}
+	if err == nil {
+		m.evict(d)
+	}
 }
 
 // pack fetches, remuxes and stores d's file; on success d.rec describes it (ready).
@@ -74,7 +80,7 @@ func (m *Manager) pack(ctx context.Context, d *download, client *hls.Client, s S
 	}
 	tmp, err := m.store.TempPath(k)
 	if err != nil {
-		return 0, storageError{err}
+		return 0, storageError{"creating the temp file", err}
 	}
 	committed := false
 	defer func() {
@@ -88,21 +94,32 @@ func (m *Manager) pack(ctx context.Context, d *download, client *hls.Client, s S
 	}
 	w, err := mp4.Create(tmp, opts)
 	if err != nil {
-		return 0, storageError{err}
+		return 0, storageError{"creating the temp file", err}
 	}
 	defer w.Abort() // no-op after Finish
 
-	tracks, err := remux(ctx, client, rs, s.Concurrency, w, func(done, total time.Duration) { m.progress(d, done, total) })
+	tracks, err := remux(ctx, client, rs, s.Concurrency, s.MaxOutput, w, func(done, total time.Duration) { m.progress(d, done, total) })
+	var se storageError
+	var le limitError
+	switch { // the disk's or the limit's fault, not the segment's: say so plainly
+	case errors.As(err, &se):
+		return 0, se
+	case errors.As(err, &le):
+		return 0, le
+	}
 	if err != nil {
 		return 0, err
 	}
 	info, err := w.Finish(tracks)
 	if err != nil {
-		return 0, err
+		return 0, diskError("writing the packaged file", err)
+	}
+	if s.MaxOutput > 0 && info.Size > s.MaxOutput {
+		return 0, limitError{s.MaxOutput}
 	}
 	etag, err := fileETag(tmp)
 	if err != nil {
-		return 0, storageError{err}
+		return 0, storageError{"reading the packaged file", err}
 	}
 
 	m.mu.Lock()
@@ -111,11 +128,13 @@ func (m *Manager) pack(ctx context.Context, d *download, client *hls.Client, s S
 		return 0, context.Canceled
 	}
 	if err := m.store.Commit(k, tmp); err != nil {
-		return 0, storageError{err}
+		return 0, storageError{"moving the packaged file into place", err}
 	}
 	committed = true
 	d.rec.Status = storage.StatusReady
 	d.rec.Size, d.rec.ETag, d.rec.Ready = info.Size, etag, now().UTC().Truncate(time.Second)
+	d.lastUsed = now().UTC()
+	d.rec.LastUsed = d.lastUsed
 	return info.Size, nil
 }
 
@@ -147,10 +166,43 @@ func fileETag(path string) (string, error) {
 }
 
 // storageError marks a failure of the local store (disk full, permissions).
-type storageError struct{ err error }
+type storageError struct {
+	op  string // what was being done: "writing the packaged file"
+	err error
+}
 
-func (e storageError) Error() string { return "storage: " + e.err.Error() }
+func (e storageError) Error() string {
+	msg := e.err.Error()
+	switch {
+	case errors.Is(e.err, syscall.ENOSPC), errors.Is(e.err, syscall.EDQUOT):
+		msg = "the disk is full (" + msg + ")"
+	case errors.Is(e.err, syscall.EROFS):
+		msg = "the storage is read-only (" + msg + ")"
+	case errors.Is(e.err, fs.ErrPermission):
+		msg = "permission denied (" + msg + ")"
+	}
+	return "storage error " + e.op + ": " + msg
+}
 func (e storageError) Unwrap() error { return e.err }
+
+// diskError marks err as the store's when it comes from the file system (the writer's
+// other errors are about the media).
+func diskError(op string, err error) error {
+	var pe *fs.PathError
+	var le *os.LinkError
+	var errno syscall.Errno
+	if errors.As(err, &pe) || errors.As(err, &le) || errors.As(err, &errno) {
+		return storageError{op, err}
+	}
+	return err
+}
+
+// limitError: the packaged file would exceed Settings.MaxOutput.
+type limitError struct{ limit int64 }
+
+func (e limitError) Error() string {
+	return fmt.Sprintf("the packaged file would exceed the output size limit (limits output_size) of %d bytes", e.limit)
+}
 
 // classify turns a run's error into the errorReasonCode and errorReasonText of the API.
 func classify(err error) (code, text string) {
@@ -158,6 +210,10 @@ func classify(err error) (code, text string) {
 	switch {
 	case errors.As(err, &se):
 		code = "storage_error"
+	case errors.As(err, new(limitError)), errors.Is(err, hls.ErrLimit):
+		code = "limit_exceeded"
+	case errors.Is(err, hls.ErrForbiddenHost):
+		code = "forbidden_host"
 	case errors.Is(err, hls.ErrUnsupported), errors.Is(err, ts.ErrUnsupportedCodec),
 		errors.Is(err, fmp4.ErrUnsupportedCodec), errors.Is(err, errNoMedia):
 		code = "unsupported_input"

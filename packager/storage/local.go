@@ -107,13 +107,23 @@ func (l *Local) SaveRecord(r Record) error {
 
 // Delete implements Store.
 func (l *Local) Delete(k Key) error {
-	for _, p := range []string{l.filePath(k), l.recordPath(k)} {
+	// The record goes first: a crash in between leaves a file without a record (unseen,
+	// and replaced if the video is packaged again), never a ready record without a file.
+	for _, p := range []string{l.recordPath(k), l.filePath(k)} {
 		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
 	}
 	// The video's folder goes when its last download does; failure means it is not empty.
 	os.Remove(filepath.Join(l.dir, k.Video))
+	return nil
+}
+
+// Remove implements Store.
+func (l *Local) Remove(k Key) error {
+	if err := os.Remove(l.filePath(k)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
 	return nil
 }
 

@@ -42,6 +42,9 @@ type Record struct {
 	Size  int64     `json:"size,omitempty"`
 	ETag  string    `json:"etag,omitempty"`
 	Ready time.Time `json:"ready,omitzero"`
+	// LastUsed is when the file was last delivered (or became ready), as of the last
+	// time it was saved: the recency that max_storage evicts by, least recent first.
+	LastUsed time.Time `json:"last_used,omitzero"`
 	// Created orders the records of a video.
 	Created time.Time `json:"created"`
 }
@@ -63,8 +66,11 @@ type Store interface {
 	Records() ([]Record, []error)
 	// SaveRecord stores r atomically, replacing the record of the same key.
 	SaveRecord(r Record) error
-	// DeleteRecord removes the record and the packaged file of k.
+	// Delete removes the record and the packaged file of k.
 	Delete(k Key) error
+	// Remove removes the packaged file of k and keeps its record (eviction); a file
+	// that is not there is no error.
+	Remove(k Key) error
 	// TempPath returns a new path where a packaging run may write k's file; it is
 	// removed by Commit, or by the caller when the run fails.
 	TempPath(k Key) (string, error)
