@@ -4,6 +4,7 @@ package streamdownloads
 
 import (
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"path/filepath"
@@ -102,6 +103,7 @@ type StreamDownloads struct {
 	AllowedHosts []string `json:"allowed_hosts,omitempty"`
 
 	handler    *handler.Handler
+	release    func() // gives the manager back the settings of the config before
 	geoip      *tokens.GeoIP
 	managerKey string
 	logger     *zap.Logger
@@ -190,7 +192,25 @@ func (s *StreamDownloads) Provision(ctx caddy.Context) error {
 		MaxOutput:    int64(s.Limits.OutputSize),
 		AllowedHosts: s.AllowedHosts,
 	}
-	val, loaded, err := managers.LoadOrNew(dir, func() (caddy.Destructor, error) {
+	s.handler = &handler.Handler{
+		APITokens:     s.APIToken,
+		PublicURL:     s.PublicURL,
+		Origin:        s.originURL,
+		Logger:        s.logger,
+		RequireSigned: s.RequireSignedURLs,
+		OnDemand:      time.Duration(s.OnDemand),
+		CountryHeader: s.CountryHeader,
+	}
+	// Keys and databases first: a config that fails on them never touches the
+	// packaging manager that the running config shares.
+	if err := s.provisionTokens(); err != nil {
+		return err
+	}
+	if err := s.Validate(); err != nil {
+		return err
+	}
+
+	val, _, err := managers.LoadOrNew(dir, func() (caddy.Destructor, error) {
 		store, err := storage.NewLocal(dir)
 		if err != nil {
 			return nil, fmt.Errorf("storage_dir %s: %w", dir, err)
@@ -201,22 +221,9 @@ func (s *StreamDownloads) Provision(ctx caddy.Context) error {
 		return err
 	}
 	s.managerKey = dir
-	mgr := val.(*packager.Manager)
-	if loaded {
-		mgr.Configure(settings)
-	}
-
-	s.handler = &handler.Handler{
-		Manager:       mgr,
-		APITokens:     s.APIToken,
-		PublicURL:     s.PublicURL,
-		Origin:        s.originURL,
-		Logger:        s.logger,
-		RequireSigned: s.RequireSignedURLs,
-		OnDemand:      time.Duration(s.OnDemand),
-		CountryHeader: s.CountryHeader,
-	}
-	return s.provisionTokens()
+	s.handler.Manager = val.(*packager.Manager)
+	s.release = s.handler.Manager.Configure(settings)
+	return nil
 }
 
 // provisionTokens loads the signing keys and the GeoIP database.
@@ -282,8 +289,11 @@ func (s *StreamDownloads) Validate() error {
 		return fmt.Errorf("limits: values must not be negative")
 	}
 	for _, h := range s.AllowedHosts {
-		if h == "" || strings.ContainsAny(h, "/: ") {
-			return fmt.Errorf("allowed_hosts: %q is not a host name", h)
+		if host, _, err := net.SplitHostPort(h); err == nil {
+			h = host
+		}
+		if h == "" || strings.ContainsAny(h, "/@ ") {
+			return fmt.Errorf("allowed_hosts: %q is not a host name (host, *.domain or host:port)", h)
 		}
 	}
 	if s.MaxHeight < 0 {
@@ -311,6 +321,9 @@ func (s *StreamDownloads) Cleanup() error {
 	var err error
 	if s.geoip != nil {
 		err = s.geoip.Close()
+	}
+	if s.release != nil {
+		s.release()
 	}
 	if s.managerKey != "" {
 		if _, derr := managers.Delete(s.managerKey); err == nil {
