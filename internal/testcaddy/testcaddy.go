@@ -5,7 +5,6 @@ import (
 	"testing"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/caddyconfig"
 	_ "github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile" // the caddyfile adapter
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 
@@ -43,14 +42,7 @@ func Start(t testing.TB, config string) {
 // Load loads config into the running Caddy (a reload), or starts it.
 func Load(t testing.TB, config string) {
 	t.Helper()
-	cfg, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(config), nil)
-	if err != nil {
-		t.Fatalf("adapting Caddyfile: %v", err)
-	}
-	for _, w := range warnings {
-		t.Logf("Caddyfile warning: %s", w)
-	}
-	if err := caddy.Load(cfg, true); err != nil {
+	if err := TryLoad(config); err != nil {
 		t.Fatalf("loading config: %v", err)
 	}
 }
