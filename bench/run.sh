@@ -1,0 +1,204 @@
+#!/usr/bin/env bash
+# Side-by-side comparisons for the performance targets (issue 6), each run RUNS times,
+# printed as a table of medians and ratios. Inputs come from bench/make-inputs.sh.
+#
+#   packaging: POST→ready of the module vs `ffmpeg -c copy -movflags +faststart`, from an
+#              origin on loopback (Caddy file_server) and from the shaped origin
+#              (bench/shapedorigin: +DELAY per response, MBPS per connection);
+#   memory:    peak RSS (VmHWM) of a fresh Caddy packaging the 10- and 60-minute videos;
+#   writes:    bytes the Caddy process wrote to disk per output byte;
+#   delivery:  wrk (64 connections) on the whole file and on 1 MiB ranges, module vs
+#              file_server on the same file, plain and with a signed token.
+#
+# Needs ffmpeg, curl, wrk (apt-get install wrk). Ports 18080-18093 on 127.0.0.1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${RUNS:-3}
+DELAY=${DELAY:-40ms}
+MBPS=${MBPS:-50}
+WRK_SECONDS=${WRK_SECONDS:-10}
+VIDEOS=${VIDEOS:-"ts10 fmp410"}
+LONG=${LONG:-"ts60"}
+data=bench/data
+work=bench/work
+bin=bench/bin
+rm -rf "$work" && mkdir -p "$work" "$bin"
+for v in $VIDEOS $LONG; do
+	[ -f "$data/$v/index.m3u8" ] || { echo "missing $data/$v: run bench/make-inputs.sh first" >&2; exit 1; }
+done
+go build -o "$bin/caddy" ./cmd/caddy
+go build -o "$bin/shapedorigin" ./bench/shapedorigin
+
+pids=()
+edge_pid=
+cleanup() { for p in "${pids[@]}" $edge_pid; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+
+wait_port() { for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$1/" && return; sleep 0.1; done; echo "port $1 did not open" >&2; exit 1; }
+now() { date +%s.%N; }
+median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a/b}'; }
+
+# Origins: loopback file_server on 18090, shaped origin on 18091.
+cat > "$work/origin.Caddyfile" <<CADDY
+{
+	admin off
+	auto_https off
+	log {
+		output discard
+	}
+}
+http://127.0.0.1:18090 {
+	bind 127.0.0.1
+	root * $PWD/$data
+	file_server
+}
+CADDY
+"$bin/caddy" run --config "$work/origin.Caddyfile" --adapter caddyfile >"$work/origin.log" 2>&1 &
+pids+=($!)
+"$bin/shapedorigin" -listen 127.0.0.1:18091 -dir "$data" -delay "$DELAY" -mbps "$MBPS" >"$work/shaped.log" 2>&1 &
+pids+=($!)
+wait_port 18090
+wait_port 18091
+
+# A signing key for the signed-delivery run.
+"$bin/caddy" stream-downloads keygen --type ed25519 >"$work/key.txt"
+kid=$(awk '/^kid:/ {print $2}' "$work/key.txt")
+awk '/BEGIN PRIVATE KEY/,/END PRIVATE KEY/' "$work/key.txt" >"$work/key.pem"
+
+# start_edge <origin port> <storage dir>: a fresh Caddy with the module on 18080 and a
+# file_server of its storage on 18092; sets edge_pid.
+start_edge() {
+	cat > "$work/edge.Caddyfile" <<CADDY
+{
+	admin off
+	auto_https off
+	log {
+		output file $PWD/$work/edge.log
+	}
+}
+http://127.0.0.1:18080 {
+	bind 127.0.0.1
+	stream_downloads {
+		origin http://127.0.0.1:$1/{video_id}/index.m3u8
+		api_token bench
+		storage_dir $2
+		signing_key $kid $PWD/$work/key.pem
+	}
+}
+http://127.0.0.1:18092 {
+	bind 127.0.0.1
+	root * $2
+	file_server
+}
+CADDY
+	"$bin/caddy" run --config "$work/edge.Caddyfile" --adapter caddyfile >"$work/edge.out" 2>&1 &
+	edge_pid=$!
+	wait_port 18080
+}
+stop_edge() { # SIGTERM, then SIGKILL if Caddy has not exited within 10 s (said on stderr)
+	kill "$edge_pid" 2>/dev/null || true
+	for _ in $(seq 100); do kill -0 "$edge_pid" 2>/dev/null || break; sleep 0.1; done
+	if kill -0 "$edge_pid" 2>/dev/null; then
+		echo "edge Caddy did not stop on SIGTERM within 10 s; killing it" >&2
+		kill -9 "$edge_pid"
+	fi
+	wait "$edge_pid" 2>/dev/null || true
+}
+
+# package <video> <origin port>: POST and poll until ready on a fresh edge; prints
+# "seconds peak_rss_kib written_bytes output_bytes".
+package() {
+	local store="$PWD/$work/store-$1-$2"
+	rm -rf "$store"
+	start_edge "$2" "$store"
+	local t0 t1 status
+	t0=$(now)
+	curl -sf -X POST -H 'Authorization: Bearer bench' "http://127.0.0.1:18080/b/stream/$1/downloads" >/dev/null
+	while :; do
+		status=$(curl -sf -H 'Authorization: Bearer bench' "http://127.0.0.1:18080/b/stream/$1/downloads" | grep -o '"status":"[a-z]*"')
+		[ "$status" = '"status":"inprogress"' ] || break
+		sleep 0.05
+	done
+	t1=$(now)
+	[ "$status" = '"status":"ready"' ] || { echo "packaging $1 ended $status" >&2; cat "$work/edge.log" >&2; exit 1; }
+	local rss wb size
+	rss=$(awk '/VmHWM/ {print $2}' "/proc/$edge_pid/status")
+	wb=$(awk '/^write_bytes/ {print $2}' "/proc/$edge_pid/io")
+	size=$(stat -c %s "$store/$1/default.mp4")
+	stop_edge
+	echo "$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", b-a}') $rss $wb $size"
+}
+
+# ffmpeg_time <video> <origin port>: seconds of ffmpeg's remux to a faststart MP4.
+ffmpeg_time() {
+	local t0 t1
+	t0=$(now)
+	ffmpeg -hide_banner -loglevel error -y -i "http://127.0.0.1:$2/$1/index.m3u8" -c copy -movflags +faststart "$work/ffmpeg.mp4"
+	t1=$(now)
+	awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", b-a}'
+}
+
+rows=()
+row() { rows+=("$(printf '| %s | %s | %s | %s | %s |' "$@")"); }
+
+for origin in 18090 18091; do
+	where=loopback
+	[ $origin = 18091 ] && where="shaped (+$DELAY, $MBPS Mb/s per connection)"
+	for v in $VIDEOS; do
+		ours=() theirs=()
+		for _ in $(seq "$RUNS"); do
+			read -r secs _ _ _ < <(package "$v" $origin)
+			ours+=("$secs")
+			theirs+=("$(ffmpeg_time "$v" $origin)")
+		done
+		m1=$(printf '%s\n' "${ours[@]}" | median)
+		m2=$(printf '%s\n' "${theirs[@]}" | median)
+		row "packaging $v, $where" "${m1} s" "ffmpeg ${m2} s" "$(ratio "$m1" "$m2")" "≤ $([ $origin = 18090 ] && echo 0.8 || echo 0.25)"
+	done
+done
+
+# Memory and bytes written, 10- vs 60-minute video (loopback origin).
+short=${VIDEOS%% *}
+read -r _ rss_s wb_s size_s < <(package "$short" 18090)
+for v in $LONG; do
+	read -r _ rss_l wb_l size_l < <(package "$v" 18090)
+	row "peak RSS packaging $short / $v" "$((rss_s / 1024)) MiB / $((rss_l / 1024)) MiB" "" "$(ratio "$rss_l" "$rss_s")" "≤ 100 MiB; ≤ 1.2"
+	row "bytes written per output byte ($short / $v)" "$(ratio "$wb_s" "$size_s") / $(ratio "$wb_l" "$size_l")" "" "" "≤ 1.1"
+done
+
+# Delivery: module vs file_server on the same file, with wrk.
+store="$PWD/$work/store-deliver"
+rm -rf "$store"
+start_edge 18090 "$store"
+curl -sf -X POST -H 'Authorization: Bearer bench' "http://127.0.0.1:18080/b/stream/$short/downloads" >/dev/null
+until curl -sf -o /dev/null "http://127.0.0.1:18080/$short/downloads/default.mp4"; do sleep 0.2; done
+token=$("$bin/caddy" stream-downloads sign --key "$work/key.pem" --kid "$kid" --video "$short" --expires 1h)
+cat > "$work/range.lua" <<'LUA'
+wrk.headers["Range"] = "bytes=0-1048575"
+LUA
+wrk_rate() { # <url> [range]: "requests/s MB/s"
+	local script=()
+	[ "${2:-}" = range ] && script=(-s "$work/range.lua")
+	wrk -t2 -c64 -d"${WRK_SECONDS}s" "${script[@]}" "$1" | awk '
+		/^Requests\/sec/ {r=$2}
+		/^Transfer\/sec/ {v=$2; if (v ~ /GB/) v*=1024; else if (v ~ /KB/) v/=1024; else v+=0; t=v}
+		END {printf "%.0f %.1f\n", r, t}'
+}
+for kind in whole range; do
+	read -r fr fm < <(wrk_rate "http://127.0.0.1:18092/$short/default.mp4" $kind)
+	read -r mr mm < <(wrk_rate "http://127.0.0.1:18080/$short/downloads/default.mp4" $kind)
+	read -r sr sm < <(wrk_rate "http://127.0.0.1:18080/$token/downloads/default.mp4" $kind)
+	row "delivery ($kind file), req/s" "$mr" "file_server $fr" "$(ratio "$mr" "$fr")" "≥ 0.9"
+	row "delivery ($kind file), MB/s" "$mm" "file_server $fm" "$(ratio "$mm" "$fm")" "≥ 0.9"
+	row "signed delivery ($kind file), req/s" "$sr" "file_server $fr" "$(ratio "$sr" "$fr")" "≥ 0.85"
+done
+stop_edge
+
+{
+	echo "| what | module | baseline | ratio | target |"
+	echo "|---|---|---|---|---|"
+	printf '%s\n' "${rows[@]}"
+	echo
+	echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r); runs: $RUNS (medians)"
+} | tee "$work/results.md"
