@@ -130,6 +130,7 @@ type Demuxer struct {
 	shiftNs   *big.Int // the current period's shift in nanoseconds
 
 	buf       []byte // reused sample buffer
+	segBuf    []byte // reused segment buffer
 	initMedia []byte // moof+mdat found in the init section, for the next segment
 }
 
@@ -302,16 +303,18 @@ func (d *Demuxer) Segment(r io.Reader, emit func(media.Sample) error) (err error
 	if !d.haveInit {
 		return errors.New("no init section (EXT-X-MAP) before the segment")
 	}
-	data, err := io.ReadAll(io.LimitReader(r, MaxSegmentSize+1))
+	prefix := len(d.initMedia)
+	data, err := readSegment(r, prefix, d.segBuf)
 	if err != nil {
 		emitErr = err // a read error is not a malformed segment
 		return err
 	}
-	if len(data) > MaxSegmentSize {
+	d.segBuf = data[:0] // every sample of it is emitted before Segment returns
+	if len(data)-prefix > MaxSegmentSize {
 		return fmt.Errorf("segment larger than %d bytes", MaxSegmentSize)
 	}
 	if d.initMedia != nil {
-		data = append(d.initMedia, data...)
+		copy(data, d.initMedia)
 		d.initMedia = nil
 	}
 	var vs, as []rawSample
@@ -829,4 +832,46 @@ func forNALs(b []byte, lenSize int, fn func([]byte) error) error {
 		b = b[n:]
 	}
 	return nil
+}
+
+// readSegment reads r (at most MaxSegmentSize+1 bytes) into a slice with room for
+// prefix bytes in front (data[:prefix] is left zero, for the caller to fill). When r
+// tells its length (a *bytes.Reader, as hls.Fetch gives), the slice is reuse when that
+// is large enough, or allocated once at its size, instead of the growing and copying
+// of io.ReadAll.
+func readSegment(r io.Reader, prefix int, reuse []byte) ([]byte, error) {
+	lr := io.LimitReader(r, MaxSegmentSize+1)
+	if l, ok := r.(interface{ Len() int }); ok && l.Len() <= MaxSegmentSize {
+		data := reuse[:0]
+		if n := prefix + l.Len() + 1; cap(data) < n {
+			data = make([]byte, 0, n)
+		}
+		data = data[:prefix+l.Len()]
+		clear(data[:prefix])
+		n, err := io.ReadFull(lr, data[prefix:])
+		data = data[:prefix+n]
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			return data, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		// More than Len said (a reader that grew): read the rest.
+		rest, err := io.ReadAll(lr)
+		return append(data, rest...), err
+	}
+	data := make([]byte, prefix, prefix+512)
+	for {
+		n, err := lr.Read(data[len(data):cap(data)])
+		data = data[:len(data)+n]
+		if err == io.EOF {
+			return data, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if len(data) == cap(data) {
+			data = append(data, 0)[:len(data)]
+		}
+	}
 }

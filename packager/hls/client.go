@@ -338,7 +338,7 @@ func (c *Client) getOnce(ctx context.Context, hc *http.Client, u *url.URL, rng *
 		return nil, limit.tooLarge(resp.ContentLength)
 	}
 	if resp.ContentLength > 0 {
-		buf.Grow(int(resp.ContentLength))
+		growExact(buf, int(resp.ContentLength))
 	}
 	watchdog.Reset(stall)
 	n, err := buf.ReadFrom(&progressReader{r: io.LimitReader(resp.Body, limit.n+1), watchdog: watchdog, stall: stall})
@@ -355,6 +355,20 @@ func (c *Client) getOnce(ctx context.Context, hc *http.Client, u *url.URL, rng *
 		return nil, io.ErrUnexpectedEOF
 	}
 	return resp.Request.URL, nil
+}
+
+// growExact makes room in buf for n more bytes, plus bytes.MinRead for ReadFrom's
+// last call (which finds EOF; without that room it would double a full buffer). When
+// buf must grow, it gets exactly that room, not the twice its capacity of
+// bytes.Buffer.Grow: segment buffers are large and held several at a time.
+func growExact(buf *bytes.Buffer, n int) {
+	need := n + bytes.MinRead
+	if buf.Cap()-buf.Len() >= need {
+		return
+	}
+	b := make([]byte, buf.Len(), buf.Len()+need)
+	copy(b, buf.Bytes())
+	*buf = *bytes.NewBuffer(b)
 }
 
 // readRange reads the answer to a Range request for rng into buf.
@@ -382,7 +396,7 @@ func readRange(ctx, actx context.Context, resp *http.Response, rng *ByteRange, b
 			return nil, permanent(fmt.Errorf("answered 206 with %d bytes for a %d-byte range", resp.ContentLength, rng.Length))
 		}
 		watchdog.Reset(stall)
-		buf.Grow(int(rng.Length))
+		growExact(buf, int(rng.Length))
 		n, err := buf.ReadFrom(io.LimitReader(body, rng.Length+1))
 		if err != nil {
 			return fail(err)
@@ -407,7 +421,7 @@ func readRange(ctx, actx context.Context, resp *http.Response, rng *ByteRange, b
 			}
 			return fail(err)
 		}
-		buf.Grow(int(rng.Length))
+		growExact(buf, int(rng.Length))
 		n, err := buf.ReadFrom(io.LimitReader(body, rng.Length))
 		if err != nil {
 			return fail(err)

@@ -18,7 +18,16 @@ const DefaultConcurrency = 8
 // beyond maxPooledBuf are left to the garbage collector.
 var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
-const maxPooledBuf = 64 << 20
+const maxPooledBuf = 16 << 20
+
+// fetchAheadBytes bounds the bytes of segments one Fetch holds (fetched ahead of
+// the consumer, or being read by it), on top of the count bound: at least the one
+// the consumer reads and the next are fetched whatever their size.
+const fetchAheadBytes = 12 << 20
+
+// firstSegmentEstimate is the size assumed for segments in flight before one has
+// arrived (about 6 s at 5 Mb/s): it lets the first requests go out together.
+const firstSegmentEstimate = 4 << 20
 
 // Fetch downloads segs with up to concurrency requests at once (over the
 // HTTP client's kept-alive connections), ahead of the consumer, and calls fn
@@ -30,8 +39,10 @@ const maxPooledBuf = 64 << 20
 // once, on first use); it never includes the init section (see FetchMap).
 // Segments may come from several Sources of one Resolve (video and audio
 // interleaved). At most concurrency+1 bodies are held at once (the
-// one fn is reading and the ones fetched ahead), so memory stays bounded
-// whatever len(segs). Each segment is requested once when nothing fails;
+// one fn is reading and the ones fetched ahead), and no more fetches are
+// started ahead while those hold about 12 MiB (except the segment after the
+// one fn reads), so memory stays bounded whatever len(segs) and the segments'
+// size. Each segment is requested once when nothing fails;
 // transient faults are retried as described at Client.Retries.
 //
 // The first error (a segment's *OriginError, fn's error, or ctx's) cancels
@@ -51,11 +62,27 @@ func (c *Client) Fetch(ctx context.Context, segs []Segment, concurrency int, fn 
 	defer cancel()
 	g, gctx := errgroup.WithContext(cctx)
 
-	// free holds the buffers not in use: a fixed ring of concurrency+1.
-	free := make(chan *bytes.Buffer, concurrency+1)
-	for range concurrency + 1 {
-		free <- nil // allocated on first use
-	}
+	// Buffers: at most concurrency+1 in use, reused through free (newest first,
+	// so that no more are allocated than are used at once). held counts the
+	// bytes (buffer capacity) of the segments started and not yet released by the
+	// consumer (an estimate, the largest so far, for those in flight; before any
+	// is known, firstSegmentEstimate).
+	var (
+		mu       sync.Mutex
+		cond     = sync.NewCond(&mu)
+		free     []*bytes.Buffer
+		inUse    int
+		held     int64
+		est      = int64(firstSegmentEstimate)
+		sized    bool // est is a size seen
+		consumed int  // segments fn is done with
+	)
+	stop := context.AfterFunc(gctx, func() {
+		mu.Lock()
+		cond.Broadcast()
+		mu.Unlock()
+	})
+	defer stop()
 	// slots limits the requests in flight.
 	slots := make(chan struct{}, concurrency)
 
@@ -72,15 +99,25 @@ func (c *Client) Fetch(ctx context.Context, segs []Segment, concurrency int, fn 
 	// consumer waits for is always among the first started.
 	g.Go(func() error {
 		for i := range segs {
-			var buf *bytes.Buffer
-			select {
-			case buf = <-free:
-			case <-gctx.Done():
+			mu.Lock()
+			for gctx.Err() == nil && (inUse > concurrency ||
+				(i > consumed+1 && held+est > fetchAheadBytes)) {
+				cond.Wait()
+			}
+			if gctx.Err() != nil {
+				mu.Unlock()
 				return nil
 			}
-			if buf == nil {
+			var buf *bytes.Buffer
+			if n := len(free); n > 0 {
+				buf, free = free[n-1], free[:n-1]
+			} else {
 				buf = bufPool.Get().(*bytes.Buffer)
 			}
+			inUse++
+			reserved := est
+			held += reserved
+			mu.Unlock()
 			select {
 			case slots <- struct{}{}:
 			case <-gctx.Done():
@@ -96,6 +133,13 @@ func (c *Client) Fetch(ctx context.Context, segs []Segment, concurrency int, fn 
 					}
 					return err
 				}
+				mu.Lock()
+				n := int64(buf.Cap())
+				held += n - reserved
+				if !sized || n > est {
+					est, sized = n, true
+				}
+				mu.Unlock()
 				results[i].buf = buf
 				close(results[i].done)
 				return nil
@@ -117,8 +161,14 @@ func (c *Client) Fetch(ctx context.Context, segs []Segment, concurrency int, fn 
 		buf := results[i].buf
 		results[i].buf = nil
 		err := fn(i, bytes.NewReader(buf.Bytes()))
+		mu.Lock()
+		held -= int64(buf.Cap())
 		buf.Reset()
-		free <- buf // never blocks: the ring has room for every buffer
+		free = append(free, buf)
+		inUse--
+		consumed++
+		cond.Broadcast()
+		mu.Unlock()
 		delivered++
 		if err != nil {
 			consumerErr = err
@@ -130,8 +180,7 @@ func (c *Client) Fetch(ctx context.Context, segs []Segment, concurrency int, fn 
 	// buffer outlives the call.
 	cancel()
 	err := g.Wait()
-	close(free)
-	for buf := range free {
+	for _, buf := range free {
 		putBuf(buf)
 	}
 	for i := range results {

@@ -120,6 +120,7 @@ type Demuxer struct {
 	audioResync  bool  // follow the next PTS (period start)
 
 	buf     []byte // reused AVCC/HVCC buffer
+	pes     pesReader
 	emitErr error
 	curEmit func(media.Sample) error
 }
@@ -307,19 +308,6 @@ func (d *Demuxer) resolve() error {
 	return nil
 }
 
-// capWriter keeps the first bytes written to it (for a PMT lookup in error messages).
-type capWriter struct {
-	buf bytes.Buffer
-	max int
-}
-
-func (c *capWriter) Write(p []byte) (int, error) {
-	if room := c.max - c.buf.Len(); room > 0 {
-		c.buf.Write(p[:min(room, len(p))])
-	}
-	return len(p), nil
-}
-
 // Segment demuxes one whole segment and calls emit for each complete sample.
 func (d *Demuxer) Segment(r io.Reader, emit func(media.Sample) error) (err error) {
 	seg := d.segIndex
@@ -329,19 +317,41 @@ func (d *Demuxer) Segment(r io.Reader, emit func(media.Sample) error) (err error
 			err = &malformedError{seg: seg, err: fmt.Errorf("demuxer panic: %v", p)}
 		}
 	}()
-	head := &capWriter{max: 512 * 1024}
-	rd := &mpegts.Reader{R: io.TeeReader(r, head)}
+	// The reader is read twice: mediacommon finds the tracks at its head, then readPES
+	// goes through all of it (see pes.go for why mediacommon does not read the PES).
+	rs, ok := r.(io.ReadSeeker)
+	var start int64
+	if ok {
+		if start, err = rs.Seek(0, io.SeekCurrent); err != nil {
+			ok = false
+		}
+	}
+	if !ok {
+		data, err := io.ReadAll(r)
+		if err != nil {
+			return &malformedError{seg: seg, err: err}
+		}
+		rs, start = bytes.NewReader(data), 0
+	}
+	rd := &mpegts.Reader{R: rs}
 	if err := rd.Initialize(); err != nil {
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			err = errors.New("no program map table (PMT) found")
 		}
 		return &malformedError{seg: seg, err: err}
 	}
+	d.pes.reset()
 
 	var haveVideo, haveAudio bool
 	var unsupported *UnsupportedCodecError
 	unsupportedVideo := false
-	streamTypes := func() map[uint16]uint8 { return pmtStreamTypes(head.buf.Bytes()) }
+	streamTypes := func() map[uint16]uint8 {
+		if _, err := rs.Seek(start, io.SeekStart); err != nil {
+			return map[uint16]uint8{}
+		}
+		head, _ := io.ReadAll(io.LimitReader(rs, 512*1024))
+		return pmtStreamTypes(head)
+	}
 	var types map[uint16]uint8
 	videoTrack := func(c media.Codec) error {
 		if d.video == nil {
@@ -369,9 +379,9 @@ func (d *Demuxer) Segment(r io.Reader, emit func(media.Sample) error) (err error
 				return err
 			}
 			if codec == media.H264 {
-				rd.OnDataH264(t, d.onVideo)
+				d.pes.add(t.PID, d.onH264PES)
 			} else {
-				rd.OnDataH265(t, d.onVideo)
+				d.pes.add(t.PID, d.onH265PES)
 			}
 		case *codecs.MPEG4Audio:
 			if haveAudio {
@@ -381,7 +391,7 @@ func (d *Demuxer) Segment(r io.Reader, emit func(media.Sample) error) (err error
 			if err := d.setAudioConfig(c); err != nil {
 				return &malformedError{seg: seg, err: err}
 			}
-			rd.OnDataMPEG4Audio(t, d.onAAC)
+			d.pes.add(t.PID, d.onAACPES)
 		case *codecs.KLV, *codecs.DVBSubtitle:
 			// data streams: ignored
 		default:
@@ -417,21 +427,10 @@ func (d *Demuxer) Segment(r io.Reader, emit func(media.Sample) error) (err error
 	}
 	d.curEmit = onDataEmit
 	defer func() { d.curEmit = nil }()
-	for {
-		err := rd.Read()
-		if err == nil {
-			continue
-		}
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			// End of the segment: a new period's offset is fixed now at the latest.
-			if err := d.resolve(); err != nil {
-				if d.emitErr != nil {
-					return d.emitErr
-				}
-				return err
-			}
-			return nil
-		}
+	if _, err := rs.Seek(start, io.SeekStart); err != nil {
+		return &malformedError{seg: seg, err: err}
+	}
+	if err := d.pes.read(rs); err != nil {
 		if d.emitErr != nil {
 			return d.emitErr
 		}
@@ -445,6 +444,14 @@ func (d *Demuxer) Segment(r io.Reader, emit func(media.Sample) error) (err error
 		}
 		return &malformedError{seg: seg, err: err}
 	}
+	// End of the segment: a new period's offset is fixed now at the latest.
+	if err := d.resolve(); err != nil {
+		if d.emitErr != nil {
+			return d.emitErr
+		}
+		return err
+	}
+	return nil
 }
 
 func (d *Demuxer) setAudioConfig(c *codecs.MPEG4Audio) error {
