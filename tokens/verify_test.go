@@ -49,9 +49,12 @@ func TestVerify(t *testing.T) {
 	valid := good(tk.rsa, nil)
 	parts := strings.Split(valid, ".")
 	tamperedPayload := parts[0] + "." + jsonSeg(t, claimsAt(t0, map[string]any{"sub": "video2"})) + "." + parts[2]
-	sig := []byte(parts[2])
-	sig[10] ^= 0x01 // stays in the base64url alphabet
-	tamperedSig := parts[0] + "." + parts[1] + "." + string(sig)
+	sig, err := base64.RawURLEncoding.DecodeString(parts[2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig[10] ^= 0x01 // a flipped bit of the decoded signature: canonical base64url again
+	tamperedSig := parts[0] + "." + parts[1] + "." + base64.RawURLEncoding.EncodeToString(sig)
 	edValid := good(tk.ed, nil)
 	edParts := strings.Split(edValid, ".")
 	attackerJWK := json.RawMessage(jwkOf(t, tk.ed2, false, nil))
