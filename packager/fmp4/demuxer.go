@@ -836,9 +836,10 @@ func forNALs(b []byte, lenSize int, fn func([]byte) error) error {
 
 // readSegment reads r (at most MaxSegmentSize+1 bytes) into a slice with room for
 // prefix bytes in front (data[:prefix] is left zero, for the caller to fill). When r
-// tells its length (a *bytes.Reader, as hls.Fetch gives), the slice is reuse when that
+// tells its length (a *bytes.Reader), the slice is reuse when that
 // is large enough, or allocated once at its size, instead of the growing and copying
-// of io.ReadAll.
+// of io.ReadAll. Otherwise (a streamed body, as hls.Fetch gives) it reads into reuse,
+// grown as needed.
 func readSegment(r io.Reader, prefix int, reuse []byte) ([]byte, error) {
 	lr := io.LimitReader(r, MaxSegmentSize+1)
 	if l, ok := r.(interface{ Len() int }); ok && l.Len() <= MaxSegmentSize {
@@ -860,7 +861,12 @@ func readSegment(r io.Reader, prefix int, reuse []byte) ([]byte, error) {
 		rest, err := io.ReadAll(lr)
 		return append(data, rest...), err
 	}
-	data := make([]byte, prefix, prefix+512)
+	data := reuse[:0]
+	if cap(data) < prefix+512 {
+		data = make([]byte, 0, prefix+512)
+	}
+	data = data[:prefix]
+	clear(data)
 	for {
 		n, err := lr.Read(data[len(data):cap(data)])
 		data = data[:len(data)+n]
