@@ -78,15 +78,16 @@ type FaultOrigin struct {
 	// Dir is the directory served.
 	Dir string
 
-	mu     sync.Mutex
-	rules  []Rule
-	counts map[string]int
-	stop   chan struct{} // closed when the server closes, to end stalls
+	requestCounts
+
+	mu    sync.Mutex
+	rules []Rule
+	stop  chan struct{} // closed when the server closes, to end stalls
 }
 
 // NewFaultOrigin serves dir until the test ends.
 func NewFaultOrigin(t testing.TB, dir string) *FaultOrigin {
-	o := &FaultOrigin{Dir: dir, counts: map[string]int{}, stop: make(chan struct{})}
+	o := &FaultOrigin{Dir: dir, stop: make(chan struct{})}
 	o.Server = httptest.NewServer(o.Handler(http.FileServer(http.Dir(dir))))
 	t.Cleanup(func() {
 		close(o.stop)
@@ -123,32 +124,13 @@ func (o *FaultOrigin) Clear() {
 	o.rules = nil
 }
 
-// Count returns how many requests path got.
-func (o *FaultOrigin) Count(path string) int {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.counts[path]
-}
-
-// Counts returns a copy of the request count of every path.
-func (o *FaultOrigin) Counts() map[string]int {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	c := make(map[string]int, len(o.counts))
-	for k, v := range o.counts {
-		c[k] = v
-	}
-	return c
-}
-
 // Handler counts the requests and applies the rules, passing the requests
 // no rule takes to next. (NewFaultOrigin serves the directory with it; it
 // can wrap any handler.)
 func (o *FaultOrigin) Handler(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := o.add(r.URL.Path)
 		o.mu.Lock()
-		o.counts[r.URL.Path]++
-		n := o.counts[r.URL.Path]
 		var fault *Fault
 		for i := range o.rules {
 			if o.rules[i].matches(r.URL.Path, n) {

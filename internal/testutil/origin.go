@@ -15,8 +15,9 @@ type Origin struct {
 	// Dir is the directory served.
 	Dir string
 
+	requestCounts
+
 	mu      sync.Mutex
-	counts  map[string]int
 	segs    int           // segment requests seen
 	passing int           // segment requests let through before holding; -1: no hold
 	release chan struct{} // closed by Release
@@ -28,15 +29,14 @@ type Origin struct {
 func NewOrigin(t testing.TB, dir string) *Origin {
 	o := &Origin{
 		Dir:     dir,
-		counts:  map[string]int{},
 		passing: -1,
 		release: make(chan struct{}),
 		Held:    make(chan string, 1024),
 	}
 	files := http.FileServer(http.Dir(dir))
 	o.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		o.add(r.URL.Path)
 		o.mu.Lock()
-		o.counts[r.URL.Path]++
 		hold := false
 		if strings.HasSuffix(r.URL.Path, ".ts") {
 			o.segs++
@@ -78,22 +78,4 @@ func (o *Origin) Release() {
 		close(o.release)
 		o.passing = -1
 	}
-}
-
-// Count returns how many requests path got.
-func (o *Origin) Count(path string) int {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.counts[path]
-}
-
-// Counts returns a copy of the request count of every path.
-func (o *Origin) Counts() map[string]int {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	c := make(map[string]int, len(o.counts))
-	for k, v := range o.counts {
-		c[k] = v
-	}
-	return c
 }

@@ -291,20 +291,9 @@ func (c *Client) getOnce(ctx context.Context, hc *http.Client, u *url.URL, rng *
 	actx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 
-	req, err := http.NewRequestWithContext(actx, http.MethodGet, u.String(), nil)
+	req, err := c.newRequest(actx, u)
 	if err != nil {
 		return nil, err
-	}
-	for k, vs := range c.Header {
-		if http.CanonicalHeaderKey(k) == "Host" {
-			if len(vs) > 0 {
-				req.Host = vs[0]
-			}
-			continue
-		}
-		for _, v := range vs {
-			req.Header.Add(k, v)
-		}
 	}
 	if rng != nil {
 		req.Header.Set("Range", rng.String())
@@ -482,4 +471,25 @@ func sizeString(n int64) string {
 		return strconv.FormatFloat(float64(n)/(1<<20), 'f', 1, 64) + " MiB"
 	}
 	return strconv.FormatInt(n, 10) + " bytes"
+}
+
+// newRequest makes a GET of u with the client's extra headers; a "Host" entry sets the
+// request's Host.
+func (c *Client) newRequest(ctx context.Context, u *url.URL) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+	for k, vs := range c.Header {
+		if http.CanonicalHeaderKey(k) == "Host" {
+			if len(vs) > 0 {
+				req.Host = vs[0]
+			}
+			continue
+		}
+		for _, v := range vs {
+			req.Header.Add(k, v)
+		}
+	}
+	return req, nil
 }

@@ -264,20 +264,9 @@ func (f *fetcher) attempt(hc *http.Client, s *segState, p *part, noRange bool) (
 
 	actx, cancel := context.WithCancelCause(f.ctx)
 	defer cancel(nil)
-	req, err := http.NewRequestWithContext(actx, http.MethodGet, s.seg.URL.String(), nil)
+	req, err := c.newRequest(actx, s.seg.URL)
 	if err != nil {
 		return p, false, err
-	}
-	for k, vs := range c.Header {
-		if http.CanonicalHeaderKey(k) == "Host" {
-			if len(vs) > 0 {
-				req.Host = vs[0]
-			}
-			continue
-		}
-		for _, v := range vs {
-			req.Header.Add(k, v)
-		}
 	}
 	if !noRange {
 		if to >= 0 {
