@@ -1,10 +1,15 @@
 package testcaddy
 
 import (
+	"encoding/json"
 	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
-	"net/http"
 )
 
 // TryLoad is Load for a config that may be rejected: it returns the error of adapting
@@ -17,8 +22,59 @@ func TryLoad(config string) error {
 	if err := caddy.Load(cfg, true); err != nil {
 		return err
 	}
-	// The servers of the old config closed their connections; a kept-alive one reused
-	// by the tests' client would be reset.
+	// The servers of the old config closed their connections: a kept-alive one reused
+	// by the tests' client would be reset, and so can a connection that the old server
+	// accepted on the shared listener just before it stopped. Wait until every address
+	// answers steadily, so that tests see the new config only.
 	http.DefaultClient.CloseIdleConnections()
+	for _, addr := range listenAddrs(cfg) {
+		settle(addr)
+	}
 	return nil
+}
+
+// listenAddrs lists the TCP addresses of the HTTP servers of an adapted config.
+func listenAddrs(cfg []byte) []string {
+	var c struct {
+		Apps struct {
+			HTTP struct {
+				Servers map[string]struct {
+					Listen []string `json:"listen"`
+				} `json:"servers"`
+			} `json:"http"`
+		} `json:"apps"`
+	}
+	if json.Unmarshal(cfg, &c) != nil {
+		return nil
+	}
+	var out []string
+	for _, s := range c.Apps.HTTP.Servers {
+		for _, l := range s.Listen {
+			l = strings.TrimPrefix(l, "tcp/")
+			if host, port, err := net.SplitHostPort(l); err == nil {
+				if host == "" {
+					host = "127.0.0.1"
+				}
+				out = append(out, net.JoinHostPort(host, port))
+			}
+		}
+	}
+	return out
+}
+
+// settle waits (a second at most) until three requests in a row to addr, each on a new
+// connection, get an answer.
+func settle(addr string) {
+	client := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	ok := 0
+	for try := 0; try < 50 && ok < 3; try++ {
+		resp, err := client.Head("http://" + addr + "/")
+		if err != nil {
+			ok = 0
+			time.Sleep(20 * time.Millisecond)
+			continue
+		}
+		resp.Body.Close()
+		ok++
+	}
 }
