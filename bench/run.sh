@@ -183,7 +183,7 @@ wrk_rate() { # <url> [range]: "requests/s MB/s"
 	wrk -t2 -c64 -d"${WRK_SECONDS}s" "${script[@]}" "$1" | awk '
 		/^Requests\/sec/ {r=$2}
 		/^Transfer\/sec/ {v=$2; if (v ~ /GB/) v*=1024; else if (v ~ /KB/) v/=1024; else v+=0; t=v}
-		END {printf "%.0f %.1f\n", r, t}'
+		END {printf "%.2f %.1f\n", r, t}'
 }
 for kind in whole range; do
 	read -r fr fm < <(wrk_rate "http://127.0.0.1:18092/$short/default.mp4" $kind)
