@@ -1,7 +1,6 @@
 package streamdownloads
 
 import (
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -55,11 +54,11 @@ func keygenCommand() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				jwk, err := k.JWK(private)
+				jwk, err := k.JWKBase64(private)
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(out, "%s key (PEM):\n%s\n%s key (JWK, base64):\n%s\n\n", which, pem, which, base64.StdEncoding.EncodeToString(jwk))
+				fmt.Fprintf(out, "%s key (PEM):\n%s\n%s key (JWK, base64):\n%s\n\n", which, pem, which, jwk)
 			}
 			return nil
 		},

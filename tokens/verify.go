@@ -36,8 +36,6 @@ func (e *invalidError) Unwrap() error { return ErrInvalid }
 
 func invalid(msg string) error { return &invalidError{msg} }
 
-func invalidf(format string, a ...any) error { return &invalidError{fmt.Sprintf(format, a...)} }
-
 var (
 	errEmpty        = invalid("no token")
 	errTooLong      = invalid("token too long")

@@ -109,20 +109,8 @@ func (o *FaultOrigin) Once(pattern string, f Fault) {
 	o.Add(Rule{Pattern: pattern, From: 1, To: 1, Fault: f})
 }
 
-// Times applies f to the first n requests of the paths matching pattern.
-func (o *FaultOrigin) Times(pattern string, n int, f Fault) {
-	o.Add(Rule{Pattern: pattern, From: 1, To: n, Fault: f})
-}
-
 // Always applies f to every request of the paths matching pattern.
 func (o *FaultOrigin) Always(pattern string, f Fault) { o.Add(Rule{Pattern: pattern, Fault: f}) }
-
-// Clear removes every rule (counts stay).
-func (o *FaultOrigin) Clear() {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	o.rules = nil
-}
 
 // Handler counts the requests and applies the rules, passing the requests
 // no rule takes to next. (NewFaultOrigin serves the directory with it; it

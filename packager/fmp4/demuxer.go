@@ -660,8 +660,7 @@ func (d *Demuxer) place(vs, as []rawSample) error {
 }
 
 func bigDivFloor(a, b *big.Int) *big.Int {
-	q, m := new(big.Int).DivMod(a, b, new(big.Int)) // Euclidean: m >= 0; b > 0 here
-	_ = m
+	q, _ := new(big.Int).DivMod(a, b, new(big.Int)) // Euclidean, so floor for b > 0 (always here)
 	return q
 }
 
