@@ -317,8 +317,9 @@ func (d *Demuxer) Segment(r io.Reader, emit func(media.Sample) error) (err error
 			err = &malformedError{seg: seg, err: fmt.Errorf("demuxer panic: %v", p)}
 		}
 	}()
-	// The reader is read twice: mediacommon finds the tracks at its head, then readPES
-	// goes through all of it (see pes.go for why mediacommon does not read the PES).
+	// The reader is read twice: mediacommon finds the tracks at its head (without the
+	// video packets, head.go), then readPES goes through all of it (see pes.go for why
+	// mediacommon does not read the PES).
 	rs, ok := r.(io.ReadSeeker)
 	var start int64
 	if ok {
@@ -333,7 +334,7 @@ func (d *Demuxer) Segment(r io.Reader, emit func(media.Sample) error) (err error
 		}
 		rs, start = bytes.NewReader(data), 0
 	}
-	rd := &mpegts.Reader{R: rs}
+	rd := &mpegts.Reader{R: &videoHidden{r: rs}}
 	if err := rd.Initialize(); err != nil {
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			err = errors.New("no program map table (PMT) found")
