@@ -2,7 +2,6 @@ package streamdownloads_test
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/stream-downloads/caddy-stream-downloads/internal/testcaddy"
 	"github.com/stream-downloads/caddy-stream-downloads/internal/testutil"
+	"github.com/stream-downloads/caddy-stream-downloads/packager/mp4"
 )
 
 func TestMain(m *testing.M) {
@@ -69,8 +69,11 @@ func checkStore(t *testing.T, dir string) map[string]diskRecord {
 		if int64(len(content)) != r.Size {
 			t.Errorf("ready record %s says %d bytes, the file has %d", p, r.Size, len(content))
 		}
-		sum := sha256.Sum256(content)
-		if etag := `"` + hex.EncodeToString(sum[:16]) + `"`; etag != r.ETag {
+		sum, err := mp4.ChecksumOf(bytes.NewReader(content), testutil.MediaStart(t, file), int64(len(content)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if etag := `"` + hex.EncodeToString(sum[:]) + `"`; etag != r.ETag {
 			t.Errorf("ready record %s has ETag %s, the file's content %s", p, r.ETag, etag)
 		}
 	}

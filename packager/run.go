@@ -2,11 +2,9 @@ package packager
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"syscall"
@@ -117,10 +115,8 @@ func (m *Manager) pack(ctx context.Context, d *download, client *hls.Client, s S
 	if s.MaxOutput > 0 && info.Size > s.MaxOutput {
 		return 0, limitError{s.MaxOutput}
 	}
-	etag, err := fileETag(tmp)
-	if err != nil {
-		return 0, storageError{"reading the packaged file", err}
-	}
+	// From the content, so it survives re-packaging (the output is deterministic) and eviction.
+	etag := `"` + hex.EncodeToString(info.Checksum[:]) + `"`
 
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -148,21 +144,6 @@ func (m *Manager) progress(d *download, done, total time.Duration) {
 	m.mu.Lock()
 	d.percent = max(d.percent, p)
 	m.mu.Unlock()
-}
-
-// fileETag derives the ETag from the content, so it survives re-packaging (output is
-// deterministic) and eviction.
-func fileETag(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return `"` + hex.EncodeToString(h.Sum(nil)[:16]) + `"`, nil
 }
 
 // storageError marks a failure of the local store (disk full, permissions).

@@ -159,31 +159,59 @@ func DecodeErrors(t testing.TB, path string) string {
 // TopLevelBoxes lists the types of the top-level boxes of an MP4 file, in order.
 func TopLevelBoxes(t testing.TB, path string) []string {
 	t.Helper()
+	var types []string
+	for _, b := range topLevel(t, path) {
+		types = append(types, b.typ)
+	}
+	return types
+}
+
+// MediaStart is the offset of the mdat box's payload in an MP4 file.
+func MediaStart(t testing.TB, path string) int64 {
+	t.Helper()
+	for _, b := range topLevel(t, path) {
+		if b.typ == "mdat" {
+			return b.payload
+		}
+	}
+	t.Fatalf("%s has no mdat box", path)
+	return 0
+}
+
+type box struct {
+	typ     string
+	payload int64 // offset of the payload
+}
+
+func topLevel(t testing.TB, path string) []box {
+	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	var types []string
+	var boxes []box
 	var off int64
 	hdr := make([]byte, 16)
 	for {
 		if _, err := f.ReadAt(hdr[:8], off); err == io.EOF {
-			return types
+			return boxes
 		} else if err != nil {
 			t.Fatalf("reading box header at %d: %v", off, err)
 		}
 		size := int64(binary.BigEndian.Uint32(hdr[:4]))
-		types = append(types, string(hdr[4:8]))
+		b := box{typ: string(hdr[4:8]), payload: off + 8}
 		switch size {
 		case 1:
 			if _, err := f.ReadAt(hdr[8:16], off+8); err != nil {
 				t.Fatalf("reading largesize at %d: %v", off, err)
 			}
 			size = int64(binary.BigEndian.Uint64(hdr[8:16]))
+			b.payload += 8
 		case 0:
-			return types // to the end of the file
+			return append(boxes, b) // to the end of the file
 		}
+		boxes = append(boxes, b)
 		if size < 8 {
 			t.Fatalf("box %q at %d has size %d", hdr[4:8], off, size)
 		}

@@ -48,9 +48,30 @@ func (e *HeaderSizeError) Is(target error) bool { return target == ErrHeaderTooL
 // being filled by a free box, or a *HeaderSizeError (ErrHeaderTooLarge) when it does not
 // fit. tracks gives the moov order (by Track.ID); tracks without samples are left out.
 func BuildHeader(x *Index, tracks []*media.Track, brand Brand, mediaStart int64) ([]byte, error) {
-	order, err := trackOrder(x, tracks)
+	h, err := buildHeader(x, tracks, brand, mediaStart)
 	if err != nil {
 		return nil, err
+	}
+	out := make([]byte, 0, h.size())
+	out = append(out, h.head...)
+	out = append(out, make([]byte, h.pad)...)
+	return append(out, h.mdat...), nil
+}
+
+// header is BuildHeader's result in parts, so that the free box's zeros need not be
+// built (a 60-minute video reserves ~10 MB; the Writer leaves them a hole in the file).
+type header struct {
+	head []byte // ftyp, moov and the free box's header
+	pad  int64  // zero bytes of the free box after head
+	mdat []byte // mdat box header
+}
+
+func (h header) size() int64 { return int64(len(h.head)) + h.pad + int64(len(h.mdat)) }
+
+func buildHeader(x *Index, tracks []*media.Track, brand Brand, mediaStart int64) (header, error) {
+	order, err := trackOrder(x, tracks)
+	if err != nil {
+		return header{}, err
 	}
 	ftyp := ftypBox(brand, hasCodec(order, media.H264))
 	mdatHdr := mdatHeader(x.MediaSize)
@@ -64,14 +85,14 @@ func BuildHeader(x *Index, tracks []*media.Track, brand Brand, mediaStart int64)
 	if start == 0 {
 		moov, err := buildMoov(x, order, 0, false)
 		if err != nil {
-			return nil, err
+			return header{}, err
 		}
 		start = fixed + int64(len(moov))
 		if start+lastChunk > math.MaxUint32 {
 			// co64 makes moov larger, which only moves the media further up.
 			moov, err = buildMoov(x, order, 0, true)
 			if err != nil {
-				return nil, err
+				return header{}, err
 			}
 			start = fixed + int64(len(moov))
 		}
@@ -79,26 +100,27 @@ func BuildHeader(x *Index, tracks []*media.Track, brand Brand, mediaStart int64)
 	co64 := start+lastChunk > math.MaxUint32
 	moov, err := buildMoov(x, order, start, co64)
 	if err != nil {
-		return nil, err
+		return header{}, err
 	}
 	need := fixed + int64(len(moov))
 	gap := start - need
 	if gap != 0 && gap < 8 {
-		return nil, &HeaderSizeError{Need: need, Have: start}
+		return header{}, &HeaderSizeError{Need: need, Have: start}
 	}
-	out := make([]byte, 0, start)
-	out = append(out, ftyp...)
-	out = append(out, moov...)
+	head := make([]byte, 0, len(ftyp)+len(moov)+8)
+	head = append(head, ftyp...)
+	head = append(head, moov...)
+	h := header{mdat: mdatHdr}
 	if gap > 0 {
 		if gap > math.MaxUint32 {
-			return nil, errors.New("mp4: reserve too large")
+			return header{}, errors.New("mp4: reserve too large")
 		}
-		out = be32(out, uint32(gap))
-		out = append(out, "free"...)
-		out = append(out, make([]byte, gap-8)...)
+		head = be32(head, uint32(gap))
+		head = append(head, "free"...)
+		h.pad = gap - 8
 	}
-	out = append(out, mdatHdr...)
-	return out, nil
+	h.head = head
+	return h, nil
 }
 
 func trackOrder(x *Index, tracks []*media.Track) ([]*TrackIndex, error) {
