@@ -21,10 +21,8 @@ const DefaultConcurrency = 8
 // requests, sub-ranges of its EXT-X-BYTERANGE when it has one) in parallel;
 // its first request tells its size (Content-Range), after which the others
 // go out. fn's reader yields the segment's parts in order as each completes,
-// so fn can start before the segment is complete; it reads until io.EOF, and can
-// Seek back (io.SeekStart, io.SeekCurrent) within what it has read (parts
-// past the first MiB are dropped once read again after a Seek back). It is
-// valid only during the call; what fn leaves unread is read (and checked)
+// so fn can start before the segment is complete; it reads until io.EOF, and
+// each part is dropped once read. It is valid only during the call; what fn leaves unread is read (and checked)
 // after it returns. The body is the segment's byte range when it has one,
 // and is decrypted (AES-128-CBC, streaming) when the segment has a Key (its
 // key fetched once, on first use); it never includes the init section (see
@@ -35,8 +33,7 @@ const DefaultConcurrency = 8
 //
 // At most concurrency requests are in flight, and at most 1.5 × concurrency
 // parts (each at most 1 MiB) are in flight or fetched and not yet read, so
-// memory stays bounded whatever len(segs) and the segments' size (plus the part of the segment fn reads that it may Seek
-// back to). Each byte range is requested once when nothing fails; a failed
+// memory stays bounded whatever len(segs) and the segments' size. Each byte range is requested once when nothing fails; a failed
 // part is requested again alone, with the retries described at
 // Client.Retries.
 //

@@ -27,12 +27,6 @@ import (
 // size (16), which streaming decryption needs. A variable so tests can shrink it.
 var partSize = 1 << 20
 
-// headKeep: the parts of a segment's first headKeep bytes stay readable (Seek)
-// until the consumer is done with the segment. Beyond them, a part read once
-// after the reader went back (the TS demuxer reads a segment's head, then the
-// whole) is dropped as soon as it has been read.
-const headKeep = 1 << 20
-
 var partPool sync.Pool // *[]byte of partSize
 
 func getPartBuf() *[]byte {
@@ -85,7 +79,6 @@ type segState struct {
 
 	block cipher.Block // decryption key, once loaded
 	prev  [16]byte     // cipher block before the next bytes to decrypt
-	back  bool         // the reader went back
 	done  bool         // the consumer is done with the segment
 }
 
@@ -556,15 +549,13 @@ func (f *fetcher) started(s *segState) bool {
 }
 
 // segReader is the body Fetch hands to fn: the segment's parts, decrypted,
-// in order as they arrive (each once complete). It can Seek back within what it has read, except to parts
-// dropped after a first Seek back (beyond the first headKeep bytes).
+// in order as they arrive (each once complete), each dropped once read.
 type segReader struct {
 	f      *fetcher
 	s      *segState
-	k      int   // current part
-	pos    int   // offset in it
-	abs    int64 // offset in the segment
-	failed bool  // Read returned an error other than EOF
+	k      int  // current part
+	pos    int  // offset in it
+	failed bool // Read returned an error other than EOF
 }
 
 func (r *segReader) Read(b []byte) (int, error) {
@@ -594,11 +585,10 @@ func (r *segReader) Read(b []byte) (int, error) {
 			if r.pos < p.plain {
 				n := copy(b, (*p.buf)[r.pos:p.plain])
 				r.pos += n
-				r.abs += int64(n)
 				return n, nil
 			}
 			if p.done && (s.seg.Key == nil || p.dec == p.filled && s.block != nil) {
-				f.pass(s, p)
+				f.pass(p)
 				r.k++
 				r.pos = 0
 				continue
@@ -620,57 +610,16 @@ func (r *segReader) Read(b []byte) (int, error) {
 	}
 }
 
-// Seek moves back (or nowhere) within the bytes read; whence is io.SeekStart
-// or io.SeekCurrent.
-func (r *segReader) Seek(offset int64, whence int) (int64, error) {
-	f, s := r.f, r.s
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	switch whence {
-	case io.SeekStart:
-	case io.SeekCurrent:
-		offset += r.abs
-	default:
-		return r.abs, errors.New("segment reader: unsupported seek")
-	}
-	if offset == r.abs {
-		return r.abs, nil
-	}
-	if offset < 0 || offset > r.abs {
-		return r.abs, errors.New("segment reader: can only seek back")
-	}
-	k := r.k
-	if k >= len(s.parts) {
-		k = len(s.parts) - 1
-	}
-	for k > 0 && s.parts[k].off > offset {
-		k--
-	}
-	for i := k; i < len(s.parts) && i <= r.k; i++ {
-		if s.parts[i].buf == nil {
-			return r.abs, errors.New("segment reader: cannot seek back that far")
-		}
-	}
-	r.k, r.pos, r.abs = k, int(offset-s.parts[k].off), offset
-	s.back = true
-	return offset, nil
-}
-
 // pass is called when the reader has read part p through: p's slot is free
-// again (or goes to the part after it), and p is dropped if it will not be
-// read again.
-func (f *fetcher) pass(s *segState, p *part) {
-	if !p.passed {
-		p.passed = true
-		if !p.handoff {
-			f.held--
-		}
-		f.cond.Broadcast()
+// again (or goes to the part after it), and its buffer too.
+func (f *fetcher) pass(p *part) {
+	p.passed = true
+	if !p.handoff {
+		f.held--
 	}
-	if s.back && p.off >= headKeep {
-		putPartBuf(p.buf)
-		p.buf = nil
-	}
+	putPartBuf(p.buf)
+	p.buf = nil
+	f.cond.Broadcast()
 }
 
 // decrypt decrypts in place what has arrived of part k of s (AES-128-CBC,

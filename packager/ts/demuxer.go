@@ -121,6 +121,7 @@ type Demuxer struct {
 
 	buf     []byte // reused AVCC/HVCC buffer
 	pes     pesReader
+	head    []byte // the bytes of a segment track detection read, reused
 	emitErr error
 	curEmit func(media.Sample) error
 }
@@ -317,24 +318,12 @@ func (d *Demuxer) Segment(r io.Reader, emit func(media.Sample) error) (err error
 			err = &malformedError{seg: seg, err: fmt.Errorf("demuxer panic: %v", p)}
 		}
 	}()
-	// The reader is read twice: mediacommon finds the tracks at its head (without the
-	// video packets, head.go), then readPES goes through all of it (see pes.go for why
-	// mediacommon does not read the PES).
-	rs, ok := r.(io.ReadSeeker)
-	var start int64
-	if ok {
-		if start, err = rs.Seek(0, io.SeekCurrent); err != nil {
-			ok = false
-		}
-	}
-	if !ok {
-		data, err := io.ReadAll(r)
-		if err != nil {
-			return &malformedError{seg: seg, err: err}
-		}
-		rs, start = bytes.NewReader(data), 0
-	}
-	rd := &mpegts.Reader{R: &videoHidden{r: rs}}
+	// mediacommon finds the tracks at the head of the segment (without the video packets,
+	// head.go); the bytes it read are kept, and readPES goes through them and the rest
+	// (see pes.go for why mediacommon does not read the PES).
+	head := &recorder{r: r, buf: d.head[:0]}
+	defer func() { d.head = head.buf[:0] }()
+	rd := &mpegts.Reader{R: &videoHidden{r: head}}
 	if err := rd.Initialize(); err != nil {
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			err = errors.New("no program map table (PMT) found")
@@ -346,13 +335,6 @@ func (d *Demuxer) Segment(r io.Reader, emit func(media.Sample) error) (err error
 	var haveVideo, haveAudio bool
 	var unsupported *UnsupportedCodecError
 	unsupportedVideo := false
-	streamTypes := func() map[uint16]uint8 {
-		if _, err := rs.Seek(start, io.SeekStart); err != nil {
-			return map[uint16]uint8{}
-		}
-		head, _ := io.ReadAll(io.LimitReader(rs, 512*1024))
-		return pmtStreamTypes(head)
-	}
 	var types map[uint16]uint8
 	videoTrack := func(c media.Codec) error {
 		if d.video == nil {
@@ -397,7 +379,7 @@ func (d *Demuxer) Segment(r io.Reader, emit func(media.Sample) error) (err error
 			// data streams: ignored
 		default:
 			if types == nil {
-				types = streamTypes()
+				types = pmtStreamTypes(head.buf) // the PMT is in what Initialize read
 			}
 			st := types[t.PID]
 			name, isVideo, isAV := describeStreamType(st, t.Codec)
@@ -428,10 +410,7 @@ func (d *Demuxer) Segment(r io.Reader, emit func(media.Sample) error) (err error
 	}
 	d.curEmit = onDataEmit
 	defer func() { d.curEmit = nil }()
-	if _, err := rs.Seek(start, io.SeekStart); err != nil {
-		return &malformedError{seg: seg, err: err}
-	}
-	if err := d.pes.read(rs); err != nil {
+	if err := d.pes.read(io.MultiReader(bytes.NewReader(head.buf), r)); err != nil {
 		if d.emitErr != nil {
 			return d.emitErr
 		}

@@ -82,3 +82,15 @@ func (h *videoHidden) isVideo(p []byte) bool {
 	}
 	return false
 }
+
+// recorder keeps what is read through it.
+type recorder struct {
+	r   io.Reader
+	buf []byte
+}
+
+func (c *recorder) Read(b []byte) (int, error) {
+	n, err := c.r.Read(b)
+	c.buf = append(c.buf, b[:n]...)
+	return n, err
+}
