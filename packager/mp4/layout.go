@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 
 	"github.com/Eyevinn/mp4ff/avc"
@@ -83,14 +84,14 @@ func buildHeader(x *Index, tracks []*media.Track, brand Brand, mediaStart int64)
 
 	start := mediaStart
 	if start == 0 {
-		moov, err := buildMoov(x, order, 0, false)
+		moov, err := buildMoov(nil, x, order, 0, false)
 		if err != nil {
 			return header{}, err
 		}
 		start = fixed + int64(len(moov))
 		if start+lastChunk > math.MaxUint32 {
 			// co64 makes moov larger, which only moves the media further up.
-			moov, err = buildMoov(x, order, 0, true)
+			moov, err = buildMoov(moov[:0], x, order, 0, true)
 			if err != nil {
 				return header{}, err
 			}
@@ -98,18 +99,17 @@ func buildHeader(x *Index, tracks []*media.Track, brand Brand, mediaStart int64)
 		}
 	}
 	co64 := start+lastChunk > math.MaxUint32
-	moov, err := buildMoov(x, order, start, co64)
+	head := make([]byte, 0, len(ftyp)+moovSizeHint(x)+8)
+	head = append(head, ftyp...)
+	head, err = buildMoov(head, x, order, start, co64)
 	if err != nil {
 		return header{}, err
 	}
-	need := fixed + int64(len(moov))
+	need := int64(len(head)) + int64(len(mdatHdr))
 	gap := start - need
 	if gap != 0 && gap < 8 {
 		return header{}, &HeaderSizeError{Need: need, Have: start}
 	}
-	head := make([]byte, 0, len(ftyp)+len(moov)+8)
-	head = append(head, ftyp...)
-	head = append(head, moov...)
 	h := header{mdat: mdatHdr}
 	if gap > 0 {
 		if gap > math.MaxUint32 {
@@ -346,7 +346,24 @@ func trackEdits(order []*TrackIndex) ([]trackTiming, [][]Edit) {
 	return tims, editLists(tims, tss)
 }
 
-func buildMoov(x *Index, order []*TrackIndex, mediaStart int64, co64 bool) ([]byte, error) {
+// moovSizeHint is about the size of moov, seldom less: its tables take at most 16
+// bytes per sample (stsz, stts, ctts, stss) and 20 per chunk (stco/co64, stsc), the
+// parameter sets 3 bytes more than their own, the rest far less than 4 KiB per track.
+// The moov of a long video is MBs: built in a buffer of this size, it is not copied over
+// and over as it grows.
+func moovSizeHint(x *Index) int {
+	n := 4<<10 + 20*len(x.Chunks)
+	for _, t := range x.Tracks {
+		n += 4<<10 + 16*len(t.Samples)
+		for _, ps := range slices.Concat(t.Track.VPS, t.Track.SPS, t.Track.PPS) {
+			n += 3 + len(ps)
+		}
+	}
+	return n
+}
+
+// buildMoov appends moov to dst.
+func buildMoov(dst []byte, x *Index, order []*TrackIndex, mediaStart int64, co64 bool) ([]byte, error) {
 	tims, edits := trackEdits(order)
 	var movieDur uint64
 	tkDur := make([]uint64, len(order))
@@ -357,7 +374,7 @@ func buildMoov(x *Index, order []*TrackIndex, mediaStart int64, co64 bool) ([]by
 		movieDur = max(movieDur, tkDur[i])
 	}
 
-	var w boxWriter
+	w := boxWriter{b: dst}
 	w.open("moov")
 	// mvhd
 	v1 := movieDur > math.MaxUint32
@@ -380,7 +397,7 @@ func buildMoov(x *Index, order []*TrackIndex, mediaStart int64, co64 bool) ([]by
 		}
 	}
 	w.close()
-	if len(w.b) > math.MaxUint32 {
+	if len(w.b)-len(dst) > math.MaxUint32 {
 		return nil, errors.New("mp4: moov too large")
 	}
 	return w.b, nil

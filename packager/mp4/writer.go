@@ -92,8 +92,11 @@ type Writer struct {
 	bw      *bufio.Writer
 	media   *xxhash.Digest // of the media written so far
 	x       Index
-	err     error
-	done    bool
+	held    []heldSample // audio samples not written yet, their data in heldB
+	heldB   []byte
+
+	err  error
+	done bool
 }
 
 // Create starts writing a progressive MP4 at path (a temp path the caller chose; the
@@ -113,7 +116,10 @@ func Create(path string, opts Options) (*Writer, error) {
 	return w, nil
 }
 
-// WriteSample appends a sample's data to the media and its entry to the index.
+// WriteSample appends a sample's data to the media and its entry to the index. Audio
+// samples are held back and written in runs of about a second (holdAudio): demuxers hand
+// out audio and video a frame or two at a time, and a chunk per frame would make the
+// index grow several times faster than the samples.
 func (w *Writer) WriteSample(s media.Sample) error {
 	if w.err != nil {
 		return w.err
@@ -121,6 +127,49 @@ func (w *Writer) WriteSample(s media.Sample) error {
 	if w.done {
 		return errors.New("mp4: write after Finish/Abort")
 	}
+	if s.Track != nil && s.Track.Kind == media.Audio {
+		if len(w.held) > 0 {
+			first := w.held[0]
+			if first.Track != s.Track || s.DTS-first.DTS >= int64(holdAudio*first.Track.Timescale) || len(w.heldB)+len(s.Data) > holdAudioBytes {
+				if err := w.writeHeld(); err != nil {
+					return err
+				}
+			}
+		}
+		w.heldB = append(w.heldB, s.Data...)
+		w.held = append(w.held, heldSample{s, len(s.Data)})
+		w.held[len(w.held)-1].Data = nil // the caller may reuse it
+		return nil
+	}
+	return w.write(s)
+}
+
+type heldSample struct {
+	media.Sample
+	n int // bytes of data
+}
+
+// Audio is held back for holdAudio seconds of it at most, and holdAudioBytes.
+const (
+	holdAudio      = 1
+	holdAudioBytes = 256 << 10
+)
+
+func (w *Writer) writeHeld() error {
+	off := 0
+	for _, h := range w.held {
+		s := h.Sample
+		s.Data = w.heldB[off : off+h.n]
+		off += h.n
+		if err := w.write(s); err != nil {
+			return err
+		}
+	}
+	w.held, w.heldB = w.held[:0], w.heldB[:0]
+	return nil
+}
+
+func (w *Writer) write(s media.Sample) error {
 	if err := w.x.Add(s, int64(len(s.Data))); err != nil {
 		w.err = err
 		return err
@@ -152,6 +201,9 @@ func (w *Writer) Finish(tracks []*media.Track) (Info, error) {
 func (w *Writer) finish(tracks []*media.Track) (Info, error) {
 	if w.err != nil {
 		return Info{}, w.err
+	}
+	if err := w.writeHeld(); err != nil {
+		return Info{}, err
 	}
 	if err := w.bw.Flush(); err != nil {
 		return Info{}, fmt.Errorf("mp4: writing media: %w", err)

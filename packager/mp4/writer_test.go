@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -239,4 +240,49 @@ func TestAudioOnlyM4A(t *testing.T) {
 		t.Fatalf("tracks %+v", info.Tracks)
 	}
 	t.Log(testutil.CompareWithSource(t, out, filepath.Join(dir, "index.m3u8")))
+}
+
+// TestInterleave: audio goes to the file in chunks of about a second between the video's,
+// not a chunk per frame or two as the demuxer hands them out.
+func TestInterleave(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "out.mp4")
+	info := packageSegments(t, testutil.DemoSegments(t), out, Options{})
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	moov := decodeMoov(t, b[:info.HeaderSize], info.Size-info.HeaderSize)
+	type chunk struct {
+		off     uint64
+		audio   bool
+		samples uint32
+	}
+	var chunks []chunk
+	for _, trak := range moov.Traks {
+		stbl := trak.Mdia.Minf.Stbl
+		audio := trak.Mdia.Hdlr.HandlerType == "soun"
+		for i, off := range stbl.Stco.ChunkOffset {
+			chunks = append(chunks, chunk{uint64(off), audio, stbl.Stsc.GetChunk(uint32(i + 1)).NrSamples})
+		}
+	}
+	sort.Slice(chunks, func(i, j int) bool { return chunks[i].off < chunks[j].off })
+	var audioChunks, videoChunks, switches int
+	for i, c := range chunks {
+		if c.audio {
+			audioChunks++
+			// 48 kHz AAC: 1 s is 46.875 frames.
+			if c.samples > 47 {
+				t.Errorf("audio chunk %d holds %d frames, more than a second", i, c.samples)
+			}
+		} else {
+			videoChunks++
+		}
+		if i > 0 && c.audio != chunks[i-1].audio {
+			switches++
+		}
+	}
+	// 12 s of video: ~12 audio chunks, as many video chunks between them.
+	if audioChunks < 12 || audioChunks > 16 || videoChunks > 2*audioChunks || switches < 2*audioChunks-2 {
+		t.Errorf("%d audio and %d video chunks, %d switches: want ~12 of each, alternating", audioChunks, videoChunks, switches)
+	}
 }
