@@ -32,9 +32,8 @@ var managers = caddy.NewUsagePool()
 
 // Defaults of the options.
 const (
-	defaultFetchConcurrency = 8
-	defaultMaxJobs          = 2
-	defaultOnDemandWait     = 30 * time.Second
+	defaultMaxJobs      = 2
+	defaultOnDemandWait = 30 * time.Second
 )
 
 // StreamDownloads makes MP4 downloads of the videos behind an HLS origin, with a
@@ -64,7 +63,8 @@ type StreamDownloads struct {
 	MaxHeight int `json:"max_height,omitempty"`
 
 	// FetchConcurrency is the number of parallel origin requests of one packaging
-	// job. Default: 8.
+	// job. Default: 12 (what keeps a distant origin's connections busy; the bytes
+	// fetched ahead stay within 8 MiB per job whatever the number).
 	FetchConcurrency int `json:"fetch_concurrency,omitempty"`
 
 	// MaxJobs is the number of packaging jobs that run at once; more wait in a queue.
@@ -150,7 +150,7 @@ func (StreamDownloads) CaddyModule() caddy.ModuleInfo {
 func (s *StreamDownloads) Provision(ctx caddy.Context) error {
 	s.logger = ctx.Logger()
 	if s.FetchConcurrency == 0 {
-		s.FetchConcurrency = defaultFetchConcurrency
+		s.FetchConcurrency = hls.DefaultConcurrency
 	}
 	if s.MaxJobs == 0 {
 		s.MaxJobs = defaultMaxJobs

@@ -835,18 +835,25 @@ func forNALs(b []byte, lenSize int, fn func([]byte) error) error {
 
 // readSegment reads r (at most MaxSegmentSize+1 bytes) into a slice with room for
 // prefix bytes in front (data[:prefix] is left zero, for the caller to fill). When r
-// tells its length (a *bytes.Reader), the slice is reuse when that
-// is large enough, or allocated once at its size, instead of the growing and copying
-// of io.ReadAll. Otherwise (a streamed body, as hls.Fetch gives) it reads into reuse,
-// grown as needed.
+// tells its length (a *bytes.Reader's Len, or the SizeHint of hls.Fetch's body when the
+// segment's size is known), the slice is reuse when that is large enough, or allocated
+// once at that size, instead of the growing and copying of io.ReadAll. Otherwise it
+// reads into reuse, grown as needed.
 func readSegment(r io.Reader, prefix int, reuse []byte) ([]byte, error) {
 	lr := io.LimitReader(r, MaxSegmentSize+1)
-	if l, ok := r.(interface{ Len() int }); ok && l.Len() <= MaxSegmentSize {
+	size := -1
+	switch l := r.(type) {
+	case interface{ Len() int }:
+		size = l.Len()
+	case interface{ SizeHint() int64 }:
+		size = int(min(l.SizeHint(), MaxSegmentSize+1))
+	}
+	if size >= 0 && size <= MaxSegmentSize {
 		data := reuse[:0]
-		if n := prefix + l.Len() + 1; cap(data) < n {
+		if n := prefix + size + 1; cap(data) < n {
 			data = make([]byte, 0, n)
 		}
-		data = data[:prefix+l.Len()]
+		data = data[:prefix+size]
 		clear(data[:prefix])
 		n, err := io.ReadFull(lr, data[prefix:])
 		data = data[:prefix+n]

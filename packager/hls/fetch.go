@@ -12,7 +12,7 @@ import (
 )
 
 // DefaultConcurrency is used by Fetch when concurrency < 1.
-const DefaultConcurrency = 8
+const DefaultConcurrency = 12
 
 // Fetch downloads segs with up to concurrency requests at once (over the
 // HTTP client's kept-alive connections), ahead of the consumer, and calls fn
@@ -31,9 +31,11 @@ const DefaultConcurrency = 8
 // and audio interleaved). An origin that answers a Range request with 200 is
 // read through that one response, at most a part ahead of fn.
 //
-// At most concurrency requests are in flight, and at most 1.5 × concurrency
-// parts (each at most 1 MiB) are in flight or fetched and not yet read, so
-// memory stays bounded whatever len(segs) and the segments' size. Each byte range is requested once when nothing fails; a failed
+// At most concurrency requests are in flight, at most 1.5 × concurrency parts
+// (each at most 1 MiB) are in flight or fetched and not yet read, and the bytes
+// fetched and not yet read stay within fetchBudget (8 MiB; the part fn waits for
+// may pass it), so memory stays bounded whatever len(segs), the segments' size
+// and concurrency. Each byte range is requested once when nothing fails; a failed
 // part is requested again alone, with the retries described at
 // Client.Retries.
 //
@@ -95,8 +97,7 @@ func (c *Client) Fetch(ctx context.Context, segs []Segment, concurrency int, fn 
 				}
 			}
 			if p.done {
-				putPartBuf(p.buf)
-				p.buf = nil
+				f.drop(p)
 			}
 		}
 		s.parts = nil

@@ -18,29 +18,34 @@ import (
 
 // partSize is the most bytes one request of Fetch asks for: a segment larger
 // than that is fetched as several byte ranges (Range requests), up to
-// concurrency of them in flight across the segments ahead, so that fetch-ahead
-// memory is bounded by a few parts per request whatever the segments'
-// size, and a distant origin still keeps concurrency connections busy. 1 MiB: at 50 Mb/s per connection a part
-// takes ~170 ms, so 40 ms of latency per response costs ~20% of a connection's
-// rate while 8 connections stay busy; larger parts would hold more memory,
-// smaller ones pay the latency more often. It is a multiple of the AES block
-// size (16), which streaming decryption needs. A variable so tests can shrink it.
+// concurrency of them in flight across the segments ahead, so that a distant
+// origin keeps concurrency connections busy whatever the segments' size.
+// 1 MiB: at 50 Mb/s per connection a part takes ~170 ms, so 40 ms of latency
+// per response costs ~20% of a connection's rate; smaller parts pay the
+// latency more often, larger ones leave fewer parts in flight for the same
+// memory. It is a multiple of the AES block size (16), which streaming
+// decryption needs. A variable so tests can shrink it.
 var partSize = 1 << 20
 
-var partPool sync.Pool // *[]byte of partSize
+// A part is held in blocks of blockSize bytes, taken as its bytes arrive and given
+// back as the reader goes past them, so that memory follows the bytes fetched and not
+// yet read, not the parts in flight (each partly filled on a distant origin). At most
+// fetchBudget bytes are held so (the part the reader waits for may pass it): a request
+// that would go beyond waits, not reading its response, until the reader gives some
+// back. Both are multiples of the AES block size; variables so tests can shrink them.
+var (
+	blockSize   = 64 << 10
+	fetchBudget = 8 << 20
+)
 
-func getPartBuf() *[]byte {
-	if b, ok := partPool.Get().(*[]byte); ok && len(*b) == partSize {
+var blockPool sync.Pool // *[]byte of blockSize
+
+func getBlock() *[]byte {
+	if b, ok := blockPool.Get().(*[]byte); ok && len(*b) == blockSize {
 		return b
 	}
-	b := make([]byte, partSize)
+	b := make([]byte, blockSize)
 	return &b
-}
-
-func putPartBuf(b *[]byte) {
-	if b != nil && len(*b) == partSize {
-		partPool.Put(b)
-	}
 }
 
 // errNoRange: a segment's first Range request was answered 416; it is asked
@@ -61,6 +66,7 @@ type fetcher struct {
 	conc      int   // most requests in flight
 	inflight  int   // requests in flight (a stream waiting for the reader excluded)
 	held      int   // parts issued and not yet read through
+	used      int   // bytes of the blocks held
 	cur       int   // the segment the consumer is on
 	streamErr error // a decryption error found by the reader
 }
@@ -85,16 +91,16 @@ type segState struct {
 // part is a byte range of a segment, filled by its producer while the
 // consumer reads it.
 type part struct {
-	off     int64 // offset in the segment
-	n       int   // bytes the part holds when complete, -1: up to partSize (stream)
-	buf     *[]byte
-	filled  int  // bytes received
-	done    bool // filled is final
-	handoff bool // its slot passes to the part after it (stream)
-	passed  bool // the reader has read it through
-	drained bool // the reader has read it but for a held-back last block
-	dec     int  // bytes decrypted in place
-	plain   int  // bytes readable
+	off     int64     // offset in the segment
+	n       int       // bytes the part holds when complete, -1: up to partSize (stream)
+	blocks  []*[]byte // holding its bytes from the start; nil once read
+	filled  int       // bytes received
+	done    bool      // filled is final
+	handoff bool      // its slot passes to the part after it (stream)
+	passed  bool      // the reader has read it through
+	drained bool      // the reader has read it but for a held-back last block
+	dec     int       // bytes decrypted in place
+	plain   int       // bytes readable
 }
 
 func (p *part) cap() int {
@@ -154,7 +160,6 @@ func (f *fetcher) dispatch() error {
 		}
 		f.inflight++
 		f.held++
-		p.buf = getPartBuf()
 		s.parts = append(s.parts, p)
 		f.g.Go(func() error {
 			defer func() {
@@ -438,7 +443,13 @@ func (f *fetcher) attempt(hc *http.Client, s *segState, p *part, noRange bool) (
 		if end >= 0 {
 			want = int(min(int64(want), end-pos+1))
 		}
-		n, err := body.Read((*p.buf)[filled : filled+want])
+		if filled/blockSize == len(p.blocks) {
+			if err := f.grow(s, p, watchdog, stall); err != nil {
+				return p, false, err
+			}
+		}
+		want = min(want, blockSize-filled%blockSize)
+		n, err := body.Read((*p.blocks[filled/blockSize])[filled%blockSize:][:want])
 		if n > 0 {
 			pos += int64(n)
 			f.mu.Lock()
@@ -509,7 +520,7 @@ func (f *fetcher) handoff(s *segState, p *part, watchdog *time.Timer, stall time
 		}
 		f.inflight++
 	}
-	q := &part{off: p.off + int64(p.filled), n: -1, buf: getPartBuf()}
+	q := &part{off: p.off + int64(p.filled), n: -1}
 	s.parts = append(s.parts, q)
 	f.mu.Unlock()
 	watchdog.Reset(stall)
@@ -553,9 +564,10 @@ func (f *fetcher) started(s *segState) bool {
 type segReader struct {
 	f      *fetcher
 	s      *segState
-	k      int  // current part
-	pos    int  // offset in it
-	failed bool // Read returned an error other than EOF
+	k      int   // current part
+	pos    int   // offset in it
+	read   int64 // bytes read
+	failed bool  // Read returned an error other than EOF
 }
 
 func (r *segReader) Read(b []byte) (int, error) {
@@ -568,10 +580,6 @@ func (r *segReader) Read(b []byte) (int, error) {
 	for {
 		if r.k < len(s.parts) {
 			p := s.parts[r.k]
-			if p.buf == nil {
-				r.failed = true
-				return 0, errors.New("segment data already released")
-			}
 			if !p.done {
 				// wait: parts are read once complete
 			} else if s.seg.Key != nil && s.block != nil {
@@ -583,8 +591,13 @@ func (r *segReader) Read(b []byte) (int, error) {
 				p.plain = p.filled
 			}
 			if r.pos < p.plain {
-				n := copy(b, (*p.buf)[r.pos:p.plain])
+				k, lo := r.pos/blockSize, r.pos%blockSize
+				n := copy(b, (*p.blocks[k])[lo:min(blockSize, p.plain-k*blockSize)])
 				r.pos += n
+				r.read += int64(n)
+				if r.pos%blockSize == 0 {
+					f.release(p, k) // read through
+				}
 				return n, nil
 			}
 			if p.done && (s.seg.Key == nil || p.dec == p.filled && s.block != nil) {
@@ -610,16 +623,87 @@ func (r *segReader) Read(b []byte) (int, error) {
 	}
 }
 
+// SizeHint is at least the number of bytes left to read when the segment's size
+// is known (its byte range, or the size its first answer told), else -1. With
+// decryption, up to 16 fewer come (the padding).
+func (r *segReader) SizeHint() int64 {
+	r.f.mu.Lock()
+	defer r.f.mu.Unlock()
+	size := r.s.size
+	if r.s.rlen >= 0 {
+		size = r.s.rlen
+	}
+	if size < 0 {
+		return -1
+	}
+	return size - r.read
+}
+
 // pass is called when the reader has read part p through: p's slot is free
-// again (or goes to the part after it), and its buffer too.
+// again (or goes to the part after it), and its blocks too.
 func (f *fetcher) pass(p *part) {
 	p.passed = true
 	if !p.handoff {
 		f.held--
 	}
-	putPartBuf(p.buf)
-	p.buf = nil
+	f.drop(p)
 	f.cond.Broadcast()
+}
+
+// drop gives back every block p still holds.
+func (f *fetcher) drop(p *part) {
+	for k := range p.blocks {
+		f.release(p, k)
+	}
+	p.blocks = nil
+}
+
+// release gives back block k of p.
+func (f *fetcher) release(p *part, k int) {
+	if b := p.blocks[k]; b != nil {
+		blockPool.Put(b)
+		p.blocks[k] = nil
+		f.used -= blockSize
+		f.cond.Broadcast()
+	}
+}
+
+// grow adds a block to p, once the blocks held leave room for it within
+// fetchBudget or p is the part the reader needs next. While it waits, the
+// request does not count as in flight and its stall watchdog is stopped.
+func (f *fetcher) grow(s *segState, p *part, watchdog *time.Timer, stall time.Duration) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.used+blockSize > fetchBudget && !f.needed(s, p) {
+		watchdog.Stop()
+		f.inflight--
+		f.cond.Broadcast()
+		for f.ctx.Err() == nil && (f.used+blockSize > fetchBudget && !f.needed(s, p) || f.inflight >= f.conc) {
+			f.cond.Wait()
+		}
+		f.inflight++
+		watchdog.Reset(stall)
+	}
+	if err := f.ctx.Err(); err != nil {
+		return context.Cause(f.ctx)
+	}
+	p.blocks = append(p.blocks, getBlock())
+	f.used += blockSize
+	return nil
+}
+
+// needed says whether p is the part the reader reads next: the first of the
+// consumer's segment that it has not read through.
+func (f *fetcher) needed(s *segState, p *part) bool {
+	if s.i != f.cur {
+		return false
+	}
+	for _, q := range s.parts {
+		if !q.passed {
+			return q == p
+		}
+	}
+	return false
 }
 
 // decrypt decrypts in place what has arrived of part k of s (AES-128-CBC,
@@ -655,16 +739,20 @@ func (f *fetcher) decrypt(s *segState, k int) error {
 		end = max(p.filled-aes.BlockSize, 0) &^ (aes.BlockSize - 1)
 	}
 	if end > p.dec {
-		b := (*p.buf)[p.dec:end]
 		var nextIV [16]byte
-		copy(nextIV[:], b[len(b)-aes.BlockSize:])
-		cipher.NewCBCDecrypter(s.block, s.prev[:]).CryptBlocks(b, b)
+		copy(nextIV[:], p.bytes(end-aes.BlockSize, end))
+		cbc := cipher.NewCBCDecrypter(s.block, s.prev[:])
+		for from := p.dec; from < end; {
+			b := p.bytes(from, min(end, (from/blockSize+1)*blockSize))
+			cbc.CryptBlocks(b, b)
+			from += len(b)
+		}
 		s.prev = nextIV
 		p.dec = end
 	}
 	p.plain = p.dec
 	if last && p.dec == p.filled {
-		b := (*p.buf)[:p.filled]
+		b := p.bytes(p.filled-aes.BlockSize, p.filled) // in one block: both are multiples of 16
 		pad := int(b[len(b)-1])
 		if pad == 0 || pad > aes.BlockSize {
 			return f.decryptError(s, errors.New("bad PKCS#7 padding after AES-128 decryption (wrong key or IV?)"))
@@ -692,3 +780,9 @@ func (f *fetcher) decryptError(s *segState, err error) error {
 // read through): concurrency and half as many again, so that parts that
 // arrive before the one the reader waits for do not stop new requests.
 func (f *fetcher) maxHeld() int { return f.conc + (f.conc+1)/2 }
+
+// bytes is p's bytes from, to, which must lie in one block.
+func (p *part) bytes(from, to int) []byte {
+	k := from / blockSize
+	return (*p.blocks[k])[from-k*blockSize : to-k*blockSize]
+}

@@ -20,10 +20,15 @@ import (
 	"time"
 )
 
+// withPartSize shrinks the parts to n bytes, held in blocks of n/4 (n when that is
+// not a multiple of the AES block size).
 func withPartSize(t testing.TB, n int) {
-	old := partSize
-	partSize = n
-	t.Cleanup(func() { partSize = old })
+	oldPart, oldBlock := partSize, blockSize
+	partSize, blockSize = n, n/4
+	if blockSize%16 != 0 {
+		blockSize = n
+	}
+	t.Cleanup(func() { partSize, blockSize = oldPart, oldBlock })
 }
 
 // partOrigin serves a directory under /x/, with or without Range support,
@@ -375,8 +380,8 @@ func TestFetchPartsBounded(t *testing.T) {
 	}
 }
 
-// TestFetchPartsReleased: each part of fn's reader is dropped as soon as it has been
-// read (decrypted too), and the bytes come out whole.
+// TestFetchPartsReleased: each block of fn's reader is given back as soon as it has
+// been read (decrypted too), and the bytes come out whole.
 func TestFetchPartsReleased(t *testing.T) {
 	dir := ffmpegDir(t)
 	withPartSize(t, 1024)
@@ -389,16 +394,21 @@ func TestFetchPartsReleased(t *testing.T) {
 	err = c.Fetch(context.Background(), src.Segments, 3, func(i int, body io.Reader) error {
 		want := readFF(t, dir, fmt.Sprintf("c%d.ts", i))
 		r := body.(*segReader)
+		if h := r.SizeHint(); h < int64(len(want)) || h > int64(len(want))+16 {
+			return fmt.Errorf("segment %d: SizeHint %d for %d bytes of clear text", i, h, len(want))
+		}
 		var got []byte
 		buf := make([]byte, 100)
 		for {
 			n, err := r.Read(buf)
 			got = append(got, buf[:n]...)
 			r.f.mu.Lock()
-			for k, p := range r.s.parts[:r.k] {
-				if p.buf != nil {
-					r.f.mu.Unlock()
-					return fmt.Errorf("segment %d: part %d is still held after it was read", i, k)
+			for k, p := range r.s.parts[:min(r.k+1, len(r.s.parts))] {
+				for j, b := range p.blocks {
+					if b != nil && (k < r.k || (j+1)*blockSize <= r.pos) {
+						r.f.mu.Unlock()
+						return fmt.Errorf("segment %d: block %d of part %d is still held after it was read", i, j, k)
+					}
 				}
 			}
 			r.f.mu.Unlock()
@@ -419,5 +429,60 @@ func TestFetchPartsReleased(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestFetchBudget: the blocks held never pass fetchBudget but for the part the reader
+// waits for, also when the budget is smaller than one part, with and without
+// decryption; the bytes come out whole and in order.
+func TestFetchBudget(t *testing.T) {
+	dir := ffmpegDir(t)
+	withPartSize(t, 2048)
+	old := fetchBudget
+	fetchBudget = 3 * blockSize
+	t.Cleanup(func() { fetchBudget = old })
+	o := newPartOrigin(t, dir)
+	for _, pl := range []string{"clear.m3u8", "enc.m3u8"} {
+		t.Run(pl, func(t *testing.T) {
+			c := &Client{}
+			src, err := c.Resolve(context.Background(), o.URL+"/x/"+pl, SelectOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			most := 0
+			err = c.Fetch(context.Background(), src.Segments, 4, func(i int, body io.Reader) error {
+				r := body.(*segReader)
+				time.Sleep(20 * time.Millisecond) // let the requests run ahead
+				var got []byte
+				buf := make([]byte, 100)
+				for {
+					n, err := r.Read(buf)
+					got = append(got, buf[:n]...)
+					r.f.mu.Lock()
+					used := r.f.used
+					r.f.mu.Unlock()
+					most = max(most, used)
+					if used > fetchBudget+partSize {
+						return fmt.Errorf("segment %d: %d bytes held, budget %d", i, used, fetchBudget)
+					}
+					if err == io.EOF {
+						break
+					}
+					if err != nil {
+						return err
+					}
+				}
+				if want := readFF(t, dir, fmt.Sprintf("c%d.ts", i)); !bytes.Equal(got, want) {
+					return fmt.Errorf("segment %d: wrong bytes", i)
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if most < fetchBudget {
+				t.Errorf("at most %d bytes held: the budget (%d) was never reached", most, fetchBudget)
+			}
+		})
 	}
 }
