@@ -10,29 +10,96 @@ package mp4
 import (
 	"errors"
 	"fmt"
+	"iter"
 	"math"
 
 	"github.com/stream-downloads/caddy-stream-downloads/packager/media"
 )
 
-// SampleEntry is the in-memory table entry of one sample (12 bytes).
+// SampleEntry describes one sample of a track.
 type SampleEntry struct {
 	Size uint32
-	// Duration is the DTS delta to the next sample of the track, in track timescale.
-	// The last sample's duration is derived at layout time (see sampleDuration).
+	// Duration is the DTS delta to the next sample of the track, in track timescale;
+	// the last sample's is derived (see lastDuration).
 	Duration uint32
 	CTO      int32
 }
 
-// TrackIndex holds the sample table of one track.
+// TrackIndex holds the sample table of one track, compactly: a 60-minute video has
+// ~260k samples, and the tables stay in memory until the file is finished.
 type TrackIndex struct {
 	Track    *media.Track
 	FirstDTS int64
-	Samples  []SampleEntry
 	// SyncSamples lists 1-based sample numbers of sync samples.
 	SyncSamples []uint32
+	sizes       blockList[uint32]
+	ctos        blockList[int32] // empty while every CTO is 0 (always, for audio)
+	durs        []durRun         // DTS deltas of all samples but the last (mostly one run)
 	lastDTS     int64
 }
+
+// Len is the number of samples.
+func (t *TrackIndex) Len() int { return t.sizes.len() }
+
+// samples yields the samples in order.
+func (t *TrackIndex) samples() iter.Seq2[int, SampleEntry] {
+	return func(yield func(int, SampleEntry) bool) {
+		n, run, left := t.Len(), -1, uint32(0)
+		for i := range n {
+			e := SampleEntry{Size: t.sizes.at(i), Duration: t.lastDuration()}
+			if t.ctos.len() > 0 {
+				e.CTO = t.ctos.at(i)
+			}
+			if i < n-1 {
+				for left == 0 {
+					run++
+					left = t.durs[run].count
+				}
+				left--
+				e.Duration = t.durs[run].delta
+			}
+			if !yield(i, e) {
+				return
+			}
+		}
+	}
+}
+
+// lastDuration is the duration of the last sample: the previous delta (1024 for AAC,
+// one frame at 25 fps when alone).
+func (t *TrackIndex) lastDuration() uint32 {
+	if t.Track.Codec == media.AAC {
+		return 1024
+	}
+	if n := len(t.durs); n > 0 {
+		return t.durs[n-1].delta
+	}
+	return max(t.Track.Timescale/25, 1)
+}
+
+// durRun is a run of samples of the same duration.
+type durRun struct{ count, delta uint32 }
+
+// blockList is an append-only list kept in fixed-size blocks: it grows without copying
+// and without the slack of a doubling slice.
+type blockList[T any] struct {
+	blocks [][]T
+	n      int
+}
+
+const listBlock = 4096
+
+func (l *blockList[T]) add(v T) {
+	if l.n%listBlock == 0 {
+		l.blocks = append(l.blocks, make([]T, 0, listBlock))
+	}
+	b := &l.blocks[len(l.blocks)-1]
+	*b = append(*b, v)
+	l.n++
+}
+
+func (l *blockList[T]) at(i int) T { return l.blocks[i/listBlock][i%listBlock] }
+func (l *blockList[T]) len() int   { return l.n }
 
 // Chunk is a run of consecutive samples of one track, contiguous in the media.
 type Chunk struct {
@@ -82,43 +149,38 @@ func (x *Index) Add(s media.Sample, size int64) error {
 		x.Tracks = append(x.Tracks, &TrackIndex{Track: s.Track, FirstDTS: s.DTS, lastDTS: s.DTS})
 	}
 	t := x.Tracks[ti]
-	if n := len(t.Samples); n > 0 {
+	n := t.Len()
+	if n >= math.MaxUint32-1 {
+		return errors.New("mp4: too many samples")
+	}
+	if n > 0 {
 		d := s.DTS - t.lastDTS
 		if d <= 0 || d > math.MaxUint32 {
 			return fmt.Errorf("mp4: %w: %s track sample %d has DTS %d after %d", ErrTimestamps, s.Track.Kind, n+1, s.DTS, t.lastDTS)
 		}
-		t.Samples[n-1].Duration = uint32(d)
+		if r := len(t.durs) - 1; r >= 0 && t.durs[r].delta == uint32(d) {
+			t.durs[r].count++
+		} else {
+			t.durs = append(t.durs, durRun{1, uint32(d)})
+		}
 	}
 	t.lastDTS = s.DTS
-	if len(t.Samples) >= math.MaxUint32-1 {
-		return errors.New("mp4: too many samples")
+	t.sizes.add(uint32(size))
+	if s.CTO != 0 || t.ctos.len() > 0 {
+		for t.ctos.len() < n {
+			t.ctos.add(0)
+		}
+		t.ctos.add(s.CTO)
 	}
-	t.Samples = append(t.Samples, SampleEntry{Size: uint32(size), CTO: s.CTO})
 	if s.Sync {
-		t.SyncSamples = append(t.SyncSamples, uint32(len(t.Samples)))
+		t.SyncSamples = append(t.SyncSamples, uint32(n+1))
 	}
-	if n := len(x.Chunks); n > 0 && x.Chunks[n-1].Track == ti &&
-		x.Chunks[n-1].Count < maxChunkSamples && x.MediaSize-x.Chunks[n-1].Offset < maxChunkBytes {
-		x.Chunks[n-1].Count++
+	if c := len(x.Chunks); c > 0 && x.Chunks[c-1].Track == ti &&
+		x.Chunks[c-1].Count < maxChunkSamples && x.MediaSize-x.Chunks[c-1].Offset < maxChunkBytes {
+		x.Chunks[c-1].Count++
 	} else {
-		x.Chunks = append(x.Chunks, Chunk{Track: ti, FirstSample: uint32(len(t.Samples) - 1), Count: 1, Offset: x.MediaSize})
+		x.Chunks = append(x.Chunks, Chunk{Track: ti, FirstSample: uint32(n), Count: 1, Offset: x.MediaSize})
 	}
 	x.MediaSize += size
 	return nil
-}
-
-// sampleDuration is the duration of sample i of t: the DTS delta to the next sample; the
-// last sample takes the previous delta (1024 for AAC, one frame at 25 fps when alone).
-func (t *TrackIndex) sampleDuration(i int) uint32 {
-	n := len(t.Samples)
-	if i < n-1 {
-		return t.Samples[i].Duration
-	}
-	if t.Track.Codec == media.AAC {
-		return 1024
-	}
-	if n >= 2 {
-		return t.Samples[n-2].Duration
-	}
-	return max(t.Track.Timescale/25, 1)
 }

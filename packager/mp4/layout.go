@@ -128,7 +128,7 @@ func trackOrder(x *Index, tracks []*media.Track) ([]*TrackIndex, error) {
 	listed := map[*media.Track]bool{}
 	for _, t := range tracks {
 		listed[t] = true
-		if i, ok := x.byTrack[t]; ok && len(x.Tracks[i].Samples) > 0 {
+		if i, ok := x.byTrack[t]; ok && x.Tracks[i].Len() > 0 {
 			order = append(order, x.Tracks[i])
 		}
 	}
@@ -204,8 +204,8 @@ func timing(t *TrackIndex) trackTiming {
 	tt := trackTiming{firstDTS: t.FirstDTS, earliestPTS: math.MaxInt64}
 	dts := t.FirstDTS
 	var end int64 = math.MinInt64
-	for i, s := range t.Samples {
-		d := t.sampleDuration(i)
+	for _, s := range t.samples() {
+		d := s.Duration
 		pts := dts + int64(s.CTO)
 		tt.earliestPTS = min(tt.earliestPTS, pts)
 		end = max(end, pts+int64(d))
@@ -274,8 +274,8 @@ type Run struct {
 
 func sttsRuns(t *TrackIndex) []Run {
 	var runs []Run
-	for i := range t.Samples {
-		d := int64(t.sampleDuration(i))
+	for _, s := range t.samples() {
+		d := int64(s.Duration)
 		if n := len(runs); n > 0 && runs[n-1].Value == d {
 			runs[n-1].Count++
 		} else {
@@ -288,7 +288,7 @@ func sttsRuns(t *TrackIndex) []Run {
 // cttsRuns returns nil when every CTO is 0, and whether any is negative.
 func cttsRuns(t *TrackIndex) (runs []Run, negative bool) {
 	any := false
-	for _, s := range t.Samples {
+	for _, s := range t.samples() {
 		if s.CTO != 0 {
 			any = true
 		}
@@ -299,7 +299,7 @@ func cttsRuns(t *TrackIndex) (runs []Run, negative bool) {
 	if !any {
 		return nil, false
 	}
-	for _, s := range t.Samples {
+	for _, s := range t.samples() {
 		v := int64(s.CTO)
 		if n := len(runs); n > 0 && runs[n-1].Value == v {
 			runs[n-1].Count++
@@ -354,7 +354,7 @@ func trackEdits(order []*TrackIndex) ([]trackTiming, [][]Edit) {
 func moovSizeHint(x *Index) int {
 	n := 4<<10 + 20*len(x.Chunks)
 	for _, t := range x.Tracks {
-		n += 4<<10 + 16*len(t.Samples)
+		n += 4<<10 + 16*t.Len()
 		for _, ps := range slices.Concat(t.Track.VPS, t.Track.SPS, t.Track.PPS) {
 			n += 3 + len(ps)
 		}
@@ -532,7 +532,7 @@ func writeTrak(w *boxWriter, x *Index, ti uint32, t *TrackIndex, tt trackTiming,
 		w.close()
 	}
 
-	if video && len(t.SyncSamples) != len(t.Samples) {
+	if video && len(t.SyncSamples) != t.Len() {
 		w.full("stss", 0, 0)
 		w.u32(uint32(len(t.SyncSamples)))
 		for _, n := range t.SyncSamples {
@@ -554,8 +554,8 @@ func writeTrak(w *boxWriter, x *Index, ti uint32, t *TrackIndex, tt trackTiming,
 
 	w.full("stsz", 0, 0)
 	w.u32(0)
-	w.u32(uint32(len(t.Samples)))
-	for _, s := range t.Samples {
+	w.u32(uint32(t.Len()))
+	for _, s := range t.samples() {
 		w.u32(s.Size)
 	}
 	w.close()
@@ -691,13 +691,13 @@ func writeEsds(w *boxWriter, t *TrackIndex) {
 	buckets := map[uint64]uint64{}
 	var maxBucket uint64
 	ts := uint64(t.Track.Timescale)
-	for i, s := range t.Samples {
+	for _, s := range t.samples() {
 		maxSize = max(maxSize, s.Size)
 		total += uint64(s.Size)
 		b := dur / ts
 		buckets[b] += uint64(s.Size)
 		maxBucket = max(maxBucket, buckets[b])
-		dur += uint64(t.sampleDuration(i))
+		dur += uint64(s.Duration)
 	}
 	var avg uint64
 	if dur > 0 {

@@ -302,12 +302,12 @@ func (w *Writer) fillInfo(info *Info, tracks []*media.Track) {
 		}
 		movie = max(movie, total)
 		var bytes int64
-		for _, s := range t.Samples {
+		for _, s := range t.samples() {
 			bytes += int64(s.Size)
 		}
 		info.Tracks = append(info.Tracks, TrackInfo{
 			ID: t.Track.ID, Kind: t.Track.Kind, Codec: t.Track.Codec,
-			Samples: len(t.Samples), Bytes: bytes,
+			Samples: t.Len(), Bytes: bytes,
 			Duration: time.Duration(rescale(tims[i].presDur, t.Track.Timescale, 1e6)) * time.Microsecond,
 			Start:    time.Duration(start) * time.Second / MovieTimescale,
 		})
