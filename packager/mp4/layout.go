@@ -2,10 +2,12 @@ package mp4
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
+	"iter"
 	"math"
-	"slices"
 	"sort"
 
 	"github.com/Eyevinn/mp4ff/avc"
@@ -49,77 +51,112 @@ func (e *HeaderSizeError) Is(target error) bool { return target == ErrHeaderTooL
 // being filled by a free box, or a *HeaderSizeError (ErrHeaderTooLarge) when it does not
 // fit. tracks gives the moov order (by Track.ID); tracks without samples are left out.
 func BuildHeader(x *Index, tracks []*media.Track, brand Brand, mediaStart int64) ([]byte, error) {
-	h, err := buildHeader(x, tracks, brand, mediaStart)
+	h, err := planHeader(x, tracks, brand, mediaStart)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]byte, 0, h.size())
-	out = append(out, h.head...)
-	out = append(out, make([]byte, h.pad)...)
-	return append(out, h.mdat...), nil
+	var b bytes.Buffer
+	b.Grow(int(h.size()))
+	if err := h.writeHead(&b); err != nil {
+		return nil, err
+	}
+	b.Write(make([]byte, h.pad))
+	b.Write(h.mdat)
+	return b.Bytes(), nil
 }
 
-// header is BuildHeader's result in parts, so that the free box's zeros need not be
-// built (a 60-minute video reserves ~10 MB; the Writer leaves them a hole in the file).
+// header is the plan of the bytes that precede the media: ftyp, moov, the free box's
+// header (writeHead), pad zero bytes, the mdat header. moov is measured, not kept: it
+// is written as it is generated. The Writer leaves the pad a hole in the file.
 type header struct {
-	head []byte // ftyp, moov and the free box's header
-	pad  int64  // zero bytes of the free box after head
-	mdat []byte // mdat box header
+	x     *Index
+	order []*TrackIndex
+	start int64 // media start
+	co64  bool
+	ftyp  []byte
+	moov  []uint32 // sizes of moov's boxes in the order they open; moov[0] is moov's
+	free  []byte   // the free box's header, if any
+	pad   int64    // zero bytes of the free box after its header
+	mdat  []byte   // mdat box header
 }
 
-func (h header) size() int64 { return int64(len(h.head)) + h.pad + int64(len(h.mdat)) }
+func (h *header) headSize() int64 { return int64(len(h.ftyp)) + int64(h.moov[0]) + int64(len(h.free)) }
+func (h *header) size() int64     { return h.headSize() + h.pad + int64(len(h.mdat)) }
 
-func buildHeader(x *Index, tracks []*media.Track, brand Brand, mediaStart int64) (header, error) {
+// writeHead writes ftyp, moov and the free box's header to out.
+func (h *header) writeHead(out io.Writer) error {
+	if _, err := out.Write(h.ftyp); err != nil {
+		return err
+	}
+	w := &boxWriter{out: out, sizes: h.moov}
+	if err := buildMoov(w, h.x, h.order, h.start, h.co64); err != nil {
+		return err
+	}
+	if w.flush(); w.err != nil {
+		return w.err
+	}
+	if w.opened != len(h.moov) {
+		return errors.New("mp4: fewer boxes than measured")
+	}
+	_, err := out.Write(h.free)
+	return err
+}
+
+// measureMoov returns the sizes of moov's boxes (they do not depend on the media start,
+// only on co64).
+func measureMoov(x *Index, order []*TrackIndex, co64 bool) ([]uint32, error) {
+	w := &boxWriter{measure: true}
+	if err := buildMoov(w, x, order, 0, co64); err != nil {
+		return nil, err
+	}
+	return w.sizes, nil
+}
+
+func planHeader(x *Index, tracks []*media.Track, brand Brand, mediaStart int64) (*header, error) {
 	order, err := trackOrder(x, tracks)
 	if err != nil {
-		return header{}, err
+		return nil, err
 	}
-	ftyp := ftypBox(brand, hasCodec(order, media.H264))
-	mdatHdr := mdatHeader(x.MediaSize)
+	h := &header{x: x, order: order, ftyp: ftypBox(brand, hasCodec(order, media.H264)), mdat: mdatHeader(x.MediaSize)}
 	var lastChunk int64
 	if n := len(x.Chunks); n > 0 {
 		lastChunk = x.Chunks[n-1].Offset
 	}
-	fixed := int64(len(ftyp) + len(mdatHdr))
+	fixed := int64(len(h.ftyp) + len(h.mdat))
 
-	start := mediaStart
+	start, co64 := mediaStart, false
 	if start == 0 {
-		moov, err := buildMoov(nil, x, order, 0, false)
-		if err != nil {
-			return header{}, err
+		if h.moov, err = measureMoov(x, order, false); err != nil {
+			return nil, err
 		}
-		start = fixed + int64(len(moov))
+		start = fixed + int64(h.moov[0])
 		if start+lastChunk > math.MaxUint32 {
 			// co64 makes moov larger, which only moves the media further up.
-			moov, err = buildMoov(moov[:0], x, order, 0, true)
-			if err != nil {
-				return header{}, err
+			co64 = true
+			if h.moov, err = measureMoov(x, order, true); err != nil {
+				return nil, err
 			}
-			start = fixed + int64(len(moov))
+			start = fixed + int64(h.moov[0])
+		}
+	} else {
+		co64 = start+lastChunk > math.MaxUint32
+		if h.moov, err = measureMoov(x, order, co64); err != nil {
+			return nil, err
 		}
 	}
-	co64 := start+lastChunk > math.MaxUint32
-	head := make([]byte, 0, len(ftyp)+moovSizeHint(x)+8)
-	head = append(head, ftyp...)
-	head, err = buildMoov(head, x, order, start, co64)
-	if err != nil {
-		return header{}, err
-	}
-	need := int64(len(head)) + int64(len(mdatHdr))
+	h.start, h.co64 = start, co64
+	need := fixed + int64(h.moov[0])
 	gap := start - need
 	if gap != 0 && gap < 8 {
-		return header{}, &HeaderSizeError{Need: need, Have: start}
+		return nil, &HeaderSizeError{Need: need, Have: start}
 	}
-	h := header{mdat: mdatHdr}
 	if gap > 0 {
 		if gap > math.MaxUint32 {
-			return header{}, errors.New("mp4: reserve too large")
+			return nil, errors.New("mp4: reserve too large")
 		}
-		head = be32(head, uint32(gap))
-		head = append(head, "free"...)
+		h.free = append(be32(nil, uint32(gap)), "free"...)
 		h.pad = gap - 8
 	}
-	h.head = head
 	return h, nil
 }
 
@@ -272,42 +309,52 @@ type Run struct {
 	Value int64
 }
 
-func sttsRuns(t *TrackIndex) []Run {
-	var runs []Run
-	for _, s := range t.samples() {
-		d := int64(s.Duration)
-		if n := len(runs); n > 0 && runs[n-1].Value == d {
-			runs[n-1].Count++
-		} else {
-			runs = append(runs, Run{1, d})
-		}
-	}
-	return runs
+// sttsRuns yields the run-length encoding of the sample durations.
+func sttsRuns(t *TrackIndex) iter.Seq[Run] {
+	return runs(t, func(s SampleEntry) int64 { return int64(s.Duration) })
 }
 
-// cttsRuns returns nil when every CTO is 0, and whether any is negative.
-func cttsRuns(t *TrackIndex) (runs []Run, negative bool) {
-	any := false
-	for _, s := range t.samples() {
-		if s.CTO != 0 {
-			any = true
-		}
-		if s.CTO < 0 {
-			negative = true
-		}
-	}
-	if !any {
+// cttsRuns yields the run-length encoding of the composition offsets (nil when every
+// CTO is 0), and says whether any is negative.
+func cttsRuns(t *TrackIndex) (iter.Seq[Run], bool) {
+	if t.ctos.len() == 0 {
 		return nil, false
 	}
+	negative := false
 	for _, s := range t.samples() {
-		v := int64(s.CTO)
-		if n := len(runs); n > 0 && runs[n-1].Value == v {
-			runs[n-1].Count++
-		} else {
-			runs = append(runs, Run{1, v})
+		negative = negative || s.CTO < 0
+	}
+	return runs(t, func(s SampleEntry) int64 { return int64(s.CTO) }), negative
+}
+
+// runs yields the run-length encoding of v over t's samples, computed as it goes (a
+// 60-minute video with B-frames has ~90k ctts runs).
+func runs(t *TrackIndex, v func(SampleEntry) int64) iter.Seq[Run] {
+	return func(yield func(Run) bool) {
+		var r Run
+		for _, s := range t.samples() {
+			x := v(s)
+			if r.Count > 0 && r.Value == x {
+				r.Count++
+				continue
+			}
+			if r.Count > 0 && !yield(r) {
+				return
+			}
+			r = Run{1, x}
+		}
+		if r.Count > 0 {
+			yield(r)
 		}
 	}
-	return runs, negative
+}
+
+func count[T any](seq iter.Seq[T]) uint32 {
+	var n uint32
+	for range seq {
+		n++
+	}
+	return n
 }
 
 // StscEntry is one sample-to-chunk entry (sample description index is always 1).
@@ -346,24 +393,8 @@ func trackEdits(order []*TrackIndex) ([]trackTiming, [][]Edit) {
 	return tims, editLists(tims, tss)
 }
 
-// moovSizeHint is about the size of moov, seldom less: its tables take at most 16
-// bytes per sample (stsz, stts, ctts, stss) and 20 per chunk (stco/co64, stsc), the
-// parameter sets 3 bytes more than their own, the rest far less than 4 KiB per track.
-// The moov of a long video is MBs: built in a buffer of this size, it is not copied over
-// and over as it grows.
-func moovSizeHint(x *Index) int {
-	n := 4<<10 + 20*len(x.Chunks)
-	for _, t := range x.Tracks {
-		n += 4<<10 + 16*t.Len()
-		for _, ps := range slices.Concat(t.Track.VPS, t.Track.SPS, t.Track.PPS) {
-			n += 3 + len(ps)
-		}
-	}
-	return n
-}
-
-// buildMoov appends moov to dst.
-func buildMoov(dst []byte, x *Index, order []*TrackIndex, mediaStart int64, co64 bool) ([]byte, error) {
+// buildMoov writes moov through w.
+func buildMoov(w *boxWriter, x *Index, order []*TrackIndex, mediaStart int64, co64 bool) error {
 	tims, edits := trackEdits(order)
 	var movieDur uint64
 	tkDur := make([]uint64, len(order))
@@ -374,7 +405,6 @@ func buildMoov(dst []byte, x *Index, order []*TrackIndex, mediaStart int64, co64
 		movieDur = max(movieDur, tkDur[i])
 	}
 
-	w := boxWriter{b: dst}
 	w.open("moov")
 	// mvhd
 	v1 := movieDur > math.MaxUint32
@@ -392,15 +422,12 @@ func buildMoov(dst []byte, x *Index, order []*TrackIndex, mediaStart int64, co64
 
 	for i, t := range order {
 		ti := x.byTrack[t.Track]
-		if err := writeTrak(&w, x, ti, t, tims[i], edits[i], tkDur[i], mediaStart, co64); err != nil {
-			return nil, err
+		if err := writeTrak(w, x, ti, t, tims[i], edits[i], tkDur[i], mediaStart, co64); err != nil {
+			return err
 		}
 	}
 	w.close()
-	if len(w.b)-len(dst) > math.MaxUint32 {
-		return nil, errors.New("mp4: moov too large")
-	}
-	return w.b, nil
+	return w.err
 }
 
 func vers(v1 bool) byte {
@@ -513,10 +540,10 @@ func writeTrak(w *boxWriter, x *Index, ti uint32, t *TrackIndex, tt trackTiming,
 	}
 	w.close()
 
-	runs := sttsRuns(t)
+	stts := sttsRuns(t)
 	w.full("stts", 0, 0)
-	w.u32(uint32(len(runs)))
-	for _, r := range runs {
+	w.u32(count(stts))
+	for r := range stts {
 		w.u32(r.Count)
 		w.u32(uint32(r.Value))
 	}
@@ -524,8 +551,8 @@ func writeTrak(w *boxWriter, x *Index, ti uint32, t *TrackIndex, tt trackTiming,
 
 	if cr, neg := cttsRuns(t); cr != nil {
 		w.full("ctts", vers(neg), 0)
-		w.u32(uint32(len(cr)))
-		for _, r := range cr {
+		w.u32(count(cr))
+		for r := range cr {
 			w.u32(r.Count)
 			w.u32(uint32(int32(r.Value)))
 		}
@@ -649,7 +676,7 @@ func visualSampleEntry(w *boxWriter, tr *media.Track, typ, cfgType string, cfg [
 	w.u16(0x0018)
 	w.u16(0xffff)
 	w.open(cfgType)
-	w.b = append(w.b, cfg...)
+	w.raw(cfg)
 	w.close()
 	w.close()
 	return nil
@@ -727,15 +754,46 @@ func writeEsds(w *boxWriter, t *TrackIndex) {
 	w.close()
 }
 
-// boxWriter builds nested boxes in memory, patching sizes on close.
+// boxWriter writes nested boxes. By default it builds them in b, patching each size
+// on close. The moov of a long video is MBs, so it can also stream them in two passes
+// of the same code: measuring (box sizes recorded in the order the boxes open, the
+// bytes counted and dropped), then writing to out, each box's size known when it opens.
 type boxWriter struct {
-	b     []byte
-	stack []int
+	b       []byte
+	stack   []boxStart
+	measure bool      // measuring pass
+	out     io.Writer // writing pass
+	sizes   []uint32  // streaming: the boxes' sizes in the order they open
+	opened  int       // boxes opened so far
+	n       int64     // bytes handed out of b (streaming)
+	err     error     // first error of a streaming pass
 }
 
+type boxStart struct {
+	pos int64 // position of the box's first byte
+	i   int   // the box's number in open order
+}
+
+func (w *boxWriter) streaming() bool { return w.measure || w.out != nil }
+
+func (w *boxWriter) pos() int64 { return w.n + int64(len(w.b)) }
+
 func (w *boxWriter) open(typ string) {
-	w.stack = append(w.stack, len(w.b))
-	w.u32(0)
+	i := w.opened
+	w.opened++
+	w.stack = append(w.stack, boxStart{w.pos(), i})
+	switch {
+	case w.measure:
+		w.sizes = append(w.sizes, 0)
+		w.u32(0)
+	case w.out != nil && i < len(w.sizes):
+		w.u32(w.sizes[i])
+	case w.out != nil:
+		w.fail(errors.New("mp4: more boxes than measured"))
+		w.u32(0)
+	default:
+		w.u32(0)
+	}
 	w.str(typ)
 }
 
@@ -745,17 +803,55 @@ func (w *boxWriter) full(typ string, version byte, flags uint32) {
 }
 
 func (w *boxWriter) close() {
-	start := w.stack[len(w.stack)-1]
+	top := w.stack[len(w.stack)-1]
 	w.stack = w.stack[:len(w.stack)-1]
-	size := uint32(len(w.b) - start)
-	w.b[start], w.b[start+1], w.b[start+2], w.b[start+3] = byte(size>>24), byte(size>>16), byte(size>>8), byte(size)
+	size := w.pos() - top.pos
+	if size > math.MaxUint32 {
+		w.fail(errors.New("mp4: box larger than 4 GiB"))
+		return
+	}
+	switch {
+	case w.measure:
+		w.sizes[top.i] = uint32(size)
+	case w.out != nil:
+		if i := top.i; i < len(w.sizes) && w.sizes[i] != uint32(size) {
+			w.fail(fmt.Errorf("mp4: box %d is %d bytes, measured %d", i, size, w.sizes[i]))
+		}
+	default:
+		binary.BigEndian.PutUint32(w.b[top.pos:], uint32(size))
+	}
 }
 
-func (w *boxWriter) u16(v uint16) { w.b = append(w.b, byte(v>>8), byte(v)) }
-func (w *boxWriter) u32(v uint32) { w.b = be32(w.b, v) }
-func (w *boxWriter) u64(v uint64) { w.b = be64(w.b, v) }
-func (w *boxWriter) str(s string) { w.b = append(w.b, s...) }
-func (w *boxWriter) zeros(n int)  { w.b = append(w.b, make([]byte, n)...) }
+func (w *boxWriter) fail(err error) {
+	if w.err == nil {
+		w.err = err
+	}
+}
+
+// spill hands b out when streaming, every 64 KiB.
+func (w *boxWriter) spill() {
+	if len(w.b) >= 64<<10 && w.streaming() {
+		w.flush()
+	}
+}
+
+// flush hands out b (streaming).
+func (w *boxWriter) flush() {
+	if w.out != nil && w.err == nil {
+		if _, err := w.out.Write(w.b); err != nil {
+			w.fail(err)
+		}
+	}
+	w.n += int64(len(w.b))
+	w.b = w.b[:0]
+}
+
+func (w *boxWriter) u16(v uint16) { w.b = append(w.b, byte(v>>8), byte(v)); w.spill() }
+func (w *boxWriter) u32(v uint32) { w.b = be32(w.b, v); w.spill() }
+func (w *boxWriter) u64(v uint64) { w.b = be64(w.b, v); w.spill() }
+func (w *boxWriter) str(s string) { w.b = append(w.b, s...); w.spill() }
+func (w *boxWriter) raw(b []byte) { w.b = append(w.b, b...); w.spill() }
+func (w *boxWriter) zeros(n int)  { w.b = append(w.b, make([]byte, n)...); w.spill() }
 func (w *boxWriter) times(v1 bool) { // creation and modification time: 0 (deterministic)
 	if v1 {
 		w.zeros(16)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"math"
 	"reflect"
+	"slices"
 	"testing"
 
 	mp4ff "github.com/Eyevinn/mp4ff/mp4"
@@ -68,7 +69,7 @@ func TestSttsRuns(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			x := buildIndex(t, tc.samples)
-			if got := sttsRuns(x.Tracks[0]); !reflect.DeepEqual(got, tc.want) {
+			if got := slices.Collect(sttsRuns(x.Tracks[0])); !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("got %v, want %v", got, tc.want)
 			}
 		})
@@ -96,7 +97,11 @@ func TestCttsRuns(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, neg := cttsRuns(tc.ti)
+			seq, neg := cttsRuns(tc.ti)
+			var got []Run
+			if seq != nil {
+				got = slices.Collect(seq)
+			}
 			if !reflect.DeepEqual(got, tc.want) || neg != tc.wantNeg {
 				t.Errorf("got %v %v, want %v %v", got, neg, tc.want, tc.wantNeg)
 			}
@@ -432,6 +437,44 @@ func TestEsdsChannels(t *testing.T) {
 		got := mp4a.Esds.DecConfigDescriptor.DecSpecificInfo.DecConfig
 		if !bytes.Equal(got, ch.asc) {
 			t.Errorf("%d ch: esds ASC %x, want %x", ch.n, got, ch.asc)
+		}
+	}
+}
+
+// TestStreamedMoov: the moov written in two streaming passes (measured, then handed out
+// 64 KiB at a time) is byte for byte the one built in memory, for tables far larger
+// than one piece, with a reserve (free box) and without.
+func TestStreamedMoov(t *testing.T) {
+	v, a := videoTrack(), audioTrack()
+	var samples []fs
+	ctos := []int32{7200, 18000, 7200, 0, 3600}
+	for i := range 20000 { // 800 s of video (B-frames: a ctts run per sample) and audio
+		samples = append(samples, fs{t: v, dts: int64(i) * 3600, cto: ctos[i%5], sync: i%50 == 0, size: int64(1000 + i%97)})
+		for j := range 2 {
+			samples = append(samples, fs{t: a, dts: int64(2*i+j) * 1024, sync: true, size: int64(300 + i%13)})
+		}
+	}
+	x := buildIndex(t, samples)
+	for _, start := range []int64{0, 2 << 20} {
+		h, err := planHeader(x, []*media.Track{v, a}, BrandMP4, start)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var streamed bytes.Buffer
+		if err := h.writeHead(&streamed); err != nil {
+			t.Fatal(err)
+		}
+		var mem boxWriter
+		mem.b = append(mem.b, h.ftyp...)
+		if err := buildMoov(&mem, x, h.order, h.start, h.co64); err != nil {
+			t.Fatal(err)
+		}
+		want := append(mem.b, h.free...)
+		if streamed.Len() < 4*64<<10 || !bytes.Equal(streamed.Bytes(), want) {
+			t.Errorf("start %d: streamed head of %d bytes differs from the %d built in memory", start, streamed.Len(), len(want))
+		}
+		if got := int64(streamed.Len()); got != h.headSize() {
+			t.Errorf("start %d: head %d bytes, planned %d", start, got, h.headSize())
 		}
 	}
 }

@@ -209,21 +209,18 @@ func (w *Writer) finish(tracks []*media.Track) (Info, error) {
 		return Info{}, fmt.Errorf("mp4: writing media: %w", err)
 	}
 	info := Info{}
-	hdr, err := buildHeader(&w.x, tracks, w.opts.Brand, w.reserve)
+	var hdrSum uint64
+	hdr, err := planHeader(&w.x, tracks, w.opts.Brand, w.reserve)
 	if errors.Is(err, ErrHeaderTooLarge) {
-		if hdr, err = w.relocate(tracks); err != nil {
+		if hdr, hdrSum, err = w.relocate(tracks); err != nil {
 			return Info{}, err
 		}
 		info.Relocated = true
 	} else if err != nil {
 		return Info{}, err
 	} else {
-		// The free box's zeros are the hole left in front of the media.
-		if _, err := w.f.WriteAt(hdr.head, 0); err != nil {
-			return Info{}, fmt.Errorf("mp4: writing header: %w", err)
-		}
-		if _, err := w.f.WriteAt(hdr.mdat, w.reserve-int64(len(hdr.mdat))); err != nil {
-			return Info{}, fmt.Errorf("mp4: writing header: %w", err)
+		if hdrSum, err = writeHeader(w.f, hdr); err != nil {
+			return Info{}, err
 		}
 		if err := w.f.Sync(); err != nil {
 			return Info{}, err
@@ -234,33 +231,38 @@ func (w *Writer) finish(tracks []*media.Track) (Info, error) {
 	}
 	info.HeaderSize = hdr.size()
 	info.Size = info.HeaderSize + w.x.MediaSize
-	binary.BigEndian.PutUint64(info.Checksum[:8], hdr.sum())
+	binary.BigEndian.PutUint64(info.Checksum[:8], hdrSum)
 	binary.BigEndian.PutUint64(info.Checksum[8:], w.media.Sum64())
 	w.fillInfo(&info, tracks)
 	return info, nil
 }
 
 // relocate writes the compact header into a new file, moves the media after it (one
-// copy, copy_file_range on Linux) and renames the new file over w.path.
-func (w *Writer) relocate(tracks []*media.Track) (header, error) {
-	hdr, err := buildHeader(&w.x, tracks, w.opts.Brand, 0)
+// copy, copy_file_range on Linux) and renames the new file over w.path. It returns the
+// header and its checksum.
+func (w *Writer) relocate(tracks []*media.Track) (*header, uint64, error) {
+	hdr, err := planHeader(&w.x, tracks, w.opts.Brand, 0)
 	if err != nil {
-		return header{}, err
+		return nil, 0, err
 	}
 	tmp := w.path + ".relocate"
 	nf, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
-		return header{}, err
+		return nil, 0, err
 	}
-	fail := func(err error) (header, error) {
+	fail := func(err error) (*header, uint64, error) {
 		nf.Close()
 		os.Remove(tmp)
-		return header{}, err
+		return nil, 0, err
 	}
-	if _, err := nf.Write(append(hdr.head, hdr.mdat...)); err != nil { // compact: no pad
+	sum, err := writeHeader(nf, hdr)
+	if err != nil {
 		return fail(err)
 	}
 	if _, err := w.f.Seek(w.reserve, io.SeekStart); err != nil {
+		return fail(err)
+	}
+	if _, err := nf.Seek(hdr.size(), io.SeekStart); err != nil {
 		return fail(err)
 	}
 	n, err := io.Copy(nf, &io.LimitedReader{R: w.f, N: w.x.MediaSize})
@@ -275,14 +277,36 @@ func (w *Writer) relocate(tracks []*media.Track) (header, error) {
 	}
 	if err := nf.Close(); err != nil {
 		os.Remove(tmp)
-		return header{}, err
+		return nil, 0, err
 	}
 	w.f.Close()
 	if err := os.Rename(tmp, w.path); err != nil {
 		os.Remove(tmp)
-		return header{}, err
+		return nil, 0, err
 	}
-	return hdr, nil
+	return hdr, sum, nil
+}
+
+// writeHeader writes h at the start of f, but for the pad (left a hole, which reads as
+// zeros), and returns xxh64 of all its bytes.
+func writeHeader(f *os.File, h *header) (uint64, error) {
+	d := xxhash.New()
+	bw := bufio.NewWriterSize(io.NewOffsetWriter(f, 0), 64<<10)
+	if err := h.writeHead(io.MultiWriter(bw, d)); err != nil {
+		return 0, fmt.Errorf("mp4: writing header: %w", err)
+	}
+	if err := bw.Flush(); err != nil {
+		return 0, fmt.Errorf("mp4: writing header: %w", err)
+	}
+	if _, err := f.WriteAt(h.mdat, h.headSize()+h.pad); err != nil {
+		return 0, fmt.Errorf("mp4: writing header: %w", err)
+	}
+	var zeros [64 << 10]byte
+	for n := h.pad; n > 0; n -= int64(len(zeros)) {
+		d.Write(zeros[:min(n, int64(len(zeros)))])
+	}
+	d.Write(h.mdat)
+	return d.Sum64(), nil
 }
 
 func (w *Writer) fillInfo(info *Info, tracks []*media.Track) {
@@ -324,18 +348,6 @@ func (w *Writer) Abort() {
 	w.f.Close()
 	os.Remove(w.path)
 	os.Remove(w.path + ".relocate")
-}
-
-// sum is xxh64 of the header's bytes (the pad's zeros included).
-func (h header) sum() uint64 {
-	d := xxhash.New()
-	d.Write(h.head)
-	var zeros [64 << 10]byte
-	for n := h.pad; n > 0; n -= int64(len(zeros)) {
-		d.Write(zeros[:min(n, int64(len(zeros)))])
-	}
-	d.Write(h.mdat)
-	return d.Sum64()
 }
 
 // writeBehind starts the kernel's write-back of every few MiB as soon as they are
