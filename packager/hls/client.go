@@ -66,14 +66,20 @@ var now = time.Now
 // kept-alive connections are reused across playlists, segments and jobs.
 var defaultHTTP = &http.Client{Transport: newTransport()}
 
+// newTransport speaks HTTP/1.1 only, also to origins that offer HTTP/2: Fetch's parallel
+// requests are meant to be as many TCP connections, each with its own share of a distant
+// origin's bandwidth (which CDNs and long paths cap per connection); over HTTP/2 they
+// would be streams of a single connection.
 func newTransport() *http.Transport {
+	var h1 http.Protocols
+	h1.SetHTTP1(true)
 	return &http.Transport{
 		Proxy: http.ProxyFromEnvironment,
 		DialContext: (&net.Dialer{
 			Timeout:   10 * time.Second,
 			KeepAlive: 30 * time.Second,
 		}).DialContext,
-		ForceAttemptHTTP2:     true,
+		Protocols:             &h1,
 		MaxIdleConns:          256,
 		MaxIdleConnsPerHost:   64, // ≥ any sensible fetch_concurrency
 		IdleConnTimeout:       90 * time.Second,
