@@ -203,6 +203,39 @@ func TestRecencyPersisted(t *testing.T) {
 	}
 }
 
+// TestRecencyNoStall: without max_storage, a job's end writes no record of the other
+// downloads (their recency is saved by Destruct).
+func TestRecencyNoStall(t *testing.T) {
+	store := readyStore(t, "a")
+	o := newDemo(t, "b")
+	m := NewManager(store, Settings{}, zap.NewNop())
+	f, _, err := m.Open(storage.Key{Video: "a", Type: "default"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if st := create(t, m, o, "b"); st.Status != storage.StatusReady {
+		t.Fatalf("b: %+v", st)
+	}
+	lastUsed := func() time.Time {
+		recs, _ := store.Records()
+		for _, r := range recs {
+			if r.Video == "a" {
+				return r.LastUsed
+			}
+		}
+		t.Fatal("no record of a")
+		return time.Time{}
+	}
+	if lu := lastUsed(); !lu.IsZero() {
+		t.Errorf("a's record was written when b was packaged (last used %v)", lu)
+	}
+	m.Destruct()
+	if lastUsed().IsZero() {
+		t.Error("Destruct did not save a's last use")
+	}
+}
+
 // TestMissingFile: a ready record whose file went missing is marked evicted, so that
 // delivery says so and creating it again packages it again.
 func TestMissingFile(t *testing.T) {

@@ -98,8 +98,8 @@ type download struct {
 	// open counts the deliveries reading the file: a file with open > 0 is never evicted.
 	open int
 	// lastUsed is when the file last started being delivered or became ready. It is
-	// saved into rec.LastUsed (and the record file) lazily: at each eviction pass and at
-	// Destruct, not on every delivery.
+	// saved into rec.LastUsed (and the record file) lazily: at each eviction pass (with
+	// max_storage) and at Destruct, not on every delivery.
 	lastUsed time.Time
 }
 
@@ -229,17 +229,22 @@ func (m *Manager) Create(ctx context.Context, k storage.Key, origin string) (Sta
 			Origin: origin, Created: now().UTC(),
 		}, src: src}
 		m.mu.Lock()
-		defer m.mu.Unlock()
-		if old := m.downloads[k]; old != nil {
+		old := m.downloads[k]
+		if old != nil {
 			// Packaged again after an error or an eviction: it keeps its place in lists.
 			d.rec.Created = old.rec.Created
 		}
+		m.mu.Unlock()
 		if err != nil {
-			d.fail(err)
+			failRecord(&d.rec, err) // d is not shared yet: no lock needed
 		}
+		// Disk writes happen outside the lock, so that a slow disk never holds up the
+		// status of other downloads.
 		if err := m.store.SaveRecord(d.rec); err != nil {
 			return nil, err
 		}
+		m.mu.Lock()
+		defer m.mu.Unlock()
 		m.downloads[k] = d
 		if err == nil {
 			m.enqueue(d)
@@ -439,14 +444,16 @@ func (m *Manager) used() int64 {
 // evict removes least-recently-used ready files until the store is within
 // max_storage. It never takes a file being delivered, nor keep (the file whose
 // packaging just ended: it would otherwise never be delivered when it alone exceeds the
-// limit). Files being written are temp files, not candidates. It also saves the recency
-// of the files used since the last pass. Call with m.mu held.
+// limit). Files being written are temp files, not candidates. With max_storage, it also
+// saves the recency of the files used since the last pass (without, only Destruct does:
+// a record per file delivered, written under the lock, at every job's end, is a stall
+// the order of use does not need when nothing is evicted). Call with m.mu held.
 func (m *Manager) evict(keep *download) {
-	m.saveRecency()
 	limit := m.settings.MaxStorage
 	if limit <= 0 {
 		return
 	}
+	m.saveRecency()
 	used := m.used()
 	if used <= limit {
 		return
@@ -565,10 +572,10 @@ func (d *download) state() State {
 	return st
 }
 
-// fail records err as the reason d failed. Call with m.mu held.
-func (d *download) fail(err error) {
-	d.rec.Status = storage.StatusError
-	d.rec.ErrorCode, d.rec.ErrorText = classify(err)
+// failRecord records err as the reason r failed.
+func failRecord(r *storage.Record, err error) {
+	r.Status = storage.StatusError
+	r.ErrorCode, r.ErrorText = classify(err)
 }
 
 // sortStates orders states by creation, then type, for stable API answers.

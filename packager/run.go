@@ -23,7 +23,7 @@ import (
 func (m *Manager) run(ctx context.Context, d *download, client *hls.Client, s Settings, opt hls.SelectOptions) {
 	start := now()
 	k := d.rec.Key()
-	size, err := m.pack(ctx, d, client, s, opt)
+	rec, err := m.pack(ctx, d, client, s, opt)
 
 	m.mu.Lock()
 	defer func() {
@@ -36,7 +36,7 @@ func (m *Manager) run(ctx context.Context, d *download, client *hls.Client, s Se
 	}()
 	fields := []zap.Field{
 		zap.String("video", k.Video), zap.String("type", k.Type),
-		zap.Int64("bytes", size), zap.Float64("seconds", now().Sub(start).Seconds()),
+		zap.Int64("bytes", rec.Size), zap.Float64("seconds", now().Sub(start).Seconds()),
 	}
 	if m.downloads[k] != d {
 		m.log.Info("packaging stopped: download deleted", append(fields, zap.String("outcome", "deleted"))...)
@@ -48,37 +48,49 @@ func (m *Manager) run(ctx context.Context, d *download, client *hls.Client, s Se
 		return
 	}
 	if err != nil {
-		d.fail(err)
-		m.log.Error("packaging failed", append(fields, zap.String("outcome", "error"), zap.String("reason", d.rec.ErrorText))...)
+		rec = d.rec
+		failRecord(&rec, err)
+		m.log.Error("packaging failed", append(fields, zap.String("outcome", "error"), zap.String("reason", rec.ErrorText))...)
 	} else {
 		m.log.Info("packaging done", append(fields, zap.String("outcome", "ready"))...)
 	}
-	if err := m.store.SaveRecord(d.rec); err != nil {
+	// The record is saved outside the lock, so that a slow disk does not hold up the
+	// API, and the API shows the outcome once it is saved. A Delete meanwhile waits for
+	// d.done, closed after this, then removes the record.
+	m.mu.Unlock()
+	if err := m.store.SaveRecord(rec); err != nil {
 		m.log.Error("saving download record", zap.String("video", k.Video), zap.String("type", k.Type), zap.Error(err))
 	}
+	m.mu.Lock()
+	if m.downloads[k] != d {
+		return
+	}
+	d.rec = rec
 	if err == nil {
+		d.lastUsed = rec.LastUsed
 		m.evict(d)
 	}
 }
 
-// pack fetches, remuxes and stores d's file; on success d.rec describes it (ready).
-func (m *Manager) pack(ctx context.Context, d *download, client *hls.Client, s Settings, opt hls.SelectOptions) (int64, error) {
+// pack fetches, remuxes and stores d's file; on success it returns d's record as it is
+// once ready (not applied to d yet).
+func (m *Manager) pack(ctx context.Context, d *download, client *hls.Client, s Settings, opt hls.SelectOptions) (storage.Record, error) {
 	k := d.rec.Key()
 	src := d.src
 	d.src = nil // not needed once the job has it; a retry resolves again
 	if src == nil {
 		var err error
 		if src, err = client.Resolve(ctx, d.rec.Origin, opt); err != nil {
-			return 0, err
+			return storage.Record{}, err
 		}
 	}
 	rs, err := renditions(src, k.Type)
 	if err != nil {
-		return 0, err
+		return storage.Record{}, err
 	}
 	tmp, err := m.store.TempPath(k)
 	if err != nil {
-		return 0, storageError{"creating the temp file", err}
+		return storage.Record{}, storageError{"creating the temp file", err}
 	}
 	committed := false
 	defer func() {
@@ -92,7 +104,7 @@ func (m *Manager) pack(ctx context.Context, d *download, client *hls.Client, s S
 	}
 	w, err := mp4.Create(tmp, opts)
 	if err != nil {
-		return 0, storageError{"creating the temp file", err}
+		return storage.Record{}, storageError{"creating the temp file", err}
 	}
 	defer w.Abort() // no-op after Finish
 
@@ -101,37 +113,40 @@ func (m *Manager) pack(ctx context.Context, d *download, client *hls.Client, s S
 	var le limitError
 	switch { // the disk's or the limit's fault, not the segment's: say so plainly
 	case errors.As(err, &se):
-		return 0, se
+		return storage.Record{}, se
 	case errors.As(err, &le):
-		return 0, le
+		return storage.Record{}, le
 	}
 	if err != nil {
-		return 0, err
+		return storage.Record{}, err
 	}
 	info, err := w.Finish(tracks)
 	if err != nil {
-		return 0, diskError("writing the packaged file", err)
+		return storage.Record{}, diskError("writing the packaged file", err)
 	}
 	if s.MaxOutput > 0 && info.Size > s.MaxOutput {
-		return 0, limitError{s.MaxOutput}
+		return storage.Record{}, limitError{s.MaxOutput}
 	}
 	// From the content, so it survives re-packaging (the output is deterministic) and eviction.
 	etag := `"` + hex.EncodeToString(info.Checksum[:]) + `"`
 
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.downloads[k] != d || ctx.Err() != nil {
-		return 0, context.Canceled
+	gone := m.downloads[k] != d || ctx.Err() != nil
+	rec := d.rec
+	m.mu.Unlock()
+	if gone {
+		return storage.Record{}, context.Canceled
 	}
+	// Outside the lock: a Delete that comes meanwhile waits for the job to end, then
+	// removes what it committed.
 	if err := m.store.Commit(k, tmp); err != nil {
-		return 0, storageError{"moving the packaged file into place", err}
+		return storage.Record{}, storageError{"moving the packaged file into place", err}
 	}
 	committed = true
-	d.rec.Status = storage.StatusReady
-	d.rec.Size, d.rec.ETag, d.rec.Ready = info.Size, etag, now().UTC().Truncate(time.Second)
-	d.lastUsed = now().UTC()
-	d.rec.LastUsed = d.lastUsed
-	return info.Size, nil
+	rec.Status = storage.StatusReady
+	rec.Size, rec.ETag, rec.Ready = info.Size, etag, now().UTC().Truncate(time.Second)
+	rec.LastUsed = now().UTC()
+	return rec, nil
 }
 
 // progress moves d's percentage up to what done of total says, short of 100 which
