@@ -60,23 +60,17 @@ func (h *videoHidden) keep(b []byte) []byte {
 }
 
 func (h *videoHidden) isVideo(p []byte) bool {
-	pid := uint16(p[1]&0x1f)<<8 | uint16(p[2])
+	pid := packetPID(p)
 	for _, v := range h.video {
 		if v == pid {
 			return true
 		}
 	}
-	if p[1]&0x40 == 0 || p[3]&0x10 == 0 { // not the start of a PES, or no payload
+	q, ok := packetPayload(p)
+	if !ok || p[1]&0x40 == 0 || len(q) < 4 { // no payload, or not the start of a PES
 		return false
 	}
-	off := 4
-	if p[3]&0x20 != 0 {
-		off += 1 + int(p[4])
-	}
-	if off+4 > tsPacketSize {
-		return false
-	}
-	if q := p[off:]; q[0] == 0 && q[1] == 0 && q[2] == 1 && q[3]&0xf0 == 0xe0 {
+	if q[0] == 0 && q[1] == 0 && q[2] == 1 && q[3]&0xf0 == 0xe0 {
 		h.video = append(h.video, pid)
 		return true
 	}

@@ -145,6 +145,27 @@ func (r *pesReader) fill(src io.Reader, buf []byte, from int) (int, error) {
 	return n, err
 }
 
+// packetPID is the PID of the TS packet p.
+func packetPID(p []byte) uint16 { return uint16(p[1]&0x1f)<<8 | uint16(p[2]) }
+
+// packetPayload returns the payload of the TS packet p (after its adaptation field);
+// false when it has none, or when the adaptation field does not fit (astits drops such
+// packets too).
+func packetPayload(p []byte) ([]byte, bool) {
+	if p[3]&0x10 == 0 {
+		return nil, false
+	}
+	off := 4
+	if p[3]&0x20 != 0 {
+		l := int(p[4])
+		if l > tsPacketSize-5 {
+			return nil, false
+		}
+		off += 1 + l
+	}
+	return p[off:], true
+}
+
 func indexByte(b []byte, c byte) int {
 	for i, x := range b {
 		if x == c {
@@ -159,29 +180,18 @@ func (r *pesReader) packet(p []byte) error {
 	if p[1]&0x80 != 0 { // transport_error_indicator
 		return nil
 	}
-	if p[3]&0x10 == 0 { // no payload
+	s := r.stream(packetPID(p))
+	if s == nil {
 		return nil
 	}
-	pid := uint16(p[1]&0x1f)<<8 | uint16(p[2])
-	s := r.stream(pid)
-	if s == nil {
+	payload, ok := packetPayload(p)
+	if !ok {
 		return nil
 	}
 	pusi := p[1]&0x40 != 0
 	cc := p[3] & 0x0f
-	off := 4
-	discontinuity := false
-	if p[3]&0x20 != 0 { // adaptation field
-		l := int(p[4])
-		if l > tsPacketSize-5 {
-			return nil // astits cannot parse it either: the packet is dropped
-		}
-		if l > 0 {
-			discontinuity = p[5]&0x80 != 0
-		}
-		off += 1 + l
-	}
-	payload := p[off:]
+	// discontinuity_indicator, in an adaptation field that has a flags byte
+	discontinuity := p[3]&0x20 != 0 && p[4] > 0 && p[5]&0x80 != 0
 
 	if s.queued && !discontinuity && cc != (s.lastCC+1)&0x0f {
 		s.buf, s.queued = s.buf[:0], false // lost packets: drop the PES being assembled
