@@ -97,6 +97,17 @@ func readFF(t *testing.T, dir, name string) []byte {
 	return b
 }
 
+// clearSegments are the four clear TS segments of the ffmpeg run, the bodies every
+// playlist of it must give.
+func clearSegments(t *testing.T, dir string) [][]byte {
+	t.Helper()
+	var out [][]byte
+	for i := range 4 {
+		out = append(out, readFF(t, dir, fmt.Sprintf("c%d.ts", i)))
+	}
+	return out
+}
+
 // encryptCBC is the known answer: AES-128-CBC with PKCS#7 padding.
 func encryptCBC(clear, key []byte, iv [16]byte) []byte {
 	pad := aes.BlockSize - len(clear)%aes.BlockSize
@@ -157,11 +168,10 @@ func ffOrigin(t *testing.T) (*origin, string) {
 // handed over with the clear segment files of the same ffmpeg run.
 func TestFFmpegStreams(t *testing.T) {
 	o, dir := ffOrigin(t)
-	clearSegs := make([][]byte, 4)
+	clearSegs := clearSegments(t, dir)
 	var singleRanges []string
 	off := 0
 	for i := range clearSegs {
-		clearSegs[i] = readFF(t, dir, fmt.Sprintf("c%d.ts", i))
 		singleRanges = append(singleRanges, fmt.Sprintf("bytes=%d-%d", off, off+len(clearSegs[i])-1))
 		off += len(clearSegs[i])
 	}

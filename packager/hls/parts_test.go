@@ -259,11 +259,7 @@ func TestFetchPartsTinyEncrypted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var want [][]byte
-	for i := range 4 {
-		want = append(want, readFF(t, dir, fmt.Sprintf("c%d.ts", i)))
-	}
-	checkBodies(t, got, want)
+	checkBodies(t, got, clearSegments(t, dir))
 }
 
 // TestFetchPartRetry: a 503 on one part makes that part, and only it, be
@@ -288,10 +284,7 @@ func TestFetchPartRetry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var want [][]byte
-	for i := range 4 {
-		want = append(want, readFF(t, dir, fmt.Sprintf("c%d.ts", i)))
-	}
+	want := clearSegments(t, dir)
 	checkBodies(t, got, want)
 	if s := takeSleeps(); len(s) != 1 {
 		t.Errorf("%d retries, want 1", len(s))
@@ -391,8 +384,9 @@ func TestFetchPartsReleased(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	clear := clearSegments(t, dir)
 	err = c.Fetch(context.Background(), src.Segments, 3, func(i int, body io.Reader) error {
-		want := readFF(t, dir, fmt.Sprintf("c%d.ts", i))
+		want := clear[i]
 		r := body.(*segReader)
 		if h := r.SizeHint(); h < int64(len(want)) || h > int64(len(want))+16 {
 			return fmt.Errorf("segment %d: SizeHint %d for %d bytes of clear text", i, h, len(want))
@@ -450,6 +444,7 @@ func TestFetchBudget(t *testing.T) {
 				t.Fatal(err)
 			}
 			most := 0
+			clear := clearSegments(t, dir)
 			err = c.Fetch(context.Background(), src.Segments, 4, func(i int, body io.Reader) error {
 				r := body.(*segReader)
 				time.Sleep(20 * time.Millisecond) // let the requests run ahead
@@ -472,7 +467,7 @@ func TestFetchBudget(t *testing.T) {
 						return err
 					}
 				}
-				if want := readFF(t, dir, fmt.Sprintf("c%d.ts", i)); !bytes.Equal(got, want) {
+				if !bytes.Equal(got, clear[i]) {
 					return fmt.Errorf("segment %d: wrong bytes", i)
 				}
 				return nil
