@@ -28,7 +28,8 @@ var (
 
 	// ErrUnsupported: the playlist is valid but uses a feature this package
 	// does not handle: DRM encryption (SAMPLE-AES and the like), AES-256,
-	// key URIs that are not http(s) or base64 data: URIs.
+	// key URIs that are not http(s) or base64 data: URIs, I-frames-only
+	// (trick-play) playlists.
 	ErrUnsupported = errors.New("unsupported stream")
 
 	// ErrTooLarge: a playlist, segment, init section or key body exceeded

@@ -32,6 +32,12 @@ func FuzzResolve(f *testing.F) {
 		"#EXT-X-KEY:METHOD=NONE\n#EXT-X-MAP:URI=\"i2.mp4\"\n#EXTINF:2,\nc.m4s\n#EXT-X-KEY:METHOD=AES-128,URI=\"data:text/plain;base64,AAECAwQFBgcICQoLDA0ODw==\"\n#EXTINF:2,\nd.m4s\n#EXT-X-ENDLIST\n"), 0)
 	f.Add([]byte(mediaHead+"#EXT-X-KEY:METHOD=SAMPLE-AES,URI=\"skd://x\",KEYFORMAT=\"com.apple.streamingkeydelivery\"\n#EXT-X-KEY:METHOD=SAMPLE-AES-CTR,URI=\"data:x\"\n#EXTINF:2,\na.ts\n#EXT-X-ENDLIST\n"), 0)
 	f.Add([]byte(mediaHead+"#EXT-X-KEY:METHOD=AES-256,URI=\"k\"\n#EXTINF:2,\n#EXT-X-BYTERANGE:5\na.ts\n#EXTINF:2,\n#EXT-X-GAP\nb.ts\n#EXT-X-ENDLIST\n"), 0)
+	// Lenient spellings (normalizePlaylist) and an I-frames-only playlist.
+	for _, sp := range spellings {
+		f.Add([]byte(sp.rewrite(canonicalMaster)), 0)
+		f.Add([]byte(sp.rewrite(canonicalMedia)), 0)
+	}
+	f.Add([]byte(iFramesMedia), 0)
 
 	base := mustURL("http://u:p@origin.example/v/master.m3u8?tok=1")
 	f.Fuzz(func(t *testing.T, data []byte, maxHeight int) {

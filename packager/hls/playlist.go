@@ -262,15 +262,17 @@ func parsePlaylist(u *url.URL, data []byte) (pl playlist.Playlist, tags []segTag
 	if looksLikeHTML(data) {
 		return nil, nil, malformed("the origin answered an HTML page, not an HLS playlist")
 	}
-	if !bytes.HasPrefix(data, []byte("#EXTM3U")) {
+	// Every check and parse below reads the normalised text, so that
+	// gohlslib and scanTags see the same lines.
+	data = normalizePlaylist(data)
+	if !bytes.HasPrefix(data, []byte("#EXTM3U\n")) {
 		return nil, nil, malformed("not an HLS playlist (no #EXTM3U header)")
+	}
+	if iFramesOnly(data) { // gohlslib would take it for a video
+		return nil, nil, fmt.Errorf("%w %s: I-frames-only playlist (EXT-X-I-FRAMES-ONLY): a trick-play index, not a video", ErrUnsupported, RedactURL(u))
 	}
 	if !bytes.Contains(data, []byte("\n#EXTINF:")) && !bytes.Contains(data, []byte("\n#EXT-X-STREAM-INF:")) {
 		return nil, nil, malformed("no segments (#EXTINF) or variants (#EXT-X-STREAM-INF) found")
-	}
-	// The parser wants every line, including the last, to end in a newline.
-	if data[len(data)-1] != '\n' {
-		data = append(data[:len(data):len(data)], '\n')
 	}
 	defer func() {
 		if r := recover(); r != nil {

@@ -20,8 +20,9 @@ import (
 //     as a parse error, where a user should read "unsupported" (AES-256,
 //     SAMPLE-AES-CTR, …).
 //
-// The pass splits lines exactly as gohlslib does, so that its n-th URI line
-// is gohlslib's n-th segment; mediaSource checks that the counts agree.
+// The pass reads the same normalised text (normalizePlaylist) and splits
+// lines exactly as gohlslib does, so that its n-th URI line is gohlslib's
+// n-th segment; mediaSource checks that the counts agree.
 
 // keyTag is an EXT-X-KEY tag (or a group of them, see pendingKeys).
 type keyTag struct {
