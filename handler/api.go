@@ -98,6 +98,7 @@ func (h *Handler) api(w http.ResponseWriter, r *http.Request, video, typ string)
 // writeStates answers the video's downloads (only typ's when set) as a map by type.
 func (h *Handler) writeStates(w http.ResponseWriter, r *http.Request, video, typ string) error {
 	result := map[string]entry{}
+	messages := []string{}
 	for _, st := range h.Manager.List(video) {
 		if typ != "" && st.Type != typ {
 			continue
@@ -110,9 +111,14 @@ func (h *Handler) writeStates(w http.ResponseWriter, r *http.Request, video, typ
 		if st.Status == storage.StatusError {
 			e.ErrorReasonCode, e.ErrorReasonText = st.ErrorCode, st.ErrorText
 		}
+		if st.Status == storage.StatusReady {
+			for _, n := range st.Notes {
+				messages = append(messages, st.Type+": "+n)
+			}
+		}
 		result[st.Type] = e
 	}
-	return writeJSON(w, http.StatusOK, envelope{Result: result, Success: true, Errors: []apiError{}, Messages: []string{}})
+	return writeJSON(w, http.StatusOK, envelope{Result: result, Success: true, Errors: []apiError{}, Messages: messages})
 }
 
 func writeError(w http.ResponseWriter, status int, msg string) error {

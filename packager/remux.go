@@ -66,9 +66,11 @@ func renditions(src *hls.Source, typ string) ([]*rendition, error) {
 // the file's chunks of audio and video stay close, demuxes them and writes the samples
 // to w. It returns the tracks written, video first, with their IDs set.
 //
+// It also returns the notes of the demuxers about the tracks written (media.Accounting).
+//
 // maxOutput (0: none) bounds the media bytes written: the sample that would pass it
 // ends the run before it is written. The header comes on top; pack checks the total.
-func remux(ctx context.Context, client *hls.Client, rs []*rendition, concurrency int, maxOutput int64, w *mp4.Writer, progress func(done, total time.Duration)) ([]*media.Track, error) {
+func remux(ctx context.Context, client *hls.Client, rs []*rendition, concurrency int, maxOutput int64, w *mp4.Writer, progress func(done, total time.Duration)) ([]*media.Track, []string, error) {
 	type item struct{ r, seg int }
 	var items []item
 	var total time.Duration
@@ -113,17 +115,26 @@ func remux(ctx context.Context, client *hls.Client, rs []*rendition, concurrency
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 
 	var tracks []*media.Track
+	var notes []string
 	for i, r := range rs {
 		if err := r.demux.Flush(emits[i]); err != nil {
-			return nil, err
+			// What is left at the end belongs to the last segment.
+			return nil, nil, fmt.Errorf("segment %s: %w", hls.RedactURL(r.segs[len(r.segs)-1].URL), err)
 		}
 		for _, t := range r.demux.Tracks() {
 			if r.keep == 0 || t.Kind == r.keep {
 				tracks = append(tracks, t)
+			}
+		}
+		if a, ok := r.demux.(media.Accounting); ok {
+			for _, n := range a.Notes() {
+				if r.keep == 0 || n.Kind == 0 || n.Kind == r.keep {
+					notes = append(notes, n.Text)
+				}
 			}
 		}
 	}
@@ -132,9 +143,9 @@ func remux(ctx context.Context, client *hls.Client, rs []*rendition, concurrency
 		t.ID = i + 1
 	}
 	if len(tracks) == 0 {
-		return nil, errNoMedia
+		return nil, nil, errNoMedia
 	}
-	return tracks, nil
+	return tracks, notes, nil
 }
 
 // feed hands segment j of r to its demuxer, after the init section and discontinuity
@@ -157,6 +168,9 @@ func feed(ctx context.Context, client *hls.Client, r *rendition, j int, body io.
 	}
 	if seg.Discontinuity && j > 0 {
 		r.demux.Discontinuity(seg.Start)
+	}
+	if a, ok := r.demux.(media.Accounting); ok {
+		a.Expect(media.SegmentInfo{Start: seg.Start, Duration: seg.Duration})
 	}
 	return r.demux.Segment(body, emit)
 }

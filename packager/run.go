@@ -53,6 +53,9 @@ func (m *Manager) run(ctx context.Context, d *download, client *hls.Client, s Se
 		m.log.Error("packaging failed", append(fields, zap.String("outcome", "error"), zap.String("reason", rec.ErrorText))...)
 	} else {
 		m.log.Info("packaging done", append(fields, zap.String("outcome", "ready"))...)
+		for _, n := range rec.Notes {
+			m.log.Warn("packaged with a note", zap.String("video", k.Video), zap.String("type", k.Type), zap.String("note", n))
+		}
 	}
 	// The record is saved outside the lock, so that a slow disk does not hold up the
 	// API, and the API shows the outcome once it is saved. A Delete meanwhile waits for
@@ -108,7 +111,7 @@ func (m *Manager) pack(ctx context.Context, d *download, client *hls.Client, s S
 	}
 	defer w.Abort() // no-op after Finish
 
-	tracks, err := remux(ctx, client, rs, s.Concurrency, s.MaxOutput, w, func(done, total time.Duration) { m.progress(d, done, total) })
+	tracks, notes, err := remux(ctx, client, rs, s.Concurrency, s.MaxOutput, w, func(done, total time.Duration) { m.progress(d, done, total) })
 	var se storageError
 	var le limitError
 	switch { // the disk's or the limit's fault, not the segment's: say so plainly
@@ -144,6 +147,7 @@ func (m *Manager) pack(ctx context.Context, d *download, client *hls.Client, s S
 	}
 	committed = true
 	rec.Status = storage.StatusReady
+	rec.Notes = notes
 	rec.Size, rec.ETag, rec.Ready = info.Size, etag, now().UTC().Truncate(time.Second)
 	rec.LastUsed = now().UTC()
 	return rec, nil

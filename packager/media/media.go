@@ -90,3 +90,29 @@ type Demuxer interface {
 	// Tracks lists the tracks found so far (video first, then audio) with IDs 1..n.
 	Tracks() []*Track
 }
+
+// SegmentInfo is what the playlist says of a segment.
+type SegmentInfo struct {
+	// Start is where the segment starts on the output timeline by the playlist (the
+	// EXTINF durations before it, from the first segment).
+	Start time.Duration
+	// Duration is its EXTINF.
+	Duration time.Duration
+}
+
+// Accounting is a Demuxer that checks what each segment yields against the playlist
+// and says what the output lacks.
+type Accounting interface {
+	// Expect says what the playlist says of the next segment handed to Segment.
+	Expect(SegmentInfo)
+	// Notes says, after Flush, what the output lacks or changed without it being an
+	// error (a declared track that carried nothing, frames that cannot be decoded left
+	// out, timestamps rebased): for the API's messages and the log.
+	Notes() []Note
+}
+
+// Note is something the output lacks or changed without it being an error.
+type Note struct {
+	Kind Kind // the kind of track it is about; 0: the whole stream
+	Text string
+}

@@ -42,6 +42,10 @@ type Record struct {
 	Size  int64     `json:"size,omitempty"`
 	ETag  string    `json:"etag,omitempty"`
 	Ready time.Time `json:"ready,omitzero"`
+	// Notes say what the file lacks or changed without it being an error (a declared
+	// track that carried nothing, frames that cannot be decoded left out, timestamps
+	// rebased): the API shows them as messages.
+	Notes []string `json:"notes,omitempty"`
 	// LastUsed is when the file was last delivered (or became ready), as of the last
 	// time it was saved: the recency that max_storage evicts by, least recent first.
 	LastUsed time.Time `json:"last_used,omitzero"`

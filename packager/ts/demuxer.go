@@ -4,17 +4,13 @@ package ts
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"io"
 	"time"
 
-	"github.com/asticode/go-astits"
-	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
-	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts"
-	"github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts/codecs"
 
 	"github.com/stream-downloads/caddy-stream-downloads/packager/media"
 )
@@ -93,15 +89,27 @@ func (e *malformedError) Unwrap() []error { return []error{ErrMalformed, e.err} 
 // SPS/PPS after a discontinuity) stay in-band in the samples, as ffmpeg does.
 type Demuxer struct {
 	segIndex    int
+	seg         media.SegmentInfo // what the playlist says of the segment being read
+	prevSeg     media.SegmentInfo
 	per         *period
-	origin      int64 // earliest timestamp of the first period (90 kHz, output timeline)
+	prevPer     *period // the period before per: units that started before per may still come
+	origin      int64   // earliest timestamp of the first period (90 kHz, output timeline)
 	originTaken bool
 	at          int64 // where the current period starts by the playlist (90 kHz from origin)
 	pending     []event
-	segV        bool // the current segment has a video / audio track we read
+	segV        bool // the program has a video / audio stream we read
 	segA        bool
 
+	pes    pesReader
+	vES    videoES
+	aES    adtsES
+	lost   losses
+	cov    coverage // of the segment being read
+	jumped bool     // the segment's first unit was checked for a jump
+
 	video, audio *media.Track
+	audioConfig  mpeg4audio.AudioSpecificConfig
+	declared     []media.Kind // streams of the PMT we read
 
 	// Parameter sets of the latest access unit that carried them (before video starts).
 	lastVPS, lastSPS, lastPPS [][]byte
@@ -119,11 +127,39 @@ type Demuxer struct {
 	audioStarted bool  // audio emitted before (audioNext is meaningful)
 	audioResync  bool  // follow the next PTS (period start)
 
+	skipped int          // video frames left out before a key frame
+	notes   []media.Note // see Notes
+
 	buf     []byte // reused AVCC/HVCC buffer
-	pes     pesReader
-	head    []byte // the bytes of a segment track detection read, reused
 	emitErr error
 	curEmit func(media.Sample) error
+}
+
+// Bounds of the accounting and of implicit discontinuities (see the Demuxer doc).
+const (
+	// minCoverage: a segment is whole when its media lasts at least this share of its
+	// EXTINF, less coverageSlack. EXTINF is a rounded duration (whole seconds before
+	// protocol version 3, so up to 0.5 s off), audio and video end apart on the last
+	// segment, and segments are cut on key frames, not exactly at EXTINF; what is lost
+	// inside a segment is counted unit by unit, so this only needs to catch segments that
+	// yield much less than they say: half or less.
+	minCoverage   = 0.5
+	coverageSlack = VideoTimescale / 10
+	// jumpBack and jumpAhead: how far the first unit of a segment may be behind or ahead
+	// of where the previous one ended (plus, ahead, any gap the playlist has there, as
+	// EXT-X-GAP segments make) before the segment starts a new period. Ahead, a source
+	// may have holes of its own (kept, as ffmpeg does); behind, anything more than a few
+	// frames cannot be played in order.
+	jumpBack  = VideoTimescale / 2
+	jumpAhead = 2 * VideoTimescale
+	// maxNotes bounds the notes kept of one stream.
+	maxNotes = 20
+)
+
+// coverage is how much media a segment yielded, in 90 kHz ticks.
+type coverage struct {
+	video, audio int64
+	units        int
 }
 
 // period is one span of timestamps between discontinuities.
@@ -133,9 +169,24 @@ type period struct {
 	base     int64
 	offset   int64 // added to unwrapped timestamps
 	resolved bool  // offset known
+	fresh    bool  // follows another period: tracks restart when it is resolved
+	firstSeg int   // the segment it starts in
 	first    [2]int64
 	seen     [2]bool
 	firstPTS int64 // earliest video PTS seen (valid with seen[idxVideo])
+
+	// The last units, unwrapped (90 kHz), for coverage and jumps.
+	lastV, vDelta int64 // last video DTS and the step to it
+	aEnd          int64 // end of the last audio frame
+	haveV, haveA  bool
+}
+
+// end is where track i's last unit ended (unwrapped), if it had one.
+func (p *period) end(i int) (int64, bool) {
+	if i == idxVideo {
+		return p.lastV + p.vDelta, p.haveV
+	}
+	return p.aEnd, p.haveA
 }
 
 const (
@@ -149,6 +200,15 @@ func (p *period) unwrap(raw int64) int64 {
 		p.base = raw
 	}
 	return p.base + p.td.Decode(raw)
+}
+
+// peek is what unwrap would return, without moving the unwrapper.
+func (p *period) peek(raw int64) int64 {
+	td := p.td
+	if !p.init {
+		return raw
+	}
+	return p.base + td.Decode(raw)
 }
 
 func (p *period) observe(i int, ts int64) {
@@ -173,15 +233,26 @@ func (p *period) earliest() (int64, bool) {
 // event is an access unit held back until its period's offset is known.
 type event struct {
 	audio    bool
+	stamped  bool
 	pts, dts int64 // unwrapped, without the period offset
 	au       [][]byte
 }
 
-var _ media.Demuxer = (*Demuxer)(nil)
+var (
+	_ media.Demuxer    = (*Demuxer)(nil)
+	_ media.Accounting = (*Demuxer)(nil)
+)
 
 // NewDemuxer returns a Demuxer for one rendition.
 func NewDemuxer() *Demuxer {
-	return &Demuxer{per: &period{resolved: true}, needKey: true}
+	d := &Demuxer{per: &period{resolved: true}, needKey: true}
+	d.vES.on = d.onVideo
+	d.vES.lost = &d.lost
+	d.aES.on = d.onAudio
+	d.aES.lost = &d.lost
+	d.pes.lost = &d.lost
+	d.pes.onPMT = d.onPMT
+	return d
 }
 
 // Tracks lists the tracks found (video first, then audio), IDs 1..n.
@@ -199,22 +270,64 @@ func (d *Demuxer) Tracks() []*media.Track {
 	return out
 }
 
-// Flush emits what is still pending after the last segment. Every PES is a complete
-// access unit, and a new period's samples are released at the end of its first segment,
-// so nothing is held back here; callers must still call it.
-func (d *Demuxer) Flush(emit func(media.Sample) error) error {
-	if len(d.pending) == 0 {
-		return nil
+// Expect says what the playlist says of the next segment.
+func (d *Demuxer) Expect(seg media.SegmentInfo) {
+	d.prevSeg, d.seg = d.seg, seg
+}
+
+// Notes says what the output lacks or changed without an error: a declared stream that
+// never carried a unit, frames left out before a key frame, implicit discontinuities.
+// Complete after Flush.
+func (d *Demuxer) Notes() []media.Note {
+	out := append([]media.Note(nil), d.notes...)
+	if d.skipped > 0 {
+		out = append(out, media.Note{Kind: media.Video, Text: fmt.Sprintf("%d video frames before the first key frame were left out (they cannot be decoded)", d.skipped)})
 	}
+	for _, k := range d.declared {
+		if (k == media.Audio && d.audio == nil && d.videoStarted) || (k == media.Video && !d.videoStarted && d.audio != nil) {
+			out = append(out, media.Note{Kind: k, Text: fmt.Sprintf("the stream declares %s but carries none: the file has no %s track", k, k)})
+		}
+	}
+	return out
+}
+
+func (d *Demuxer) note(format string, args ...any) {
+	if len(d.notes) < maxNotes {
+		d.notes = append(d.notes, media.Note{Text: fmt.Sprintf(format, args...)})
+	}
+}
+
+// Flush emits what is still pending after the last segment: the units in progress and
+// a new period's samples held back.
+func (d *Demuxer) Flush(emit func(media.Sample) error) (err error) {
 	d.curEmit = emit
 	defer func() { d.curEmit = nil }()
-	return d.resolve()
+	defer d.recoverPanic(&err)
+	d.pes.end()
+	if err := d.vES.flush(); err != nil {
+		return err
+	}
+	if err := d.aES.flush(); err != nil {
+		return err
+	}
+	if err := d.resolve(); err != nil {
+		return err
+	}
+	if d.lost.any() {
+		return d.malformed("media lost at the end of the stream: %s", &d.lost)
+	}
+	return nil
 }
 
 // Discontinuity starts a new period: the next segment's timestamps may restart anywhere
 // (see the Demuxer doc for how they are placed). at is where that segment starts on the
 // output timeline by the playlist, counted from the first segment.
 func (d *Demuxer) Discontinuity(at time.Duration) {
+	d.newPeriod(at, d.segIndex)
+}
+
+// newPeriod starts a period with the units that start in segment seg.
+func (d *Demuxer) newPeriod(at time.Duration, seg int) {
 	if d.per.resolved {
 		if _, ok := d.per.earliest(); !ok {
 			return // nothing seen yet (discontinuity before the first media): no-op
@@ -224,13 +337,19 @@ func (d *Demuxer) Discontinuity(at time.Duration) {
 			d.origin = e + d.per.offset
 			d.originTaken = true
 		}
-		d.per = &period{}
-		d.needKey = true
-		d.dropLeading, d.dropRASL = false, false
-		d.audioResync = true
+		d.prevPer = d.per
+		d.per = &period{fresh: true, firstSeg: seg}
 	}
 	// A pending period with nothing seen yet (an empty segment): only at changes.
 	d.at = durationTo90k(at)
+}
+
+// periodOf is the period of a unit that started in segment seg.
+func (d *Demuxer) periodOf(seg int) *period {
+	if seg < d.per.firstSeg && d.prevPer != nil {
+		return d.prevPer
+	}
+	return d.per
 }
 
 func durationTo90k(at time.Duration) int64 {
@@ -293,12 +412,18 @@ func (d *Demuxer) resolve() error {
 	}
 	p.offset = off
 	p.resolved = true
+	if p.fresh {
+		// The tracks restart: video at a key frame, audio at its timestamp.
+		d.needKey = true
+		d.dropLeading, d.dropRASL = false, false
+		d.audioResync = true
+	}
 	evs := d.pending
 	d.pending = nil
 	for _, ev := range evs {
 		var err error
 		if ev.audio {
-			err = d.aacAU(ev.pts+off, ev.au)
+			err = d.aacAU(ev.pts+off, ev.stamped, ev.au[0])
 		} else {
 			err = d.videoAU(ev.pts+off, ev.dts+off, ev.au)
 		}
@@ -313,116 +438,34 @@ func (d *Demuxer) resolve() error {
 func (d *Demuxer) Segment(r io.Reader, emit func(media.Sample) error) (err error) {
 	seg := d.segIndex
 	d.segIndex++
-	defer func() {
-		if p := recover(); p != nil {
-			err = &malformedError{seg: seg, err: fmt.Errorf("demuxer panic: %v", p)}
-		}
-	}()
-	// mediacommon finds the tracks at the head of the segment (without the video packets,
-	// head.go); the bytes it read are kept, and readPES goes through them and the rest
-	// (see pes.go for why mediacommon does not read the PES).
-	head := &recorder{r: r, buf: d.head[:0]}
-	defer func() { d.head = head.buf[:0] }()
-	rd := &mpegts.Reader{R: &videoHidden{r: head}}
-	if err := rd.Initialize(); err != nil {
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			err = errors.New("no program map table (PMT) found")
-		}
-		return &malformedError{seg: seg, err: err}
-	}
-	d.pes.reset()
-
-	var haveVideo, haveAudio bool
-	var unsupported *UnsupportedCodecError
-	unsupportedVideo := false
-	var types map[uint16]uint8
-	videoTrack := func(c media.Codec) error {
-		if d.video == nil {
-			d.video = &media.Track{Kind: media.Video, Codec: c, Timescale: VideoTimescale}
-		} else if d.video.Codec != c {
-			return &UnsupportedCodecError{
-				Codec:      fmt.Sprintf("video codec change from %s to %s", d.video.Codec, c),
-				StreamType: map[media.Codec]uint8{media.H264: 0x1b, media.H265: 0x24}[c],
-			}
-		}
-		return nil
-	}
-	for _, t := range rd.Tracks() {
-		switch c := t.Codec.(type) {
-		case *codecs.H264, *codecs.H265:
-			if haveVideo {
-				continue // only the first video stream
-			}
-			haveVideo = true
-			codec := media.H264
-			if _, ok := c.(*codecs.H265); ok {
-				codec = media.H265
-			}
-			if err := videoTrack(codec); err != nil {
-				return err
-			}
-			if codec == media.H264 {
-				d.pes.add(t.PID, d.onH264PES)
-			} else {
-				d.pes.add(t.PID, d.onH265PES)
-			}
-		case *codecs.MPEG4Audio:
-			if haveAudio {
-				continue
-			}
-			haveAudio = true
-			if err := d.setAudioConfig(c); err != nil {
-				return &malformedError{seg: seg, err: err}
-			}
-			d.pes.add(t.PID, d.onAACPES)
-		case *codecs.KLV, *codecs.DVBSubtitle:
-			// data streams: ignored
-		default:
-			if types == nil {
-				types = pmtStreamTypes(head.buf) // the PMT is in what Initialize read
-			}
-			st := types[t.PID]
-			name, isVideo, isAV := describeStreamType(st, t.Codec)
-			if !isAV {
-				continue // metadata (ID3, ...): ignored
-			}
-			if unsupported == nil || (isVideo && !unsupportedVideo) {
-				unsupported = &UnsupportedCodecError{Codec: name, StreamType: st}
-				unsupportedVideo = isVideo
-			}
-		}
-	}
-	if unsupported != nil && ((unsupportedVideo && !haveVideo) || (!unsupportedVideo && !haveAudio)) {
-		return unsupported
-	}
-	if !haveVideo && !haveAudio {
-		return &malformedError{seg: seg, err: errors.New("no H.264, HEVC or AAC stream in the program")}
-	}
-	d.segV, d.segA = haveVideo, haveAudio
-
+	defer d.recoverPanic(&err)
 	d.emitErr = nil
-	onDataEmit := func(s media.Sample) error {
+	d.curEmit = func(s media.Sample) error {
 		if err := emit(s); err != nil {
 			d.emitErr = err
 			return err
 		}
 		return nil
 	}
-	d.curEmit = onDataEmit
 	defer func() { d.curEmit = nil }()
-	if err := d.pes.read(io.MultiReader(bytes.NewReader(head.buf), r)); err != nil {
+	d.vES.seg, d.aES.seg = seg, seg
+	d.cov, d.jumped = coverage{}, false
+	d.lost.reset()
+	d.pes.newSegment()
+
+	if err := d.pes.read(r); err != nil {
 		if d.emitErr != nil {
 			return d.emitErr
 		}
 		var uc *UnsupportedCodecError
-		if errors.As(err, &uc) {
-			return err
-		}
 		var me *malformedError
-		if errors.As(err, &me) {
+		if errors.As(err, &uc) || errors.As(err, &me) {
 			return err
 		}
-		return &malformedError{seg: seg, err: err}
+		return d.malformed("%v", err)
+	}
+	if d.pes.lastPMT == nil {
+		return d.malformed("no program map table (PMT) found")
 	}
 	// End of the segment: a new period's offset is fixed now at the latest.
 	if err := d.resolve(); err != nil {
@@ -431,36 +474,85 @@ func (d *Demuxer) Segment(r io.Reader, emit func(media.Sample) error) (err error
 		}
 		return err
 	}
-	return nil
+	if d.lost.any() {
+		return d.malformed("media lost: %s", &d.lost)
+	}
+	return d.checkCoverage()
 }
 
-func (d *Demuxer) setAudioConfig(c *codecs.MPEG4Audio) error {
-	cfg := c.Config
-	channels := int(cfg.ChannelConfig)
-	switch {
-	case channels == 7:
-		channels = 8
-	case channels == 0 || channels > 7:
-		return &UnsupportedCodecError{Codec: fmt.Sprintf("AAC with channel configuration %d", cfg.ChannelConfig), StreamType: 0x0f}
+func (d *Demuxer) recoverPanic(err *error) {
+	if p := recover(); p != nil {
+		*err = d.malformed("demuxer panic: %v", p)
 	}
-	if cfg.SampleRate <= 0 {
-		return errors.New("invalid AAC sample rate")
-	}
-	asc, err := cfg.Marshal()
-	if err != nil {
-		return fmt.Errorf("invalid AAC configuration: %w", err)
-	}
-	if d.audio == nil {
-		d.audio = &media.Track{
-			Kind: media.Audio, Codec: media.AAC,
-			Timescale:  uint32(cfg.SampleRate),
-			SampleRate: cfg.SampleRate, Channels: channels, AudioConfig: asc,
-		}
+}
+
+// checkCoverage fails a segment whose media lasts much less than its EXTINF.
+func (d *Demuxer) checkCoverage() error {
+	want := durationTo90k(d.seg.Duration)
+	got := max(d.cov.video, d.cov.audio)
+	if want == 0 || float64(got) >= minCoverage*float64(want)-coverageSlack {
 		return nil
 	}
-	if !bytes.Equal(d.audio.AudioConfig, asc) {
-		return fmt.Errorf("AAC configuration changes mid-stream (%d Hz %d ch -> %d Hz %d ch), not supported",
-			d.audio.SampleRate, d.audio.Channels, cfg.SampleRate, channels)
+	return d.malformed("media lost: the segment holds %.3f s of media (%d units) but its EXTINF says %.3f s",
+		float64(got)/VideoTimescale, d.cov.units, d.seg.Duration.Seconds())
+}
+
+// onPMT takes the streams of a program map table: the first H.264/HEVC video and the
+// first AAC audio are read; a program whose only video (or audio) is in a codec we
+// cannot package is refused.
+func (d *Demuxer) onPMT(streams []esInfo) error {
+	var video, audio *esInfo
+	var unsupported *UnsupportedCodecError
+	unsupportedVideo := false
+	for i, es := range streams {
+		kind, name := classify(es)
+		switch kind {
+		case kindH264, kindH265:
+			if video == nil {
+				video = &streams[i]
+			}
+		case kindAAC:
+			if audio == nil {
+				audio = &streams[i]
+			}
+		case kindVideoOther, kindAudioOther:
+			isVideo := kind == kindVideoOther
+			if unsupported == nil || (isVideo && !unsupportedVideo) {
+				unsupported = &UnsupportedCodecError{Codec: name, StreamType: es.streamType}
+				unsupportedVideo = isVideo
+			}
+		}
+	}
+	if unsupported != nil && ((unsupportedVideo && video == nil) || (!unsupportedVideo && audio == nil)) {
+		return unsupported
+	}
+	if video == nil && audio == nil {
+		return d.malformed("no H.264, HEVC or AAC stream in the program")
+	}
+	d.pes.streams = d.pes.streams[:0]
+	d.declared = d.declared[:0]
+	d.segV, d.segA = video != nil, audio != nil
+	if video != nil {
+		kind, _ := classify(*video)
+		codec := media.H264
+		if kind == kindH265 {
+			codec = media.H265
+		}
+		if d.video == nil {
+			d.video = &media.Track{Kind: media.Video, Codec: codec, Timescale: VideoTimescale}
+		} else if d.video.Codec != codec {
+			return &UnsupportedCodecError{
+				Codec:      fmt.Sprintf("video codec change from %s to %s", d.video.Codec, codec),
+				StreamType: video.streamType,
+			}
+		}
+		d.vES.hevc = codec == media.H265
+		d.pes.follow(video.pid, &d.vES)
+		d.declared = append(d.declared, media.Video)
+	}
+	if audio != nil {
+		d.pes.follow(audio.pid, &d.aES)
+		d.declared = append(d.declared, media.Audio)
 	}
 	return nil
 }
@@ -477,494 +569,88 @@ func cloneAU(au [][]byte) [][]byte {
 	return out
 }
 
-// onVideo receives one H.264 or HEVC access unit with raw 33-bit timestamps.
-func (d *Demuxer) onVideo(pts, dts int64, au [][]byte) error {
+// jump checks the first unit of a segment (track i, raw timestamp ts) against where the
+// track's last unit ended, and starts a period there when it jumps (an implicit
+// discontinuity).
+func (d *Demuxer) jump(seg, i int, ts int64) {
+	if d.jumped || seg != d.segIndex-1 {
+		return
+	}
+	d.jumped = true
 	p := d.per
-	dtsU := p.unwrap(dts)
-	ptsU := p.unwrap(pts)
+	end, ok := p.end(i)
+	if !p.resolved || !ok || seg == p.firstSeg {
+		return
+	}
+	delta := p.peek(ts) - end
+	gap := durationTo90k(d.seg.Start - d.prevSeg.Start - d.prevSeg.Duration)
+	if delta >= -jumpBack && delta <= gap+jumpAhead {
+		return
+	}
+	d.note("segment %d: timestamps jump by %+.3f s without EXT-X-DISCONTINUITY; taken as a discontinuity", seg, float64(delta)/VideoTimescale)
+	d.newPeriod(d.seg.Start, seg)
+}
+
+// onVideo receives one H.264 or HEVC access unit with raw 33-bit timestamps.
+func (d *Demuxer) onVideo(u videoUnit) error {
+	d.jump(u.seg, idxVideo, u.dts)
+	p := d.periodOf(u.seg)
+	dtsU := p.unwrap(u.dts)
+	ptsU := p.unwrap(u.pts)
+	// Coverage: the steps between units, a hole counting for at most a second.
+	step := int64(VideoTimescale / 25)
+	if p.haveV {
+		step = min(max(dtsU-p.lastV, 0), VideoTimescale)
+	}
+	d.cov.video += step
+	d.cov.units++
+	if step > 0 {
+		p.vDelta = step
+	}
+	p.lastV, p.haveV = dtsU, true
 	if !p.resolved {
 		if !p.seen[idxVideo] || ptsU < p.firstPTS {
 			p.firstPTS = ptsU
 		}
 		p.observe(idxVideo, dtsU)
-		d.pending = append(d.pending, event{pts: ptsU, dts: dtsU, au: cloneAU(au)})
+		d.pending = append(d.pending, event{pts: ptsU, dts: dtsU, au: cloneAU(u.nalus)})
 		return d.maybeResolve()
 	}
 	p.observe(idxVideo, dtsU)
-	return d.videoAU(ptsU+p.offset, dtsU+p.offset, au)
+	return d.videoAU(ptsU+p.offset, dtsU+p.offset, u.nalus)
 }
 
-func (d *Demuxer) onAAC(pts int64, aus [][]byte) error {
-	p := d.per
-	ptsU := p.unwrap(pts)
-	if !p.resolved {
-		p.observe(idxAudio, ptsU)
-		d.pending = append(d.pending, event{audio: true, pts: ptsU, au: cloneAU(aus)})
-		return d.maybeResolve()
-	}
-	p.observe(idxAudio, ptsU)
-	return d.aacAU(ptsU+p.offset, aus)
-}
-
-// frameInfo is what the demuxer needs to know of one video access unit.
-type frameInfo struct {
-	start  bool // a decoder can start here
-	sync   bool // mark as sync sample
-	idr    bool // H.264 IDR / HEVC IRAP: ends leading-picture dropping
-	nonIDR bool // start is not an IDR (H.264 open GOP) / CRA or BLA (HEVC)
-	rasl   bool // HEVC RASL picture
-	vps    [][]byte
-	sps    [][]byte
-	pps    [][]byte
-	hasVCL bool
-}
-
-func h264Info(au [][]byte) frameInfo {
-	var fi frameInfo
-	allI, anySlice, recovery := true, false, false
-	for _, n := range au {
-		if len(n) == 0 {
-			continue
-		}
-		switch h264.NALUType(n[0] & 0x1f) {
-		case h264.NALUTypeIDR:
-			fi.idr = true
-			anySlice = true
-			fi.hasVCL = true
-		case h264.NALUTypeNonIDR:
-			anySlice = true
-			fi.hasVCL = true
-			if !h264IntraSlice(n) {
-				allI = false
-			}
-		case h264.NALUTypeDataPartitionA, h264.NALUTypeDataPartitionB, h264.NALUTypeDataPartitionC:
-			fi.hasVCL = true
-			allI = false
-		case h264.NALUTypeSEI:
-			if h264RecoveryPoint(n) {
-				recovery = true
-			}
-		case h264.NALUTypeSPS:
-			fi.sps = append(fi.sps, n)
-		case h264.NALUTypePPS:
-			fi.pps = append(fi.pps, n)
-		}
-	}
-	intra := anySlice && allI && !fi.idr
-	fi.start = fi.idr || intra
-	fi.nonIDR = intra
-	fi.sync = fi.idr || (intra && recovery)
-	return fi
-}
-
-func h265Info(au [][]byte) frameInfo {
-	var fi frameInfo
-	for _, n := range au {
-		if len(n) < 2 {
-			continue
-		}
-		typ := h265.NALUType((n[0] >> 1) & 0x3f)
-		switch {
-		case typ <= h265.NALUType_RSV_IRAP_VCL23:
-			fi.hasVCL = true
-			switch {
-			case typ >= h265.NALUType_BLA_W_LP && typ <= h265.NALUType_CRA_NUT:
-				fi.idr = true
-				fi.start = true
-				fi.sync = true
-				if typ != h265.NALUType_IDR_W_RADL && typ != h265.NALUType_IDR_N_LP {
-					fi.nonIDR = true
-				}
-			case typ == h265.NALUType_RASL_N || typ == h265.NALUType_RASL_R:
-				fi.rasl = true
-			}
-		case typ == h265.NALUType_VPS_NUT:
-			fi.vps = append(fi.vps, n)
-		case typ == h265.NALUType_SPS_NUT:
-			fi.sps = append(fi.sps, n)
-		case typ == h265.NALUType_PPS_NUT:
-			fi.pps = append(fi.pps, n)
-		}
-	}
-	return fi
-}
-
-func cloneAll(l [][]byte) [][]byte {
-	if len(l) == 0 {
-		return nil
-	}
-	return cloneAU(l)
-}
-
-func containsNALU(l [][]byte, n []byte) bool {
-	for _, x := range l {
-		if bytes.Equal(x, n) {
-			return true
-		}
-	}
-	return false
-}
-
-// videoAU handles one video access unit on the output timeline.
-func (d *Demuxer) videoAU(pts, dts int64, au [][]byte) error {
-	t := d.video
-	hevc := t.Codec == media.H265
-	var fi frameInfo
-	if hevc {
-		fi = h265Info(au)
-	} else {
-		fi = h264Info(au)
-	}
-	if !d.videoStarted {
-		if len(fi.vps) > 0 {
-			d.lastVPS = cloneAll(fi.vps)
-		}
-		if len(fi.sps) > 0 {
-			d.lastSPS = cloneAll(fi.sps)
-		}
-		if len(fi.pps) > 0 {
-			d.lastPPS = cloneAll(fi.pps)
-		}
-	}
-	if d.needKey {
-		if !fi.start {
-			return nil // not decodable: drop frames before the first key frame
-		}
-		if !d.videoStarted {
-			if len(d.lastSPS) == 0 || len(d.lastPPS) == 0 || (hevc && len(d.lastVPS) == 0) {
-				return nil // parameter sets not seen yet
-			}
-			if err := d.setVideoParams(hevc); err != nil {
-				return err
-			}
-		}
-		d.needKey = false
-		d.startPTS = pts
-		d.dropLeading = !hevc && fi.nonIDR
-		d.dropRASL = hevc && fi.nonIDR
-		fi.sync = true
-	} else {
-		if fi.idr {
-			d.dropLeading, d.dropRASL = false, false
-		}
-		if d.dropRASL && fi.rasl {
-			return nil // RASL of the CRA/BLA we started at: references precede the start
-		}
-		if d.dropLeading && pts < d.startPTS {
-			return nil // leading picture of an open GOP: references precede the start
-		}
-	}
-
-	// Parameter sets equal to the sample entry's are stripped; if any of the access unit's
-	// differs (new SPS/PPS after a discontinuity), all of them stay in-band, as ffmpeg
-	// keeps them: a decoder drops the PPS of an SPS that changed, so an identical PPS
-	// must follow a changed SPS.
-	keepParams := false
-	for _, n := range fi.vps {
-		keepParams = keepParams || !containsNALU(t.VPS, n)
-	}
-	for _, n := range fi.sps {
-		keepParams = keepParams || !containsNALU(t.SPS, n)
-	}
-	for _, n := range fi.pps {
-		keepParams = keepParams || !containsNALU(t.PPS, n)
-	}
-	buf := d.buf[:0]
-	for _, n := range au {
-		if len(n) == 0 {
-			continue
-		}
-		if hevc {
-			if len(n) < 2 {
-				continue
-			}
-			switch h265.NALUType((n[0] >> 1) & 0x3f) {
-			case h265.NALUType_AUD_NUT, h265.NALUType_FD_NUT:
-				continue
-			case h265.NALUType_VPS_NUT, h265.NALUType_SPS_NUT, h265.NALUType_PPS_NUT:
-				if !keepParams {
-					continue
-				}
-			}
-		} else {
-			switch h264.NALUType(n[0] & 0x1f) {
-			case h264.NALUTypeAccessUnitDelimiter, h264.NALUTypeFillerData:
-				continue
-			case h264.NALUTypeSPS, h264.NALUTypePPS:
-				if !keepParams {
-					continue
-				}
-			}
-		}
-		buf = append(buf, byte(len(n)>>24), byte(len(n)>>16), byte(len(n)>>8), byte(len(n)))
-		buf = append(buf, n...)
-	}
-	d.buf = buf
-	if len(buf) == 0 || !fi.hasVCL {
-		return nil
-	}
-	if d.videoStarted && dts <= d.lastDTS {
-		return d.malformed("video timestamps go backwards (DTS %d after %d) without EXT-X-DISCONTINUITY", dts, d.lastDTS)
-	}
-	if d.videoStarted {
-		d.lastDelta = dts - d.lastDTS
-	} else {
-		d.lastDelta = VideoTimescale / 25
-	}
-	d.lastDTS = dts
-	if !d.videoStarted || pts > d.maxPTS {
-		d.maxPTS = pts
-	}
-	d.videoStarted = true
-	cto := pts - dts
-	if cto < 0 {
-		cto = 0
-	}
-	if cto > 1<<31-1 {
-		return d.malformed("PTS is %d ticks after DTS", cto)
-	}
-	return d.curEmit(media.Sample{Track: t, DTS: dts, CTO: int32(cto), Sync: fi.sync, Data: buf})
-}
-
-// setVideoParams fills the track's parameter sets and size from those seen last.
-func (d *Demuxer) setVideoParams(hevc bool) error {
-	t := d.video
-	if hevc {
-		var sps h265.SPS
-		if err := sps.Unmarshal(d.lastSPS[0]); err != nil {
-			return d.malformed("invalid HEVC SPS: %v", err)
-		}
-		t.Width, t.Height = sps.Width(), sps.Height()
-		t.VPS = d.lastVPS
-	} else {
-		var sps h264.SPS
-		if err := sps.Unmarshal(d.lastSPS[0]); err != nil {
-			return d.malformed("invalid H.264 SPS: %v", err)
-		}
-		t.Width, t.Height = sps.Width(), sps.Height()
-	}
-	t.SPS, t.PPS = d.lastSPS, d.lastPPS
-	return nil
-}
-
-// aacAU handles the AAC frames of one PES whose PTS (90 kHz) is on the output timeline.
-func (d *Demuxer) aacAU(pts int64, aus [][]byte) error {
-	t := d.audio
-	sr := int64(t.SampleRate)
-	ticks := floorDiv(pts*sr+VideoTimescale/2, VideoTimescale)
-	switch {
-	case d.audioResync || !d.audioStarted:
-		// First frame of the stream or of a period: follow the PTS, but never go back
-		// into what was already emitted.
-		if d.audioStarted {
-			ticks = max(ticks, d.audioNext)
-		}
-		d.audioNext = ticks
-		d.audioResync = false
-	case ticks-d.audioNext > aacFrameSamples/2:
-		// A gap: follow the PTS. Backwards jumps keep the frame count so the timeline
-		// stays monotonic.
-		d.audioNext = ticks
-	}
-	for _, au := range aus {
-		if len(au) == 0 {
-			continue
-		}
-		d.audioStarted = true
-		if err := d.curEmit(media.Sample{Track: t, DTS: d.audioNext, Sync: true, Data: au}); err != nil {
+// onAudio receives one AAC frame.
+func (d *Demuxer) onAudio(u audioUnit) error {
+	if err := d.setAudioConfig(u.config); err != nil {
+		var uc *UnsupportedCodecError
+		if errors.As(err, &uc) {
 			return err
 		}
-		d.audioNext += aacFrameSamples
+		return d.malformed("%v", err)
 	}
-	return nil
-}
-
-// bitReader reads an RBSP (emulation prevention bytes skipped) MSB first.
-type bitReader struct {
-	b   []byte
-	pos int // bit position
-}
-
-func newRBSP(n []byte) *bitReader { return &bitReader{b: h264.EmulationPreventionRemove(n)} }
-
-func (r *bitReader) bit() (uint, bool) {
-	if r.pos >= len(r.b)*8 {
-		return 0, false
+	if u.stamped {
+		d.jump(u.seg, idxAudio, u.pts)
 	}
-	v := uint(r.b[r.pos/8]>>(7-r.pos%8)) & 1
-	r.pos++
-	return v, true
-}
-
-func (r *bitReader) ue() (uint, bool) {
-	lz := 0
-	for {
-		b, ok := r.bit()
-		if !ok {
-			return 0, false
-		}
-		if b == 1 {
-			break
-		}
-		lz++
-		if lz > 31 {
-			return 0, false
-		}
+	p := d.periodOf(u.seg)
+	d.cov.units++
+	dur := int64(u.duration) * VideoTimescale / int64(u.config.SampleRate)
+	var ptsU int64
+	if u.stamped {
+		ptsU = p.unwrap(u.pts)
+		p.aEnd, p.haveA = ptsU, true
 	}
-	v := uint(0)
-	for range lz {
-		b, ok := r.bit()
-		if !ok {
-			return 0, false
+	p.aEnd += dur
+	d.cov.audio += dur
+	if !p.resolved {
+		if u.stamped {
+			p.observe(idxAudio, ptsU)
 		}
-		v = v<<1 | b
+		d.pending = append(d.pending, event{audio: true, stamped: u.stamped, pts: ptsU, au: [][]byte{bytes.Clone(u.raw)}})
+		return d.maybeResolve()
 	}
-	return (1 << lz) - 1 + v, true
-}
-
-// h264IntraSlice reports whether an H.264 slice NAL unit is an I or SI slice.
-func h264IntraSlice(n []byte) bool {
-	if len(n) < 2 {
-		return false
+	if u.stamped {
+		p.observe(idxAudio, ptsU)
 	}
-	r := newRBSP(n[1:min(len(n), 32)])
-	if _, ok := r.ue(); !ok { // first_mb_in_slice
-		return false
-	}
-	st, ok := r.ue()
-	if !ok {
-		return false
-	}
-	st %= 5
-	return st == 2 || st == 4
-}
-
-// h264RecoveryPoint reports whether an H.264 SEI NAL unit holds a recovery point SEI
-// message (payload type 6).
-func h264RecoveryPoint(n []byte) bool {
-	b := h264.EmulationPreventionRemove(n[1:])
-	for len(b) > 1 {
-		typ := 0
-		for len(b) > 0 && b[0] == 0xff {
-			typ += 255
-			b = b[1:]
-		}
-		if len(b) == 0 {
-			return false
-		}
-		typ += int(b[0])
-		b = b[1:]
-		size := 0
-		for len(b) > 0 && b[0] == 0xff {
-			size += 255
-			b = b[1:]
-		}
-		if len(b) == 0 {
-			return false
-		}
-		size += int(b[0])
-		b = b[1:]
-		if typ == 6 {
-			return true
-		}
-		if size > len(b) {
-			return false
-		}
-		b = b[size:]
-		if len(b) == 1 && b[0] == 0x80 { // rbsp_trailing_bits
-			return false
-		}
-	}
-	return false
-}
-
-func floorDiv(a, b int64) int64 {
-	q := a / b
-	if (a%b != 0) && ((a < 0) != (b < 0)) {
-		q--
-	}
-	return q
-}
-
-// describeStreamType names a stream the demuxer does not support and says whether it is
-// audio or video at all (metadata and private data are ignored, not errors).
-func describeStreamType(st uint8, c codecs.Codec) (name string, isVideo, isAV bool) {
-	switch c.(type) {
-	case *codecs.H265:
-		return "H.265/HEVC video", true, true
-	case *codecs.MPEG1Video:
-		if st == 0x01 {
-			return "MPEG-1 video", true, true
-		}
-		return "MPEG-2 video", true, true
-	case *codecs.MPEG4Video:
-		return "MPEG-4 Part 2 video", true, true
-	case *codecs.MPEG1Audio:
-		return "MPEG-1/2 audio (MP2/MP3)", false, true
-	case *codecs.MPEG4AudioLATM:
-		return "AAC in LATM", false, true
-	case *codecs.AC3:
-		return "AC-3 (Dolby Digital)", false, true
-	case *codecs.EAC3:
-		return "E-AC-3 (Dolby Digital Plus)", false, true
-	case *codecs.Opus:
-		return "Opus", false, true
-	}
-	switch st {
-	case 0x01:
-		return "MPEG-1 video", true, true
-	case 0x02:
-		return "MPEG-2 video", true, true
-	case 0x10:
-		return "MPEG-4 Part 2 video", true, true
-	case 0x1b:
-		return "H.264 video", true, true
-	case 0x24:
-		return "H.265/HEVC video", true, true
-	case 0x42:
-		return "AVS video", true, true
-	case 0xd1:
-		return "Dirac video", true, true
-	case 0xea:
-		return "VC-1 video", true, true
-	case 0x03, 0x04:
-		return "MPEG-1/2 audio (MP2/MP3)", false, true
-	case 0x0f:
-		return "AAC audio", false, true
-	case 0x11:
-		return "AAC in LATM", false, true
-	case 0x1c:
-		return "MPEG-4 audio", false, true
-	case 0x80:
-		return "LPCM audio", false, true
-	case 0x81:
-		return "AC-3 (Dolby Digital)", false, true
-	case 0x82, 0x85, 0x86, 0x8a:
-		return "DTS audio", false, true
-	case 0x83:
-		return "Dolby TrueHD audio", false, true
-	case 0x84, 0x87:
-		return "E-AC-3 (Dolby Digital Plus)", false, true
-	}
-	return fmt.Sprintf("stream type 0x%02x", st), false, false
-}
-
-// pmtStreamTypes reads the PMT from the head of a segment: PID → stream_type.
-func pmtStreamTypes(head []byte) map[uint16]uint8 {
-	out := map[uint16]uint8{}
-	defer func() { _ = recover() }()
-	dmx := astits.NewDemuxer(context.Background(), bytes.NewReader(head))
-	for range 10000 {
-		data, err := dmx.NextData()
-		if err != nil {
-			return out
-		}
-		if data != nil && data.PMT != nil {
-			for _, es := range data.PMT.ElementaryStreams {
-				out[es.ElementaryPID] = uint8(es.StreamType)
-			}
-			return out
-		}
-	}
-	return out
+	return d.aacAU(ptsU+p.offset, u.stamped, u.raw)
 }

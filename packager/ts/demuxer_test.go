@@ -170,12 +170,20 @@ func TestMalformed(t *testing.T) {
 		{"empty", nil, true},
 		{"garbage", bytes.Repeat([]byte("not a transport stream "), 100), true},
 		{"sync bytes only", bytes.Repeat(append([]byte{0x47}, make([]byte, 187)...), 20), true},
-		{"truncated", seg[:len(seg)/2+77], false},
+		{"truncated mid-packet", seg[:len(seg)/2+77], true},
+		{"a third of it", seg[:len(seg)/3/188*188], true}, // short of its EXTINF
 		{"first packets only", seg[:188*3], true},
+		{"whole", seg, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			err := NewDemuxer().Segment(bytes.NewReader(tc.in), func(media.Sample) error { return nil })
+			d := NewDemuxer()
+			d.Expect(media.SegmentInfo{Duration: extinfOf(t, 0)})
+			emit := func(media.Sample) error { return nil }
+			err := d.Segment(bytes.NewReader(tc.in), emit)
+			if err == nil {
+				err = d.Flush(emit)
+			}
 			if (err != nil) != tc.wantErr {
 				t.Fatalf("err = %v, wantErr %v", err, tc.wantErr)
 			}
@@ -236,4 +244,10 @@ func FuzzSegment(f *testing.F) {
 		_ = d.Flush(emit)
 		_ = d.Tracks()
 	})
+}
+
+// extinfOf is the EXTINF of segment i of the demo playlist.
+func extinfOf(t *testing.T, i int) time.Duration {
+	t.Helper()
+	return readPlaylist(t, filepath.Join(filepath.Dir(testutil.DemoSegments(t)[0]), "index.m3u8")).extinf[i]
 }

@@ -36,7 +36,18 @@ func makeHLS(t *testing.T, hlsFlags []string, args ...string) hlsStream {
 	full = append(full, hlsFlags...)
 	full = append(full, "-hls_segment_filename", filepath.Join(dir, "s%03d.ts"), filepath.Join(dir, "index.m3u8"))
 	testutil.Run(t, "ffmpeg", full...)
-	s := hlsStream{dir: dir, playlist: filepath.Join(dir, "index.m3u8")}
+	s := readPlaylist(t, filepath.Join(dir, "index.m3u8"))
+	if len(s.segs) < 2 {
+		t.Fatalf("ffmpeg made %d segments", len(s.segs))
+	}
+	return s
+}
+
+// readPlaylist reads the segments and EXTINF durations of a media playlist.
+func readPlaylist(t *testing.T, playlist string) hlsStream {
+	t.Helper()
+	dir := filepath.Dir(playlist)
+	s := hlsStream{dir: dir, playlist: playlist}
 	f, err := os.Open(s.playlist)
 	if err != nil {
 		t.Fatal(err)
@@ -55,8 +66,8 @@ func makeHLS(t *testing.T, hlsFlags []string, args ...string) hlsStream {
 			s.segs = append(s.segs, filepath.Join(dir, line))
 		}
 	}
-	if len(s.segs) < 2 || len(s.segs) != len(s.extinf) {
-		t.Fatalf("ffmpeg made %d segments, %d EXTINF", len(s.segs), len(s.extinf))
+	if len(s.segs) != len(s.extinf) {
+		t.Fatalf("%s: %d segments, %d EXTINF", playlist, len(s.segs), len(s.extinf))
 	}
 	return s
 }

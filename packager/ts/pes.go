@@ -2,72 +2,83 @@ package ts
 
 import (
 	"errors"
+	"fmt"
 	"io"
-	"slices"
-
-	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
-	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
-	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
 )
 
-// PES re-assembly for the tracks the demuxer reads.
+// TS packets and PES, read by hand.
 //
-// Why not mediacommon's mpegts.Reader for this part: it reads through go-astits, whose
-// packet accumulator re-copies every payload received so far for a PID each time a
-// packet arrives, to find out whether the PES is complete (isPESComplete). Video PES
-// carry no length (PES_packet_length 0), so that is quadratic in the PES size: for a
-// 1080p key frame of a few hundred KB, hundreds of MB of memmove, and it was most of the
-// CPU time of packaging. pesReader assembles each PES once, into a buffer reused from
-// one PES to the next, and hands it to mediacommon's codec helpers (Annex B, ADTS) as
-// the Reader's OnData callbacks would. mediacommon still finds the tracks (PAT, PMT,
-// codec configuration) at the head of the segment.
+// Why not mediacommon's mpegts.Reader: it reads through go-astits, whose packet
+// accumulator re-copies every payload received so far for a PID on each packet (PES of
+// video carry no length, so that is quadratic in the PES size: most of packaging's CPU
+// time once), and it hands on whole PES, assuming each holds whole access units. Here
+// PES payloads stream into the elementary stream assemblers (annexb.go, adts.go) as the
+// packets arrive, so a PES may be cut anywhere and be of any length without memory
+// growing with it.
 //
-// It keeps the Reader's (astits') behaviour on the packets it sees: garbage before a
-// sync byte is skipped, a trailing partial packet is ignored, packets with the transport
-// error indicator or without payload are dropped, a continuity-counter jump (without the
-// discontinuity indicator) drops the PES being assembled, a repeated packet is dropped,
-// a PES ends at the next payload_unit_start_indicator, at its PES_packet_length when it
-// has one, or at the end of the segment (flushed in PID order), and a PES without PTS,
-// or that does not parse, is skipped.
-type pesReader struct {
-	streams []*pesStream
-	rb      []byte // read buffer
-}
-
-type pesStream struct {
-	pid    uint16
-	on     func(pts, dts int64, data []byte) error
-	buf    []byte // payload of the packets queued so far
-	queued bool   // packets are queued (buf may still be empty)
-	lastCC uint8
-}
+// The stream of a rendition is read as one transport stream across its segments, as
+// ffmpeg reads HLS: a PES (or an access unit) may go on into the next segment when its
+// continuity counter does. Everything that cannot be used is counted as lost (losses.go):
+// a continuity counter jump, a packet with the transport error indicator, a PES cut
+// before its PES_packet_length, payload of a PES whose header was lost, a truncated
+// packet at the end of a segment.
 
 const (
 	tsPacketSize = 188
 	tsSyncByte   = 0x47
 )
 
-func (r *pesReader) reset() { r.streams = r.streams[:0] }
+// esSink is an elementary stream assembler.
+type esSink interface {
+	pes(has bool, pts, dts int64) // a PES starts here
+	write(b []byte) error         // payload bytes
+	lose()                        // bytes are missing here
+	kind() string                 // "video" or "audio", for messages
+}
 
-// add reads the PES of pid, calling on for each one that has a PTS (dts = pts when the
-// PES has none).
-func (r *pesReader) add(pid uint16, on func(pts, dts int64, data []byte) error) {
+type pesState int
+
+const (
+	pesIdle     pesState = iota // waiting for a PES start
+	pesInHeader                 // collecting the PES header
+	pesPayload                  // payload goes to the sink
+)
+
+// pesStream follows the PES of one PID.
+type pesStream struct {
+	pid    uint16
+	sink   esSink
+	state  pesState
+	hdr    []byte
+	remain int  // payload bytes left in a PES with a length; -1: unbounded
+	seen   bool // lastCC is valid
+	fresh  bool // no packet of it in the current segment yet
+	lastCC uint8
+}
+
+// pesReader reads the packets of a transport stream: PAT and PMT (psi.go), and the PES
+// of the PIDs it was told to follow.
+type pesReader struct {
+	streams []*pesStream
+	pat     psiSection
+	pmt     psiSection
+	pmtPID  uint16
+	havePAT bool
+	lastPMT []byte
+	onPMT   func([]esInfo) error
+	lost    *losses
+	rb      []byte // read buffer
+}
+
+// follow routes the PES of pid to sink (replacing what pid went to).
+func (r *pesReader) follow(pid uint16, sink esSink) {
 	for _, s := range r.streams {
 		if s.pid == pid {
-			s.on = on
+			s.sink = sink
 			return
 		}
 	}
-	var s *pesStream
-	if len(r.streams) < cap(r.streams) {
-		s = r.streams[:len(r.streams)+1][len(r.streams)] // reuse the buffers of a previous segment
-	}
-	if s == nil {
-		s = &pesStream{}
-	}
-	*s = pesStream{pid: pid, on: on, buf: s.buf[:0]}
-	r.streams = append(r.streams, s)
-	slices.SortFunc(r.streams, func(a, b *pesStream) int { return int(a.pid) - int(b.pid) })
+	r.streams = append(r.streams, &pesStream{pid: pid, sink: sink, remain: -1})
 }
 
 func (r *pesReader) stream(pid uint16) *pesStream {
@@ -79,8 +90,16 @@ func (r *pesReader) stream(pid uint16) *pesStream {
 	return nil
 }
 
-// read goes through the packets of src to its end; it returns the first error of a
-// callback or of src (io.EOF and io.ErrUnexpectedEOF end the segment normally).
+// newSegment marks the start of a segment: the first packet of each PID in it may start
+// a new PES without the continuity counter going on.
+func (r *pesReader) newSegment() {
+	for _, s := range r.streams {
+		s.fresh = true
+	}
+}
+
+// read goes through the packets of src to its end; it returns the first error of a sink
+// or of src (io.EOF and io.ErrUnexpectedEOF end the segment normally).
 func (r *pesReader) read(src io.Reader) error {
 	if r.rb == nil {
 		r.rb = make([]byte, 512*tsPacketSize)
@@ -89,40 +108,29 @@ func (r *pesReader) read(src io.Reader) error {
 	lo, hi := 0, 0
 	eof := false
 	for {
-		// Skip to the next sync byte.
-		for {
-			if i := indexByte(buf[lo:hi], tsSyncByte); i >= 0 {
-				lo += i
-				break
-			}
-			lo = hi
-			if eof {
-				return r.flush()
-			}
-			lo, hi = 0, 0
-			n, err := r.fill(src, buf, hi)
-			hi += n
-			if err != nil {
-				eof = true
-				if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
-					return err
-				}
-			}
-		}
 		if hi-lo < tsPacketSize {
 			if eof {
-				return r.flush()
+				r.truncated(buf[lo:hi])
+				return nil
 			}
-			copy(buf, buf[lo:hi])
-			hi -= lo
+			hi = copy(buf, buf[lo:hi])
 			lo = 0
-			n, err := r.fill(src, buf, hi)
+			n, err := io.ReadFull(src, buf[hi:])
 			hi += n
 			if err != nil {
-				eof = true
 				if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
 					return err
 				}
+				eof = true
+			}
+			continue
+		}
+		if buf[lo] != tsSyncByte { // skip to the next sync byte
+			i := indexByte(buf[lo+1:hi], tsSyncByte)
+			if i < 0 {
+				lo = hi
+			} else {
+				lo += 1 + i
 			}
 			continue
 		}
@@ -133,24 +141,27 @@ func (r *pesReader) read(src io.Reader) error {
 	}
 }
 
-// fill reads into buf[from:] until it is full or src ends.
-func (r *pesReader) fill(src io.Reader, buf []byte, from int) (int, error) {
-	n, err := io.ReadFull(src, buf[from:])
-	if err == nil || n > 0 && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)) {
-		if err != nil {
-			return n, io.EOF
-		}
-		return n, nil
+// truncated handles what is left at the end of a segment: a packet cut short.
+func (r *pesReader) truncated(rest []byte) {
+	if len(rest) == 0 || rest[0] != tsSyncByte {
+		return
 	}
-	return n, err
+	if len(rest) >= 3 && r.stream(packetPID(rest)) == nil {
+		return // not a PID of the media
+	}
+	r.lost.add("bytes of a TS packet cut short at the end of the segment", int64(len(rest)))
+	for _, s := range r.streams {
+		if len(rest) < 3 || s.pid == packetPID(rest) {
+			r.abort(s)
+		}
+	}
 }
 
 // packetPID is the PID of the TS packet p.
 func packetPID(p []byte) uint16 { return uint16(p[1]&0x1f)<<8 | uint16(p[2]) }
 
 // packetPayload returns the payload of the TS packet p (after its adaptation field);
-// false when it has none, or when the adaptation field does not fit (astits drops such
-// packets too).
+// false when it has none, or when the adaptation field does not fit.
 func packetPayload(p []byte) ([]byte, bool) {
 	if p[3]&0x10 == 0 {
 		return nil, false
@@ -177,11 +188,17 @@ func indexByte(b []byte, c byte) int {
 
 // packet handles one 188-byte packet.
 func (r *pesReader) packet(p []byte) error {
-	if p[1]&0x80 != 0 { // transport_error_indicator
+	pid := packetPID(p)
+	if pid == 0 || (r.havePAT && pid == r.pmtPID) {
+		return r.psi(p, pid)
+	}
+	s := r.stream(pid)
+	if s == nil {
 		return nil
 	}
-	s := r.stream(packetPID(p))
-	if s == nil {
+	if p[1]&0x80 != 0 { // transport_error_indicator
+		r.lost.add(fmt.Sprintf("damaged TS packets of the %s (transport error indicator)", s.sink.kind()), 1)
+		r.abort(s)
 		return nil
 	}
 	payload, ok := packetPayload(p)
@@ -192,63 +209,120 @@ func (r *pesReader) packet(p []byte) error {
 	cc := p[3] & 0x0f
 	// discontinuity_indicator, in an adaptation field that has a flags byte
 	discontinuity := p[3]&0x20 != 0 && p[4] > 0 && p[5]&0x80 != 0
-
-	if s.queued && !discontinuity && cc != (s.lastCC+1)&0x0f {
-		s.buf, s.queued = s.buf[:0], false // lost packets: drop the PES being assembled
+	fresh := s.fresh
+	s.fresh = false
+	wasSeen, prevCC := s.seen, s.lastCC
+	if wasSeen && !discontinuity && cc == prevCC && !fresh {
+		return nil // the same packet again (allowed once)
 	}
-	if s.queued && cc == s.lastCC {
-		return nil // the same packet again
+	s.seen, s.lastCC = true, cc
+	jump := wasSeen && !discontinuity && cc != (prevCC+1)&0x0f
+	switch {
+	case jump && !fresh:
+		r.lost.add(fmt.Sprintf("TS packets of the %s missing (continuity counter jump)", s.sink.kind()), int64((cc-prevCC-1)&0x0f))
+		r.abort(s)
+	case fresh && !pusi && (jump || !wasSeen):
+		r.abort(s) // what went on from the previous segment does not continue here
 	}
-	if pusi && s.queued {
-		if err := s.emit(); err != nil {
-			return err
+	if pusi {
+		if s.state != pesIdle && s.remain > 0 {
+			r.lost.add(fmt.Sprintf("bytes of %s PES packets cut short", s.sink.kind()), int64(s.remain))
+			r.abort(s)
 		}
+		s.state, s.hdr = pesInHeader, s.hdr[:0]
 	}
-	s.buf = append(s.buf, payload...)
-	s.queued = true
-	s.lastCC = cc
-	if isPES(s.buf) {
-		if h, ok := parsePESHeader(s.buf); ok && h.length > 0 && len(s.buf) >= 6+h.length {
-			return s.emit()
+	switch s.state {
+	case pesIdle:
+		r.lost.add(fmt.Sprintf("bytes of %s PES packets whose start was lost", s.sink.kind()), int64(len(payload)))
+		return nil
+	case pesInHeader:
+		s.hdr = append(s.hdr, payload...)
+		h, ok, bad := parsePESHeader(s.hdr)
+		if bad {
+			r.lost.add(fmt.Sprintf("bytes of %s PES packets with a malformed header", s.sink.kind()), int64(len(s.hdr)))
+			r.abort(s)
+			return nil
 		}
+		if !ok {
+			return nil // the header goes on in the next packet
+		}
+		s.sink.pes(h.hasPTS, h.pts, h.dts)
+		s.state, s.remain = pesPayload, -1
+		if h.length > 0 {
+			s.remain = max(h.length-(h.dataStart-6), 0)
+		}
+		payload = s.hdr[h.dataStart:]
 	}
-	return nil
+	return r.deliver(s, payload)
 }
 
-// flush emits what is still queued at the end of the segment, in PID order.
-func (r *pesReader) flush() error {
-	for _, s := range r.streams {
-		if s.queued {
-			if err := s.emit(); err != nil {
-				return err
-			}
+// deliver hands PES payload bytes to the sink, up to the PES's length.
+func (r *pesReader) deliver(s *pesStream, b []byte) error {
+	if s.remain >= 0 {
+		if len(b) > s.remain {
+			r.lost.add(fmt.Sprintf("bytes past the length of %s PES packets", s.sink.kind()), int64(len(b)-s.remain))
+			b = b[:s.remain]
+		}
+		s.remain -= len(b)
+		if s.remain == 0 {
+			s.state = pesIdle
 		}
 	}
-	return nil
-}
-
-// emit parses the queued PES, hands it on and empties the queue.
-func (s *pesStream) emit() error {
-	b := s.buf
-	s.buf, s.queued = s.buf[:0], false
-	if !isPES(b) {
+	if len(b) == 0 {
 		return nil
 	}
-	h, ok := parsePESHeader(b)
+	return s.sink.write(b)
+}
+
+// abort drops the PES in progress of s: its sink resumes at its next unit start.
+func (r *pesReader) abort(s *pesStream) {
+	if s.state != pesIdle {
+		s.sink.lose()
+	}
+	s.state, s.hdr, s.remain = pesIdle, s.hdr[:0], -1
+}
+
+// end is the end of the stream (or of a period): a PES with a length must be complete.
+func (r *pesReader) end() {
+	for _, s := range r.streams {
+		if s.state != pesIdle && s.remain > 0 {
+			r.lost.add(fmt.Sprintf("bytes of %s PES packets cut short", s.sink.kind()), int64(s.remain))
+			r.abort(s)
+		}
+		s.state, s.hdr, s.remain = pesIdle, s.hdr[:0], -1
+	}
+}
+
+// psi handles a packet of the PAT or of the PMT.
+func (r *pesReader) psi(p []byte, pid uint16) error {
+	if p[1]&0x80 != 0 {
+		return nil
+	}
+	payload, ok := packetPayload(p)
 	if !ok {
 		return nil
 	}
-	end := len(b)
-	if h.length > 0 {
-		end = 6 + h.length
-	}
-	if end < h.dataStart || end > len(b) || !h.hasPTS {
+	pusi := p[1]&0x40 != 0
+	if pid == 0 {
+		if sec := r.pat.write(payload, pusi); sec != nil {
+			if pmt, ok := parsePAT(sec); ok && (!r.havePAT || pmt != r.pmtPID) {
+				r.pmtPID, r.havePAT = pmt, true
+				r.pmt = psiSection{}
+			}
+		}
 		return nil
 	}
-	return s.on(h.pts, h.dts, b[h.dataStart:end])
+	sec := r.pmt.write(payload, pusi)
+	if sec == nil || string(sec) == string(r.lastPMT) {
+		return nil
+	}
+	es, ok := parsePMT(sec)
+	if !ok {
+		return nil
+	}
+	r.lastPMT = append(r.lastPMT[:0], sec...)
+	return r.onPMT(es)
 }
-
-func isPES(b []byte) bool { return len(b) >= 3 && b[0] == 0 && b[1] == 0 && b[2] == 1 }
 
 type pesHeader struct {
 	length    int // PES_packet_length (0: unbounded)
@@ -257,85 +331,54 @@ type pesHeader struct {
 	pts, dts  int64
 }
 
-// parsePESHeader parses the PES header at the start of b (which starts 00 00 01).
-func parsePESHeader(b []byte) (h pesHeader, ok bool) {
-	if len(b) < 6 {
-		return h, false
+// parsePESHeader parses the PES header at the start of b: ok once it is complete, bad
+// when b is not a PES header.
+func parsePESHeader(b []byte) (h pesHeader, ok, bad bool) {
+	if len(b) < 3 {
+		return h, false, false
+	}
+	if b[0] != 0 || b[1] != 0 || b[2] != 1 {
+		return h, false, true
+	}
+	if len(b) < 9 {
+		return h, false, false
 	}
 	streamID := b[3]
 	h.length = int(b[4])<<8 | int(b[5])
 	if streamID == 0xbe || streamID == 0xbf { // padding, private stream 2: no optional header
 		h.dataStart = 6
-		return h, true
+		return h, true, false
 	}
-	if len(b) < 9 {
-		return h, false
+	if b[6]&0xc0 != 0x80 {
+		return h, false, true
 	}
 	h.dataStart = 9 + int(b[8])
-	need := 9
+	if h.length > 0 && h.dataStart > 6+h.length {
+		return h, false, true
+	}
+	if len(b) < h.dataStart {
+		return h, false, false
+	}
 	switch b[7] >> 6 {
 	case 2: // PTS only
-		need += 5
-	case 3: // PTS and DTS
-		need += 10
-	}
-	if len(b) < need {
-		return h, false
-	}
-	switch b[7] >> 6 {
-	case 2:
+		if h.dataStart < 14 {
+			return h, false, true
+		}
 		h.hasPTS = true
 		h.pts = parseTimestamp(b[9:14])
 		h.dts = h.pts
-	case 3:
+	case 3: // PTS and DTS
+		if h.dataStart < 19 {
+			return h, false, true
+		}
 		h.hasPTS = true
 		h.pts = parseTimestamp(b[9:14])
 		h.dts = parseTimestamp(b[14:19])
 	}
-	return h, true
+	return h, true, false
 }
 
 func parseTimestamp(b []byte) int64 {
 	return int64(uint64(b[0])>>1&0x7)<<30 | int64(b[1])<<22 | int64(uint64(b[2])>>1&0x7f)<<15 |
 		int64(b[3])<<7 | int64(b[4]>>1&0x7f)
-}
-
-// The OnData callbacks of mediacommon's mpegts.Reader: malformed access units are
-// skipped, as the Reader does.
-
-func (d *Demuxer) onH264PES(pts, dts int64, data []byte) error {
-	var au h264.AnnexB
-	if err := au.Unmarshal(data); err != nil {
-		return nil
-	}
-	if au[0][0] == byte(h264.NALUTypeAccessUnitDelimiter) {
-		au = au[1:]
-	}
-	return d.onVideo(pts, dts, au)
-}
-
-func (d *Demuxer) onH265PES(pts, dts int64, data []byte) error {
-	var au h264.AnnexB
-	if err := au.Unmarshal(data); err != nil {
-		return nil
-	}
-	if au[0][0] == byte(h265.NALUType_AUD_NUT<<1) {
-		au = au[1:]
-	}
-	return d.onVideo(pts, dts, au)
-}
-
-func (d *Demuxer) onAACPES(pts, dts int64, data []byte) error {
-	if pts != dts {
-		return nil
-	}
-	var pkts mpeg4audio.ADTSPackets
-	if err := pkts.Unmarshal(data); err != nil {
-		return nil
-	}
-	aus := make([][]byte, len(pkts))
-	for i, pkt := range pkts {
-		aus[i] = pkt.AU
-	}
-	return d.onAAC(pts, aus)
 }

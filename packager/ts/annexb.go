@@ -1,0 +1,260 @@
+package ts
+
+import (
+	"fmt"
+
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
+)
+
+// maxVideoAU bounds one H.264/HEVC access unit. The largest real ones (an 8K intra
+// frame at a high bit rate) are a few MB; a unit past this is not media but a stream
+// that never ends, and must not grow memory.
+const maxVideoAU = 16 << 20
+
+// videoUnit is one access unit rebuilt from the elementary stream.
+type videoUnit struct {
+	nalus    [][]byte // without start codes; valid during the call that hands it on
+	pts, dts int64    // raw 33-bit, 90 kHz
+	stamped  bool     // the timestamps are the unit's own (not extrapolated)
+	seg      int      // the segment the unit started in
+}
+
+// videoES rebuilds H.264 or HEVC access units from an Annex B byte stream fed in pieces
+// cut anywhere (PES boundaries need not match access units): a unit ends where the next
+// one starts, found by the rules of H.264 7.4.1.2.3 and H.265 7.4.2.4.4 — an access unit
+// delimiter, parameter sets or prefix SEI after a picture's slices, or the first slice
+// of a new picture.
+//
+// Why by hand: mediacommon's Annex B helpers split one complete access unit; they cannot
+// tell where units begin in a stream cut at arbitrary bytes.
+type videoES struct {
+	hevc bool
+	on   func(videoUnit) error
+
+	buf    []byte // the current unit (from its first byte) and what follows, unscanned
+	base   int64  // stream offset of buf[0]
+	scan   int    // buf[:scan] was searched for start codes
+	inAU   bool   // buf starts a unit
+	nals   []int  // positions in buf of the current unit's NAL headers
+	sawVCL bool   // the current unit has a slice
+	au     videoUnit
+	stamps stamps
+	seg    int // the segment being fed
+
+	// Extrapolation for units whose PES carried no timestamp (allowed up to 0.7 s).
+	lastDTS, lastPTS, delta int64
+	haveLast                bool
+
+	out [][]byte // reused NAL slice list
+
+	lost *losses
+}
+
+func (v *videoES) kind() string { return "video" }
+
+// pes notes that a PES starts here.
+func (v *videoES) pes(has bool, pts, dts int64) {
+	v.stamps.add(v.base+int64(len(v.buf)), has, pts, dts)
+}
+
+// write adds elementary stream bytes and hands on the units they complete.
+func (v *videoES) write(b []byte) error {
+	v.buf = append(v.buf, b...)
+	for {
+		p, hdr, ok := v.nextStartCode()
+		if !ok {
+			break
+		}
+		if err := v.nal(p, hdr); err != nil {
+			return err
+		}
+	}
+	if v.inAU && len(v.buf) > maxVideoAU {
+		return fmt.Errorf("%w: a video access unit larger than %d MiB", ErrMalformed, maxVideoAU>>20)
+	}
+	if !v.inAU && v.scan > 4 {
+		// Bytes before any unit start (after a loss, or a stream that starts mid-unit).
+		v.lost.add("video bytes outside any access unit", int64(v.scan-4))
+		v.drop(v.scan - 4)
+	}
+	return nil
+}
+
+// nextStartCode finds the next start code from scan on whose NAL header (and first slice
+// header bits) is in buf; p is the position of its first byte (a leading zero_byte
+// included) and hdr that of the NAL header.
+func (v *videoES) nextStartCode() (p, hdr int, ok bool) {
+	need := 2 // NAL header plus the byte holding first_mb_in_slice's first bit
+	if v.hevc {
+		need = 3 // two-byte header plus first_slice_segment_in_pic_flag
+	}
+	b := v.buf
+	for i := max(v.scan, 0); i+3+need <= len(b); i++ {
+		if b[i+2] > 1 {
+			i += 2
+			continue
+		}
+		if b[i] != 0 || b[i+1] != 0 || b[i+2] != 1 {
+			continue
+		}
+		p = i
+		if p > 0 && b[p-1] == 0 {
+			p--
+		}
+		v.scan = i + 3
+		return p, i + 3, true
+	}
+	v.scan = max(v.scan, len(b)-3-need+1, 0)
+	return 0, 0, false
+}
+
+// nal handles the NAL unit whose start code begins at p and header is at hdr.
+func (v *videoES) nal(p, hdr int) error {
+	h := v.buf[hdr:]
+	var vcl, startsAU, firstSlice bool
+	if v.hevc {
+		typ := h265.NALUType(h[0] >> 1 & 0x3f)
+		switch {
+		case typ <= h265.NALUType_RSV_IRAP_VCL23:
+			vcl, firstSlice = true, h[2]&0x80 != 0
+		case typ == h265.NALUType_AUD_NUT, typ == h265.NALUType_VPS_NUT, typ == h265.NALUType_SPS_NUT,
+			typ == h265.NALUType_PPS_NUT, typ == h265.NALUType_PREFIX_SEI_NUT,
+			typ >= 41 && typ <= 44, typ >= 48 && typ <= 55:
+			startsAU = true
+		}
+	} else {
+		typ := h264.NALUType(h[0] & 0x1f)
+		switch {
+		case typ == h264.NALUTypeNonIDR, typ == h264.NALUTypeIDR:
+			vcl, firstSlice = true, h[1]&0x80 != 0 // first_mb_in_slice == 0 is the single bit 1
+		case typ == h264.NALUTypeDataPartitionA:
+			vcl, firstSlice = true, h[1]&0x80 != 0
+		case typ == h264.NALUTypeDataPartitionB, typ == h264.NALUTypeDataPartitionC:
+			vcl = true
+		case typ == h264.NALUTypeAccessUnitDelimiter, typ == h264.NALUTypeSPS, typ == h264.NALUTypePPS,
+			typ == h264.NALUTypeSEI, typ >= 14 && typ <= 18:
+			startsAU = true
+		}
+	}
+	isAUD := (v.hevc && h265.NALUType(h[0]>>1&0x3f) == h265.NALUType_AUD_NUT) ||
+		(!v.hevc && h264.NALUType(h[0]&0x1f) == h264.NALUTypeAccessUnitDelimiter)
+	if !v.inAU && !startsAU && !(vcl && firstSlice) {
+		return nil // not where a unit can start: skipped (and counted) until one does
+	}
+	if !v.inAU || (v.sawVCL && (startsAU || (vcl && firstSlice))) || (isAUD && len(v.nals) > 0) {
+		if v.inAU {
+			if err := v.emit(p); err != nil {
+				return err
+			}
+		} else if p > 0 {
+			v.lost.add("video bytes outside any access unit", int64(p))
+		}
+		v.drop(p)
+		hdr -= p
+		v.inAU = true
+		v.sawVCL = false
+		v.nals = v.nals[:0]
+		v.au.seg = v.seg
+		v.au.pts, v.au.dts, v.au.stamped = v.stamps.take(v.base, v.base+int64(hdr), v.due)
+	}
+	v.nals = append(v.nals, hdr)
+	v.sawVCL = v.sawVCL || vcl
+	return nil
+}
+
+// due reports whether dts is where the next unit is due (within half a frame), when
+// that is known.
+func (v *videoES) due(dts int64) bool {
+	if !v.haveLast {
+		return true
+	}
+	d := (dts - v.lastDTS - v.delta) & (1<<33 - 1)
+	if d >= 1<<32 {
+		d -= 1 << 33
+	}
+	return 2*d <= v.delta && 2*d >= -v.delta
+}
+
+// drop discards buf[:n].
+func (v *videoES) drop(n int) {
+	v.base += int64(n)
+	v.buf = v.buf[:copy(v.buf, v.buf[n:])]
+	v.scan -= n
+	for i := range v.nals {
+		v.nals[i] -= n
+	}
+}
+
+// emit hands on the current unit, which ends at end (exclusive).
+func (v *videoES) emit(end int) error {
+	out := v.out[:0]
+	for i, h := range v.nals {
+		e := end
+		if i+1 < len(v.nals) {
+			e = v.nals[i+1] - 3
+		}
+		n := v.buf[h:max(e, h)]
+		for len(n) > 0 && n[len(n)-1] == 0 { // trailing_zero_8bits, zero_byte of the next start code
+			n = n[:len(n)-1]
+		}
+		if len(n) > 0 {
+			out = append(out, n)
+		}
+	}
+	v.out = out
+	u := v.au
+	u.nalus = out
+	if !u.stamped {
+		if !v.haveLast {
+			v.lost.add("video access units without a timestamp", 1)
+			return nil
+		}
+		u.dts = v.lastDTS + v.delta
+		u.pts = u.dts
+	}
+	if v.haveLast && u.dts != v.lastDTS {
+		v.delta = u.dts - v.lastDTS
+	} else if !v.haveLast {
+		v.delta = VideoTimescale / 25
+	}
+	v.lastDTS, v.lastPTS, v.haveLast = u.dts, u.pts, true
+	if len(out) == 0 {
+		return nil
+	}
+	return v.on(u)
+}
+
+// flush hands on the unit in progress: the stream ends here (end of the stream, or of a
+// period).
+func (v *videoES) flush() error {
+	var err error
+	if v.inAU {
+		err = v.emit(len(v.buf))
+	} else if len(v.buf) > 0 && !allZero(v.buf) {
+		v.lost.add("video bytes outside any access unit", int64(len(v.buf)))
+	}
+	v.base += int64(len(v.buf))
+	v.buf, v.scan, v.inAU, v.nals, v.sawVCL = v.buf[:0], 0, false, v.nals[:0], false
+	v.stamps.reset()
+	return err
+}
+
+// lose says bytes of the stream are missing here: the unit in progress is incomplete and
+// dropped, and the stream resumes at the next unit start.
+func (v *videoES) lose() {
+	if v.inAU {
+		v.lost.add("video access units cut by lost packets", 1)
+	}
+	v.base += int64(len(v.buf))
+	v.buf, v.scan, v.inAU, v.nals, v.sawVCL = v.buf[:0], 0, false, v.nals[:0], false
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
