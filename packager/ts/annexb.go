@@ -42,11 +42,13 @@ type videoES struct {
 	stamps stamps
 	seg    int // the segment being fed
 
-	// Extrapolation for units whose PES carried no timestamp (allowed up to 0.7 s).
+	// Extrapolation for units whose PES carried no timestamp (allowed up to 0.7 s): the
+	// DTS a frame on, the PTS from the picture order count (poc.go).
 	lastDTS, lastPTS, delta int64
 	haveLast                bool
 
 	out [][]byte // reused NAL slice list
+	poc pocState
 
 	lost *losses
 }
@@ -169,10 +171,7 @@ func (v *videoES) due(dts int64) bool {
 	if !v.haveLast {
 		return true
 	}
-	d := (dts - v.lastDTS - v.delta) & (1<<33 - 1)
-	if d >= 1<<32 {
-		d -= 1 << 33
-	}
+	d := wrapDiff(dts, v.lastDTS+v.delta)
 	return 2*d <= v.delta && 2*d >= -v.delta
 }
 
@@ -205,18 +204,23 @@ func (v *videoES) emit(end int) error {
 	v.out = out
 	u := v.au
 	u.nalus = out
-	if !u.stamped {
-		if !v.haveLast {
-			v.lost.add("video access units without a timestamp", 1)
-			return nil
-		}
-		u.dts = v.lastDTS + v.delta
-		u.pts = u.dts
+	if !u.stamped && !v.haveLast {
+		v.lost.add("video access units without a timestamp", 1)
+		return nil
 	}
-	if v.haveLast && u.dts != v.lastDTS {
-		v.delta = u.dts - v.lastDTS
-	} else if !v.haveLast {
+	if !u.stamped {
+		u.dts = (v.lastDTS + v.delta) & tsMask
+	}
+	if pts, ok := v.poc.unit(out, u.pts, u.dts, u.stamped, v.delta); !u.stamped {
+		u.pts = u.dts // without B-frames
+		if ok {
+			u.pts = pts
+		}
+	}
+	if !v.haveLast {
 		v.delta = VideoTimescale / 25
+	} else if d := wrapDiff(u.dts, v.lastDTS); d > 0 {
+		v.delta = d
 	}
 	v.lastDTS, v.lastPTS, v.haveLast = u.dts, u.pts, true
 	if len(out) == 0 {

@@ -547,6 +547,7 @@ func (d *Demuxer) onPMT(streams []esInfo) error {
 			}
 		}
 		d.vES.hevc = codec == media.H265
+		d.vES.poc.hevc = d.vES.hevc
 		d.pes.follow(video.pid, &d.vES)
 		d.declared = append(d.declared, media.Video)
 	}

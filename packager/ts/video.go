@@ -273,6 +273,19 @@ func (r *bitReader) bit() (uint, bool) {
 	return v, true
 }
 
+// bits reads n bits (n ≤ 32).
+func (r *bitReader) bits(n int) (uint, bool) {
+	v := uint(0)
+	for range n {
+		b, ok := r.bit()
+		if !ok {
+			return 0, false
+		}
+		v = v<<1 | b
+	}
+	return v, true
+}
+
 func (r *bitReader) ue() (uint, bool) {
 	lz := 0
 	for {

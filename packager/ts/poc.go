@@ -1,0 +1,213 @@
+package ts
+
+import (
+	"bytes"
+
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
+)
+
+// Presentation times of access units whose PES carried none.
+//
+// A PES holds the timestamps of the first access unit that starts in it only; when a
+// packager puts several units in one PES (legal, up to 0.7 s apart), the others have
+// none. Their DTS follows the one before by a frame; their PTS, with B-frames, does not:
+// it follows from the picture order count (POC) in the slice header, against the last
+// unit that had its own timestamps: PTS = its PTS + (POC - its POC) × ticks per POC step,
+// the step learnt from units that had timestamps (2 per frame for x264, 1 for x265 until
+// learnt otherwise). POC restarts at IDR pictures, so only units since the last one are
+// compared; an IDR picture without timestamps is shown as late after its DTS as the last
+// one that had them (the stream's reorder delay).
+
+// pocState follows the picture order count of one video stream.
+type pocState struct {
+	hevc bool
+
+	h264SPS  h264.SPS
+	h265SPS  h265.SPS
+	h265PPS  h265.PPS
+	spsBytes []byte
+	ppsBytes []byte
+	haveSPS  bool
+	havePPS  bool
+
+	// The last unit with its own timestamps, in this IDR period.
+	refPTS, refPOC int64
+	haveRef        bool
+	perStep        int64 // PTS ticks per POC step; 0: not learnt
+	restartCTO     int64 // PTS-DTS of the last IDR picture with timestamps
+	haveRestart    bool
+}
+
+// params takes the parameter sets of an access unit.
+func (s *pocState) params(nalus [][]byte) {
+	for _, n := range nalus {
+		if len(n) < 2 {
+			continue
+		}
+		if s.hevc {
+			switch h265.NALUType(n[0] >> 1 & 0x3f) {
+			case h265.NALUType_SPS_NUT:
+				if !bytes.Equal(n, s.spsBytes) {
+					s.spsBytes = append(s.spsBytes[:0], n...)
+					s.haveSPS = s.h265SPS.Unmarshal(n) == nil
+				}
+			case h265.NALUType_PPS_NUT:
+				if !bytes.Equal(n, s.ppsBytes) {
+					s.ppsBytes = append(s.ppsBytes[:0], n...)
+					s.havePPS = s.h265PPS.Unmarshal(n) == nil
+				}
+			}
+		} else if h264.NALUType(n[0]&0x1f) == h264.NALUTypeSPS && !bytes.Equal(n, s.spsBytes) {
+			s.spsBytes = append(s.spsBytes[:0], n...)
+			s.haveSPS = s.h264SPS.Unmarshal(n) == nil
+		}
+	}
+}
+
+// poc returns the picture order count (its LSBs, or 0 at an IDR) of an access unit, and
+// whether it restarts the count; ok is false when it cannot be read.
+func (s *pocState) poc(nalus [][]byte) (poc int64, idr, ok bool) {
+	s.params(nalus)
+	for _, n := range nalus {
+		if len(n) < 3 {
+			continue
+		}
+		if s.hevc {
+			typ := h265.NALUType(n[0] >> 1 & 0x3f)
+			if typ > h265.NALUType_RSV_IRAP_VCL23 {
+				continue
+			}
+			if typ == h265.NALUType_IDR_W_RADL || typ == h265.NALUType_IDR_N_LP {
+				return 0, true, true
+			}
+			if !s.haveSPS || !s.havePPS {
+				return 0, false, false
+			}
+			r := newRBSP(n[2:min(len(n), 40)])
+			if f, ok := r.bit(); !ok || f != 1 { // first_slice_segment_in_pic_flag
+				return 0, false, false
+			}
+			if typ >= h265.NALUType_BLA_W_LP {
+				r.pos++ // no_output_of_prior_pics_flag
+			}
+			if _, ok := r.ue(); !ok { // slice_pic_parameter_set_id
+				return 0, false, false
+			}
+			r.pos += int(s.h265PPS.NumExtraSliceHeaderBits)
+			if _, ok := r.ue(); !ok { // slice_type
+				return 0, false, false
+			}
+			if s.h265PPS.OutputFlagPresentFlag {
+				r.pos++
+			}
+			if s.h265SPS.SeparateColourPlaneFlag {
+				r.pos += 2
+			}
+			lsb, ok := r.bits(int(s.h265SPS.Log2MaxPicOrderCntLsbMinus4 + 4))
+			restart := typ >= h265.NALUType_BLA_W_LP && typ <= h265.NALUType_BLA_N_LP
+			return int64(lsb), restart, ok
+		}
+		typ := h264.NALUType(n[0] & 0x1f)
+		if typ != h264.NALUTypeIDR && typ != h264.NALUTypeNonIDR {
+			continue
+		}
+		idr = typ == h264.NALUTypeIDR
+		sps := &s.h264SPS
+		if !s.haveSPS || sps.PicOrderCntType != 0 {
+			return 0, idr, false
+		}
+		r := newRBSP(n[1:min(len(n), 40)])
+		for range 3 { // first_mb_in_slice, slice_type, pic_parameter_set_id
+			if _, ok := r.ue(); !ok {
+				return 0, idr, false
+			}
+		}
+		if sps.SeparateColourPlaneFlag {
+			r.pos += 2
+		}
+		r.pos += int(sps.Log2MaxFrameNumMinus4 + 4) // frame_num
+		if !sps.FrameMbsOnlyFlag {
+			if f, _ := r.bit(); f == 1 { // field_pic_flag: fields are not ordered here
+				return 0, idr, false
+			}
+		}
+		if idr {
+			if _, ok := r.ue(); !ok { // idr_pic_id
+				return 0, idr, false
+			}
+		}
+		lsb, ok := r.bits(int(sps.Log2MaxPicOrderCntLsbMinus4 + 4))
+		return int64(lsb), idr, ok
+	}
+	return 0, false, false
+}
+
+// pocBits is the width of the POC LSBs, for differences across their wrap.
+func (s *pocState) pocBits() int {
+	if s.hevc {
+		return int(s.h265SPS.Log2MaxPicOrderCntLsbMinus4 + 4)
+	}
+	return int(s.h264SPS.Log2MaxPicOrderCntLsbMinus4 + 4)
+}
+
+// diff is a-b for POC LSBs (the nearest way round).
+func (s *pocState) diff(a, b int64) int64 {
+	m := int64(1) << s.pocBits()
+	d := (a - b) & (m - 1)
+	if d >= m/2 {
+		d -= m
+	}
+	return d
+}
+
+// unit takes an access unit; for one without timestamps (stamped false) it returns its
+// PTS from the POC when that can be known (ok).
+func (s *pocState) unit(nalus [][]byte, pts, dts int64, stamped bool, frame int64) (int64, bool) {
+	poc, restart, ok := s.poc(nalus)
+	if restart || !ok {
+		s.haveRef = false
+	}
+	if !ok {
+		return 0, false
+	}
+	if restart && stamped {
+		s.restartCTO, s.haveRestart = wrapDiff(pts, dts), true
+	}
+	if restart && !stamped && s.haveRestart {
+		pts, stamped = (dts+s.restartCTO)&tsMask, true
+	}
+	if stamped {
+		if s.haveRef {
+			dp := wrapDiff(pts, s.refPTS)
+			if d := s.diff(poc, s.refPOC); d != 0 && dp%d == 0 && dp/d > 0 {
+				s.perStep = dp / d
+			}
+		}
+		s.refPTS, s.refPOC, s.haveRef = pts, poc, true
+		return pts, true
+	}
+	if !s.haveRef {
+		return 0, false
+	}
+	step := s.perStep
+	if step == 0 {
+		step = frame / 2 // x264 counts two per frame
+		if s.hevc {
+			step = frame
+		}
+	}
+	return (s.refPTS + s.diff(poc, s.refPOC)*step) & tsMask, true
+}
+
+// tsMask keeps the 33 bits of an MPEG-TS timestamp.
+const tsMask = 1<<33 - 1
+
+// wrapDiff is a-b for 33-bit timestamps (the nearest way round).
+func wrapDiff(a, b int64) int64 {
+	d := (a - b) & tsMask
+	if d >= 1<<32 {
+		d -= 1 << 33
+	}
+	return d
+}
