@@ -138,12 +138,12 @@ type Demuxer struct {
 // Bounds of the accounting and of implicit discontinuities (see the Demuxer doc).
 const (
 	// minCoverage: a segment is whole when its media lasts at least this share of its
-	// EXTINF, less coverageSlack. EXTINF is a rounded duration (whole seconds before
-	// protocol version 3, so up to 0.5 s off), audio and video end apart on the last
-	// segment, and segments are cut on key frames, not exactly at EXTINF; what is lost
-	// inside a segment is counted unit by unit, so this only needs to catch segments that
-	// yield much less than they say: half or less.
-	minCoverage   = 0.5
+	// EXTINF, less coverageSlack. EXTINF may be rounded: to whole seconds before protocol
+	// version 3 (up to 0.5 s off), which this allows for segments from 1.5 s on
+	// (0.8·(x+0.5) − 0.1 ≤ x); audio and video end apart on the last segment, which the
+	// longer track covers. What is lost inside a segment is counted unit by unit; this
+	// catches segments that yield much less than they say.
+	minCoverage   = 0.8
 	coverageSlack = VideoTimescale / 10
 	// jumpBack and jumpAhead: how far the first unit of a segment may be behind or ahead
 	// of where the previous one ended (plus, ahead, any gap the playlist has there, as
