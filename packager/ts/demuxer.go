@@ -131,6 +131,7 @@ type Demuxer struct {
 	notes   []media.Note // see Notes
 
 	buf     []byte // reused AVCC/HVCC buffer
+	ord     orderer
 	emitErr error
 	curEmit func(media.Sample) error
 }
@@ -300,7 +301,7 @@ func (d *Demuxer) note(format string, args ...any) {
 // Flush emits what is still pending after the last segment: the units in progress and
 // a new period's samples held back.
 func (d *Demuxer) Flush(emit func(media.Sample) error) (err error) {
-	d.curEmit = emit
+	d.setEmit(emit)
 	defer func() { d.curEmit = nil }()
 	defer d.recoverPanic(&err)
 	d.pes.end()
@@ -311,6 +312,9 @@ func (d *Demuxer) Flush(emit func(media.Sample) error) (err error) {
 		return err
 	}
 	if err := d.resolve(); err != nil {
+		return err
+	}
+	if err := d.ord.release(true); err != nil {
 		return err
 	}
 	if d.lost.any() {
@@ -439,14 +443,7 @@ func (d *Demuxer) Segment(r io.Reader, emit func(media.Sample) error) (err error
 	seg := d.segIndex
 	d.segIndex++
 	defer d.recoverPanic(&err)
-	d.emitErr = nil
-	d.curEmit = func(s media.Sample) error {
-		if err := emit(s); err != nil {
-			d.emitErr = err
-			return err
-		}
-		return nil
-	}
+	d.setEmit(emit)
 	defer func() { d.curEmit = nil }()
 	d.vES.seg, d.aES.seg = seg, seg
 	d.cov, d.jumped = coverage{}, false
@@ -467,8 +464,12 @@ func (d *Demuxer) Segment(r io.Reader, emit func(media.Sample) error) (err error
 	if d.pes.lastPMT == nil {
 		return d.malformed("no program map table (PMT) found")
 	}
-	// End of the segment: a new period's offset is fixed now at the latest.
-	if err := d.resolve(); err != nil {
+	// End of the segment: a new period's offset is fixed now at the latest, and what
+	// waits for the other track goes.
+	if err := d.resolve(); err == nil {
+		err = d.ord.release(true)
+	}
+	if err != nil {
 		if d.emitErr != nil {
 			return d.emitErr
 		}
@@ -478,6 +479,19 @@ func (d *Demuxer) Segment(r io.Reader, emit func(media.Sample) error) (err error
 		return d.malformed("media lost: %s", &d.lost)
 	}
 	return d.checkCoverage()
+}
+
+// setEmit makes emit the receiver of the samples, through the orderer.
+func (d *Demuxer) setEmit(emit func(media.Sample) error) {
+	d.emitErr = nil
+	d.ord.emit = func(s media.Sample) error {
+		if err := emit(s); err != nil {
+			d.emitErr = err
+			return err
+		}
+		return nil
+	}
+	d.curEmit = d.ord.push
 }
 
 func (d *Demuxer) recoverPanic(err *error) {
@@ -532,6 +546,7 @@ func (d *Demuxer) onPMT(streams []esInfo) error {
 	d.pes.streams = d.pes.streams[:0]
 	d.declared = d.declared[:0]
 	d.segV, d.segA = video != nil, audio != nil
+	d.ord.other = [2]bool{idxVideo: audio != nil, idxAudio: video != nil}
 	if video != nil {
 		kind, _ := classify(*video)
 		codec := media.H264

@@ -197,7 +197,9 @@ func (s *pocState) unit(nalus [][]byte, pts, dts int64, stamped bool, frame int6
 			step = frame
 		}
 	}
-	return (s.refPTS + s.diff(poc, s.refPOC)*step) & tsMask, true
+	// The unit becomes the reference: POC LSBs wrap, so differences must stay short.
+	s.refPTS, s.refPOC = (s.refPTS+s.diff(poc, s.refPOC)*step)&tsMask, poc
+	return s.refPTS, true
 }
 
 // tsMask keeps the 33 bits of an MPEG-TS timestamp.

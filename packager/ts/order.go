@@ -1,0 +1,74 @@
+package ts
+
+import (
+	"github.com/stream-downloads/caddy-stream-downloads/packager/media"
+)
+
+// Samples leave the demuxer in time order across its tracks (video first at equal times),
+// whatever the order in which their units completed. Where a PES ends decides when a unit
+// completes, so without this the same media cut into PES differently would interleave
+// differently in the MP4 and give other bytes and another ETag. Within a segment, a
+// sample waits until the other track has shown a later one; at the end of each segment
+// everything goes, so the order depends on the segments and timestamps only. maxHeld
+// bounds what waits (a track that falls silent mid-segment).
+type orderer struct {
+	q     [2][]media.Sample // video, audio; Data owned
+	free  [][]byte
+	held  int
+	other [2]bool // the program has the other track (per index: video's other is audio)
+	emit  func(media.Sample) error
+}
+
+const maxHeld = 8 << 20
+
+func (o *orderer) push(s media.Sample) error {
+	i := idxVideo
+	if s.Track.Kind == media.Audio {
+		i = idxAudio
+	}
+	var b []byte
+	if n := len(o.free); n > 0 {
+		b, o.free = o.free[n-1][:0], o.free[:n-1]
+	}
+	s.Data = append(b, s.Data...)
+	o.q[i] = append(o.q[i], s)
+	o.held += len(s.Data)
+	return o.release(false)
+}
+
+// release hands on what may go: all of it at the end of a segment.
+func (o *orderer) release(all bool) error {
+	for {
+		v, a := len(o.q[idxVideo]) > 0, len(o.q[idxAudio]) > 0
+		var i int
+		switch {
+		case v && a:
+			i = idxAudio
+			if !later(o.q[idxVideo][0], o.q[idxAudio][0]) {
+				i = idxVideo
+			}
+		case v && (all || !o.other[idxVideo] || o.held > maxHeld):
+			i = idxVideo
+		case a && (all || !o.other[idxAudio] || o.held > maxHeld):
+			i = idxAudio
+		default:
+			return nil
+		}
+		s := o.q[i][0]
+		o.q[i] = o.q[i][1:]
+		o.held -= len(s.Data)
+		err := o.emit(s)
+		o.free = append(o.free, s.Data)
+		if len(o.q[i]) == 0 {
+			o.q[i] = o.q[i][:0]
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// later reports whether a's decode time is after b's.
+func later(a, b media.Sample) bool {
+	return a.DTS*int64(b.Track.Timescale) > b.DTS*int64(a.Track.Timescale)
+}
