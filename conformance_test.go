@@ -45,6 +45,11 @@ type flavour struct {
 	check func(t *testing.T, mp4, source string) string
 	// reason: the errorReasonText of a refused flavour must match it.
 	reason *regexp.Regexp
+	// code: the errorReasonCode of a refused flavour; "" means unsupported_input.
+	code string
+	// messages: the "messages" of the GET …/downloads answer, once the default download is
+	// ready, joined by newlines, must match it.
+	messages *regexp.Regexp
 	// live: POST must answer 409.
 	live bool
 	// decrypt: the source is AES-128 encrypted; it is compared decrypted (ffmpeg will not
@@ -71,9 +76,23 @@ var flavours = []flavour{
 	{name: "aac-mono", source: "play.m3u8", audio: "play.m3u8"},
 	{name: "aac-51", source: "play.m3u8", audio: "play.m3u8"},
 	{name: "first-segment-mid-gop", source: "play.m3u8", audio: "play.m3u8", check: compareFromFirstKeyframe},
+	// PES cut anywhere (internal/tsrecut): compared with the aligned segments they were
+	// made from (TestRecutSameMP4 also wants the same bytes as from those).
+	{name: "recut-fixed-h264", source: "source.m3u8", audio: "source.m3u8"},
+	{name: "recut-apple-h264", source: "source.m3u8", audio: "source.m3u8"},
+	{name: "recut-random-h264", source: "source.m3u8", audio: "source.m3u8"},
+	{name: "recut-apple-hevc", source: "source.m3u8", audio: "source.m3u8"},
+	{name: "empty-audio-pid", source: "source.m3u8", audio: "-",
+		messages: regexp.MustCompile(`(?i)audio.*\b(no|never|without|empty)\b|\b(no|never|without|empty)\b.*audio`)},
+	{name: "repeated-segments", source: "reference.ffconcat", audio: "reference.ffconcat"},
+	{name: "stitched-forward", source: "reference.ffconcat", audio: "reference.ffconcat"},
+	{name: "playlist-spellings", source: "../ts-h264-aac/hi/index.m3u8", audio: "../ts-h264-aac/hi/index.m3u8"},
 	{name: "sample-aes", reason: regexp.MustCompile(`SAMPLE-AES`)},
 	{name: "mpeg2-video", reason: regexp.MustCompile(`(?i)mpeg-?2`)},
 	{name: "mp3-audio", reason: regexp.MustCompile(`(?i)mp3|mpeg-?1|mpeg(-1/2)? audio|layer`)},
+	{name: "iframes-only", reason: regexp.MustCompile(`(?i)i-frame`)},
+	{name: "lost-packets", reason: regexp.MustCompile(`seg_001`), code: "malformed_segment"},
+	{name: "short-segment", reason: regexp.MustCompile(`seg_001`), code: "malformed_segment"},
 	{name: "live", live: true},
 }
 
@@ -127,8 +146,12 @@ func TestConformance(t *testing.T) {
 				if en.Status != "error" || en.ErrorReasonText == "" || !f.reason.MatchString(en.ErrorReasonText) {
 					t.Fatalf("ended %s (%s: %q); want error with a reason matching %s", en.Status, en.ErrorReasonCode, en.ErrorReasonText, f.reason)
 				}
-				if en.ErrorReasonCode != "unsupported_input" {
-					t.Errorf("errorReasonCode %q, want unsupported_input", en.ErrorReasonCode)
+				wantCode := f.code
+				if wantCode == "" {
+					wantCode = "unsupported_input"
+				}
+				if en.ErrorReasonCode != wantCode {
+					t.Errorf("errorReasonCode %q, want %s", en.ErrorReasonCode, wantCode)
 				}
 				t.Logf("refused: %s: %s", en.ErrorReasonCode, en.ErrorReasonText)
 				expectNoFile(t, e.base+"/"+f.name+"/downloads/default.mp4")
@@ -141,6 +164,14 @@ func TestConformance(t *testing.T) {
 					en := se.waitReady(f.name, "default")
 					if en.Status != "ready" {
 						t.Fatalf("ended %s: %s: %s", en.Status, en.ErrorReasonCode, en.ErrorReasonText)
+					}
+					if f.messages != nil {
+						_, env := se.call("GET", "/acct/stream/"+f.name+"/downloads")
+						if msgs := strings.Join(env.Messages, "\n"); !f.messages.MatchString(msgs) {
+							t.Errorf("messages %q: want one matching %s", env.Messages, f.messages)
+						} else {
+							t.Logf("messages: %q", env.Messages)
+						}
 					}
 					path, resp := se.download(en.URL)
 					if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "video/mp4" {

@@ -6,15 +6,17 @@
 #   testdata/conformance/make.sh           # rewrite streams/ and SHA256SUMS
 #   testdata/conformance/make.sh --check   # regenerate into a temp dir, compare with streams/
 #
-# Needs ffmpeg (with libx264, libx265, libmp3lame: Debian's package has them) and openssl.
-# Deterministic: bit-exact muxers, single-threaded encoders, a fixed key, no random IVs.
+# Needs ffmpeg (with libx264, libx265, libmp3lame: Debian's package has them), openssl and Go
+# (internal/tsrecut/cmd/tsrecut re-cuts and damages segments).
+# Deterministic: bit-exact muxers, single-threaded encoders, a fixed key, no random IVs,
+# seeded re-cut patterns.
 set -euo pipefail
 export LC_ALL=C
 here="$(cd "$(dirname "$0")" && pwd)"
 check=0
 [ "${1:-}" = "--check" ] && check=1
 
-for tool in ffmpeg ffprobe openssl sha256sum; do
+for tool in ffmpeg ffprobe openssl sha256sum go; do
 	command -v "$tool" >/dev/null || { echo "make.sh: $tool is needed" >&2; exit 1; }
 done
 encoders="$(ffmpeg -hide_banner -encoders 2>/dev/null)"
@@ -26,6 +28,8 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 out="$work/streams"
 mkdir -p "$out"
+tsrecut="$work/tsrecut"
+(cd "$here/../.." && go build -o "$tsrecut" ./internal/tsrecut/cmd/tsrecut)
 
 # --- building blocks ------------------------------------------------------------------------
 
@@ -47,6 +51,22 @@ encode() {
 	local dir="$1"; shift
 	mkdir -p "$dir"
 	(cd "$dir" && "${ff[@]}" "$@")
+}
+
+# packet_span INPUT: seconds from the earliest packet PTS to the latest packet end, over all
+# streams (what a part lasts on a continuous timeline; ffprobe's format duration of TS is an
+# estimate).
+packet_span() {
+	ffprobe -v error -show_entries packet=pts_time,duration_time -of csv=p=0 "$1" |
+		awk -F, '$1 ~ /^[0-9]/ { s = $1 + 0; e = s + ($2 ~ /^[0-9]/ ? $2 : 0); if (!n++ || s < lo) lo = s; if (e > hi) hi = e } END { printf "%.6f", hi - lo }'
+}
+
+# media_playlist PREFIX SEGMENT…: a VOD media playlist of 1 s segments, each URI prefixed.
+media_playlist() {
+	local prefix="$1"; shift
+	printf '#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:1\n#EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-PLAYLIST-TYPE:VOD\n'
+	for seg in "$@"; do printf '#EXTINF:1.000000,\n%s%s\n' "$prefix" "$seg"; done
+	printf '#EXT-X-ENDLIST\n'
 }
 
 # --- supported flavours ---------------------------------------------------------------------
@@ -150,8 +170,7 @@ encode "$d/b" -f lavfi -i "smptehdbars=size=160x90:rate=25:duration=2" -f lavfi 
 	echo '#EXT-X-DISCONTINUITY'
 	sed -n '/^#EXTINF/,$p' "$d/b/index.m3u8" | sed 's#^seg_#b/seg_#'
 } > "$d/play.m3u8"
-span_a="$(ffprobe -v error -show_entries packet=pts_time,duration_time -of csv=p=0 "$d/a/index.m3u8" |
-	awk -F, '$1 ~ /^[0-9]/ { s = $1 + 0; e = s + ($2 ~ /^[0-9]/ ? $2 : 0); if (!n++ || s < lo) lo = s; if (e > hi) hi = e } END { printf "%.6f", hi - lo }')"
+span_a="$(packet_span "$d/a/index.m3u8")"
 printf 'ffconcat version 1.0\nfile a/index.m3u8\nduration %s\nfile b/index.m3u8\n' "$span_a" > "$d/reference.ffconcat"
 
 # wrap: timestamps start 2.6 s before 2^33 / 90 kHz (95443.7 s), so they wrap mid-stream.
@@ -178,6 +197,93 @@ awk '/^#EXT-X-MEDIA-SEQUENCE:/ { print "#EXT-X-MEDIA-SEQUENCE:1"; next } /^#EXTI
 mv "$work/p" "$d/play.m3u8"
 rm "$d/seg_000.ts"
 
+# recut-*: the segments of ts-h264-aac/hi (recut-apple-hevc: of ts-hevc-aac) with their PES
+# cut elsewhere than on access units, as real packagers do (internal/tsrecut: same
+# elementary streams and timestamps; "fixed": every 1000 / 300 bytes of video / audio,
+# "apple": each video PES starts with the tail of the previous frame and audio PES end
+# mid-ADTS-frame, "random": seeded sizes, some PES inside a start code or ADTS header).
+# source.m3u8 lists the aligned segments they were made from.
+recut() { # recut NAME PATTERN SOURCE-DIR (relative to streams/; its playlist is index.m3u8 or play.m3u8)
+	local d="$out/$1" list
+	mkdir -p "$d"
+	list="$out/$3/index.m3u8"
+	[ -f "$list" ] || list="$out/$3/play.m3u8"
+	for f in "$out/$3"/seg_*.ts; do
+		"$tsrecut" -pattern "$2" "$f" "$d/$(basename "$f")"
+	done
+	cp "$list" "$d/play.m3u8"
+	sed "s#^seg_#../$3/seg_#" "$list" > "$d/source.m3u8"
+}
+recut recut-fixed-h264 fixed ts-h264-aac/hi
+recut recut-apple-h264 apple ts-h264-aac/hi
+recut recut-random-h264 random ts-h264-aac/hi
+recut recut-apple-hevc apple ts-hevc-aac
+
+# empty-audio-pid: the segments of video-only with a PMT that also declares an AAC stream
+# (type 0x0f, PID 0x101) that never has a packet. source.m3u8: video-only's segments.
+d="$out/empty-audio-pid"
+mkdir -p "$d"
+for f in "$out"/video-only/seg_*.ts; do
+	"$tsrecut" -declare 0x0f:0x101 "$f" "$d/$(basename "$f")"
+done
+cp "$out/video-only/play.m3u8" "$d/play.m3u8"
+sed 's#^seg_#../video-only/seg_#' "$out/video-only/play.m3u8" > "$d/source.m3u8"
+
+# repeated-segments: seg_000 seg_001 seg_002 seg_001 seg_002 of ts-h264-aac/hi, without
+# EXT-X-DISCONTINUITY: the timestamps jump back 2 s at the fourth. reference.ffconcat is the
+# continuous timeline players make of it: the three, then the last two where the first
+# three's packets end.
+d="$out/repeated-segments"
+mkdir -p "$d"
+hi=../ts-h264-aac/hi/
+media_playlist "$hi" seg_000.ts seg_001.ts seg_002.ts seg_001.ts seg_002.ts > "$d/play.m3u8"
+media_playlist "$hi" seg_000.ts seg_001.ts seg_002.ts > "$d/part-a.m3u8"
+media_playlist "$hi" seg_001.ts seg_002.ts > "$d/part-b.m3u8"
+printf 'ffconcat version 1.0\nfile part-a.m3u8\nduration %s\nfile part-b.m3u8\n' "$(packet_span "$d/part-a.m3u8")" > "$d/reference.ffconcat"
+
+# stitched-forward: two encodes (a/: PTS from 1.4 s; b/: other picture and tone, PTS from
+# 1001.4 s) joined WITHOUT a discontinuity tag, an ad stitched in without tags.
+# reference.ffconcat: the two parts on one continuous timeline, as for discontinuity.
+d="$out/stitched-forward"
+encode "$d/a" $(video_in 2) $(audio_in 2) "${x264[@]}" "${aac[@]}" "${bitexact[@]}" "${hls[@]}" -hls_segment_filename 'seg_%03d.ts' index.m3u8
+encode "$d/b" -f lavfi -i "smptehdbars=size=160x90:rate=25:duration=2" -f lavfi -i "sine=frequency=660:sample_rate=48000:duration=2" \
+	"${x264[@]}" "${aac[@]}" "${bitexact[@]}" -output_ts_offset 1000 "${hls[@]}" -hls_segment_filename 'seg_%03d.ts' index.m3u8
+{
+	sed -n '1,/^#EXT-X-PLAYLIST-TYPE/p' "$d/a/index.m3u8"
+	grep -v '^#EXT-X-ENDLIST' "$d/a/index.m3u8" | sed -n '/^#EXTINF/,$p' | sed 's#^seg_#a/seg_#'
+	sed -n '/^#EXTINF/,$p' "$d/b/index.m3u8" | sed 's#^seg_#b/seg_#'
+} > "$d/play.m3u8"
+printf 'ffconcat version 1.0\nfile a/index.m3u8\nduration %s\nfile b/index.m3u8\n' "$(packet_span "$d/a/index.m3u8")" > "$d/reference.ffconcat"
+
+# iframes_playlist: an EXT-X-I-FRAMES-ONLY playlist over ts-h264-aac/hi's segments (from a
+# folder beside it): one I-frame per segment, its byte range from the keyframe's first
+# packet to the next video packet (approximate, as such playlists are).
+iframes_playlist() {
+	printf '#EXTM3U\n#EXT-X-VERSION:4\n#EXT-X-TARGETDURATION:1\n#EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-PLAYLIST-TYPE:VOD\n#EXT-X-I-FRAMES-ONLY\n'
+	for f in "$out"/ts-h264-aac/hi/seg_*.ts; do
+		ffprobe -v error -select_streams v:0 -show_entries packet=pos,flags -of csv=p=0 "$f" |
+			awk -F, -v uri="../ts-h264-aac/hi/$(basename "$f")" '
+				NF < 2 { next }
+				start != "" { printf "#EXTINF:1.000000,\n#EXT-X-BYTERANGE:%d@%d\n%s\n", $1 - start, start, uri; exit }
+				$2 ~ /^K/ { start = $1 }'
+	done
+	printf '#EXT-X-ENDLIST\n'
+}
+
+# playlist-spellings: a master and a media playlist over ts-h264-aac/hi's segments, written
+# as some origins do: UTF-8 BOM, CRLF, "#EXT-X-VERSION: 3", trailing tabs and spaces (on a
+# URI too), attributes in an unusual order, no final newline, and an I-frame stream
+# (EXT-X-I-FRAME-STREAM-INF, iframes.m3u8) with a higher BANDWIDTH than the one variant.
+d="$out/playlist-spellings"
+mkdir -p "$d"
+iframes_playlist > "$d/iframes.m3u8"
+printf '\xef\xbb\xbf#EXTM3U\r\n#EXT-X-VERSION: 3 \r\n#EXT-X-INDEPENDENT-SEGMENTS\t\r\n\r\n%s\r\n%s\r\n%s' \
+	'#EXT-X-I-FRAME-STREAM-INF:URI="iframes.m3u8",CODECS="avc1.64000c",RESOLUTION=160x90,BANDWIDTH=400000' \
+	'#EXT-X-STREAM-INF:CODECS="avc1.64000c,mp4a.40.2",FRAME-RATE=25.000,RESOLUTION=160x90,AVERAGE-BANDWIDTH=110000,BANDWIDTH=130000 	' \
+	'media.m3u8' > "$d/play.m3u8"
+printf '\xef\xbb\xbf#EXTM3U\r\n#EXT-X-TARGETDURATION:1\t\r\n#EXT-X-VERSION: 3\r\n#EXT-X-PLAYLIST-TYPE:VOD  \r\n#EXT-X-MEDIA-SEQUENCE:0\r\n%s' \
+	'#EXTINF:1.000000,	'$'\r\n''../ts-h264-aac/hi/seg_000.ts  '$'\r\n''#EXTINF:1.0,'$'\r\n''../ts-h264-aac/hi/seg_001.ts'$'\r\n''#EXTINF:1,a title with spaces '$'\r\n''../ts-h264-aac/hi/seg_002.ts'$'\r\n''#EXT-X-ENDLIST' > "$d/media.m3u8"
+
 # --- unsupported flavours: the module must answer an error, never a file ------------------
 
 # sample-aes: SAMPLE-AES around the (plain) segments of another flavour.
@@ -202,6 +308,28 @@ mkdir -p "$d"
 	printf '#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:1\n#EXT-X-MEDIA-SEQUENCE:0\n'
 	sed -n '/^#EXTINF/,$p' "$out/video-only/play.m3u8" | grep -v '^#EXT-X-ENDLIST' | sed 's#^seg_#../video-only/seg_#'
 } > "$d/play.m3u8"
+
+# iframes-only: play.m3u8 is an I-frames-only playlist (EXT-X-I-FRAMES-ONLY), no media to
+# package as a video.
+d="$out/iframes-only"
+mkdir -p "$d"
+iframes_playlist > "$d/play.m3u8"
+
+# lost-packets: ts-h264-aac/hi with 3 TS packets taken out of the middle of seg_001's
+# largest video PES (its keyframe): the continuity counter jumps, no discontinuity indicator.
+# The other segments are ts-h264-aac/hi's own.
+d="$out/lost-packets"
+mkdir -p "$d"
+"$tsrecut" -lose 3 "$out/ts-h264-aac/hi/seg_001.ts" "$d/seg_001.ts"
+sed 's#^seg_00\([02]\)#../ts-h264-aac/hi/seg_00\1#' "$out/ts-h264-aac/hi/index.m3u8" > "$d/play.m3u8"
+
+# short-segment: as lost-packets, but seg_001 keeps only the PES that begin in its first
+# half (a well-formed segment with half a second of media) while the playlist still says
+# 1.000000.
+d="$out/short-segment"
+mkdir -p "$d"
+"$tsrecut" -keep 0.5 "$out/ts-h264-aac/hi/seg_001.ts" "$d/seg_001.ts"
+cp "$out/lost-packets/play.m3u8" "$d/play.m3u8"
 
 # --- check or install -----------------------------------------------------------------------
 

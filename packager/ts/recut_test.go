@@ -1,0 +1,195 @@
+package ts
+
+import (
+	"bytes"
+	"os"
+	"testing"
+
+	"github.com/stream-downloads/caddy-stream-downloads/internal/testutil"
+	"github.com/stream-downloads/caddy-stream-downloads/internal/tsrecut"
+	"github.com/stream-downloads/caddy-stream-downloads/packager/media"
+)
+
+// demuxBytes demuxes whole segments in order, flushing at the end.
+func demuxBytes(t *testing.T, segs [][]byte) (*testutil.Samples, error) {
+	t.Helper()
+	d := NewDemuxer()
+	return testutil.Demux(d, func(emit func(media.Sample) error) error {
+		for _, s := range segs {
+			if err := d.Segment(bytes.NewReader(s), emit); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, nil)
+}
+
+func readAll(t *testing.T, paths []string) [][]byte {
+	t.Helper()
+	var out [][]byte
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, b)
+	}
+	return out
+}
+
+// sameSamples fails unless a and b hold the same samples (time, flags and bytes); with
+// anyCTO, the composition offsets of video are not compared.
+func sameSamples(t *testing.T, want, got *testutil.Samples, anyCTO bool) {
+	t.Helper()
+	for _, k := range []struct {
+		name      string
+		want, got []media.Sample
+	}{{"video", want.Video, got.Video}, {"audio", want.Audio, got.Audio}} {
+		if len(k.got) != len(k.want) {
+			t.Errorf("%s: %d samples, want %d", k.name, len(k.got), len(k.want))
+			continue
+		}
+		for i := range k.want {
+			w, g := k.want[i], k.got[i]
+			if w.DTS != g.DTS || (w.CTO != g.CTO && !(anyCTO && k.name == "video")) || w.Sync != g.Sync || !bytes.Equal(w.Data, g.Data) {
+				t.Errorf("%s sample %d: DTS %d CTO %d sync %v %d bytes; want DTS %d CTO %d sync %v %d bytes",
+					k.name, i, g.DTS, g.CTO, g.Sync, len(g.Data), w.DTS, w.CTO, w.Sync, len(w.Data))
+				break
+			}
+		}
+	}
+	if len(got.Tracks) != len(want.Tracks) {
+		t.Fatalf("%d tracks, want %d", len(got.Tracks), len(want.Tracks))
+	}
+	for i, w := range want.Tracks {
+		g := got.Tracks[i]
+		if g.Codec != w.Codec || g.Width != w.Width || g.Height != w.Height || !bytes.Equal(g.AudioConfig, w.AudioConfig) || len(g.SPS) != len(w.SPS) {
+			t.Errorf("track %d = %+v, want %+v", i, g, w)
+		}
+	}
+}
+
+// TestRecutSameSamples: PES cut anywhere (access units and ADTS frames split across PES,
+// PES without timestamps, cuts inside start codes and headers, as Apple's segmenters and
+// others cut them) give exactly the samples of the aligned original.
+func TestRecutSameSamples(t *testing.T) {
+	inputs := map[string][]string{"h264-aac": testutil.DemoSegments(t)}
+	if !testing.Short() {
+		hevc := genHLS(t, "-f", "lavfi", "-i", "testsrc2=size=160x90:rate=25", "-f", "lavfi", "-i", "sine=frequency=440",
+			"-t", "3", "-c:v", "libx265", "-preset", "ultrafast", "-x265-params", "log-level=error:bframes=2:keyint=25",
+			"-c:a", "aac", "-ac", "1")
+		inputs["hevc-aac-mono"] = hevc
+	}
+	for name, paths := range inputs {
+		aligned := readAll(t, paths)
+		want, err := demuxBytes(t, aligned)
+		if err != nil {
+			t.Fatalf("%s aligned: %v", name, err)
+		}
+		if len(want.Video) == 0 || len(want.Audio) == 0 {
+			t.Fatalf("%s: %d video, %d audio samples", name, len(want.Video), len(want.Audio))
+		}
+		for _, p := range tsrecut.Patterns() {
+			t.Run(name+"/"+p.Name, func(t *testing.T) {
+				var cut [][]byte
+				for i, s := range aligned {
+					c, err := tsrecut.Recut(s, p)
+					if err != nil {
+						t.Fatalf("recut segment %d: %v", i, err)
+					}
+					if bytes.Equal(c, s) {
+						t.Fatalf("recut segment %d is unchanged", i)
+					}
+					cut = append(cut, c)
+				}
+				got, err := demuxBytes(t, cut)
+				if err != nil {
+					t.Fatal(err)
+				}
+				sameSamples(t, want, got, false)
+			})
+		}
+	}
+}
+
+// TestLossesCounted: packets lost, a segment cut short, bytes that belong to no unit end
+// the segment in an error, never in fewer samples.
+func TestLossesCounted(t *testing.T) {
+	seg, err := os.ReadFile(testutil.DemoSegments(t)[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	lost, n, err := tsrecut.Lose(seg, 0x100, 3)
+	if err != nil || n == 0 {
+		t.Fatalf("Lose: %d packets, %v", n, err)
+	}
+	short, err := tsrecut.Truncate(seg, 0.3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := map[string][]byte{
+		"lost packets":    lost,
+		"cut mid-packet":  seg[:len(seg)/2+77],
+		"transport error": setTEI(seg, 0x101, 5),
+	}
+	for name, in := range cases {
+		t.Run(name, func(t *testing.T) {
+			err := NewDemuxer().Segment(bytes.NewReader(in), func(media.Sample) error { return nil })
+			if err == nil || !bytesContains(err.Error(), "media lost") {
+				t.Fatalf("err = %v, want media lost", err)
+			}
+		})
+	}
+	t.Run("short of its EXTINF", func(t *testing.T) {
+		d := NewDemuxer()
+		d.Expect(media.SegmentInfo{Duration: extinfOf(t, 1)})
+		err := d.Segment(bytes.NewReader(short), func(media.Sample) error { return nil })
+		if err == nil || !bytesContains(err.Error(), "EXTINF") {
+			t.Fatalf("err = %v, want media lost against EXTINF", err)
+		}
+		d = NewDemuxer()
+		d.Expect(media.SegmentInfo{Duration: extinfOf(t, 1)})
+		if err := d.Segment(bytes.NewReader(seg), func(media.Sample) error { return nil }); err != nil {
+			t.Fatalf("the whole segment: %v", err)
+		}
+	})
+}
+
+// setTEI sets the transport error indicator on the n-th packet of pid.
+func setTEI(seg []byte, pid uint16, n int) []byte {
+	out := bytes.Clone(seg)
+	for i := 0; i+tsPacketSize <= len(out); i += tsPacketSize {
+		if packetPID(out[i:]) == pid {
+			if n--; n == 0 {
+				out[i+1] |= 0x80
+				break
+			}
+		}
+	}
+	return out
+}
+
+func bytesContains(s, sub string) bool { return bytes.Contains([]byte(s), []byte(sub)) }
+
+// TestAcrossSegments: a PES (and the access unit or ADTS frame in it) that goes on into
+// the next segment, as segmenters that cut a transport stream at packet boundaries leave
+// it, gives the samples of the uncut stream.
+func TestAcrossSegments(t *testing.T) {
+	segs := readAll(t, testutil.DemoSegments(t))
+	want, err := demuxBytes(t, segs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, at := range []int{40, 333, 1001} { // packets into the first segment
+		var cut [][]byte
+		for _, s := range segs {
+			k := min(at, len(s)/tsPacketSize-1) * tsPacketSize
+			cut = append(cut, s[:k], s[k:])
+		}
+		got, err := demuxBytes(t, cut)
+		if err != nil {
+			t.Fatalf("cut at packet %d: %v", at, err)
+		}
+		sameSamples(t, want, got, false)
+	}
+}
