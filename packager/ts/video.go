@@ -301,15 +301,8 @@ func (r *bitReader) ue() (uint, bool) {
 			return 0, false
 		}
 	}
-	v := uint(0)
-	for range lz {
-		b, ok := r.bit()
-		if !ok {
-			return 0, false
-		}
-		v = v<<1 | b
-	}
-	return (1 << lz) - 1 + v, true
+	v, ok := r.bits(lz)
+	return (1 << lz) - 1 + v, ok
 }
 
 // h264IntraSlice reports whether an H.264 slice NAL unit is an I or SI slice.
