@@ -3,6 +3,8 @@ package tsrecut
 import (
 	"fmt"
 	"slices"
+
+	"github.com/stream-downloads/caddy-stream-downloads/internal/mpegcrc"
 )
 
 // Damaged variants of a segment, for the refusals the module must make.
@@ -42,7 +44,7 @@ func DeclareStream(in []byte, streamType byte, pid uint16) ([]byte, error) {
 		l := len(grown) + 4 - 3
 		grown[1] = grown[1]&0xf0 | byte(l>>8)
 		grown[2] = byte(l)
-		c := crc32MPEG(grown)
+		c := mpegcrc.Sum(grown)
 		grown = append(grown, byte(c>>24), byte(c>>16), byte(c>>8), byte(c))
 		copy(out[start:], grown) // the packet's stuffing (0xff) makes room
 		n++
@@ -51,23 +53,6 @@ func DeclareStream(in []byte, streamType byte, pid uint16) ([]byte, error) {
 		return nil, fmt.Errorf("tsrecut: no PMT packet")
 	}
 	return out, nil
-}
-
-// crc32MPEG is the CRC of PSI sections (ISO 13818-1 annex A: polynomial 0x04c11db7, no
-// reflection, initial value all ones, no final xor).
-func crc32MPEG(b []byte) uint32 {
-	c := ^uint32(0)
-	for _, x := range b {
-		c ^= uint32(x) << 24
-		for range 8 {
-			if c&0x80000000 != 0 {
-				c = c<<1 ^ 0x04c11db7
-			} else {
-				c <<= 1
-			}
-		}
-	}
-	return c
 }
 
 // Lose returns in without n TS packets of the largest PES on pid (the first such PES when

@@ -15,6 +15,7 @@ import (
 	"github.com/asticode/go-astits"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
 
+	"github.com/stream-downloads/caddy-stream-downloads/internal/mpegcrc"
 	"github.com/stream-downloads/caddy-stream-downloads/internal/testutil"
 )
 
@@ -505,7 +506,7 @@ func TestDeclareStream(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if crc32MPEG(sec) != 0 {
+			if mpegcrc.Sum(sec) != 0 {
 				t.Errorf("PMT at %d: bad CRC", pos)
 			}
 		}

@@ -1,6 +1,10 @@
 package ts
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/stream-downloads/caddy-stream-downloads/internal/mpegcrc"
+)
 
 // PAT and PMT, read by hand: mediacommon's mpegts.Reader finds tracks only once every
 // declared elementary stream has sent a PES (a PMT that lists an audio PID that never
@@ -41,7 +45,7 @@ func (s *psiSection) write(payload []byte, pusi bool) []byte {
 	}
 	sec := s.buf[:s.need]
 	s.buf = s.buf[:0]
-	if s.need < 12 || mpegCRC32(sec) != 0 {
+	if s.need < 12 || mpegcrc.Sum(sec) != 0 {
 		return nil // too short for a PAT/PMT, or damaged: wait for the next copy
 	}
 	return sec
@@ -177,21 +181,4 @@ func classify(es esInfo) (streamKind, string) {
 		}
 	}
 	return kindIgnored, fmt.Sprintf("stream type 0x%02x", es.streamType)
-}
-
-// mpegCRC32 is the CRC of ISO 13818-1 Annex A (polynomial 0x04C11DB7, MSB first, no
-// reflection); over a section with its CRC it is 0.
-func mpegCRC32(b []byte) uint32 {
-	crc := uint32(0xffffffff)
-	for _, c := range b {
-		crc ^= uint32(c) << 24
-		for range 8 {
-			if crc&0x80000000 != 0 {
-				crc = crc<<1 ^ 0x04c11db7
-			} else {
-				crc <<= 1
-			}
-		}
-	}
-	return crc
 }
