@@ -70,15 +70,46 @@ type pesReader struct {
 	rb      []byte // read buffer
 }
 
-// follow routes the PES of pid to sink (replacing what pid went to).
+// follow routes the PES of pid to sink. A PID that already went to another sink
+// starts over (what it had in progress is lost).
 func (r *pesReader) follow(pid uint16, sink esSink) {
 	for _, s := range r.streams {
 		if s.pid == pid {
-			s.sink = sink
+			if s.sink != sink {
+				r.drop(s)
+				s.sink = sink
+			}
 			return
 		}
 	}
 	r.streams = append(r.streams, &pesStream{pid: pid, sink: sink, remain: -1})
+}
+
+// keepOnly stops following the streams that keep rejects (a new PMT without them).
+func (r *pesReader) keepOnly(keep func(*pesStream) bool) {
+	out := r.streams[:0]
+	for _, s := range r.streams {
+		if keep(s) {
+			out = append(out, s)
+		} else {
+			r.drop(s)
+		}
+	}
+	r.streams = out
+}
+
+// drop stops reading s: a PES it had in progress ends there (lost when it had a length
+// that was not reached).
+func (r *pesReader) drop(s *pesStream) {
+	switch {
+	case s.state == pesInHeader:
+		r.lost.add(fmt.Sprintf("bytes of %s PES packets cut in their header", s.sink.kind()), int64(len(s.hdr)))
+		r.abort(s)
+	case s.state == pesPayload && s.remain > 0:
+		r.lost.add(fmt.Sprintf("bytes of %s PES packets cut short", s.sink.kind()), int64(s.remain))
+		r.abort(s)
+	}
+	s.state, s.hdr, s.remain = pesIdle, s.hdr[:0], -1
 }
 
 func (r *pesReader) stream(pid uint16) *pesStream {
@@ -225,11 +256,8 @@ func (r *pesReader) packet(p []byte) error {
 		r.abort(s) // what went on from the previous segment does not continue here
 	}
 	if pusi {
-		if s.state != pesIdle && s.remain > 0 {
-			r.lost.add(fmt.Sprintf("bytes of %s PES packets cut short", s.sink.kind()), int64(s.remain))
-			r.abort(s)
-		}
-		s.state, s.hdr = pesInHeader, s.hdr[:0]
+		r.drop(s) // the PES before ends here
+		s.state = pesInHeader
 	}
 	switch s.state {
 	case pesIdle:
@@ -285,11 +313,7 @@ func (r *pesReader) abort(s *pesStream) {
 // end is the end of the stream (or of a period): a PES with a length must be complete.
 func (r *pesReader) end() {
 	for _, s := range r.streams {
-		if s.state != pesIdle && s.remain > 0 {
-			r.lost.add(fmt.Sprintf("bytes of %s PES packets cut short", s.sink.kind()), int64(s.remain))
-			r.abort(s)
-		}
-		s.state, s.hdr, s.remain = pesIdle, s.hdr[:0], -1
+		r.drop(s)
 	}
 }
 
