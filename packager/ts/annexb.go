@@ -1,6 +1,7 @@
 package ts
 
 import (
+	"bytes"
 	"fmt"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
@@ -92,24 +93,26 @@ func (v *videoES) nextStartCode() (p, hdr int, ok bool) {
 		need = 3 // two-byte header plus first_slice_segment_in_pic_flag
 	}
 	b := v.buf
-	for i := max(v.scan, 0); i+3+need <= len(b); i++ {
-		if b[i+2] > 1 {
-			i += 2
-			continue
-		}
-		if b[i] != 0 || b[i+1] != 0 || b[i+2] != 1 {
-			continue
-		}
-		p = i
-		if p > 0 && b[p-1] == 0 {
-			p--
-		}
-		v.scan = i + 3
-		return p, i + 3, true
+	i := max(v.scan, 0)
+	k := bytes.Index(b[i:], startCode)
+	if k < 0 {
+		v.scan = max(i, len(b)-2) // a start code may begin in the last two bytes
+		return 0, 0, false
 	}
-	v.scan = max(v.scan, len(b)-3-need+1, 0)
-	return 0, 0, false
+	i += k
+	if i+3+need > len(b) {
+		v.scan = i // its header is not here yet
+		return 0, 0, false
+	}
+	p = i
+	if p > 0 && b[p-1] == 0 {
+		p--
+	}
+	v.scan = i + 3
+	return p, i + 3, true
 }
+
+var startCode = []byte{0, 0, 1}
 
 // nal handles the NAL unit whose start code begins at p and header is at hdr.
 func (v *videoES) nal(p, hdr int) error {

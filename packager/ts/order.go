@@ -22,9 +22,12 @@ type orderer struct {
 const maxHeld = 8 << 20
 
 func (o *orderer) push(s media.Sample) error {
-	i := idxVideo
+	i, j := idxVideo, idxAudio
 	if s.Track.Kind == media.Audio {
-		i = idxAudio
+		i, j = idxAudio, idxVideo
+	}
+	if len(o.q[i]) == 0 && (!o.other[i] || len(o.q[j]) > 0 && precedes(s, o.q[j][0])) {
+		return o.emit(s) // it would be released at once: no copy
 	}
 	var b []byte
 	if n := len(o.free); n > 0 {
@@ -44,7 +47,7 @@ func (o *orderer) release(all bool) error {
 		switch {
 		case v && a:
 			i = idxAudio
-			if !later(o.q[idxVideo][0], o.q[idxAudio][0]) {
+			if precedes(o.q[idxVideo][0], o.q[idxAudio][0]) {
 				i = idxVideo
 			}
 		case v && (all || !o.other[idxVideo] || o.held > maxHeld):
@@ -68,7 +71,9 @@ func (o *orderer) release(all bool) error {
 	}
 }
 
-// later reports whether a's decode time is after b's.
-func later(a, b media.Sample) bool {
-	return a.DTS*int64(b.Track.Timescale) > b.DTS*int64(a.Track.Timescale)
+// precedes reports whether a goes before b (of the other track): by decode time, video
+// first at equal times.
+func precedes(a, b media.Sample) bool {
+	l, r := a.DTS*int64(b.Track.Timescale), b.DTS*int64(a.Track.Timescale)
+	return l < r || l == r && a.Track.Kind == media.Video
 }

@@ -84,7 +84,7 @@ func (s *pocState) poc(nalus [][]byte) (poc int64, idr, ok bool) {
 			if !s.haveSPS || !s.havePPS {
 				return 0, false, false
 			}
-			r := newRBSP(n[2:min(len(n), 40)])
+			r := newRBSP(n[2:])
 			if f, ok := r.bit(); !ok || f != 1 { // first_slice_segment_in_pic_flag
 				return 0, false, false
 			}
@@ -117,7 +117,7 @@ func (s *pocState) poc(nalus [][]byte) (poc int64, idr, ok bool) {
 		if !s.haveSPS || sps.PicOrderCntType != 0 {
 			return 0, idr, false
 		}
-		r := newRBSP(n[1:min(len(n), 40)])
+		r := newRBSP(n[1:])
 		for range 3 { // first_mb_in_slice, slice_type, pic_parameter_set_id
 			if _, ok := r.ue(); !ok {
 				return 0, idr, false

@@ -258,11 +258,35 @@ func (d *Demuxer) setVideoParams(hevc bool) error {
 
 // bitReader reads an RBSP (emulation prevention bytes skipped) MSB first.
 type bitReader struct {
-	b   []byte
-	pos int // bit position
+	head [rbspHead]byte
+	b    []byte
+	pos  int // bit position
 }
 
-func newRBSP(n []byte) *bitReader { return &bitReader{b: h264.EmulationPreventionRemove(n)} }
+// rbspHead is how much of a NAL unit's head newRBSP reads: slice headers up to the POC.
+const rbspHead = 40
+
+// newRBSP reads the first rbspHead bytes of a NAL unit's payload n, without its emulation
+// prevention bytes (00 00 03), in a buffer of the reader's own: this runs for every frame.
+func newRBSP(n []byte) bitReader {
+	var r bitReader
+	w, zeros := 0, 0
+	for _, c := range n[:min(len(n), rbspHead)] {
+		if zeros >= 2 && c == 3 {
+			zeros = 0
+			continue
+		}
+		if c == 0 {
+			zeros++
+		} else {
+			zeros = 0
+		}
+		r.head[w] = c
+		w++
+	}
+	r.b = r.head[:w]
+	return r
+}
 
 func (r *bitReader) bit() (uint, bool) {
 	if r.pos >= len(r.b)*8 {
@@ -310,7 +334,7 @@ func h264IntraSlice(n []byte) bool {
 	if len(n) < 2 {
 		return false
 	}
-	r := newRBSP(n[1:min(len(n), 32)])
+	r := newRBSP(n[1:])
 	if _, ok := r.ue(); !ok { // first_mb_in_slice
 		return false
 	}
