@@ -193,3 +193,54 @@ func TestAcrossSegments(t *testing.T) {
 		sameSamples(t, want, got, false)
 	}
 }
+
+// TestPrivateStreamsIgnored: timed ID3 (stream type 0x15, declared) and packets of a PID
+// the PMT does not list, both carrying PES, change nothing.
+func TestPrivateStreamsIgnored(t *testing.T) {
+	segs := readAll(t, testutil.DemoSegments(t))
+	want, err := demuxBytes(t, segs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var with [][]byte
+	for _, s := range segs {
+		s, err := tsrecut.DeclareStream(s, 0x15, 0x102)
+		if err != nil {
+			t.Fatal(err)
+		}
+		with = append(with, withPrivatePackets(s, 20))
+	}
+	got, err := demuxBytes(t, with)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameSamples(t, want, got, false)
+}
+
+// withPrivatePackets puts a one-packet PES on PID 0x102 (an ID3 tag) and one on 0x103
+// (bytes that look like start codes and ADTS headers) after every n-th packet of seg.
+func withPrivatePackets(seg []byte, n int) []byte {
+	var out []byte
+	cc := 0
+	for i := 0; i+tsPacketSize <= len(seg); i += tsPacketSize {
+		out = append(out, seg[i:i+tsPacketSize]...)
+		if (i/tsPacketSize)%n != n-1 {
+			continue
+		}
+		for _, pid := range []uint16{0x102, 0x103} {
+			p := []byte{tsSyncByte, 0x40 | byte(pid>>8), byte(pid), 0x10 | byte(cc&0x0f)}
+			pes := []byte{0, 0, 1, 0xbd, 0, tsPacketSize - 4 - 6, 0x84, 0x80, 5, 0x21, 0, 1, 0, 1}
+			p = append(p, pes...)
+			body := []byte("ID3\x04\x00\x00\x00\x00\x00\x3fPRIV")
+			if pid == 0x103 {
+				body = []byte{0, 0, 1, 0x09, 0xf0, 0xff, 0xf1, 0x50, 0x80}
+			}
+			for len(p) < tsPacketSize {
+				p = append(p, body...)
+			}
+			out = append(out, p[:tsPacketSize]...)
+		}
+		cc++
+	}
+	return out
+}
