@@ -237,12 +237,20 @@ func FuzzSegment(f *testing.F) {
 			}
 			return nil
 		}
-		_ = d.Segment(bytes.NewReader(data), emit)
-		_ = d.Segment(bytes.NewReader(data), emit)
+		// Segment and Flush turn a panic into an error; here it is a failure.
+		noPanic := func(err error) {
+			if err != nil && strings.Contains(err.Error(), "demuxer panic") {
+				t.Fatal(err)
+			}
+		}
+		d.Expect(media.SegmentInfo{Duration: time.Second})
+		noPanic(d.Segment(bytes.NewReader(data), emit))
+		noPanic(d.Segment(bytes.NewReader(data[len(data)/2:]), emit))
 		d.Discontinuity(time.Second)
-		_ = d.Segment(bytes.NewReader(data), emit)
-		_ = d.Flush(emit)
+		noPanic(d.Segment(bytes.NewReader(data), emit))
+		noPanic(d.Flush(emit))
 		_ = d.Tracks()
+		_ = d.Notes()
 	})
 }
 
