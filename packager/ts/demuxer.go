@@ -102,8 +102,10 @@ type Demuxer struct {
 	vES    videoES
 	aES    adtsES
 	lost   losses
-	cov    coverage // of the segment being read
-	jumped bool     // the segment's first unit was checked for a jump
+	cov    coverage  // of the segment being read
+	had    [2]bool   // the track yielded media in an earlier segment
+	short  [2]string // a segment where the track fell short, while it may have ended there
+	jumped bool      // the segment's first unit was checked for a jump
 
 	video, audio *media.Track
 	audioConfig  mpeg4audio.AudioSpecificConfig
@@ -155,10 +157,10 @@ const (
 	maxNotes = 20
 )
 
-// coverage is how much media a segment yielded, in 90 kHz ticks.
+// coverage is how much media a segment yielded, in 90 kHz ticks, by track.
 type coverage struct {
-	video, audio int64
-	units        int
+	ticks [2]int64 // idxVideo, idxAudio
+	units int
 }
 
 // event is an access unit held back until its period's offset is known.
@@ -315,15 +317,29 @@ func (d *Demuxer) recoverPanic(err *error) {
 	}
 }
 
-// checkCoverage fails a segment whose media lasts much less than its EXTINF.
+// checkCoverage fails a segment whose media lasts much less than its EXTINF. A track that
+// falls short while the other does not may have ended there (audio often ends before the
+// video): that is a loss only once the track yields media again in a later segment.
 func (d *Demuxer) checkCoverage() error {
 	want := durationTo90k(d.seg.Duration)
-	got := max(d.cov.video, d.cov.audio)
-	if want == 0 || float64(got) >= minCoverage*float64(want)-coverageSlack {
-		return nil
+	enough := func(got int64) bool { return want == 0 || float64(got) >= minCoverage*float64(want)-coverageSlack }
+	for i, name := range [2]string{"video", "audio"} {
+		if d.short[i] != "" && d.cov.ticks[i] > 0 {
+			return d.malformed("media lost: %s, and the %s goes on after it", d.short[i], name)
+		}
 	}
-	return d.malformed("media lost: the segment holds %.3f s of media (%d units) but its EXTINF says %.3f s",
-		float64(got)/VideoTimescale, d.cov.units, d.seg.Duration.Seconds())
+	if got := max(d.cov.ticks[idxVideo], d.cov.ticks[idxAudio]); !enough(got) {
+		return d.malformed("media lost: the segment holds %.3f s of media (%d units) but its EXTINF says %.3f s",
+			float64(got)/VideoTimescale, d.cov.units, d.seg.Duration.Seconds())
+	}
+	for i, name := range [2]string{"video", "audio"} {
+		if d.had[i] && d.short[i] == "" && !enough(d.cov.ticks[i]) {
+			d.short[i] = fmt.Sprintf("segment %d holds %.3f s of %s against its EXTINF of %.3f s",
+				d.segIndex-1, float64(d.cov.ticks[i])/VideoTimescale, name, d.seg.Duration.Seconds())
+		}
+		d.had[i] = d.had[i] || d.cov.ticks[i] > 0
+	}
+	return nil
 }
 
 // onPMT takes the streams of a program map table: the first H.264/HEVC video and the
@@ -414,7 +430,7 @@ func (d *Demuxer) onVideo(u videoUnit) error {
 	if p.haveV {
 		step = min(max(dtsU-p.lastV, 0), VideoTimescale)
 	}
-	d.cov.video += step
+	d.cov.ticks[idxVideo] += step
 	d.cov.units++
 	if step > 0 {
 		p.vDelta = step
@@ -453,7 +469,7 @@ func (d *Demuxer) onAudio(u audioUnit) error {
 		p.aEnd, p.haveA = ptsU, true
 	}
 	p.aEnd += dur
-	d.cov.audio += dur
+	d.cov.ticks[idxAudio] += dur
 	if !p.resolved {
 		if u.stamped {
 			p.observe(idxAudio, ptsU)

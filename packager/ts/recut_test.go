@@ -3,7 +3,9 @@ package ts
 import (
 	"bytes"
 	"os"
+	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stream-downloads/caddy-stream-downloads/internal/testutil"
 	"github.com/stream-downloads/caddy-stream-downloads/internal/tsrecut"
@@ -241,6 +243,46 @@ func withPrivatePackets(seg []byte, n int) []byte {
 			out = append(out, p[:tsPacketSize]...)
 		}
 		cc++
+	}
+	return out
+}
+
+// TestTrackHole: a segment without the audio the segments around it have is a loss,
+// reported once the audio goes on; audio that ends a segment early is not.
+func TestTrackHole(t *testing.T) {
+	pl := readPlaylist(t, filepath.Join(filepath.Dir(testutil.DemoSegments(t)[0]), "index.m3u8"))
+	segs := readAll(t, pl.segs)
+	run := func(noAudio int) error {
+		d := NewDemuxer()
+		emit := func(media.Sample) error { return nil }
+		var start time.Duration
+		for i, s := range segs {
+			if i == noAudio {
+				s = withoutPID(s, 0x101)
+			}
+			d.Expect(media.SegmentInfo{Start: start, Duration: pl.extinf[i]})
+			start += pl.extinf[i]
+			if err := d.Segment(bytes.NewReader(s), emit); err != nil {
+				return err
+			}
+		}
+		return d.Flush(emit)
+	}
+	if err := run(1); err == nil || !bytesContains(err.Error(), "segment 1 holds 0.000 s of audio") {
+		t.Errorf("audio missing from the middle segment: err = %v", err)
+	}
+	if err := run(len(segs) - 1); err != nil {
+		t.Errorf("audio missing from the last segment: %v", err)
+	}
+}
+
+// withoutPID drops the packets of pid.
+func withoutPID(seg []byte, pid uint16) []byte {
+	var out []byte
+	for i := 0; i+tsPacketSize <= len(seg); i += tsPacketSize {
+		if packetPID(seg[i:]) != pid {
+			out = append(out, seg[i:i+tsPacketSize]...)
+		}
 	}
 	return out
 }
