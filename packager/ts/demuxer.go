@@ -127,7 +127,7 @@ type Demuxer struct {
 	audioStarted bool  // audio emitted before (audioNext is meaningful)
 	audioResync  bool  // follow the next PTS (period start)
 
-	skipped int          // video frames left out before a key frame
+	skipped int          // video frames left out: before a key frame, or referring to frames before it
 	notes   []media.Note // see Notes
 
 	buf     []byte // reused AVCC/HVCC buffer
@@ -214,7 +214,7 @@ func (d *Demuxer) Expect(seg media.SegmentInfo) {
 func (d *Demuxer) Notes() []media.Note {
 	out := append([]media.Note(nil), d.notes...)
 	if d.skipped > 0 {
-		out = append(out, media.Note{Kind: media.Video, Text: fmt.Sprintf("%d video frames before the first key frame were left out (they cannot be decoded)", d.skipped)})
+		out = append(out, media.Note{Kind: media.Video, Text: fmt.Sprintf("%d video frames that cannot be decoded were left out (before the first key frame, or referring to frames before it)", d.skipped)})
 	}
 	for _, k := range d.declared {
 		if (k == media.Audio && d.audio == nil && d.videoStarted) || (k == media.Video && !d.videoStarted && d.audio != nil) {

@@ -42,6 +42,7 @@ const (
 	pesIdle     pesState = iota // waiting for a PES start
 	pesInHeader                 // collecting the PES header
 	pesPayload                  // payload goes to the sink
+	pesPadding                  // a padding PES: its bytes are not media
 )
 
 // pesStream follows the PES of one PID.
@@ -260,6 +261,8 @@ func (r *pesReader) packet(p []byte) error {
 		s.state = pesInHeader
 	}
 	switch s.state {
+	case pesPadding:
+		return nil
 	case pesIdle:
 		r.lost.add(fmt.Sprintf("bytes of %s PES packets whose start was lost", s.sink.kind()), int64(len(payload)))
 		return nil
@@ -273,6 +276,10 @@ func (r *pesReader) packet(p []byte) error {
 		}
 		if !ok {
 			return nil // the header goes on in the next packet
+		}
+		if h.padding {
+			s.state = pesPadding
+			return nil
 		}
 		s.sink.pes(h.hasPTS, h.pts, h.dts)
 		s.state, s.remain = pesPayload, -1
@@ -349,7 +356,8 @@ func (r *pesReader) psi(p []byte, pid uint16) error {
 }
 
 type pesHeader struct {
-	length    int // PES_packet_length (0: unbounded)
+	padding   bool // padding_stream (stream_id 0xBE)
+	length    int  // PES_packet_length (0: unbounded)
 	dataStart int
 	hasPTS    bool
 	pts, dts  int64
@@ -371,6 +379,7 @@ func parsePESHeader(b []byte) (h pesHeader, ok, bad bool) {
 	h.length = int(b[4])<<8 | int(b[5])
 	if streamID == 0xbe || streamID == 0xbf { // padding, private stream 2: no optional header
 		h.dataStart = 6
+		h.padding = streamID == 0xbe
 		return h, true, false
 	}
 	if b[6]&0xc0 != 0x80 {

@@ -157,9 +157,11 @@ func (d *Demuxer) videoAU(pts, dts int64, au [][]byte) error {
 			d.dropLeading, d.dropRASL = false, false
 		}
 		if d.dropRASL && fi.rasl {
+			d.skipped++
 			return nil // RASL of the CRA/BLA we started at: references precede the start
 		}
 		if d.dropLeading && pts < d.startPTS {
+			d.skipped++
 			return nil // leading picture of an open GOP: references precede the start
 		}
 	}
