@@ -76,7 +76,9 @@ type Sample struct {
 // behind the same seam.
 type Demuxer interface {
 	// Segment demuxes one whole segment and calls emit for each complete sample,
-	// in decode order per track.
+	// in decode order per track. A sample may be completed only by what follows (an
+	// access unit ends where the next begins, and may go on into the next segment):
+	// Flush emits the last ones.
 	Segment(r io.Reader, emit func(Sample) error) error
 	// Discontinuity says the next segment starts a new timeline (EXT-X-DISCONTINUITY):
 	// its timestamps may restart anywhere. at is where that segment starts on the

@@ -66,6 +66,19 @@ func (e *malformedError) Unwrap() []error { return []error{ErrMalformed, e.err} 
 // of a new period are held back until each of its tracks showed a timestamp (or the
 // segment ended) so that the offset is known before anything is emitted.
 //
+// Periods also start without a tag (implicit discontinuities, period.go), as hls.js,
+// AVPlayer and ffmpeg take them: when the first unit of a segment is more than jumpBack
+// behind the end of what came before, or more than jumpAhead past it beyond what the
+// playlist says (segments repeated, ads stitched in without EXT-X-DISCONTINUITY).
+//
+// The segments are read as one transport stream (pes.go); units are rebuilt across PES
+// boundaries (annexb.go, adts.go) and take their timestamps by ISO 13818-1's rule
+// (stamps.go, poc.go); samples leave in time order across the tracks (order.go).
+//
+// Accounting: what the demuxer cannot use is counted (losses.go), and any of it ends the
+// segment in an error; so does a segment whose media covers less than minCoverage of its
+// EXTINF (checkCoverage). Frames that cannot be decoded are left out and said in Notes.
+//
 // Video samples are in 90 kHz ticks; audio samples are in ticks of the AAC sample rate,
 // counted 1024 per frame and re-synchronised to the PTS only when the two drift apart by
 // more than half a frame forwards (a gap) and at the start of every period.
