@@ -132,9 +132,27 @@ type Demuxer struct {
 	buf       []byte // reused sample buffer
 	segBuf    []byte // reused segment buffer
 	initMedia []byte // moof+mdat found in the init section, for the next segment
+
+	extinf  time.Duration // of the segment being read (Expect)
+	skipped int           // video samples left out before the first decodable one
 }
 
-var _ media.Demuxer = (*Demuxer)(nil)
+var (
+	_ media.Demuxer    = (*Demuxer)(nil)
+	_ media.Accounting = (*Demuxer)(nil)
+)
+
+// Expect takes the EXTINF of the next segment, which its samples must cover
+// (media.Covers).
+func (d *Demuxer) Expect(seg media.SegmentInfo) { d.extinf = seg.Duration }
+
+// Notes says what was left out without it being an error.
+func (d *Demuxer) Notes() []media.Note {
+	if d.skipped == 0 {
+		return nil
+	}
+	return []media.Note{{Kind: media.Video, Text: fmt.Sprintf("%d video frames before the first key frame were left out (they cannot be decoded)", d.skipped)}}
+}
 
 // NewDemuxer returns a Demuxer for one rendition.
 func NewDemuxer() *Demuxer { return &Demuxer{} }
@@ -353,6 +371,10 @@ func (d *Demuxer) Segment(r io.Reader, emit func(media.Sample) error) (err error
 			return err
 		}
 	}
+	if got := max(d.span(d.video, vs), d.span(d.audio, as)); !media.Covers(got, d.extinf) {
+		return fmt.Errorf("media lost: the segment holds %.3f s of media (%d samples) but its EXTINF says %.3f s",
+			got.Seconds(), count, d.extinf.Seconds())
+	}
 	if err := d.place(vs, as); err != nil {
 		return err
 	}
@@ -402,6 +424,18 @@ func (d *Demuxer) Segment(r io.Reader, emit func(media.Sample) error) (err error
 		}
 	}
 	return nil
+}
+
+// span is how long the samples ss of st last, by their durations.
+func (d *Demuxer) span(st *stream, ss []rawSample) time.Duration {
+	if st == nil || st.cur == nil || st.cur.timescale == 0 {
+		return 0
+	}
+	var n int64
+	for _, s := range ss {
+		n += int64(s.dur)
+	}
+	return time.Duration(float64(n) / float64(st.cur.timescale) * float64(time.Second))
 }
 
 // parseMoof reads the trafs of our tracks in a moof and hands over their samples.
@@ -734,6 +768,7 @@ func (d *Demuxer) videoSample(st *stream, s rawSample) (out []byte, sync, keep b
 	}
 	if !st.gotSync {
 		if !sync || len(t.SPS) == 0 || len(t.PPS) == 0 || (hevc && len(t.VPS) == 0) {
+			d.skipped++
 			return nil, false, false, nil // not decodable: dropped
 		}
 		if t.Width <= 0 || t.Height <= 0 {

@@ -88,6 +88,7 @@ func feed(t *testing.T, d *Demuxer, p playlist) testutil.Feed {
 				}
 				curInit = it.init
 			}
+			d.Expect(media.SegmentInfo{Start: at, Duration: it.dur})
 			if err := testutil.SegmentFile(t, d, filepath.Join(p.dir, it.seg), emit); err != nil {
 				return err
 			}
@@ -694,5 +695,18 @@ func TestErrorsNotPanics(t *testing.T) {
 	init := audioInit(t, 0, 0)
 	for i := 0; i < len(init); i += 7 {
 		_ = NewDemuxer().Init(init[:i])
+	}
+}
+
+// TestCoverage: a segment whose samples last much less than its EXTINF is lost media.
+func TestCoverage(t *testing.T) {
+	p := readPlaylist(t, filepath.Join(testutil.RepoRoot(t), "testdata", "conformance", "streams", "fmp4-h264-aac", "play.m3u8"))
+	if _, err := collect(t, p); err != nil {
+		t.Fatalf("as the playlist says: %v", err)
+	}
+	p.items[1].dur *= 3
+	_, err := collect(t, p)
+	if err == nil || !strings.Contains(err.Error(), "media lost") || !strings.Contains(err.Error(), "segment 1") {
+		t.Fatalf("a segment of a third of its EXTINF: err = %v, want media lost in segment 1", err)
 	}
 }

@@ -113,6 +113,17 @@ type Accounting interface {
 	Notes() []Note
 }
 
+// Covers reports whether media lasting got covers a segment whose EXTINF is extinf (0:
+// unknown, always covered): at least 80 % of it, less 0.1 s. EXTINF may be rounded — to
+// whole seconds before protocol version 3, up to 0.5 s off, which this allows for
+// segments from 1.5 s on (0.8·(x+0.5) − 0.1 ≤ x) — and tracks end apart on the last
+// segment (the longer one is measured). What is lost inside a segment is counted unit by
+// unit where the container allows; this catches segments that yield much less than
+// they say.
+func Covers(got, extinf time.Duration) bool {
+	return extinf == 0 || got >= extinf*4/5-100*time.Millisecond
+}
+
 // Note is something the output lacks or changed without it being an error.
 type Note struct {
 	Kind Kind // the kind of track it is about; 0: the whole stream

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
 
@@ -76,8 +77,9 @@ func (e *malformedError) Unwrap() []error { return []error{ErrMalformed, e.err} 
 // (stamps.go, poc.go); samples leave in time order across the tracks (order.go).
 //
 // Accounting: what the demuxer cannot use is counted (losses.go), and any of it ends the
-// segment in an error; so does a segment whose media covers less than minCoverage of its
-// EXTINF (checkCoverage). Frames that cannot be decoded are left out and said in Notes.
+// segment in an error; so does a segment whose media does not cover its EXTINF
+// (media.Covers, checkCoverage). Frames that cannot be decoded are left out and said in
+// Notes.
 //
 // Video samples are in 90 kHz ticks; audio samples are in ticks of the AAC sample rate,
 // counted 1024 per frame and re-synchronised to the PTS only when the two drift apart by
@@ -151,14 +153,6 @@ type Demuxer struct {
 
 // Bounds of the accounting and of implicit discontinuities (see the Demuxer doc).
 const (
-	// minCoverage: a segment is whole when its media lasts at least this share of its
-	// EXTINF, less coverageSlack. EXTINF may be rounded: to whole seconds before protocol
-	// version 3 (up to 0.5 s off), which this allows for segments from 1.5 s on
-	// (0.8·(x+0.5) − 0.1 ≤ x); audio and video end apart on the last segment, which the
-	// longer track covers. What is lost inside a segment is counted unit by unit; this
-	// catches segments that yield much less than they say.
-	minCoverage   = 0.8
-	coverageSlack = VideoTimescale / 10
 	// jumpBack and jumpAhead: how far the first unit of a segment may be behind or ahead
 	// of where the previous one ended (plus, ahead, any gap the playlist has there, as
 	// EXT-X-GAP segments make) before the segment starts a new period. Ahead, a source
@@ -334,8 +328,9 @@ func (d *Demuxer) recoverPanic(err *error) {
 // falls short while the other does not may have ended there (audio often ends before the
 // video): that is a loss only once the track yields media again in a later segment.
 func (d *Demuxer) checkCoverage() error {
-	want := durationTo90k(d.seg.Duration)
-	enough := func(got int64) bool { return want == 0 || float64(got) >= minCoverage*float64(want)-coverageSlack }
+	enough := func(got int64) bool {
+		return media.Covers(time.Duration(float64(got)/VideoTimescale*float64(time.Second)), d.seg.Duration)
+	}
 	for i, name := range [2]string{"video", "audio"} {
 		if d.short[i] != "" && d.cov.ticks[i] > 0 {
 			return d.malformed("media lost: %s, and the %s goes on after it", d.short[i], name)
