@@ -353,36 +353,38 @@ func h264IntraSlice(n []byte) bool {
 func h264RecoveryPoint(n []byte) bool {
 	b := h264.EmulationPreventionRemove(n[1:])
 	for len(b) > 1 {
-		typ := 0
-		for len(b) > 0 && b[0] == 0xff {
-			typ += 255
-			b = b[1:]
-		}
-		if len(b) == 0 {
+		typ, rest, ok := seiNumber(b)
+		if !ok {
 			return false
 		}
-		typ += int(b[0])
-		b = b[1:]
-		size := 0
-		for len(b) > 0 && b[0] == 0xff {
-			size += 255
-			b = b[1:]
-		}
-		if len(b) == 0 {
+		size, rest, ok := seiNumber(rest)
+		if !ok {
 			return false
 		}
-		size += int(b[0])
-		b = b[1:]
 		if typ == 6 {
 			return true
 		}
-		if size > len(b) {
+		if size > len(rest) {
 			return false
 		}
-		b = b[size:]
+		b = rest[size:]
 		if len(b) == 1 && b[0] == 0x80 { // rbsp_trailing_bits
 			return false
 		}
 	}
 	return false
+}
+
+// seiNumber reads an SEI payload type or size (0xFF bytes adding 255 each, then one
+// byte) from the start of b.
+func seiNumber(b []byte) (int, []byte, bool) {
+	v := 0
+	for len(b) > 0 && b[0] == 0xff {
+		v += 255
+		b = b[1:]
+	}
+	if len(b) == 0 {
+		return 0, nil, false
+	}
+	return v + int(b[0]), b[1:], true
 }
