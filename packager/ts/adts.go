@@ -31,12 +31,17 @@ type adtsES struct {
 	stamps stamps
 	seg    int
 
+	started bool  // a frame started since the stream began
+	lead    int64 // bytes before the first frame
+	firstPES
+
 	lost *losses
 }
 
 func (a *adtsES) kind() string { return "audio" }
 
 func (a *adtsES) pes(has bool, pts, _ int64) {
+	a.firstPES.next(a.base + int64(len(a.buf)-a.r))
 	a.stamps.add(a.base+int64(len(a.buf)-a.r), has, pts, pts)
 }
 
@@ -103,6 +108,7 @@ func (a *adtsES) write(b []byte) error {
 		u := audioUnit{raw: b[h.size:h.frame], config: h.config, pts: pts, stamped: stamped, seg: a.seg, duration: aacFrameSamples}
 		a.r += h.frame
 		a.base += int64(h.frame)
+		a.started = true
 		if err := a.on(u); err != nil {
 			return err
 		}
@@ -110,8 +116,15 @@ func (a *adtsES) write(b []byte) error {
 	return nil
 }
 
+// skip passes n bytes that are no frame: lost, unless they come before the first frame
+// and within the first PES (the stream may begin with the end of a frame that starts
+// before it).
 func (a *adtsES) skip(n int, what string) {
-	a.lost.add(what, int64(n))
+	lead := a.firstPES.within(a.started, a.base, int64(n))
+	a.lead += lead
+	if int64(n) > lead {
+		a.lost.add(what, int64(n)-lead)
+	}
 	a.r += n
 	a.base += int64(n)
 }

@@ -48,6 +48,10 @@ type videoES struct {
 	lastDTS, lastPTS, delta int64
 	haveLast                bool
 
+	started bool  // a unit started since the stream began
+	lead    int64 // bytes before the first unit start: the tail of a unit from before the stream
+	firstPES
+
 	out [][]byte // reused NAL slice list
 	poc pocState
 
@@ -58,6 +62,7 @@ func (v *videoES) kind() string { return "video" }
 
 // pes notes that a PES starts here.
 func (v *videoES) pes(has bool, pts, dts int64) {
+	v.firstPES.next(v.base + int64(len(v.buf)))
 	v.stamps.add(v.base+int64(len(v.buf)), has, pts, dts)
 }
 
@@ -78,7 +83,7 @@ func (v *videoES) write(b []byte) error {
 	}
 	if !v.inAU && v.scan > 4 {
 		// Bytes before any unit start (after a loss, or a stream that starts mid-unit).
-		v.lost.add("video bytes outside any access unit", int64(v.scan-4))
+		v.outside(v.scan - 4)
 		v.drop(v.scan - 4)
 	}
 	return nil
@@ -153,11 +158,11 @@ func (v *videoES) nal(p, hdr int) error {
 				return err
 			}
 		} else if p > 0 {
-			v.lost.add("video bytes outside any access unit", int64(p))
+			v.outside(p)
 		}
 		v.drop(p)
 		hdr -= p
-		v.inAU = true
+		v.inAU, v.started = true, true
 		v.sawVCL = false
 		v.nals = v.nals[:0]
 		v.au.seg = v.seg
@@ -176,6 +181,18 @@ func (v *videoES) due(dts int64) bool {
 	}
 	d := wrapDiff(dts, v.lastDTS+v.delta)
 	return 2*d <= v.delta && 2*d >= -v.delta
+}
+
+// outside takes the n bytes at the start of buf, which belong to no unit: lost, unless
+// they come before the first unit start and within the first PES (a stream, or a playlist
+// that starts later than its packager did, may begin with the last bytes of a unit that
+// begins before it: they are not the stream's media).
+func (v *videoES) outside(n int) {
+	lead := v.firstPES.within(v.started, v.base, int64(n))
+	v.lead += lead
+	if int64(n) > lead {
+		v.lost.add("video bytes outside any access unit", int64(n)-lead)
+	}
 }
 
 // drop discards buf[:n].
@@ -239,7 +256,7 @@ func (v *videoES) flush() error {
 	if v.inAU {
 		err = v.emit(len(v.buf))
 	} else if len(v.buf) > 0 && !allZero(v.buf) {
-		v.lost.add("video bytes outside any access unit", int64(len(v.buf)))
+		v.outside(len(v.buf))
 	}
 	v.base += int64(len(v.buf))
 	v.buf, v.scan, v.inAU, v.nals, v.sawVCL = v.buf[:0], 0, false, v.nals[:0], false
@@ -264,4 +281,28 @@ func allZero(b []byte) bool {
 		}
 	}
 	return true
+}
+
+// firstPES knows where the second PES of a stream starts: bytes before the first unit
+// are only the tail of an earlier unit within the first PES.
+type firstPES struct {
+	count int   // PES started, up to 2
+	end   int64 // stream offset where the second one starts
+}
+
+func (f *firstPES) next(pos int64) {
+	if f.count++; f.count == 2 {
+		f.end = pos
+	}
+}
+
+// within is how many of the n bytes from pos are such a tail.
+func (f *firstPES) within(started bool, pos, n int64) int64 {
+	switch {
+	case started:
+		return 0
+	case f.count < 2:
+		return n
+	}
+	return min(max(f.end-pos, 0), n)
 }

@@ -223,6 +223,9 @@ func (d *Demuxer) Notes() []media.Note {
 	if d.skipped > 0 {
 		out = append(out, media.Note{Kind: media.Video, Text: fmt.Sprintf("%d video frames that cannot be decoded were left out (before the first key frame, or referring to frames before it)", d.skipped)})
 	}
+	if lead := d.pes.lead + d.vES.lead + d.aES.lead; lead > 0 {
+		out = append(out, media.Note{Text: fmt.Sprintf("%d bytes before the first access unit or audio frame were left out (the end of a unit that starts before the first segment)", lead)})
+	}
 	for _, k := range d.declared {
 		if (k == media.Audio && d.audio == nil && d.videoStarted) || (k == media.Video && !d.videoStarted && d.audio != nil) {
 			out = append(out, media.Note{Kind: k, Text: fmt.Sprintf("the stream declares %s but carries none: the file has no %s track", k, k)})

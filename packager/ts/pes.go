@@ -53,6 +53,7 @@ type pesStream struct {
 	hdr    []byte
 	remain int  // payload bytes left in a PES with a length; -1: unbounded
 	seen   bool // lastCC is valid
+	begun  bool // a PES started on it
 	fresh  bool // no packet of it in the current segment yet
 	lastCC uint8
 }
@@ -68,6 +69,7 @@ type pesReader struct {
 	lastPMT []byte
 	onPMT   func([]esInfo) error
 	lost    *losses
+	lead    int64  // payload of PES that started before the stream did
 	rb      []byte // read buffer
 }
 
@@ -258,12 +260,16 @@ func (r *pesReader) packet(p []byte) error {
 	}
 	if pusi {
 		r.drop(s) // the PES before ends here
-		s.state = pesInHeader
+		s.state, s.begun = pesInHeader, true
 	}
 	switch s.state {
 	case pesPadding:
 		return nil
 	case pesIdle:
+		if !s.begun { // the end of a PES that started before the stream (or the playlist) did
+			r.lead += int64(len(payload))
+			return nil
+		}
 		r.lost.add(fmt.Sprintf("bytes of %s PES packets whose start was lost", s.sink.kind()), int64(len(payload)))
 		return nil
 	case pesInHeader:

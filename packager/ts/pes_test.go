@@ -60,10 +60,14 @@ func TestPESReader(t *testing.T) {
 			tsPacket(0x100, true, 0, pesOf(0xe0, video1)),
 			tsPacket(0x100, true, 1, pesOf(0xe0, video2)),
 		}, append(append([]byte{}, video1...), video2...), ""},
-		{"payload without a PES start", [][]byte{
+		{"the end of a PES from before the stream", [][]byte{
 			tsPacket(0x100, false, 0, video1),
 			tsPacket(0x100, true, 1, pesOf(0xe0, video2)),
-		}, video2, "bytes of video PES packets whose start was lost"},
+		}, video2, ""},
+		{"payload past a complete PES", [][]byte{
+			tsPacket(0x100, true, 0, pesOf(0xe0, video1)),
+			tsPacket(0x100, false, 1, video2),
+		}, video1, "bytes of video PES packets whose start was lost"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -2,6 +2,7 @@ package ts
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -285,4 +286,44 @@ func withoutPID(seg []byte, pid uint16) []byte {
 		}
 	}
 	return out
+}
+
+// TestStartsWithTail: a playlist whose first segment begins inside the packager's stream
+// (its first video PES starts with the end of a frame that began before it, as Apple's
+// segmenters cut) packages from the first frame; the tail is a note, not a loss.
+func TestStartsWithTail(t *testing.T) {
+	seg, err := tsrecut.Recut(readAll(t, testutil.DemoSegments(t)[1:2])[0], tsrecut.Apple)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var in []byte
+	pusi := 0
+	for i := 0; i+tsPacketSize <= len(seg); i += tsPacketSize {
+		p := seg[i : i+tsPacketSize]
+		if packetPID(p) == 0x100 && p[1]&0x40 != 0 {
+			pusi++
+		}
+		// PAT, PMT, then from the 3rd video PES on (the audio PES then in progress
+		// goes on without its start)
+		if pusi >= 3 || packetPID(p) == 0 || packetPID(p) == 0x1000 {
+			in = append(in, p...)
+		}
+	}
+	d := NewDemuxer()
+	c, err := testutil.Demux(d, func(emit func(media.Sample) error) error {
+		return d.Segment(bytes.NewReader(in), emit)
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Video) == 0 || len(c.Audio) == 0 {
+		t.Fatalf("%d video, %d audio samples", len(c.Video), len(c.Audio))
+	}
+	var notes []string
+	for _, n := range d.Notes() {
+		notes = append(notes, n.Text)
+	}
+	if !bytesContains(fmt.Sprint(notes), "bytes before the first access unit") {
+		t.Errorf("notes %q, want one on the bytes before the first access unit", notes)
+	}
 }
