@@ -243,7 +243,8 @@ func (d *Demuxer) setTrack(sp **stream, ti *trakInfo) error {
 			t.Width, t.Height = ti.width, ti.height
 			t.VPS, t.SPS, t.PPS = ti.vps, ti.sps, ti.pps
 		} else {
-			t.SampleRate, t.Channels, t.AudioConfig = ti.sampleRate, ti.channels, ti.asc
+			t.SampleRate, t.Channels, t.Config = ti.sampleRate, ti.channels, ti.asc
+			t.FrameDuration = ti.frameDur
 		}
 		*sp = &stream{track: t, cur: ti}
 		return nil
@@ -253,7 +254,7 @@ func (d *Demuxer) setTrack(sp **stream, ti *trakInfo) error {
 		return &UnsupportedCodecError{Codec: fmt.Sprintf("a %s codec change from %s to %s at a new EXT-X-MAP", ti.kind, codecName(t.Codec), codecName(ti.codec)), Entry: ti.entry, Video: ti.kind == media.Video}
 	}
 	if ti.kind == media.Audio {
-		if !bytes.Equal(t.AudioConfig, ti.asc) {
+		if !bytes.Equal(t.Config, ti.asc) {
 			return &malformedError{where: "init section", err: fmt.Errorf("AAC configuration changes mid-stream (%d Hz %d ch -> %d Hz %d ch), not supported",
 				t.SampleRate, t.Channels, ti.sampleRate, ti.channels)}
 		}

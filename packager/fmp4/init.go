@@ -38,6 +38,7 @@ type trakInfo struct {
 	asc        []byte
 	sampleRate int
 	channels   int
+	frameDur   uint32 // media.Track.FrameDuration
 }
 
 // initInfo is a parsed init section: the first video and the first audio track.
@@ -548,6 +549,7 @@ func parseAudioEntry(ti *trakInfo, e box) error {
 	}
 	ti.codec = media.AAC
 	ti.asc = asc
+	ti.frameDur = 1024
 	ti.sampleRate = cfg.SampleRate
 	if cfg.ExtensionSampleRate > 0 {
 		ti.sampleRate = cfg.ExtensionSampleRate

@@ -31,8 +31,41 @@ type Codec string
 const (
 	H264 Codec = "h264"
 	H265 Codec = "h265" // HEVC, written as hvc1
+	AV1  Codec = "av1"  // from fMP4 only, written as av01 + av1C
 	AAC  Codec = "aac"
+	AC3  Codec = "ac-3" // Dolby Digital, written as ac-3 + dac3
+	EAC3 Codec = "ec-3" // Dolby Digital Plus, written as ec-3 + dec3
+	// MPEGAudio is MPEG-1/2 audio layers I–III (MP3, MP2), written as mp4a with the
+	// object type of Track.ObjectType.
+	MPEGAudio Codec = "mpeg-audio"
+	Opus      Codec = "opus" // written as Opus + dOps
 )
+
+// Name is the codec's name for users ("AC-3 (Dolby Digital)").
+func (c Codec) Name() string {
+	switch c {
+	case H264:
+		return "H.264"
+	case H265:
+		return "H.265/HEVC"
+	case AV1:
+		return "AV1"
+	case AAC:
+		return "AAC"
+	case AC3:
+		return "AC-3 (Dolby Digital)"
+	case EAC3:
+		return "E-AC-3 (Dolby Digital Plus)"
+	case MPEGAudio:
+		return "MPEG audio (MP3/MP2)"
+	case Opus:
+		return "Opus"
+	}
+	return string(c)
+}
+
+// Supported lists the codecs for messages: "supported: …".
+const Supported = "H.264, H.265/HEVC, AV1 (fMP4), AAC, AC-3, E-AC-3, MP3, MP2, Opus"
 
 // Track describes one elementary stream as the muxer needs it for its sample entry.
 // A demuxer may fill the codec parameters in after it created the track (H.264
@@ -49,9 +82,22 @@ type Track struct {
 	SPS, PPS      [][]byte // H.264/HEVC parameter sets, without start codes
 
 	// Audio.
-	SampleRate  int
-	Channels    int
-	AudioConfig []byte // AAC AudioSpecificConfig (ISO 14496-3), as esds carries it
+	SampleRate int
+	Channels   int
+	// FrameDuration is the duration of every audio frame in Timescale ticks when it is
+	// fixed (AAC 1024, AC-3 1536, MP3 1152); 0 when it varies (Opus). The muxer gives
+	// the last sample this duration, else the one of the sample before it.
+	FrameDuration uint32
+	// ObjectType is the esds objectTypeIndication of MPEGAudio: 0x6B for MPEG-1 audio
+	// (32, 44.1, 48 kHz), 0x69 for MPEG-2 audio (lower rates).
+	ObjectType uint8
+
+	// Config is the decoder configuration the sample entry carries, as the payload of
+	// its box (without box header): the AAC AudioSpecificConfig (ISO 14496-3) inside
+	// esds; the dac3 or dec3 payload of AC-3/E-AC-3 (ETSI TS 102 366 Annex F); the dOps
+	// payload of Opus; the av1C payload of AV1. Empty for MPEGAudio; H.264/HEVC use
+	// VPS/SPS/PPS.
+	Config []byte
 }
 
 // Sample is one access unit, delivered in decode order per track.
@@ -63,10 +109,13 @@ type Sample struct {
 	DTS int64
 	// CTO is the composition offset, PTS-DTS, in Track.Timescale (B-frames make it > 0).
 	CTO int32
-	// Sync is true for a sample a decoder can start from (IDR frame; every AAC frame).
+	// Sync is true for a sample a decoder can start from (IDR frame; every audio frame).
 	Sync bool
 	// Data is the payload as the MP4 stores it: H.264 and HEVC as 4-byte length-prefixed
-	// NAL units (AVCC/HVCC), AAC as a raw frame without ADTS header. Only valid during the call
+	// NAL units (AVCC/HVCC), AAC as a raw frame without ADTS header, AC-3 and MPEG audio
+	// as whole frames (header included), E-AC-3 as the syncframes of 1536 PCM samples
+	// (with their dependent substreams), Opus as one packet without TS control header,
+	// AV1 as the temporal unit's OBUs as av1C's sample format has them. Only valid during the call
 	// that hands it over; the receiver copies what it keeps.
 	Data []byte
 }

@@ -633,7 +633,7 @@ func sampleEntry(w *boxWriter, t *TrackIndex) error {
 		}
 		return visualSampleEntry(w, tr, "hvc1", "hvcC", rec)
 	case media.AAC:
-		if len(tr.AudioConfig) == 0 || tr.Channels <= 0 || tr.SampleRate <= 0 {
+		if len(tr.Config) == 0 || tr.Channels <= 0 || tr.SampleRate <= 0 {
 			return errors.New("mp4: AAC track without AudioSpecificConfig")
 		}
 		w.open("mp4a")
@@ -711,7 +711,7 @@ func hvcCRecord(tr *media.Track) ([]byte, error) {
 // writeEsds writes an esds box (ISO 14496-1 ES_Descriptor) carrying the
 // AudioSpecificConfig as it is, so any channel layout works.
 func writeEsds(w *boxWriter, t *TrackIndex) {
-	asc := t.Track.AudioConfig
+	asc := t.Track.Config
 	var maxSize uint32
 	var total uint64
 	var dur uint64

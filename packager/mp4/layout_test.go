@@ -23,7 +23,7 @@ func videoTrack() *media.Track {
 
 func audioTrack() *media.Track {
 	return &media.Track{ID: 2, Kind: media.Audio, Codec: media.AAC, Timescale: 48000, SampleRate: 48000, Channels: 2,
-		AudioConfig: []byte{0x11, 0x90}}
+		Config: []byte{0x11, 0x90}}
 }
 
 type fs struct {
@@ -420,7 +420,7 @@ func TestEsdsChannels(t *testing.T) {
 	}{{1, []byte{0x11, 0x88}}, {2, []byte{0x11, 0x90}}, {6, []byte{0x11, 0xb0}}} {
 		a := audioTrack()
 		a.ID = 1
-		a.Channels, a.AudioConfig = ch.n, ch.asc
+		a.Channels, a.Config = ch.n, ch.asc
 		x := buildIndex(t, seq(a, 0, 1024, 1024))
 		hdr, err := BuildHeader(x, []*media.Track{a}, BrandM4A, 0)
 		if err != nil {

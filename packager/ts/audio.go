@@ -35,11 +35,11 @@ func (d *Demuxer) setAudioConfig(cfg mpeg4audio.AudioSpecificConfig) error {
 		d.audio = &media.Track{
 			Kind: media.Audio, Codec: media.AAC,
 			Timescale:  uint32(cfg.SampleRate),
-			SampleRate: cfg.SampleRate, Channels: channels, AudioConfig: asc,
+			SampleRate: cfg.SampleRate, Channels: channels, Config: asc, FrameDuration: aacFrameSamples,
 		}
 		return nil
 	}
-	if !bytes.Equal(d.audio.AudioConfig, asc) {
+	if !bytes.Equal(d.audio.Config, asc) {
 		return fmt.Errorf("AAC configuration changes mid-stream (%d Hz %d ch -> %d Hz %d ch), not supported",
 			d.audio.SampleRate, d.audio.Channels, cfg.SampleRate, channels)
 	}

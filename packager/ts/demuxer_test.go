@@ -47,7 +47,7 @@ func TestDemuxFixtures(t *testing.T) {
 	if v.ID != 1 || v.Kind != media.Video || v.Codec != media.H264 || v.Timescale != 90000 || v.Width != 426 || v.Height != 240 || len(v.SPS) != 1 || len(v.PPS) != 1 {
 		t.Errorf("video track = %+v", v)
 	}
-	if a.ID != 2 || a.Kind != media.Audio || a.Codec != media.AAC || a.Timescale != 48000 || a.SampleRate != 48000 || a.Channels != 2 || !bytes.Equal(a.AudioConfig, []byte{0x11, 0x90}) {
+	if a.ID != 2 || a.Kind != media.Audio || a.Codec != media.AAC || a.Timescale != 48000 || a.SampleRate != 48000 || a.Channels != 2 || !bytes.Equal(a.Config, []byte{0x11, 0x90}) {
 		t.Errorf("audio track = %+v", a)
 	}
 	// ffprobe -count_frames on the concatenated source: 300 video, 564 audio frames.

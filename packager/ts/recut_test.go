@@ -66,7 +66,7 @@ func sameSamples(t *testing.T, want, got *testutil.Samples, anyCTO bool) {
 	}
 	for i, w := range want.Tracks {
 		g := got.Tracks[i]
-		if g.Codec != w.Codec || g.Width != w.Width || g.Height != w.Height || !bytes.Equal(g.AudioConfig, w.AudioConfig) || len(g.SPS) != len(w.SPS) {
+		if g.Codec != w.Codec || g.Width != w.Width || g.Height != w.Height || !bytes.Equal(g.Config, w.Config) || len(g.SPS) != len(w.SPS) {
 			t.Errorf("track %d = %+v, want %+v", i, g, w)
 		}
 	}
