@@ -549,7 +549,9 @@ func parseAudioEntry(ti *trakInfo, e box) error {
 	}
 	ti.codec = media.AAC
 	ti.asc = asc
-	ti.frameDur = 1024
+	if cfg.ExtensionSampleRate == 0 && uint32(cfg.SampleRate) == ti.timescale {
+		ti.frameDur = 1024 // else the muxer takes the last delta
+	}
 	ti.sampleRate = cfg.SampleRate
 	if cfg.ExtensionSampleRate > 0 {
 		ti.sampleRate = cfg.ExtensionSampleRate
