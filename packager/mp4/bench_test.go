@@ -16,7 +16,7 @@ func BenchmarkMux(b *testing.B) {
 	video := &media.Track{Kind: media.Video, Codec: media.H264, Timescale: 90000, Width: 1920, Height: 1080,
 		SPS: [][]byte{{0x67, 0x64, 0x00, 0x28, 0xac, 0xd9, 0x40, 0x78, 0x02, 0x27, 0xe5, 0x84, 0x00, 0x00, 0x03, 0x00, 0x04, 0x00, 0x00, 0x03, 0x00, 0xc8, 0x3c, 0x60, 0xc6, 0x58}},
 		PPS: [][]byte{{0x68, 0xeb, 0xe3, 0xcb, 0x22, 0xc0}}}
-	audio := &media.Track{Kind: media.Audio, Codec: media.AAC, Timescale: 48000, SampleRate: 48000, Channels: 2, Config: []byte{0x11, 0x90}}
+	audio := &media.Track{Kind: media.Audio, Codec: media.AAC, Timescale: 48000, SampleRate: 48000, Channels: 2, Config: []byte{0x11, 0x90}, FrameDuration: 1024}
 	frame := make([]byte, 20_000)
 	aac := make([]byte, 400)
 	const seconds = 60

@@ -65,11 +65,12 @@ func (t *TrackIndex) samples() iter.Seq2[int, SampleEntry] {
 	}
 }
 
-// lastDuration is the duration of the last sample: the previous delta (1024 for AAC,
-// one frame at 25 fps when alone).
+// lastDuration is the duration of the last sample: the track's FrameDuration when its
+// frames all last the same (AAC 1024, AC-3 1536), else the previous delta (one frame at
+// 25 fps when alone).
 func (t *TrackIndex) lastDuration() uint32 {
-	if t.Track.Codec == media.AAC {
-		return 1024
+	if d := t.Track.FrameDuration; d > 0 {
+		return d
 	}
 	if n := len(t.durs); n > 0 {
 		return t.durs[n-1].delta

@@ -23,7 +23,7 @@ func videoTrack() *media.Track {
 
 func audioTrack() *media.Track {
 	return &media.Track{ID: 2, Kind: media.Audio, Codec: media.AAC, Timescale: 48000, SampleRate: 48000, Channels: 2,
-		Config: []byte{0x11, 0x90}}
+		Config: []byte{0x11, 0x90}, FrameDuration: 1024}
 }
 
 type fs struct {
@@ -55,6 +55,8 @@ func seq(t *media.Track, first int64, deltas ...int64) []fs {
 
 func TestSttsRuns(t *testing.T) {
 	v, a := videoTrack(), audioTrack()
+	ac3 := &media.Track{ID: 2, Kind: media.Audio, Codec: media.AC3, Timescale: 48000, FrameDuration: 1536}
+	opus := &media.Track{ID: 2, Kind: media.Audio, Codec: media.Opus, Timescale: 48000} // frames vary
 	tests := []struct {
 		name    string
 		samples []fs
@@ -65,6 +67,8 @@ func TestSttsRuns(t *testing.T) {
 		{"single video sample", seq(v, 5), []Run{{1, 3600}}},
 		{"aac", seq(a, 70016, 1024, 1024), []Run{{3, 1024}}},
 		{"aac gap, last is 1024", seq(a, 0, 1024, 3072), []Run{{1, 1024}, {1, 3072}, {1, 1024}}},
+		{"ac-3 gap, last is FrameDuration", seq(ac3, 0, 1536, 3072), []Run{{1, 1536}, {1, 3072}, {1, 1536}}},
+		{"opus: last takes previous delta", seq(opus, 0, 960, 1920), []Run{{1, 960}, {2, 1920}}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
