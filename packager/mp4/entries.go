@@ -12,6 +12,9 @@ import (
 	"github.com/stream-downloads/caddy-stream-downloads/packager/media"
 )
 
+// sampleEntry writes the sample entry of t's codec (the one entry of its stsd) with the
+// decoder configuration box. A track without the configuration its codec needs is an
+// error: the file would not play.
 func sampleEntry(w *boxWriter, t *TrackIndex) error {
 	tr := t.Track
 	switch tr.Codec {
@@ -34,26 +37,103 @@ func sampleEntry(w *boxWriter, t *TrackIndex) error {
 			return err
 		}
 		return visualSampleEntry(w, tr, "hvc1", "hvcC", rec)
+	case media.AV1:
+		// AV1CodecConfigurationRecord (AV1-ISOBMFF 2.3.3): marker and version 1, profile
+		// and level, ..., then the sequence header OBU if any.
+		if len(tr.Config) < 4 || tr.Config[0] != 0x81 {
+			return errors.New("mp4: AV1 track without av1C (AV1CodecConfigurationRecord)")
+		}
+		return visualSampleEntry(w, tr, "av01", "av1C", tr.Config)
+	case media.AAC, media.MPEGAudio, media.AC3, media.EAC3, media.Opus:
+		return audioSampleEntry(w, t)
+	}
+	return fmt.Errorf("mp4: unsupported codec %q", tr.Codec)
+}
+
+// objectTypeIndication values of esds (ISO 14496-1 Table 5, mp4ra.org).
+const (
+	objMPEG4Audio = 0x40 // AAC
+	objMPEG2Audio = 0x69 // ISO 13818-3: MPEG-2 audio (MP3, MP2 at 16–24 kHz)
+	objMPEG1Audio = 0x6B // ISO 11172-3: MPEG-1 audio (MP3, MP2 at 32–48 kHz)
+)
+
+// audioSampleEntry writes an AudioSampleEntry (ISO 14496-12 12.2.3, version 0) with the
+// codec's decoder configuration: AAC as mp4a with an esds carrying the
+// AudioSpecificConfig; MP3/MP2 as mp4a with an esds of their object type and no
+// DecoderSpecificInfo (as ffmpeg writes them); AC-3 as ac-3 + dac3 and E-AC-3 as ec-3 +
+// dec3 (ETSI TS 102 366 Annex F); Opus as Opus + dOps ("Encapsulation of Opus in ISO
+// Base Media File Format" 4.3), whose samplerate field is always 48000.
+func audioSampleEntry(w *boxWriter, t *TrackIndex) error {
+	tr := t.Track
+	typ, cfgBox, rate := "mp4a", "", tr.SampleRate // cfgBox holds tr.Config verbatim ("": esds)
+	switch tr.Codec {
 	case media.AAC:
-		if len(tr.Config) == 0 || tr.Channels <= 0 || tr.SampleRate <= 0 {
+		if len(tr.Config) == 0 {
 			return errors.New("mp4: AAC track without AudioSpecificConfig")
 		}
-		w.open("mp4a")
-		w.zeros(6)
-		w.u16(1)
-		w.zeros(8)
-		w.u16(uint16(min(tr.Channels, 0xffff)))
-		w.u16(16)
-		w.u32(0)
-		if tr.SampleRate <= 0xffff {
-			w.u32(uint32(tr.SampleRate) << 16)
-		} else {
-			w.u32(0)
+	case media.MPEGAudio:
+		if tr.ObjectType != objMPEG1Audio && tr.ObjectType != objMPEG2Audio {
+			return fmt.Errorf("mp4: MPEG audio track with object type %#x (want 0x6B for MPEG-1, 0x69 for MPEG-2 audio)", tr.ObjectType)
 		}
-		writeEsds(w, t)
-		w.close()
+	case media.AC3:
+		typ, cfgBox = "ac-3", "dac3"
+		if len(tr.Config) != 3 { // AC3SpecificBox: fscod ... bit_rate_code, reserved: 24 bits
+			return fmt.Errorf("mp4: AC-3 track without dac3 (AC3SpecificBox payload of 3 bytes, got %d)", len(tr.Config))
+		}
+	case media.EAC3:
+		typ, cfgBox = "ec-3", "dec3"
+		if len(tr.Config) < 5 { // EC3SpecificBox: data_rate, num_ind_sub, then 3 bytes per substream
+			return fmt.Errorf("mp4: E-AC-3 track without dec3 (EC3SpecificBox payload of 5 bytes or more, got %d)", len(tr.Config))
+		}
+	case media.Opus:
+		typ, cfgBox, rate = "Opus", "dOps", 48000
+		if err := checkDops(tr); err != nil {
+			return err
+		}
+	}
+	if tr.Channels <= 0 || rate <= 0 {
+		return fmt.Errorf("mp4: %s track without channel count or sample rate", tr.Codec.Name())
+	}
+	w.open(typ)
+	w.zeros(6)
+	w.u16(1) // data reference index
+	w.zeros(8)
+	w.u16(uint16(min(tr.Channels, 0xffff)))
+	w.u16(16) // samplesize
+	w.u32(0)  // pre_defined, reserved
+	if rate <= 0xffff {
+		w.u32(uint32(rate) << 16)
+	} else {
+		w.u32(0)
+	}
+	switch tr.Codec {
+	case media.AAC:
+		writeEsds(w, t, objMPEG4Audio, tr.Config)
+	case media.MPEGAudio:
+		writeEsds(w, t, tr.ObjectType, nil)
 	default:
-		return fmt.Errorf("mp4: unsupported codec %q", tr.Codec)
+		w.open(cfgBox)
+		w.raw(tr.Config)
+		w.close()
+	}
+	w.close()
+	return nil
+}
+
+// checkDops checks an Opus track's dOps payload (OpusDecoderConfigurationRecord, Opus in
+// ISOBMFF 4.3.2): Version 0, OutputChannelCount, PreSkip, InputSampleRate, OutputGain,
+// ChannelMappingFamily, and the ChannelMappingTable when the family is not 0. The sample
+// entry's channelcount shall be OutputChannelCount.
+func checkDops(tr *media.Track) error {
+	c := tr.Config
+	if len(c) < 11 || c[0] != 0 {
+		return errors.New("mp4: Opus track without dOps (OpusSpecificBox payload, version 0)")
+	}
+	if c[10] != 0 && len(c) < 13+int(c[1]) {
+		return errors.New("mp4: Opus track's dOps lacks its channel mapping table")
+	}
+	if int(c[1]) != tr.Channels {
+		return fmt.Errorf("mp4: Opus track of %d channels with a dOps of %d", tr.Channels, c[1])
 	}
 	return nil
 }
@@ -110,10 +190,11 @@ func hvcCRecord(tr *media.Track) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// writeEsds writes an esds box (ISO 14496-1 ES_Descriptor) carrying the
-// AudioSpecificConfig as it is, so any channel layout works.
-func writeEsds(w *boxWriter, t *TrackIndex) {
-	asc := t.Track.Config
+// writeEsds writes an esds box (ISO 14496-1 ES_Descriptor) of an audio stream of the
+// given objectTypeIndication with dsi, the DecoderSpecificInfo, as it is (the AAC
+// AudioSpecificConfig, so any channel layout works); without dsi, none is written (MPEG-1/2
+// audio has none).
+func writeEsds(w *boxWriter, t *TrackIndex, objectType byte, dsi []byte) {
 	var maxSize uint32
 	var total uint64
 	var dur uint64
@@ -134,8 +215,10 @@ func writeEsds(w *boxWriter, t *TrackIndex) {
 	}
 	maxRate := max(maxBucket*8, avg)
 
-	dsi := len(asc)
-	dcd := 13 + 5 + dsi
+	dcd := 13
+	if len(dsi) > 0 {
+		dcd += 5 + len(dsi)
+	}
 	es := 3 + 5 + dcd + 5 + 1
 	w.full("esds", 0, 0)
 	desc := func(tag byte, n int) {
@@ -145,12 +228,14 @@ func writeEsds(w *boxWriter, t *TrackIndex) {
 	w.u16(uint16(t.Track.ID))
 	w.b = append(w.b, 0)
 	desc(0x04, dcd)
-	w.b = append(w.b, 0x40, 0x15) // MPEG-4 audio, audio stream
+	w.b = append(w.b, objectType, 0x15) // audio stream
 	w.b = append(w.b, byte(maxSize>>16), byte(maxSize>>8), byte(maxSize))
 	w.u32(uint32(min(maxRate, math.MaxUint32)))
 	w.u32(uint32(min(avg, math.MaxUint32)))
-	desc(0x05, dsi)
-	w.b = append(w.b, asc...)
+	if len(dsi) > 0 {
+		desc(0x05, len(dsi))
+		w.b = append(w.b, dsi...)
+	}
 	desc(0x06, 1)
 	w.b = append(w.b, 0x02)
 	w.close()
