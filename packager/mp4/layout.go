@@ -21,9 +21,13 @@ const MovieTimescale = 1000
 type Brand int
 
 const (
-	// BrandMP4 is major isom, compatible isom iso2 avc1 mp41 (video; avc1 only with H.264).
+	// BrandMP4 is major isom, minor 512, compatible isom iso2 mp41 plus avc1 with H.264
+	// and av01 with AV1, as ffmpeg writes them (the video download types).
 	BrandMP4 Brand = iota
-	// BrandM4A is major "M4A ", compatible M4A isom iso2 mp41 (audio only).
+	// BrandM4A is for the audio download type: major "M4A ", compatible M4A isom iso2
+	// mp41 when every track is AAC; otherwise (AC-3, E-AC-3, MP3/MP2, Opus) what BrandMP4
+	// writes for them, major isom, compatible isom iso2 mp41 (the SPEC keeps "M4A " for
+	// AAC/ALAC; ffmpeg writes these brands too, adding dby1 for AC-3 and E-AC-3).
 	BrandM4A
 )
 
@@ -114,7 +118,7 @@ func planHeader(x *Index, tracks []*media.Track, brand Brand, mediaStart int64) 
 	if err != nil {
 		return nil, err
 	}
-	h := &header{x: x, order: order, ftyp: ftypBox(brand, hasCodec(order, media.H264)), mdat: mdatHeader(x.MediaSize)}
+	h := &header{x: x, order: order, ftyp: ftypBox(brand, order), mdat: mdatHeader(x.MediaSize)}
 	var lastChunk int64
 	if n := len(x.Chunks); n > 0 {
 		lastChunk = x.Chunks[n-1].Offset
@@ -204,26 +208,41 @@ func hasCodec(order []*TrackIndex, c media.Codec) bool {
 	return false
 }
 
-// ftypBox writes the ftyp box. Like ffmpeg, the avc1 compatible brand is listed only
-// when there is H.264 (an hvc1 file is "isom iso2 mp41", as ffmpeg writes it).
-func ftypBox(brand Brand, avc1 bool) []byte {
+// ftypBox writes the ftyp box for the tracks of order (see Brand). Like ffmpeg, the avc1
+// compatible brand is listed only when there is H.264 (an hvc1 file is "isom iso2 mp41",
+// as ffmpeg writes it), and av01 when there is AV1 (AV1-ISOBMFF 2.1; ffmpeg 5.1 writes
+// "isom av01 iso2 mp41").
+func ftypBox(brand Brand, order []*TrackIndex) []byte {
 	var w boxWriter
 	w.open("ftyp")
-	if brand == BrandM4A {
+	if brand == BrandM4A && allCodec(order, media.AAC) {
 		w.str("M4A ")
 		w.u32(512)
 		w.str("M4A isomiso2mp41")
 	} else {
 		w.str("isom")
 		w.u32(512)
-		if avc1 {
-			w.str("isomiso2avc1mp41")
-		} else {
-			w.str("isomiso2mp41")
+		w.str("isom")
+		if hasCodec(order, media.AV1) {
+			w.str("av01")
 		}
+		w.str("iso2")
+		if hasCodec(order, media.H264) {
+			w.str("avc1")
+		}
+		w.str("mp41")
 	}
 	w.close()
 	return w.b
+}
+
+func allCodec(order []*TrackIndex, c media.Codec) bool {
+	for _, t := range order {
+		if t.Track.Codec != c {
+			return false
+		}
+	}
+	return true
 }
 
 // trackTiming holds the derived timing facts of one track, in its timescale.

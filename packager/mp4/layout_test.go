@@ -482,3 +482,44 @@ func TestStreamedMoov(t *testing.T) {
 		}
 	}
 }
+
+// TestFtyp: the brands for each download type and codec mix.
+func TestFtyp(t *testing.T) {
+	h264, hevc, av1 := videoTrack(), hevcTrack(), av1Track()
+	aac := audioTrack()
+	isom := "isom\x00\x00\x02\x00isomiso2mp41"
+	tests := []struct {
+		name   string
+		brand  Brand
+		tracks []*media.Track
+		want   string // major, minor, compatible
+	}{
+		{"audio: AAC", BrandM4A, []*media.Track{aac}, "M4A \x00\x00\x02\x00M4A isomiso2mp41"},
+		{"audio: AC-3", BrandM4A, []*media.Track{ac3Track()}, isom},
+		{"audio: E-AC-3", BrandM4A, []*media.Track{eac3Track()}, isom},
+		{"audio: MP3", BrandM4A, []*media.Track{mp3Track(44100, 2, 0x6B)}, isom},
+		{"audio: Opus", BrandM4A, []*media.Track{opusTrack()}, isom},
+		{"audio: AAC and AC-3", BrandM4A, []*media.Track{aac, ac3Track()}, isom},
+		{"video: H.264", BrandMP4, []*media.Track{h264, aac}, "isom\x00\x00\x02\x00isomiso2avc1mp41"},
+		{"video: HEVC", BrandMP4, []*media.Track{hevc, aac}, isom},
+		{"video: HEVC, AC-3", BrandMP4, []*media.Track{hevc, ac3Track()}, isom},
+		{"video: AV1, Opus", BrandMP4, []*media.Track{av1, opusTrack()}, "isom\x00\x00\x02\x00isomav01iso2mp41"},
+		{"video: AV1, AAC", BrandMP4, []*media.Track{av1, aac}, "isom\x00\x00\x02\x00isomav01iso2mp41"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var samples []fs
+			for i, tr := range tc.tracks {
+				tr.ID = i + 1
+				samples = append(samples, seq(tr, 0, 1024, 1024)...)
+			}
+			hdr, err := BuildHeader(buildIndex(t, samples), tc.tracks, tc.brand, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := onlyBox(t, hdr[:binary.BigEndian.Uint32(hdr)], "ftyp"); string(got) != tc.want {
+				t.Errorf("ftyp %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
