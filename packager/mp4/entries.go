@@ -2,6 +2,7 @@ package mp4
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -136,6 +137,20 @@ func checkDops(tr *media.Track) error {
 		return fmt.Errorf("mp4: Opus track of %d channels with a dOps of %d", tr.Channels, c[1])
 	}
 	return nil
+}
+
+// primingTicks is how much of the start of a track's media is decoder priming that is
+// not presented, in the track's timescale: for Opus, PreSkip of dOps (48 kHz samples).
+// "Encapsulation of Opus in ISO Base Media File Format" 4.4 has the edit list trim it
+// (media_time = PreSkip; PreSkip itself is informative), and ffmpeg writes that edit, its
+// demuxers starting Opus tracks at -PreSkip. So the samples' DTS count from the first
+// decoded sample, priming included (ffmpeg's and the fMP4 demuxer's timeline once the
+// source's edit list is applied): the first valid sample is presented at DTS + PreSkip.
+func primingTicks(tr *media.Track) int64 {
+	if tr.Codec != media.Opus || len(tr.Config) < 4 {
+		return 0
+	}
+	return int64(rescale(uint64(binary.BigEndian.Uint16(tr.Config[2:])), 48000, tr.Timescale))
 }
 
 // visualSampleEntry writes a VisualSampleEntry (ISO 14496-12 12.1.3) of type typ with

@@ -248,11 +248,13 @@ func allCodec(order []*TrackIndex, c media.Codec) bool {
 // trackTiming holds the derived timing facts of one track, in its timescale.
 type trackTiming struct {
 	firstDTS    int64
-	earliestPTS int64 // minimum DTS+CTO
+	earliestPTS int64 // minimum DTS+CTO, after the priming samples
 	mediaDur    uint64
 	presDur     uint64 // latest presentation end - earliestPTS
 }
 
+// timing derives a track's timing facts. The decoder priming at the start of an Opus
+// track (primingTicks) is not presented: the track starts after it.
 func timing(t *TrackIndex) trackTiming {
 	tt := trackTiming{firstDTS: t.FirstDTS, earliestPTS: math.MaxInt64}
 	dts := t.FirstDTS
@@ -266,6 +268,10 @@ func timing(t *TrackIndex) trackTiming {
 		tt.mediaDur += uint64(d)
 	}
 	tt.presDur = uint64(end - tt.earliestPTS)
+	if skip := primingTicks(t.Track); skip > 0 && uint64(skip) < tt.presDur {
+		tt.earliestPTS += skip
+		tt.presDur -= uint64(skip)
+	}
 	return tt
 }
 
@@ -294,7 +300,8 @@ type Edit struct {
 
 // editLists computes ffmpeg-style edit lists: each track starts at its earliest
 // presentation time; the earliest track starts at 0 and the others get an empty edit for
-// their delay; the normal edit skips the B-frame delay (earliest PTS - first DTS).
+// their delay; the normal edit skips the B-frame delay (earliest PTS - first DTS) and an
+// Opus track's priming (media_time = PreSkip, as the Opus-in-ISOBMFF spec and ffmpeg have it).
 func editLists(tims []trackTiming, timescales []uint32) [][]Edit {
 	starts := make([]int64, len(tims))
 	global := int64(math.MaxInt64)

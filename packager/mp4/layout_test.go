@@ -523,3 +523,56 @@ func TestFtyp(t *testing.T) {
 		})
 	}
 }
+
+// TestOpusPreSkip: an Opus track's edit skips dOps' PreSkip (media_time = PreSkip): its
+// first PreSkip samples are decoder priming, presented neither at the start nor in the
+// duration. Its DTS count from the first decoded sample, as ffmpeg's demuxers and ours
+// give them (-PreSkip for a stream whose valid samples start at 0).
+func TestOpusPreSkip(t *testing.T) {
+	v := videoTrack()
+	opus := func(preSkip uint16, timescale uint32) *media.Track {
+		o := opusTrack()
+		o.ID, o.Timescale = 2, timescale
+		o.Config = append([]byte(nil), dopsPayload...)
+		binary.BigEndian.PutUint16(o.Config[2:], preSkip)
+		return o
+	}
+	frames := func(tr *media.Track, first, n, d int64) []fs {
+		var out []fs
+		for i := range n {
+			out = append(out, fs{t: tr, dts: first + i*d, sync: true, size: 10})
+		}
+		return out
+	}
+	video := frames(v, 0, 25, 3600) // 1 s from 0
+	tests := []struct {
+		name    string
+		samples []fs
+		want    [][]Edit
+	}{
+		{"alone", frames(opus(312, 48000), 0, 50, 960), [][]Edit{{{994, 312}}}}, // 47688 ticks: 993.5 ms
+		{"alone, no pre-skip", frames(opus(0, 48000), 0, 50, 960), [][]Edit{{{1000, 0}}}},
+		{"pre-skip of the whole track is not applied", frames(opus(3840, 48000), 0, 2, 960), [][]Edit{{{40, 0}}}},
+		{"starting at -PreSkip with video at 0: in sync", append(video, frames(opus(312, 48000), -312, 51, 960)...),
+			[][]Edit{{{1000, 0}}, {{1014, 312}}}},
+		{"starting with video at 0: the priming delays it", append(video, frames(opus(312, 48000), 0, 50, 960)...),
+			[][]Edit{{{1000, 0}}, {{7, -1}, {994, 312}}}},
+		{"timescale 96 kHz: PreSkip scaled", frames(opus(312, 96000), 0, 50, 1920), [][]Edit{{{994, 624}}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			x := buildIndex(t, tc.samples)
+			var tracks []*media.Track
+			for _, ti := range x.Tracks {
+				tracks = append(tracks, ti.Track)
+			}
+			order, err := trackOrder(x, tracks)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, got := trackEdits(order); !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("edits %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
