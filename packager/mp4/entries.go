@@ -31,20 +31,21 @@ func sampleEntry(w *boxWriter, t *TrackIndex) error {
 		if err := rec.Encode(&buf); err != nil {
 			return fmt.Errorf("mp4: avcC: %w", err)
 		}
-		return visualSampleEntry(w, tr, "avc1", "avcC", buf.Bytes())
+		return visualSampleEntry(w, tr, "avc1", "", "avcC", buf.Bytes())
 	case media.H265:
 		rec, err := hvcCRecord(tr)
 		if err != nil {
 			return err
 		}
-		return visualSampleEntry(w, tr, "hvc1", "hvcC", rec)
+		return visualSampleEntry(w, tr, "hvc1", "", "hvcC", rec)
 	case media.AV1:
 		// AV1CodecConfigurationRecord (AV1-ISOBMFF 2.3.3): marker and version 1, profile
 		// and level, ..., then the sequence header OBU if any.
 		if len(tr.Config) < 4 || tr.Config[0] != 0x81 {
 			return errors.New("mp4: AV1 track without av1C (AV1CodecConfigurationRecord)")
 		}
-		return visualSampleEntry(w, tr, "av01", "av1C", tr.Config)
+		// The compressorname AV1-ISOBMFF 2.2.4 recommends.
+		return visualSampleEntry(w, tr, "av01", "AOM Coding", "av1C", tr.Config)
 	case media.AAC, media.MPEGAudio, media.AC3, media.EAC3, media.Opus:
 		return audioSampleEntry(w, t)
 	}
@@ -154,8 +155,9 @@ func primingTicks(tr *media.Track) int64 {
 }
 
 // visualSampleEntry writes a VisualSampleEntry (ISO 14496-12 12.1.3) of type typ with
-// the decoder configuration box cfgType holding cfg.
-func visualSampleEntry(w *boxWriter, tr *media.Track, typ, cfgType string, cfg []byte) error {
+// the compressorname compressor (at most 31 bytes) and the decoder configuration box
+// cfgType holding cfg.
+func visualSampleEntry(w *boxWriter, tr *media.Track, typ, compressor, cfgType string, cfg []byte) error {
 	if tr.Width <= 0 || tr.Height <= 0 || tr.Width > 0xffff || tr.Height > 0xffff {
 		return fmt.Errorf("mp4: invalid video size %dx%d", tr.Width, tr.Height)
 	}
@@ -169,7 +171,9 @@ func visualSampleEntry(w *boxWriter, tr *media.Track, typ, cfgType string, cfg [
 	w.u32(0x00480000)
 	w.u32(0)
 	w.u16(1) // frame count
-	w.zeros(32)
+	w.b = append(w.b, byte(len(compressor)))
+	w.str(compressor)
+	w.zeros(31 - len(compressor))
 	w.u16(0x0018)
 	w.u16(0xffff)
 	w.open(cfgType)

@@ -225,9 +225,13 @@ func TestAV1SampleEntry(t *testing.T) {
 	if typ != "av01" {
 		t.Fatalf("sample entry %q", typ)
 	}
-	// VisualSampleEntry: ..., width at 24, height at 26, the boxes after 78 bytes.
+	// VisualSampleEntry: ..., width at 24, height at 26, compressorname at 42, the
+	// boxes after 78 bytes.
 	if w, h := binary.BigEndian.Uint16(e[24:]), binary.BigEndian.Uint16(e[26:]); w != 160 || h != 90 {
 		t.Errorf("size %dx%d", w, h)
+	}
+	if name, want := e[42:74], append([]byte("\x0aAOM Coding"), make([]byte, 21)...); !bytes.Equal(name, want) {
+		t.Errorf("compressorname %q, want %q", name, want)
 	}
 	if cfg := onlyBox(t, e[78:], "av1C"); !bytes.Equal(cfg, av1CPayload) {
 		t.Errorf("av1C % x, want % x", cfg, av1CPayload)
