@@ -145,8 +145,9 @@ func checkDops(tr *media.Track) error {
 // "Encapsulation of Opus in ISO Base Media File Format" 4.4 has the edit list trim it
 // (media_time = PreSkip; PreSkip itself is informative), and ffmpeg writes that edit, its
 // demuxers starting Opus tracks at -PreSkip. So the samples' DTS count from the first
-// decoded sample, priming included (ffmpeg's and the fMP4 demuxer's timeline once the
-// source's edit list is applied): the first valid sample is presented at DTS + PreSkip.
+// decoded sample, priming included, and the first valid sample is presented at DTS +
+// PreSkip: the fMP4 demuxer's timeline once the source's edit list is applied, and the
+// TS one's, whose first access unit's start trim becomes PreSkip.
 func primingTicks(tr *media.Track) int64 {
 	if tr.Codec != media.Opus || len(tr.Config) < 4 {
 		return 0
