@@ -7,6 +7,7 @@
 //
 // Everything here is pure: functions of their arguments, no I/O, no panics on any input
 // (each parser has a fuzz target). It is written by hand because neither mediacommon nor
-// mp4ff parses these streams: mp4ff only encodes and decodes the boxes, from fields its
-// caller must already know.
+// mp4ff parses these audio streams: mp4ff only encodes and decodes the boxes, from fields
+// its caller must already know. mp4ff's av1 package does read av1C and sequence headers;
+// the few lines AV1 needs here are ours too, and the tests check them against it.
 package codec
