@@ -96,20 +96,21 @@ func DemoSegments(t testing.TB) []string {
 // Probe is the part of ffprobe's JSON output the tests look at.
 type Probe struct {
 	Streams []struct {
-		Index        int    `json:"index"`
-		CodecType    string `json:"codec_type"`
-		CodecName    string `json:"codec_name"`
-		CodecTagName string `json:"codec_tag_string"`
-		Width        int    `json:"width"`
-		Height       int    `json:"height"`
-		SampleRate   string `json:"sample_rate"`
-		Channels     int    `json:"channels"`
-		StartTime    string `json:"start_time"`
-		Duration     string `json:"duration"`
-		NbFrames     string `json:"nb_frames"`
-		NbReadFrames string `json:"nb_read_frames"`
-		AvgFrameRate string `json:"avg_frame_rate"`
-		HasBFrames   int    `json:"has_b_frames"`
+		Index         int    `json:"index"`
+		CodecType     string `json:"codec_type"`
+		CodecName     string `json:"codec_name"`
+		CodecTagName  string `json:"codec_tag_string"`
+		Width         int    `json:"width"`
+		Height        int    `json:"height"`
+		SampleRate    string `json:"sample_rate"`
+		Channels      int    `json:"channels"`
+		ChannelLayout string `json:"channel_layout"`
+		StartTime     string `json:"start_time"`
+		Duration      string `json:"duration"`
+		NbFrames      string `json:"nb_frames"`
+		NbReadFrames  string `json:"nb_read_frames"`
+		AvgFrameRate  string `json:"avg_frame_rate"`
+		HasBFrames    int    `json:"has_b_frames"`
 	} `json:"streams"`
 	Format struct {
 		FormatName string            `json:"format_name"`
