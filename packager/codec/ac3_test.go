@@ -154,6 +154,9 @@ func TestAC3FrameLenInvalid(t *testing.T) {
 	if n, ok := AC3FrameLen(eac3); !ok || n != 416 {
 		t.Errorf("E-AC-3 header: %d, %v", n, ok)
 	}
+	if _, err := ParseAC3([]byte("not a syncframe")); err == nil {
+		t.Error("ParseAC3 took text")
+	}
 	if _, err := ParseAC3(ac3Frames(t, readVector(t, "ac3_st44.ac3"))[0][:415]); err == nil {
 		t.Error("ParseAC3 took a frame shorter than its header says")
 	}

@@ -3,6 +3,7 @@ package codec
 import (
 	"bytes"
 	"encoding/hex"
+	"strings"
 	"testing"
 
 	"github.com/Eyevinn/mp4ff/mp4"
@@ -16,6 +17,7 @@ type eac3Spec struct {
 	lfe                                                    bool
 	chanmap                                                int // -1: chanmape 0
 	mix, info                                              bool
+	mixdef                                                 uint32
 	addbsi                                                 []byte
 	words                                                  int // frame size in 16-bit words
 }
@@ -85,9 +87,16 @@ func (s eac3Spec) frame() []byte {
 			}
 			w.put(1, 1) // extpgmscle
 			alt(&w, 6)
-			w.put(3, 2) // mixdef: mixdeflen + (mixdeflen+2) bytes
-			w.put(2, 5)
-			alt(&w, 32)
+			w.put(s.mixdef, 2)
+			switch s.mixdef {
+			case 1:
+				alt(&w, 5)
+			case 2:
+				alt(&w, 12)
+			case 3: // mixdeflen, then (mixdeflen+2) bytes
+				w.put(2, 5)
+				alt(&w, 32)
+			}
 			if s.acmod < 2 {
 				w.put(1, 1) // paninfoe
 				alt(&w, 14)
@@ -162,17 +171,17 @@ func TestEAC3Synthetic(t *testing.T) {
 		spec eac3Spec
 		want AC3Header
 	}{
-		{"5.1 JOC, all metadata", eac3Spec{acmod: 7, lfe: true, numblkscod: 3, chanmap: -1, mix: true, info: true, addbsi: []byte{0x01, 16}, words: 128},
+		{"5.1 JOC, all metadata", eac3Spec{acmod: 7, lfe: true, numblkscod: 3, chanmap: -1, mix: true, mixdef: 3, info: true, addbsi: []byte{0x01, 16}, words: 128},
 			AC3Header{SampleRate: 48000, Samples: 1536, Channels: 6, Acmod: 7, LFE: true, Bsmod: 5, JOC: true, ComplexityIndex: 16}},
 		{"JOC flag without complexity byte", eac3Spec{acmod: 7, lfe: true, numblkscod: 3, chanmap: -1, addbsi: []byte{0xff}, words: 64},
 			AC3Header{SampleRate: 48000, Samples: 1536, Channels: 6, Acmod: 7, LFE: true, JOC: true}},
 		{"addbsi without JOC", eac3Spec{acmod: 2, numblkscod: 3, chanmap: -1, mix: true, info: true, addbsi: []byte{0x02, 16, 7}, words: 64},
 			AC3Header{SampleRate: 48000, Samples: 1536, Channels: 2, Acmod: 2, Bsmod: 5}},
-		{"dual mono, 1 block", eac3Spec{acmod: 0, numblkscod: 0, chanmap: -1, mix: true, info: true, addbsi: []byte{0x01, 3}, words: 64},
+		{"dual mono, 1 block", eac3Spec{acmod: 0, numblkscod: 0, chanmap: -1, mix: true, mixdef: 1, info: true, addbsi: []byte{0x01, 3}, words: 64},
 			AC3Header{SampleRate: 48000, Samples: 256, Channels: 2, Bsmod: 5, JOC: true, ComplexityIndex: 3}},
-		{"mono 44.1k, 2 blocks, substream 2", eac3Spec{fscod: 1, acmod: 1, substreamid: 2, numblkscod: 1, chanmap: -1, mix: true, info: true, addbsi: []byte{0x01, 4}, words: 64},
+		{"mono 44.1k, 2 blocks, substream 2", eac3Spec{fscod: 1, acmod: 1, substreamid: 2, numblkscod: 1, chanmap: -1, mix: true, mixdef: 2, info: true, addbsi: []byte{0x01, 4}, words: 64},
 			AC3Header{SampleRate: 44100, Samples: 512, Channels: 1, Acmod: 1, Bsmod: 5, SubstreamID: 2, JOC: true, ComplexityIndex: 4}},
-		{"3/1 32k, 3 blocks", eac3Spec{fscod: 2, acmod: 5, lfe: true, numblkscod: 2, chanmap: -1, mix: true, info: true, addbsi: []byte{0x01, 5}, words: 64},
+		{"3/1 32k, 3 blocks", eac3Spec{fscod: 2, acmod: 5, lfe: true, numblkscod: 2, chanmap: -1, mix: true, mixdef: 3, info: true, addbsi: []byte{0x01, 5}, words: 64},
 			AC3Header{SampleRate: 32000, Samples: 768, Channels: 5, Acmod: 5, LFE: true, Bsmod: 5, JOC: true, ComplexityIndex: 5}},
 		{"reduced rate 22.05k", eac3Spec{fscod: 3, fscod2: 1, acmod: 2, chanmap: -1, mix: true, info: true, addbsi: []byte{0x01, 6}, words: 64},
 			AC3Header{SampleRate: 22050, Samples: 1536, Channels: 2, Acmod: 2, Bsmod: 5, Fscod: 3, JOC: true, ComplexityIndex: 6}},
@@ -206,7 +215,7 @@ func TestEAC3Synthetic(t *testing.T) {
 		})
 	}
 	// A bsi longer than its frame is an error, not a panic or a guess.
-	long := eac3Spec{acmod: 7, numblkscod: 3, chanmap: -1, mix: true, info: true, addbsi: make([]byte, 64), words: 20}
+	long := eac3Spec{acmod: 7, numblkscod: 3, chanmap: -1, mix: true, mixdef: 3, info: true, addbsi: make([]byte, 64), words: 20}
 	if h, err := ParseAC3(long.frame()[:40]); err == nil {
 		t.Errorf("bsi past the frame end: %+v", h)
 	}
@@ -277,6 +286,9 @@ func TestDEC3Programs(t *testing.T) {
 			"0040" + "200f" + "0200", 8},
 		{"dependent without chanmap", []AC3Header{h(0, 7, true, -1), h(1, 4, false, -1)},
 			"0040" + "200f" + "0200", 6},
+		{"nine programs: num_ind_sub has room for 8", []AC3Header{h(0, 1, false, -1), h(0, 1, false, -1), h(0, 1, false, -1),
+			h(0, 1, false, -1), h(0, 1, false, -1), h(0, 1, false, -1), h(0, 1, false, -1), h(0, 1, false, -1), h(0, 1, false, -1)},
+			"0047" + strings.Repeat("200200", 8), 1},
 		{"two programs", []AC3Header{h(0, 2, false, -1), h(2, 1, false, -1), h(1, 2, false, 1<<8)},
 			"0041" + "200400" + "20020204", 2},
 		{"AC-3 core + E-AC-3 dependent", []AC3Header{{Bsid: 8, Acmod: 7, LFE: true, Channels: 6}, h(1, 2, false, 1<<9)},
