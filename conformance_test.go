@@ -55,6 +55,15 @@ type flavour struct {
 	// decrypt: the source is AES-128 encrypted; it is compared decrypted (ffmpeg will not
 	// open a key file without a media extension).
 	decrypt bool
+	// pmt: what the PMT of seg_000.ts declares, as testutil.PMTString writes it: make.sh
+	// wrote what README.md says (TestConformanceFixtures).
+	pmt string
+	// objectType: the esds object type the audio of the MP4 and M4A must have (MP3, MP2:
+	// 0x6B, or 0x69 below 32 kHz); ffprobe does not show it.
+	objectType byte
+	// layout: the channel layout ffprobe must see in the MP4's and the M4A's audio
+	// (CompareWithSource also wants the source's).
+	layout string
 }
 
 var flavours = []flavour{
@@ -87,9 +96,34 @@ var flavours = []flavour{
 	{name: "repeated-segments", source: "reference.ffconcat", audio: "reference.ffconcat"},
 	{name: "stitched-forward", source: "reference.ffconcat", audio: "reference.ffconcat"},
 	{name: "playlist-spellings", source: "../ts-h264-aac/hi/index.m3u8", audio: "../ts-h264-aac/hi/index.m3u8"},
+	// Issue 11: every audio codec HLS allows, AV1 in fMP4, packed audio.
+	{name: "ts-ac3", source: "play.m3u8", audio: "play.m3u8", pmt: `0x1b, 0x81 05"AC-3"`, layout: "5.1(side)"},
+	{name: "ts-ac3-dvb", source: "play.m3u8", audio: "play.m3u8", pmt: `0x1b, 0x06 05"AC-3" 6a00`, layout: "5.1(side)"},
+	{name: "ts-eac3", source: "play.m3u8", audio: "play.m3u8", pmt: `0x1b, 0x87 05"EAC3"`, layout: "5.1(side)"},
+	{name: "ts-eac3-dvb", source: "play.m3u8", audio: "play.m3u8", pmt: `0x1b, 0x06 05"EAC3" 7a00`, layout: "5.1(side)"},
+	{name: "ts-mp3", source: "play.m3u8", audio: "play.m3u8", pmt: "0x1b, 0x03", objectType: 0x6b},
+	{name: "ts-mp2", source: "play.m3u8", audio: "play.m3u8", pmt: "0x1b, 0x03", objectType: 0x6b},
+	{name: "ts-mp3-lsf", source: "play.m3u8", audio: "play.m3u8", pmt: "0x04", objectType: 0x69},
+	{name: "ts-opus", source: "play.m3u8", audio: "play.m3u8", pmt: `0x1b, 0x06 05"Opus" 7f8002`, layout: "stereo"},
+	{name: "ts-opus-51", source: "play.m3u8", audio: "play.m3u8", pmt: `0x06 05"Opus" 7f8006`, layout: "5.1"},
+	{name: "fmp4-ac3", source: "play.m3u8", audio: "play.m3u8", layout: "5.1(side)"},
+	{name: "fmp4-eac3", source: "play.m3u8", audio: "play.m3u8", layout: "5.1(side)"},
+	{name: "fmp4-mp3", source: "play.m3u8", audio: "play.m3u8", objectType: 0x6b},
+	{name: "fmp4-opus", source: "play.m3u8", audio: "play.m3u8", layout: "stereo"},
+	{name: "fmp4-av1", source: "play.m3u8", audio: "play.m3u8"},
+	// Packed audio: compared with reference.ffconcat, the same segments read one by one
+	// (ffmpeg's HLS reader mistimes packed audio in small segments, and will not read .ec3).
+	{name: "packed-aac", source: "reference.ffconcat", audio: "reference.ffconcat"},
+	{name: "packed-ac3", source: "reference.ffconcat", audio: "reference.ffconcat", layout: "5.1(side)"},
+	{name: "packed-eac3", source: "reference.ffconcat", audio: "reference.ffconcat", layout: "5.1(side)"},
+	{name: "packed-mp3", source: "reference.ffconcat", audio: "reference.ffconcat", objectType: 0x6b},
+	{name: "packed-misnamed", source: "reference.ffconcat", audio: "reference.ffconcat"},
+	// The same video and AAC frames at the same times as ts-h264-aac/hi (make.sh checks).
+	{name: "packed-rendition", source: "../ts-h264-aac/hi/index.m3u8", audio: "../ts-h264-aac/hi/index.m3u8"},
 	{name: "sample-aes", reason: regexp.MustCompile(`SAMPLE-AES`)},
 	{name: "mpeg2-video", reason: regexp.MustCompile(`(?i)mpeg-?2`)},
-	{name: "mp3-audio", reason: regexp.MustCompile(`(?i)mp3|mpeg-?1|mpeg(-1/2)? audio|layer`)},
+	{name: "ts-dts", reason: regexp.MustCompile(`DTS`), pmt: "0x1b, 0x82"},
+	{name: "ts-latm", reason: regexp.MustCompile(`LATM`), pmt: "0x1b, 0x11"},
 	{name: "iframes-only", reason: regexp.MustCompile(`(?i)i-frame`)},
 	{name: "lost-packets", reason: regexp.MustCompile(`seg_001`), code: "malformed_segment"},
 	{name: "short-segment", reason: regexp.MustCompile(`seg_001`), code: "malformed_segment"},
@@ -182,6 +216,7 @@ func TestConformance(t *testing.T) {
 						check = func(t *testing.T, mp4, source string) string { return testutil.CompareWithSource(t, mp4, source) }
 					}
 					t.Log(check(t, path, filepath.Join(dir, f.source)))
+					checkAudioCodec(t, f, path)
 				})
 				if f.audio != "" {
 					t.Run("audio", func(t *testing.T) {
@@ -194,8 +229,9 @@ func TestConformance(t *testing.T) {
 	}
 }
 
-// checkAudioDownload checks the M4A of flavour f: brand M4A, only the source's audio, served
-// as audio/mp4 at …/downloads/audio.m4a; for a stream without audio, an error and no file.
+// checkAudioDownload checks the M4A of flavour f: only the source's audio, served as
+// audio/mp4 at …/downloads/audio.m4a, brand "M4A " for AAC and "isom" for the other codecs;
+// for a stream without audio, an error and no file.
 func checkAudioDownload(t *testing.T, e *edge, f flavour, dir string, postCode int) {
 	fileURL := e.base + "/" + f.name + "/downloads/audio.m4a"
 	if f.audio == "-" {
@@ -224,24 +260,37 @@ func checkAudioDownload(t *testing.T, e *edge, f flavour, dir string, postCode i
 		t.Fatalf("GET %s: %d %q, want 200 audio/mp4", en.URL, resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
 	p := testutil.ProbeFile(t, path)
-	if len(p.Streams) != 1 || p.Streams[0].CodecType != "audio" || p.Format.Tags["major_brand"] != "M4A " {
-		t.Errorf("M4A has %d streams (first %+v), brand %q; want one audio stream, brand \"M4A \"", len(p.Streams), p.Streams, p.Format.Tags["major_brand"])
-	}
-	t.Log(testutil.CompareWithSource(t, path, audioOnly(t, filepath.Join(dir, f.audio))))
-}
-
-// audioOnly returns source itself when it has no video, else its audio stream alone as
-// ffmpeg sees it (stream copy, timestamps kept), to compare an M4A with.
-func audioOnly(t *testing.T, source string) string {
-	t.Helper()
-	for _, s := range testutil.ProbeFile(t, source).Streams {
-		if s.CodecType == "video" {
-			out := filepath.Join(t.TempDir(), "audio.m4a")
-			testutil.Run(t, "ffmpeg", "-v", "error", "-i", source, "-map", "0:a", "-c", "copy", out)
-			return out
+	if len(p.Streams) != 1 || p.Streams[0].CodecType != "audio" {
+		t.Errorf("M4A has %d streams (first %+v); want one audio stream", len(p.Streams), p.Streams)
+	} else {
+		brand := "isom" // ISO base media: the codec's own brand rules; not iTunes' M4A
+		if p.Streams[0].CodecName == "aac" {
+			brand = "M4A "
+		}
+		if got := p.Format.Tags["major_brand"]; got != brand {
+			t.Errorf("M4A of %s audio has brand %q, want %q", p.Streams[0].CodecName, got, brand)
 		}
 	}
-	return source
+	t.Log(testutil.CompareAudioWithSource(t, path, filepath.Join(dir, f.audio)))
+	checkAudioCodec(t, f, path)
+}
+
+// checkAudioCodec checks what CompareWithSource does not see of the audio of an MP4 of
+// flavour f: the esds object type of MPEG-1/2 audio (ffprobe calls 0x6B and 0x69 alike
+// "mp3"), and the channel layout.
+func checkAudioCodec(t *testing.T, f flavour, path string) {
+	t.Helper()
+	if f.objectType != 0 {
+		if got := testutil.ESDSObjectType(t, path); got != f.objectType {
+			t.Errorf("esds object type %#x, want %#x", got, f.objectType)
+		}
+	}
+	if f.layout != "" {
+		p := testutil.ProbeFile(t, path, "-select_streams", "a")
+		if len(p.Streams) != 1 || p.Streams[0].ChannelLayout != f.layout {
+			t.Errorf("audio streams %+v, want one with channel layout %s", p.Streams, f.layout)
+		}
+	}
 }
 
 func expectNoFile(t *testing.T, url string) {
@@ -439,6 +488,16 @@ func TestConformanceFixtures(t *testing.T) {
 	}
 	for name := range want {
 		t.Errorf("%s is missing (rerun testdata/conformance/make.sh)", name)
+	}
+
+	// The stream types and descriptors README.md gives (another ffmpeg might write others).
+	for _, f := range flavours {
+		if f.pmt == "" {
+			continue
+		}
+		if got := testutil.PMTString(t, filepath.Join(streams, f.name, "seg_000.ts")); got != f.pmt {
+			t.Errorf("%s/seg_000.ts: PMT declares %s, want %s", f.name, got, f.pmt)
+		}
 	}
 }
 

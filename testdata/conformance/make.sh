@@ -6,8 +6,9 @@
 #   testdata/conformance/make.sh           # rewrite streams/ and SHA256SUMS
 #   testdata/conformance/make.sh --check   # regenerate into a temp dir, compare with streams/
 #
-# Needs ffmpeg (with libx264, libx265, libmp3lame: Debian's package has them), openssl and Go
-# (internal/tsrecut/cmd/tsrecut re-cuts and damages segments).
+# Needs ffmpeg (with libx264, libx265, libmp3lame, libopus, libaom: Debian's package has them),
+# openssl and Go (internal/tsrecut/cmd/tsrecut re-cuts and damages segments,
+# internal/packedaudio/cmd/packedaudio makes packed-audio segments).
 # Deterministic: bit-exact muxers, single-threaded encoders, a fixed key, no random IVs,
 # seeded re-cut patterns.
 set -euo pipefail
@@ -20,7 +21,7 @@ for tool in ffmpeg ffprobe openssl sha256sum go; do
 	command -v "$tool" >/dev/null || { echo "make.sh: $tool is needed" >&2; exit 1; }
 done
 encoders="$(ffmpeg -hide_banner -encoders 2>/dev/null)"
-for enc in libx264 libx265 libmp3lame; do
+for enc in libx264 libx265 libmp3lame libopus libaom-av1 ac3 eac3 mp2 dca; do
 	grep -q " $enc " <<< "$encoders" || { echo "make.sh: ffmpeg has no $enc encoder" >&2; exit 1; }
 done
 
@@ -29,7 +30,8 @@ trap 'rm -rf "$work"' EXIT
 out="$work/streams"
 mkdir -p "$out"
 tsrecut="$work/tsrecut"
-(cd "$here/../.." && go build -o "$tsrecut" ./internal/tsrecut/cmd/tsrecut)
+packedaudio="$work/packedaudio"
+(cd "$here/../.." && go build -o "$tsrecut" ./internal/tsrecut/cmd/tsrecut && go build -o "$packedaudio" ./internal/packedaudio/cmd/packedaudio)
 
 # --- building blocks ------------------------------------------------------------------------
 
@@ -45,6 +47,12 @@ x265=(-c:v libx265 -preset ultrafast -pix_fmt yuv420p -b:v 60k
 	-x265-params "log-level=error:keyint=25:min-keyint=25:scenecut=0:bframes=2:pools=1:frame-threads=1:wpp=0")
 aac=(-c:a aac -b:a 32k -ac 2)
 hls=(-f hls -hls_time 1 -hls_playlist_type vod -hls_list_size 0)
+# The flavours of other audio codecs (issue 11) take half the video bitrate: smaller files.
+x264s=("${x264[@]}" -b:v 30k -maxrate 40k -bufsize 60k)
+ac3=(-c:a ac3 -b:a 48k -ac 6)    # AC-3 5.1 (3/2 + LFE)
+eac3=(-c:a eac3 -b:a 48k -ac 6)  # E-AC-3 5.1
+mp3=(-c:a libmp3lame -b:a 32k -ac 2)
+opus=(-c:a libopus -b:a 24k -ac 2)
 
 # encode DIR FFMPEG-ARGS…: runs ffmpeg in DIR (made if missing).
 encode() {
@@ -59,6 +67,19 @@ encode() {
 packet_span() {
 	ffprobe -v error -show_entries packet=pts_time,duration_time -of csv=p=0 "$1" |
 		awk -F, '$1 ~ /^[0-9]/ { s = $1 + 0; e = s + ($2 ~ /^[0-9]/ ? $2 : 0); if (!n++ || s < lo) lo = s; if (e > hi) hi = e } END { printf "%.6f", hi - lo }'
+}
+
+# ts_segments DIR MPEGTS-OPTIONS FFMPEG-ARGS…: as encode with "${hls[@]}" into DIR/seg_NNN.ts
+# and DIR/play.m3u8, but cut by the segment muxer, which passes options to the mpegts muxer
+# (e.g. mpegts_flags=system_b or latm): the hls muxer cannot, it sets mpegts_flags to
+# resend_headers at every segment, overriding them. PAT, PMT and SDT once at the start of each
+# segment, as the hls muxer writes them; the playlist as the hls muxer writes it.
+ts_segments() {
+	local dir="$1" opts="pat_period=3600:sdt_period=3600${2:+:$2}"
+	shift 2
+	encode "$dir" "$@" -f segment -segment_format mpegts -segment_format_options "$opts" -segment_time 1 \
+		-segment_list_type m3u8 -segment_list "$work/segments.m3u8" 'seg_%03d.ts'
+	media_playlist "" $(cd "$dir" && ls seg_*.ts) > "$dir/play.m3u8"
 }
 
 # media_playlist PREFIX SEGMENT…: a VOD media playlist of 1 s segments, each URI prefixed.
@@ -284,6 +305,85 @@ printf '\xef\xbb\xbf#EXTM3U\r\n#EXT-X-VERSION: 3 \r\n#EXT-X-INDEPENDENT-SEGMENTS
 printf '\xef\xbb\xbf#EXTM3U\r\n#EXT-X-TARGETDURATION:1\t\r\n#EXT-X-VERSION: 3\r\n#EXT-X-PLAYLIST-TYPE:VOD  \r\n#EXT-X-MEDIA-SEQUENCE:0\r\n%s' \
 	'#EXTINF:1.000000,	'$'\r\n''../ts-h264-aac/hi/seg_000.ts  '$'\r\n''#EXTINF:1.0,'$'\r\n''../ts-h264-aac/hi/seg_001.ts'$'\r\n''#EXTINF:1,a title with spaces '$'\r\n''../ts-h264-aac/hi/seg_002.ts'$'\r\n''#EXT-X-ENDLIST' > "$d/media.m3u8"
 
+# --- other audio codecs, AV1, packed audio (issue 11) ----------------------------------------
+
+# ts-ac3, ts-eac3: H.264 + AC-3 / E-AC-3 5.1 in TS as ATSC (System A) has them: stream types
+# 0x81 / 0x87 with a registration descriptor ("AC-3" / "EAC3"). ts-ac3-dvb, ts-eac3-dvb: the
+# same bytes but for the PMT, as DVB (System B) has them: stream type 0x06 (PES private data)
+# with the registration descriptor and an AC-3 (0x6a) / enhanced AC-3 (0x7a) descriptor.
+ts_segments "$out/ts-ac3" "" $(video_in) $(audio_in) "${x264s[@]}" "${ac3[@]}" "${bitexact[@]}"
+ts_segments "$out/ts-ac3-dvb" mpegts_flags=system_b $(video_in) $(audio_in) "${x264s[@]}" "${ac3[@]}" "${bitexact[@]}"
+ts_segments "$out/ts-eac3" "" $(video_in) $(audio_in) "${x264s[@]}" "${eac3[@]}" "${bitexact[@]}"
+ts_segments "$out/ts-eac3-dvb" mpegts_flags=system_b $(video_in) $(audio_in) "${x264s[@]}" "${eac3[@]}" "${bitexact[@]}"
+
+# ts-mp3 (was mp3-audio, refused before issue 11): H.264 + MP3 in TS (stream type 0x03).
+encode "$out/ts-mp3" $(video_in) $(audio_in) "${x264[@]}" -c:a libmp3lame -b:a 32k -ac 2 "${bitexact[@]}" "${hls[@]}" -hls_segment_filename 'seg_%03d.ts' play.m3u8
+# ts-mp2: H.264 + MPEG-1 layer II at 48 kHz (0x03). ts-mp3-lsf: audio only, MP3 at
+# 22.05 kHz, an MPEG-2 (LSF) layer III stream (0x04; object type 0x69 in the MP4).
+encode "$out/ts-mp2" $(video_in) $(audio_in) "${x264s[@]}" -c:a mp2 -b:a 32k -ac 2 "${bitexact[@]}" "${hls[@]}" -hls_segment_filename 'seg_%03d.ts' play.m3u8
+encode "$out/ts-mp3-lsf" $(audio_in) -c:a libmp3lame -b:a 24k -ar 22050 -ac 2 "${bitexact[@]}" "${hls[@]}" -hls_segment_filename 'seg_%03d.ts' play.m3u8
+
+# ts-opus: H.264 + Opus stereo in TS; ts-opus-51: audio only, Opus 5.1 (channel mapping
+# family 1). Stream type 0x06 with an "Opus" registration descriptor and a DVB extension
+# descriptor (0x7f, tag 0x80) giving the channel configuration; each packet has the Opus
+# control header, the first with a start trim (the pre-skip), the last with an end trim.
+encode "$out/ts-opus" $(video_in) $(audio_in) "${x264s[@]}" "${opus[@]}" "${bitexact[@]}" "${hls[@]}" -hls_segment_filename 'seg_%03d.ts' play.m3u8
+encode "$out/ts-opus-51" $(audio_in) -c:a libopus -b:a 48k -ac 6 "${bitexact[@]}" "${hls[@]}" -hls_segment_filename 'seg_%03d.ts' play.m3u8
+
+# fmp4-ac3, fmp4-eac3, fmp4-mp3, fmp4-opus: H.264 + that audio in fMP4 (ac-3 with dac3,
+# ec-3 with dec3, mp4a with an esds of object type 0x6b, Opus with dOps); fmp4-av1: AV1
+# (libaom, single-threaded: deterministic) + AAC.
+fmp4=(-hls_segment_type fmp4 -hls_segment_filename 'seg_%03d.m4s' play.m3u8)
+encode "$out/fmp4-ac3" $(video_in) $(audio_in) "${x264s[@]}" "${ac3[@]}" "${bitexact[@]}" "${hls[@]}" "${fmp4[@]}"
+encode "$out/fmp4-eac3" $(video_in) $(audio_in) "${x264s[@]}" "${eac3[@]}" "${bitexact[@]}" "${hls[@]}" "${fmp4[@]}"
+encode "$out/fmp4-mp3" $(video_in) $(audio_in) "${x264s[@]}" "${mp3[@]}" "${bitexact[@]}" "${hls[@]}" "${fmp4[@]}"
+encode "$out/fmp4-opus" $(video_in) $(audio_in) "${x264s[@]}" "${opus[@]}" "${bitexact[@]}" "${hls[@]}" "${fmp4[@]}"
+encode "$out/fmp4-av1" $(video_in) $(audio_in) -c:v libaom-av1 -cpu-used 8 -row-mt 0 -b:v 30k -g 25 -keyint_min 25 -pix_fmt yuv420p \
+	"${aac[@]}" "${bitexact[@]}" "${hls[@]}" "${fmp4[@]}"
+
+# packed-*: packed audio (RFC 8216 §3.4): raw ADTS, AC-3, E-AC-3 or MP3 frames, each segment
+# starting with an ID3 tag whose PRIV frame holds the 90 kHz timestamp of its first frame
+# (internal/packedaudio: about 1 s of whole frames per segment, from 1.4 s, exact EXTINF).
+# reference.ffconcat lists the same segments with their durations, the reference to compare
+# with: ffmpeg's HLS reader gets packed-audio times wrong when it reads ahead across such
+# small segments (it applies a later segment's tag to earlier frames), and will not read
+# .ec3 segments (its E-AC-3 reader claims .eac3 only).
+es() { # es NAME FORMAT ARGS…: an elementary stream file by ffmpeg, no tags or Xing header
+	local name="$1" format="$2"; shift 2
+	"${ff[@]}" $(audio_in) "$@" "${bitexact[@]}" -f "$format" "$work/$name"
+}
+es aac.aac adts "${aac[@]}"
+es ac3.ac3 ac3 "${ac3[@]}"
+es eac3.eac3 eac3 "${eac3[@]}"
+es mp3.mp3 mp3 "${mp3[@]}" -id3v2_version 0 -write_xing 0
+for e in aac ac3 eac3 mp3; do
+	"$packedaudio" -reference reference.ffconcat "$work/$e.$e" "$out/packed-$e"
+done
+# packed-misnamed: packed AAC named seg_000.ts … (players detect it by its content).
+"$packedaudio" -name 'seg_%03d.ts' -reference reference.ffconcat "$work/aac.aac" "$out/packed-misnamed"
+
+# packed-rendition: a master whose variant (video.m3u8: video-only's H.264 TS segments, by
+# ../ URIs) takes its audio from a packed-AAC EXT-X-MEDIA rendition (audio.m3u8), its
+# timestamps where ffmpeg's TS muxer puts the same audio beside the same video: the source is
+# ts-h264-aac/hi (the same video and AAC frames, checked here, the same times).
+d="$out/packed-rendition"
+hi_audio_start="$(ffprobe -v error -select_streams a:0 -show_entries stream=start_pts -of csv=p=0 "$out/ts-h264-aac/hi/index.m3u8" | head -n 1)"
+"$packedaudio" -start "$hi_audio_start" -playlist audio.m3u8 "$work/aac.aac" "$d"
+media_playlist ../video-only/ seg_000.ts seg_001.ts seg_002.ts > "$d/video.m3u8"
+cat > "$d/play.m3u8" <<'M3U8'
+#EXTM3U
+#EXT-X-VERSION:3
+#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="aud",NAME="main",DEFAULT=YES,AUTOSELECT=YES,URI="audio.m3u8"
+#EXT-X-STREAM-INF:BANDWIDTH=110000,RESOLUTION=160x90,CODECS="avc1.64000c,mp4a.40.2",AUDIO="aud"
+video.m3u8
+M3U8
+same_es() { # same_es A B MAP FORMAT: the elementary streams MAP of A and B are the same bytes
+	"${ff[@]}" -i "$1" -map "$3" -c copy -f "$4" "$work/es_a" && "${ff[@]}" -i "$2" -map "$3" -c copy -f "$4" "$work/es_b"
+	cmp -s "$work/es_a" "$work/es_b" || { echo "make.sh: $1 and $2 differ in $3" >&2; exit 1; }
+}
+same_es "$out/ts-h264-aac/hi/index.m3u8" "$work/aac.aac" 0:a adts
+same_es "$out/ts-h264-aac/hi/index.m3u8" "$d/video.m3u8" 0:v h264
+
 # --- unsupported flavours: the module must answer an error, never a file ------------------
 
 # sample-aes: SAMPLE-AES around the (plain) segments of another flavour.
@@ -298,8 +398,12 @@ mkdir -p "$d"
 # mpeg2-video: MPEG-2 video + AAC in TS.
 encode "$out/mpeg2-video" $(video_in) $(audio_in) -c:v mpeg2video -b:v 100k -bf 2 -g 25 "${aac[@]}" "${bitexact[@]}" "${hls[@]}" -hls_segment_filename 'seg_%03d.ts' play.m3u8
 
-# mp3-audio: H.264 + MP3 in TS.
-encode "$out/mp3-audio" $(video_in) $(audio_in) "${x264[@]}" -c:a libmp3lame -b:a 32k -ac 2 "${bitexact[@]}" "${hls[@]}" -hls_segment_filename 'seg_%03d.ts' play.m3u8
+# ts-dts: H.264 + DTS in TS (stream type 0x82). ffmpeg's DTS encoder is experimental and
+# takes nothing below 144 kb/s for one channel at 48 kHz (320 kb/s for two).
+encode "$out/ts-dts" $(video_in) $(audio_in) "${x264s[@]}" -c:a dca -strict -2 -b:a 144k -ac 1 "${bitexact[@]}" "${hls[@]}" -hls_segment_filename 'seg_%03d.ts' play.m3u8
+
+# ts-latm: H.264 + AAC in LATM/LOAS (stream type 0x11), by the mpegts muxer's latm flag.
+ts_segments "$out/ts-latm" mpegts_flags=latm $(video_in) $(audio_in) "${x264s[@]}" "${aac[@]}" "${bitexact[@]}"
 
 # live: a media playlist without EXT-X-ENDLIST (POST answers 409).
 d="$out/live"
