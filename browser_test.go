@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -19,36 +20,43 @@ import (
 	"github.com/stream-downloads/caddy-stream-downloads/internal/testutil"
 )
 
-// playbackPage plays the MP4 (same origin as the page) muted, watches it, and sends what it
-// saw to the report URL (another origin: a no-cors GET) once currentTime has advanced half a
-// second after readyState reached 4, on a media error, or after 30 s.
+// playbackPage plays a file (same origin as the page) in a muted <video> or <audio>
+// element, watches it, and sends what it saw to the report URL (another origin: a no-cors
+// GET) once readyState has reached 4 and currentTime has advanced half a second since then
+// and is past the given time, on a media error, or after 30 s. Arguments: the element, the
+// file, the time to pass, the report URL.
 const playbackPage = `<!doctype html>
 <html><head><meta charset="utf-8"><title>playback</title></head>
 <body>
-<video id="v" muted autoplay playsinline preload="auto" src="%s"></video>
+<%[1]s id="v" muted autoplay playsinline preload="auto" src="%[2]s"></%[1]s>
 <script>
 const v = document.getElementById("v");
+const past = %[3]g;
 const t0 = performance.now();
 let reached4 = false, startTime = -1, sent = false;
 function report(outcome) {
   if (sent) return;
   sent = true;
-  const r = {outcome, reached4, readyState: v.readyState, videoWidth: v.videoWidth, videoHeight: v.videoHeight,
+  const r = {outcome, reached4, readyState: v.readyState, videoWidth: v.videoWidth || 0, videoHeight: v.videoHeight || 0,
     startTime, currentTime: v.currentTime, duration: v.duration, paused: v.paused,
     error: v.error ? v.error.code + " " + v.error.message : "", ms: Math.round(performance.now() - t0)};
-  fetch(%q + "?r=" + encodeURIComponent(JSON.stringify(r)), {mode: "no-cors"});
+  fetch(%[4]q + "&r=" + encodeURIComponent(JSON.stringify(r)), {mode: "no-cors"});
 }
 v.addEventListener("error", () => report("error"));
 const timer = setInterval(() => {
   if (v.readyState === 4) reached4 = true;
   if (reached4 && startTime < 0) startTime = v.currentTime;
-  if (reached4 && v.currentTime >= startTime + 0.5) { clearInterval(timer); report("played"); }
+  if (reached4 && v.currentTime >= startTime + 0.5 && v.currentTime > past) { clearInterval(timer); report("played"); }
 }, 20);
 setTimeout(() => report("timeout"), 30000);
 v.play().catch(e => { v.dataset.playError = String(e); });
 </script>
 </body></html>
 `
+
+// pageReport is what a page sent: its case (an index in browserCases) and its report (a
+// playback, JSON).
+type pageReport struct{ id, r string }
 
 type playback struct {
 	Outcome     string  `json:"outcome"`
@@ -64,21 +72,37 @@ type playback struct {
 	MS          int     `json:"ms"`
 }
 
-// TestBrowserPlayback packages ts-h264-aac through a real Caddy that also serves a page with
-// a <video> of the MP4, opens the page in Debian's headless Chromium (which must be
-// installed: apt-get install chromium), and checks that the video reaches readyState 4
-// with the source's size and that currentTime advances while it plays.
+// browserCases are the downloads TestBrowserPlayback plays: the MP4 of H.264 with AAC, Opus
+// and MP3 in a <video>, and the M4A of Opus, MP3 and AAC in an <audio>. (Chromium decodes
+// neither AC-3 nor E-AC-3.)
+var browserCases = []struct {
+	video, typ string
+	// source: the variant whose video size the <video> must have ("" for audio).
+	source string
+}{
+	{video: "ts-h264-aac", typ: "default", source: "hi/index.m3u8"},
+	{video: "ts-opus", typ: "default", source: "play.m3u8"},
+	{video: "ts-mp3", typ: "default", source: "play.m3u8"},
+	{video: "ts-opus", typ: "audio"},
+	{video: "ts-mp3", typ: "audio"},
+	{video: "audio-only", typ: "audio"},
+}
+
+// TestBrowserPlayback packages the browserCases through a real Caddy that also serves a
+// page per case with a <video> of the MP4 or an <audio> of the M4A, opens each page in
+// Debian's headless Chromium (which must be installed: apt-get install chromium), and
+// checks that the media plays without an error: readyState 4, currentTime advancing while
+// it plays (past 1 s for audio), a video with the source's size.
 func TestBrowserPlayback(t *testing.T) {
 	began := time.Now()
-	const video = "ts-h264-aac"
 	streams := filepath.Join(conformanceDir(t), "streams")
 	origin := testutil.NewOrigin(t, streams)
 
-	reports := make(chan string, 1)
+	reports := make(chan pageReport, len(browserCases))
 	reporter := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/report" {
 			select {
-			case reports <- r.URL.Query().Get("r"):
+			case reports <- pageReport{r.URL.Query().Get("case"), r.URL.Query().Get("r")}:
 			default:
 			}
 		}
@@ -87,9 +111,15 @@ func TestBrowserPlayback(t *testing.T) {
 	t.Cleanup(reporter.Close)
 
 	pages := t.TempDir()
-	page := fmt.Sprintf(playbackPage, "/"+video+"/downloads/default.mp4", reporter.URL+"/report")
-	if err := os.WriteFile(filepath.Join(pages, "play.html"), []byte(page), 0o644); err != nil {
-		t.Fatal(err)
+	for i, c := range browserCases {
+		element, file, past := "video", "default.mp4", 0.0
+		if c.typ == "audio" {
+			element, file, past = "audio", "audio.m4a", 1.0
+		}
+		page := fmt.Sprintf(playbackPage, element, "/"+c.video+"/downloads/"+file, past, fmt.Sprintf("%s/report?case=%d", reporter.URL, i))
+		if err := os.WriteFile(filepath.Join(pages, fmt.Sprintf("play-%d.html", i)), []byte(page), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	port := testutil.FreePort(t)
 	e := &edge{t: t, base: fmt.Sprintf("http://127.0.0.1:%d", port), dir: t.TempDir()}
@@ -107,49 +137,63 @@ http://127.0.0.1:%d {
 `, port, origin.URL, apiToken, e.dir, pages)))
 	chromium := testutil.Tool(t, "chromium")
 
-	if code, env := e.call("POST", "/acct/stream/"+video+"/downloads"); code != http.StatusOK {
-		t.Fatalf("POST: %d %+v", code, env.Errors)
-	}
-	if en := e.waitReady(video, "default"); en.Status != "ready" {
-		t.Fatalf("download ended %s: %s: %s", en.Status, en.ErrorReasonCode, en.ErrorReasonText)
-	}
-	packaged := time.Since(began)
-
-	src := testutil.ProbeFile(t, filepath.Join(streams, video, "hi", "index.m3u8"))
-	wantW, wantH := 0, 0
-	for _, s := range src.Streams {
-		if s.CodecType == "video" {
-			wantW, wantH = s.Width, s.Height
+	for _, c := range browserCases { // package them all, then play them one by one
+		if code, env := e.call("POST", "/acct/stream/"+c.video+"/downloads/"+c.typ); code != http.StatusOK {
+			t.Fatalf("POST %s %s: %d %+v", c.video, c.typ, code, env.Errors)
 		}
 	}
+	for i, c := range browserCases {
+		t.Run(c.video+"/"+c.typ, func(t *testing.T) {
+			se := *e
+			se.t = t
+			started := time.Now()
+			if en := se.waitReady(c.video, c.typ); en.Status != "ready" {
+				t.Fatalf("download ended %s: %s: %s", en.Status, en.ErrorReasonCode, en.ErrorReasonText)
+			}
+			packaged := time.Since(started)
+			wantW, wantH := 0, 0
+			if c.source != "" {
+				for _, s := range testutil.ProbeFile(t, filepath.Join(streams, c.video, c.source)).Streams {
+					if s.CodecType == "video" {
+						wantW, wantH = s.Width, s.Height
+					}
+				}
+			}
 
-	started := time.Now()
-	raw, stderr := runChromium(t, chromium, e.base+"/play.html", reports, 60*time.Second)
-	browserTime := time.Since(started)
-	var got playback
-	if err := json.Unmarshal([]byte(raw), &got); err != nil {
-		t.Fatalf("page report %q: %v", raw, err)
+			started = time.Now()
+			raw, stderr := runChromium(t, chromium, fmt.Sprintf("%s/play-%d.html", e.base, i), reports, strconv.Itoa(i), 60*time.Second)
+			browserTime := time.Since(started)
+			var got playback
+			if err := json.Unmarshal([]byte(raw), &got); err != nil {
+				t.Fatalf("page report %q: %v", raw, err)
+			}
+			t.Logf("page saw %+v", got)
+			if got.Outcome != "played" {
+				t.Errorf("playback %s (readyState %d, error %q); Chromium said:\n%s", got.Outcome, got.ReadyState, got.Error, tail(stderr, 20))
+			}
+			if !got.Reached4 {
+				t.Errorf("readyState never reached 4 (HAVE_ENOUGH_DATA); last %d", got.ReadyState)
+			}
+			if got.VideoWidth != wantW || got.VideoHeight != wantH {
+				t.Errorf("videoWidth×videoHeight %d×%d, want %d×%d", got.VideoWidth, got.VideoHeight, wantW, wantH)
+			}
+			if got.CurrentTime < got.StartTime+0.5 || got.Paused {
+				t.Errorf("currentTime went from %.3f to %.3f (paused %v): it did not play", got.StartTime, got.CurrentTime, got.Paused)
+			}
+			if c.typ == "audio" && got.CurrentTime <= 1 {
+				t.Errorf("currentTime %.3f: the audio did not play past 1 s", got.CurrentTime)
+			}
+			t.Logf("ready %v after the POSTs' wait began; Chromium ran %v (page: %d ms)",
+				packaged.Round(time.Millisecond), browserTime.Round(time.Millisecond), got.MS)
+		})
 	}
-	t.Logf("page saw %+v", got)
-	if got.Outcome != "played" {
-		t.Errorf("playback %s (readyState %d, error %q); Chromium said:\n%s", got.Outcome, got.ReadyState, got.Error, tail(stderr, 20))
-	}
-	if !got.Reached4 {
-		t.Errorf("readyState never reached 4 (HAVE_ENOUGH_DATA); last %d", got.ReadyState)
-	}
-	if got.VideoWidth != wantW || got.VideoHeight != wantH {
-		t.Errorf("videoWidth×videoHeight %d×%d, want %d×%d", got.VideoWidth, got.VideoHeight, wantW, wantH)
-	}
-	if got.CurrentTime < got.StartTime+0.5 || got.Paused {
-		t.Errorf("currentTime went from %.3f to %.3f (paused %v): it did not play", got.StartTime, got.CurrentTime, got.Paused)
-	}
-	t.Logf("packaged in %v; Chromium ran %v (page: %d ms); test %v",
-		packaged.Round(time.Millisecond), browserTime.Round(time.Millisecond), got.MS, time.Since(began).Round(time.Millisecond))
+	t.Logf("test %v", time.Since(began).Round(time.Millisecond))
 }
 
 // runChromium opens url in headless Chromium with a fresh profile and returns the first
-// report the page sends (and what Chromium printed), then stops Chromium and its children.
-func runChromium(t *testing.T, chromium, url string, reports <-chan string, timeout time.Duration) (string, string) {
+// report the page sends for case id (and what Chromium printed), then stops Chromium and
+// its children. Reports of other cases (a page of an earlier case, late) are dropped.
+func runChromium(t *testing.T, chromium, url string, reports <-chan pageReport, id string, timeout time.Duration) (string, string) {
 	t.Helper()
 	profile, err := os.MkdirTemp("", "chromium-profile-")
 	if err != nil {
@@ -182,18 +226,23 @@ func runChromium(t *testing.T, chromium, url string, reports <-chan string, time
 		}
 		_ = os.RemoveAll(profile)
 	}
-	select {
-	case r := <-reports:
-		stop()
-		return r, out.String()
-	case err := <-exited:
-		_ = os.RemoveAll(profile)
-		t.Fatalf("Chromium exited (%v) before the page reported:\n%s", err, tail(out.String(), 30))
-	case <-ctx.Done():
-		stop()
-		t.Fatalf("the page did not report within %v; Chromium said:\n%s", timeout, tail(out.String(), 30))
+	for {
+		select {
+		case r := <-reports:
+			if r.id != id {
+				continue
+			}
+			stop()
+			return r.r, out.String()
+		case err := <-exited:
+			_ = os.RemoveAll(profile)
+			t.Fatalf("Chromium exited (%v) before the page reported:\n%s", err, tail(out.String(), 30))
+		case <-ctx.Done():
+			stop()
+			t.Fatalf("the page did not report within %v; Chromium said:\n%s", timeout, tail(out.String(), 30))
+		}
+		return "", ""
 	}
-	return "", ""
 }
 
 // tail returns the last n lines of s.
