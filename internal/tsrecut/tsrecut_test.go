@@ -463,7 +463,7 @@ func TestRecutRejects(t *testing.T) {
 		"not whole packets": in[:len(in)-1],
 		"no sync":           append([]byte{0}, in[1:]...),
 		"already re-cut":    aligned, // a PES without PTS: not an aligned input
-		"mp3 audio":         input(t, "mp3-audio/seg_000.ts"),
+		"mp3 audio":         input(t, "ts-mp3/seg_000.ts"),
 	} {
 		if _, err := Recut(b, Fixed); !errors.Is(err, ErrInput) {
 			t.Errorf("%s: error %v, want ErrInput", name, err)
