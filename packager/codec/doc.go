@@ -6,8 +6,13 @@
 // elementary stream says, or read back from an fMP4 init section.
 //
 // Everything here is pure: functions of their arguments, no I/O, no panics on any input
-// (each parser has a fuzz target). It is written by hand because neither mediacommon nor
-// mp4ff parses these audio streams: mp4ff only encodes and decodes the boxes, from fields
-// its caller must already know. mp4ff's av1 package does read av1C and sequence headers;
-// the few lines AV1 needs here are ours too, and the tests check them against it.
+// (each parser has a fuzz target). It is written by hand: mp4ff only encodes and decodes
+// the dac3/dec3/dOps boxes from fields its caller must already know, and mediacommon reads
+// only the first fields of these streams (AC-3 to lfeon, E-AC-3 to bsid, MPEG-1 audio
+// headers, where it takes the reserved version for MPEG-1, refuses layer I and MPEG-2.5
+// and sizes MPEG-2 layer III frames twice too long; Opus packet durations without the
+// framing checks); neither makes dec3 from syncframes, checks CRCs, reads E-AC-3 JOC or
+// Opus in MPEG-TS. mp4ff's av1 package does read av1C and sequence headers; the few
+// lines AV1 needs here are ours too. The tests check all of it against both libraries
+// where they read the same fields.
 package codec

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/Eyevinn/mp4ff/av1"
+	mcopus "github.com/bluenviron/mediacommon/v2/pkg/codecs/opus"
 )
 
 // The fuzz targets check that no input panics and that what a parser accepts is
@@ -26,6 +27,9 @@ func FuzzAC3(f *testing.F) {
 		}
 		if n < eac3MinFrame {
 			t.Fatalf("frame of %d bytes", n)
+		}
+		if size, _, _, ok := mediacommonAC3(b); ok && size != n {
+			t.Fatalf("%d bytes, mediacommon says %d", n, size)
 		}
 		if n > len(b) {
 			return
@@ -104,6 +108,9 @@ func FuzzMPEGAudio(f *testing.F) {
 	f.Add(unhex(f, "fff6e8c0"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		h, ok := ParseMPEGAudio(b)
+		if size, rate, bitrate, mok := mediacommonMPEGAudio(b); mok && (!ok || size != h.FrameSize || rate != h.SampleRate || bitrate != h.Bitrate) {
+			t.Fatalf("%+v, %v; mediacommon: %d bytes, %d Hz, %d bit/s", h, ok, size, rate, bitrate)
+		}
 		if !ok {
 			return
 		}
@@ -120,8 +127,8 @@ func FuzzOpusPacket(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		n, err := OpusPacketSamples(b)
-		if err == nil && (n <= 0 || n > 5760 || n%120 != 0) {
-			t.Fatalf("%d samples", n)
+		if err == nil && (n <= 0 || n > 5760 || n%120 != 0 || int64(n) != mcopus.PacketDuration2(b)) {
+			t.Fatalf("%d samples; mediacommon says %d", n, mcopus.PacketDuration2(b))
 		}
 	})
 }
