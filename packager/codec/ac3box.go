@@ -40,10 +40,19 @@ type eac3Program struct {
 // eac3Programs groups the syncframes of one access unit: each dependent substream
 // belongs to the independent substream before it (TS 102 366 E.1.3.1.2). An AC-3
 // syncframe counts as an independent substream. Dependents before any independent
-// one are ignored.
+// one are ignored, and so is all from the second syncframe of an independent
+// substream on: with fewer than 6 blocks per syncframe, a unit of 1536 samples holds
+// the same substreams again, as ffmpeg's MP4 muxer also reads it.
 func eac3Programs(frames []AC3Header) []eac3Program {
 	var ps []eac3Program
+	var seen [8]bool
 	for _, f := range frames {
+		if !(f.EAC3 && f.StreamType == 1) {
+			if seen[f.SubstreamID&7] {
+				break
+			}
+			seen[f.SubstreamID&7] = true
+		}
 		if f.EAC3 && f.StreamType == 1 {
 			if len(ps) == 0 {
 				continue
@@ -103,7 +112,9 @@ func chanLoc(chanmap uint16) uint16 {
 
 // DEC3 returns the payload of the dec3 box (EC3SpecificBox, TS 102 366 F.6) for the
 // syncframes of one E-AC-3 access unit (independent substreams, each followed by its
-// dependent substreams, in stream order), with data_rate in kbit/s. num_dep_sub counts
+// dependent substreams, in stream order; a unit of syncframes with fewer than 6 blocks
+// repeats them, and what follows the second syncframe of an independent substream is
+// not looked at), with data_rate in kbit/s. num_dep_sub counts
 // the dependent substreams of each independent one, and chan_loc which locations
 // beyond 5.1 their chanmaps carry (a dependent substream without chanmap has the
 // standard locations of its acmod and adds none; ffmpeg writes its acmod there). When an independent substream has JOC, the
@@ -114,9 +125,6 @@ func DEC3(frames []AC3Header, dataRateKbps int) []byte {
 	ps := eac3Programs(frames)
 	if len(ps) == 0 {
 		return nil
-	}
-	if len(ps) > 8 {
-		ps = ps[:8] // num_ind_sub has 3 bits
 	}
 	var w bitWriter
 	w.put(uint32(min(max(dataRateKbps, 0), 1<<13-1)), 13)

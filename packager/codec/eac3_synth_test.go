@@ -270,6 +270,7 @@ func TestDEC3Programs(t *testing.T) {
 		return AC3Header{EAC3: true, StreamType: strmtyp, Acmod: acmod, LFE: lfe, Bsid: 16,
 			Channels: acmodChannels[acmod] + int(b2u(lfe)), ChanMap: uint16(chanmap), HasChanMap: chanmap >= 0}
 	}
+	sub := func(x AC3Header, id uint8) AC3Header { x.SubstreamID = id; return x }
 	for _, c := range []struct {
 		name     string
 		au       []AC3Header
@@ -286,10 +287,14 @@ func TestDEC3Programs(t *testing.T) {
 			"0040" + "200f" + "0200", 8},
 		{"dependent without chanmap", []AC3Header{h(0, 7, true, -1), h(1, 4, false, -1)},
 			"0040" + "200f" + "0200", 6},
-		{"nine programs: num_ind_sub has room for 8", []AC3Header{h(0, 1, false, -1), h(0, 1, false, -1), h(0, 1, false, -1),
-			h(0, 1, false, -1), h(0, 1, false, -1), h(0, 1, false, -1), h(0, 1, false, -1), h(0, 1, false, -1), h(0, 1, false, -1)},
+		{"eight programs, then substream 0 again", []AC3Header{h(0, 1, false, -1), sub(h(0, 1, false, -1), 1), sub(h(0, 1, false, -1), 2),
+			sub(h(0, 1, false, -1), 3), sub(h(0, 1, false, -1), 4), sub(h(0, 1, false, -1), 5), sub(h(0, 1, false, -1), 6),
+			sub(h(0, 1, false, -1), 7), h(0, 1, false, -1)},
 			"0047" + strings.Repeat("200200", 8), 1},
-		{"two programs", []AC3Header{h(0, 2, false, -1), h(2, 1, false, -1), h(1, 2, false, 1<<8)},
+		{"three 2-block syncframes of 5.1 + Lrs/Rrs", []AC3Header{h(0, 7, true, -1), h(1, 2, false, 1<<9),
+			h(0, 7, true, -1), h(1, 2, false, 1<<9), h(0, 7, true, -1), h(1, 2, false, 1<<9)},
+			"0040" + "200f" + "0202", 8},
+		{"two programs", []AC3Header{h(0, 2, false, -1), sub(h(2, 1, false, -1), 1), h(1, 2, false, 1<<8)},
 			"0041" + "200400" + "20020204", 2},
 		{"AC-3 core + E-AC-3 dependent", []AC3Header{{Bsid: 8, Acmod: 7, LFE: true, Channels: 6}, h(1, 2, false, 1<<9)},
 			"0040" + "100f" + "0202", 8},

@@ -131,7 +131,7 @@ func opusCode3(p []byte, count int) error {
 }
 
 // OpusTSHeader is the control header that prefixes every Opus access unit in MPEG-TS
-// (Opus in MPEG-TS, ETSI TS 102 366-style draft by the Opus project, 5.2): an 11-bit
+// (the Opus project's draft ETSI spec "Opus in MPEG-2 TS", v0.1.3): an 11-bit
 // prefix 0x3ff, start_trim_flag, end_trim_flag, control_extension_flag, 2 reserved
 // bits, au_size as 0xFF bytes plus a final byte, then when flagged a 16-bit start
 // trim and end trim (3 reserved bits, 13 bits of samples) and a control extension

@@ -36,7 +36,8 @@ type opusLayout struct {
 // ISOBMFF" 4.3.2: Version 0, OutputChannelCount, PreSkip, InputSampleRate 48000,
 // OutputGain 0, ChannelMappingFamily and, when not 0, StreamCount, CoupledCount and
 // ChannelMapping) and the channel count. The DVB extension descriptor (tag 0x7f) with
-// descriptor_tag_extension 0x80 carries channel_config_code (Opus in MPEG-TS 6.2):
+// descriptor_tag_extension 0x80 carries channel_config_code (the opus_audio_descriptor
+// of the Opus project's draft "Opus in MPEG-2 TS"; GStreamer reads it the same way):
 //
 //   - 0x00: dual mono as one coupled stream, mapping family 255 (channels with no
 //     position), as ffmpeg and GStreamer read it;
@@ -117,9 +118,9 @@ func ceilLog2(n int) int {
 	return bits.Len(uint(n - 1))
 }
 
-// opusExplicitLayout reads channel_config_code 0x81's fields (Opus in MPEG-TS Table
-// 6-2): channel_count, mapping_family, then for a family other than 0
-// stream_count_minus_one, coupled_stream_count and channel_mapping[], each as wide as
+// opusExplicitLayout reads channel_config_code 0x81's fields (opus_audio_descriptor,
+// Table 4-2 of the draft): channel_count, mapping_family, then for a family other than
+// 0 stream_count_minus_one, coupled_stream_count and channel_mapping[], each as wide as
 // its largest possible value needs.
 func opusExplicitLayout(b []byte) (opusLayout, error) {
 	if len(b) < 2 || b[0] == 0 {
