@@ -2,53 +2,46 @@ package ts
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
-
-	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
 
 	"github.com/stream-downloads/caddy-stream-downloads/packager/media"
 )
 
-// setAudioConfig makes the audio track from the first frame's ADTS header, and checks
-// that later frames keep it.
-func (d *Demuxer) setAudioConfig(cfg mpeg4audio.AudioSpecificConfig) error {
-	if d.audio != nil && d.audioConfig == cfg {
+// setAudioFormat makes the audio track from the first unit's format, and checks that
+// later units keep it (a new sample entry mid-stream is not supported).
+func (d *Demuxer) setAudioFormat(u audioUnit) error {
+	f := u.format
+	if d.audio != nil && d.audioFormat == f {
 		return nil
 	}
-	channels := int(cfg.ChannelConfig)
-	switch {
-	case channels == 7:
-		channels = 8
-	case channels == 0 || channels > 7:
-		return &UnsupportedCodecError{Codec: fmt.Sprintf("AAC with channel configuration %d", cfg.ChannelConfig), StreamType: 0x0f}
+	if f.sampleRate <= 0 || f.channels <= 0 {
+		return fmt.Errorf("invalid %s stream: %d Hz, %d channels", f.codec.Name(), f.sampleRate, f.channels)
 	}
-	if cfg.SampleRate <= 0 {
-		return errors.New("invalid AAC sample rate")
-	}
-	asc, err := cfg.Marshal()
-	if err != nil {
-		return fmt.Errorf("invalid AAC configuration: %w", err)
-	}
-	d.audioConfig = cfg
 	if d.audio == nil {
+		d.audioFormat = f
 		d.audio = &media.Track{
-			Kind: media.Audio, Codec: media.AAC,
-			Timescale:  uint32(cfg.SampleRate),
-			SampleRate: cfg.SampleRate, Channels: channels, Config: asc, FrameDuration: aacFrameSamples,
+			Kind: media.Audio, Codec: f.codec,
+			Timescale:  uint32(f.sampleRate),
+			SampleRate: f.sampleRate, Channels: f.channels, Config: bytes.Clone(u.config),
+			FrameDuration: f.frameDur, ObjectType: f.objectType,
 		}
 		return nil
 	}
-	if !bytes.Equal(d.audio.Config, asc) {
-		return fmt.Errorf("AAC configuration changes mid-stream (%d Hz %d ch -> %d Hz %d ch), not supported",
-			d.audio.SampleRate, d.audio.Channels, cfg.SampleRate, channels)
+	was := d.audioFormat
+	if was.codec != f.codec {
+		return &UnsupportedCodecError{Codec: fmt.Sprintf("audio codec change from %s to %s", was.codec.Name(), f.codec.Name()), StreamType: d.audioType}
 	}
+	if was.key != f.key || was.sampleRate != f.sampleRate {
+		return fmt.Errorf("%s configuration changes mid-stream (%d Hz %d ch -> %d Hz %d ch), not supported",
+			f.codec.Name(), was.sampleRate, was.channels, f.sampleRate, f.channels)
+	}
+	d.audioFormat = f // the same stream; fields outside the key (bitrate) may move
 	return nil
 }
 
-// aacAU handles one AAC frame; pts (90 kHz, on the output timeline) is its own when
-// stamped, else it follows the frame before it.
-func (d *Demuxer) aacAU(pts int64, stamped bool, au []byte) error {
+// audioAU handles one audio unit of samples PCM samples; pts (90 kHz, on the output
+// timeline) is its own when stamped, else it follows the unit before it.
+func (d *Demuxer) audioAU(pts int64, stamped bool, samples int, au []byte) error {
 	t := d.audio
 	sr := int64(t.SampleRate)
 	ticks := floorDiv(pts*sr+VideoTimescale/2, VideoTimescale)
@@ -66,7 +59,7 @@ func (d *Demuxer) aacAU(pts int64, stamped bool, au []byte) error {
 		}
 		d.audioNext = ticks
 		d.audioResync = false
-	case ticks-d.audioNext > aacFrameSamples/2:
+	case ticks-d.audioNext > int64(samples)/2:
 		// A gap: follow the PTS. Backwards jumps keep the frame count so the timeline
 		// stays monotonic.
 		d.audioNext = ticks
@@ -78,7 +71,7 @@ func (d *Demuxer) aacAU(pts int64, stamped bool, au []byte) error {
 	if err := d.curEmit(media.Sample{Track: t, DTS: d.audioNext, Sync: true, Data: au}); err != nil {
 		return err
 	}
-	d.audioNext += aacFrameSamples
+	d.audioNext += int64(samples)
 	return nil
 }
 

@@ -1,15 +1,17 @@
-// Package ts demuxes the MPEG-TS segments of one HLS rendition (H.264 or HEVC video, AAC audio)
+// Package ts demuxes the MPEG-TS segments of one HLS rendition (H.264 or HEVC video; AAC,
+// AC-3, E-AC-3, MPEG audio or Opus audio), and packed audio segments (RFC 8216 §3.4),
 // into media.Samples on one continuous timeline.
 package ts
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 	"time"
-
-	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
 
 	"github.com/stream-downloads/caddy-stream-downloads/packager/media"
 )
@@ -17,24 +19,24 @@ import (
 // VideoTimescale is the timescale of video tracks: the MPEG-TS 90 kHz clock.
 const VideoTimescale = 90000
 
-// aacFrameSamples is the number of PCM samples per AAC frame (one media.Sample).
-const aacFrameSamples = 1024
-
 // ErrUnsupportedCodec is matched (errors.Is) by every *UnsupportedCodecError.
 var ErrUnsupportedCodec = errors.New("unsupported codec")
 
 // ErrMalformed is matched (errors.Is) by errors about input that is not valid MPEG-TS,
-// H.264 or AAC as this demuxer needs it.
+// H.264, HEVC or audio as this demuxer needs it.
 var ErrMalformed = errors.New("malformed MPEG-TS segment")
 
 // UnsupportedCodecError reports an audio or video stream in a codec we cannot package.
 type UnsupportedCodecError struct {
 	Codec      string // human-readable codec name, e.g. "MPEG-2 video"
-	StreamType uint8  // the PMT stream_type
+	StreamType uint8  // the PMT stream_type; 0 for packed audio
 }
 
 func (e *UnsupportedCodecError) Error() string {
-	return fmt.Sprintf("unsupported codec: %s (stream type 0x%02x); supported: H.264, H.265/HEVC, AAC", e.Codec, e.StreamType)
+	if e.StreamType == 0 { // packed audio
+		return fmt.Sprintf("unsupported codec: %s; supported: %s", e.Codec, media.Supported)
+	}
+	return fmt.Sprintf("unsupported codec: %s (stream type 0x%02x); supported: %s", e.Codec, e.StreamType, media.Supported)
 }
 
 // Is makes errors.Is(err, ErrUnsupportedCodec) true.
@@ -81,9 +83,12 @@ func (e *malformedError) Unwrap() []error { return []error{ErrMalformed, e.err} 
 // (media.Covers, checkCoverage). Frames that cannot be decoded are left out and said in
 // Notes.
 //
-// Video samples are in 90 kHz ticks; audio samples are in ticks of the AAC sample rate,
-// counted 1024 per frame and re-synchronised to the PTS only when the two drift apart by
-// more than half a frame forwards (a gap) and at the start of every period.
+// Video samples are in 90 kHz ticks; audio samples are in ticks of the audio sample rate
+// (48 kHz for Opus), counted on by each frame's length (AAC 1024, AC-3 and E-AC-3 1536,
+// MP3 1152 or 576, Opus by its TOC) and re-synchronised to the PTS only when the two
+// drift apart by more than half a frame forwards (a gap) and at the start of every
+// period. E-AC-3 syncframes are joined into samples of 1536 with their dependent
+// substreams (audioes.go).
 //
 // Video starts (in the stream and again after each discontinuity) at the first frame a
 // decoder can start from; earlier frames are dropped:
@@ -114,8 +119,10 @@ type Demuxer struct {
 	segA        bool
 
 	pes    pesReader
+	br     *bufio.Reader // the segment being read
+	packed bool          // the stream is packed audio (packed.go), not MPEG-TS
 	vES    videoES
-	aES    adtsES
+	aES    audioES
 	lost   losses
 	cov    coverage  // of the segment being read
 	had    [2]bool   // the track yielded media in an earlier segment
@@ -123,8 +130,11 @@ type Demuxer struct {
 	jumped bool      // the segment's first unit was checked for a jump
 
 	video, audio *media.Track
-	audioConfig  mpeg4audio.AudioSpecificConfig
+	audioFormat  audioFormat
+	audioType    uint8        // stream type of the audio stream read
+	audioKind    streamKind   // what the audio stream read is
 	declared     []media.Kind // streams of the PMT we read
+	leftOut      []string     // streams of the PMT we do not read (said once in Notes)
 
 	// Parameter sets of the latest access unit that carried them (before video starts).
 	lastVPS, lastSPS, lastPPS [][]byte
@@ -175,6 +185,7 @@ type event struct {
 	audio    bool
 	stamped  bool
 	pts, dts int64 // unwrapped, without the period offset
+	samples  int   // audio: PCM samples of the unit
 	au       [][]byte
 }
 
@@ -277,7 +288,17 @@ func (d *Demuxer) Segment(r io.Reader, emit func(media.Sample) error) (err error
 	d.lost.reset()
 	d.pes.newSegment()
 
-	if err := d.pes.read(r); err != nil {
+	if d.br == nil {
+		d.br = bufio.NewReaderSize(r, 64<<10)
+	}
+	d.br.Reset(r)
+	defer d.br.Reset(nil)
+	if head, _ := d.br.Peek(4); d.packed || sniffPacked(head) {
+		err = d.readPacked(d.br)
+	} else {
+		err = d.pes.read(d.br)
+	}
+	if err != nil {
 		if d.emitErr != nil {
 			return d.emitErr
 		}
@@ -288,7 +309,7 @@ func (d *Demuxer) Segment(r io.Reader, emit func(media.Sample) error) (err error
 		}
 		return d.malformed("%v", err)
 	}
-	if d.pes.lastPMT == nil {
+	if d.pes.lastPMT == nil && !d.packed {
 		return d.malformed("no program map table (PMT) found")
 	}
 	// End of the segment: a new period's offset is fixed now at the latest, and what
@@ -354,36 +375,46 @@ func (d *Demuxer) checkCoverage() error {
 }
 
 // onPMT takes the streams of a program map table: the first H.264/HEVC video and the
-// first AAC audio are read; a program whose only video (or audio) is in a codec we
-// cannot package is refused.
+// first audio stream in a codec we read are read; a program whose only video (or audio)
+// is in a codec we cannot package is refused. Streams left out are said in Notes.
 func (d *Demuxer) onPMT(streams []esInfo) error {
 	var video, audio *esInfo
 	var unsupported *UnsupportedCodecError
 	unsupportedVideo := false
+	var left []string
 	for i, es := range streams {
 		kind, name := classify(es)
-		switch kind {
-		case kindH264, kindH265:
+		switch {
+		case kind == kindH264 || kind == kindH265:
 			if video == nil {
 				video = &streams[i]
+				continue
 			}
-		case kindAAC:
+		case kind.audio():
 			if audio == nil {
 				audio = &streams[i]
+				continue
 			}
-		case kindVideoOther, kindAudioOther:
+		case kind == kindVideoOther || kind == kindAudioOther:
 			isVideo := kind == kindVideoOther
 			if unsupported == nil || (isVideo && !unsupportedVideo) {
 				unsupported = &UnsupportedCodecError{Codec: name, StreamType: es.streamType}
 				unsupportedVideo = isVideo
 			}
+		default:
+			continue // not media
 		}
+		left = append(left, fmt.Sprintf("%s (PID 0x%x)", name, es.pid))
 	}
 	if unsupported != nil && ((unsupportedVideo && video == nil) || (!unsupportedVideo && audio == nil)) {
 		return unsupported
 	}
 	if video == nil && audio == nil {
-		return d.malformed("no H.264, HEVC or AAC stream in the program")
+		return d.malformed("no video or audio stream in a codec we read in the program (%s)", media.Supported)
+	}
+	if len(left) > 0 && !slices.Equal(left, d.leftOut) {
+		d.leftOut = left
+		d.note("streams left out (one video and one audio stream are taken): %s", strings.Join(left, ", "))
 	}
 	d.declared = d.declared[:0]
 	d.segV, d.segA = video != nil, audio != nil
@@ -398,7 +429,7 @@ func (d *Demuxer) onPMT(streams []esInfo) error {
 			d.video = &media.Track{Kind: media.Video, Codec: codec, Timescale: VideoTimescale}
 		} else if d.video.Codec != codec {
 			return &UnsupportedCodecError{
-				Codec:      fmt.Sprintf("video codec change from %s to %s", d.video.Codec, codec),
+				Codec:      fmt.Sprintf("video codec change from %s to %s", d.video.Codec.Name(), codec.Name()),
 				StreamType: video.streamType,
 			}
 		}
@@ -408,6 +439,12 @@ func (d *Demuxer) onPMT(streams []esInfo) error {
 		d.declared = append(d.declared, media.Video)
 	}
 	if audio != nil {
+		kind, _ := classify(*audio)
+		if d.aES.syn == nil || kind != d.audioKind {
+			d.aES.syn = newFrameSyntax(kind, audio.desc)
+			d.audioKind = kind
+		}
+		d.audioType = audio.streamType
 		d.pes.follow(audio.pid, &d.aES)
 		d.declared = append(d.declared, media.Audio)
 	}
@@ -459,9 +496,9 @@ func (d *Demuxer) onVideo(u videoUnit) error {
 	return d.videoAU(ptsU+p.offset, dtsU+p.offset, u.nalus)
 }
 
-// onAudio receives one AAC frame.
+// onAudio receives one audio unit.
 func (d *Demuxer) onAudio(u audioUnit) error {
-	if err := d.setAudioConfig(u.config); err != nil {
+	if err := d.setAudioFormat(u); err != nil {
 		var uc *UnsupportedCodecError
 		if errors.As(err, &uc) {
 			return err
@@ -473,7 +510,7 @@ func (d *Demuxer) onAudio(u audioUnit) error {
 	}
 	p := d.periodOf(u.seg)
 	d.cov.units++
-	dur := int64(u.duration) * VideoTimescale / int64(u.config.SampleRate)
+	dur := int64(u.samples) * VideoTimescale / int64(u.format.sampleRate)
 	var ptsU int64
 	if u.stamped {
 		ptsU = p.unwrap(u.pts)
@@ -485,11 +522,11 @@ func (d *Demuxer) onAudio(u audioUnit) error {
 		if u.stamped {
 			p.observe(idxAudio, ptsU)
 		}
-		d.pending = append(d.pending, event{audio: true, stamped: u.stamped, pts: ptsU, au: [][]byte{bytes.Clone(u.raw)}})
+		d.pending = append(d.pending, event{audio: true, stamped: u.stamped, pts: ptsU, samples: u.samples, au: [][]byte{bytes.Clone(u.data)}})
 		return d.maybeResolve()
 	}
 	if u.stamped {
 		p.observe(idxAudio, ptsU)
 	}
-	return d.aacAU(ptsU+p.offset, u.stamped, u.raw)
+	return d.audioAU(ptsU+p.offset, u.stamped, u.samples, u.data)
 }

@@ -137,10 +137,13 @@ func TestUnsupportedCodec(t *testing.T) {
 		want string
 	}{
 		{"mpeg2video", []string{"-f", "lavfi", "-i", "testsrc=size=160x96:rate=25", "-t", "1", "-c:v", "mpeg2video"},
-			"unsupported codec: MPEG-2 video (stream type 0x02); supported: H.264, H.265/HEVC, AAC"},
-		{"mp2 audio", []string{"-f", "lavfi", "-i", "testsrc=size=160x96:rate=25", "-f", "lavfi", "-i", "sine",
-			"-t", "1", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "mp2"},
-			"unsupported codec: MPEG-1/2 audio (MP2/MP3) (stream type 0x03)"},
+			"unsupported codec: MPEG-2 video (stream type 0x02); supported: H.264, H.265/HEVC, AV1 (fMP4), AAC, AC-3, E-AC-3, MP3, MP2, Opus"},
+		{"dts audio", []string{"-f", "lavfi", "-i", "testsrc=size=160x96:rate=25", "-f", "lavfi", "-i", "sine",
+			"-t", "1", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "dca", "-strict", "-2"},
+			"unsupported codec: DTS audio (stream type 0x82)"},
+		{"latm audio", []string{"-f", "lavfi", "-i", "testsrc=size=160x96:rate=25", "-f", "lavfi", "-i", "sine",
+			"-t", "1", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-mpegts_flags", "latm"},
+			"unsupported codec: AAC in LATM (stream type 0x11)"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -127,6 +127,11 @@ func packageTS(t *testing.T, periods ...inPeriod) (string, *testutil.Samples) {
 		return nil
 	})
 	checks := tsChecks
+	for _, tr := range c.Tracks {
+		if tr.Kind == media.Audio {
+			checks.AudioStep = int64(tr.FrameDuration) // 0 (Opus): increasing only
+		}
+	}
 	if len(periods) > 1 {
 		// A new period starts where the playlist says, and may bring new parameter sets.
 		checks = testutil.Checks{ChangedParamSets: true}

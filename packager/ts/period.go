@@ -181,7 +181,7 @@ func (d *Demuxer) resolve() error {
 	for _, ev := range evs {
 		var err error
 		if ev.audio {
-			err = d.aacAU(ev.pts+off, ev.stamped, ev.au[0])
+			err = d.audioAU(ev.pts+off, ev.stamped, ev.samples, ev.au[0])
 		} else {
 			err = d.videoAU(ev.pts+off, ev.dts+off, ev.au)
 		}

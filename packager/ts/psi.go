@@ -105,6 +105,21 @@ func descriptor(d []byte, tag byte) ([]byte, bool) {
 	return nil, false
 }
 
+// extension reports whether d has a DVB extension descriptor (tag 0x7f) of ext.
+func extension(d []byte, ext byte) bool {
+	for len(d) >= 2 {
+		n := int(d[1])
+		if 2+n > len(d) {
+			return false
+		}
+		if d[0] == 0x7f && n >= 1 && d[2] == ext {
+			return true
+		}
+		d = d[2+n:]
+	}
+	return false
+}
+
 // registration is the format_identifier of a registration descriptor (tag 5), if any.
 func registration(d []byte) string {
 	if r, ok := descriptor(d, 0x05); ok && len(r) >= 4 {
@@ -121,9 +136,17 @@ const (
 	kindH264                         // read
 	kindH265                         // read
 	kindAAC                          // read (ADTS)
+	kindAC3                          // read: AC-3 or E-AC-3 syncframes (the frames say which)
+	kindMPEGAudio                    // read: MPEG-1/2 audio layers I-III
+	kindOpus                         // read: Opus with its TS control headers
 	kindVideoOther                   // video in a codec we cannot package
 	kindAudioOther                   // audio in a codec we cannot package
 )
+
+// audio says whether the stream is audio the demuxer reads.
+func (k streamKind) audio() bool {
+	return k == kindAAC || k == kindAC3 || k == kindMPEGAudio || k == kindOpus
+}
 
 // classify names the stream and says what the demuxer makes of it. Private data streams
 // (stream type 0x06) are identified by their descriptors, as DVB and others signal AC-3,
@@ -149,8 +172,10 @@ func classify(es esInfo) (streamKind, string) {
 		return kindVideoOther, "Dirac video"
 	case 0xea:
 		return kindVideoOther, "VC-1 video"
-	case 0x03, 0x04:
-		return kindAudioOther, "MPEG-1/2 audio (MP2/MP3)"
+	case 0x03:
+		return kindMPEGAudio, "MPEG-1 audio (MP3/MP2)"
+	case 0x04:
+		return kindMPEGAudio, "MPEG-2 audio (MP3/MP2)"
 	case 0x11:
 		return kindAudioOther, "AAC in LATM"
 	case 0x1c:
@@ -158,26 +183,28 @@ func classify(es esInfo) (streamKind, string) {
 	case 0x80:
 		return kindAudioOther, "LPCM audio"
 	case 0x81:
-		return kindAudioOther, "AC-3 (Dolby Digital)"
+		return kindAC3, "AC-3 (Dolby Digital) audio"
 	case 0x82, 0x85, 0x86, 0x8a:
 		return kindAudioOther, "DTS audio"
 	case 0x83:
 		return kindAudioOther, "Dolby TrueHD audio"
 	case 0x84, 0x87:
-		return kindAudioOther, "E-AC-3 (Dolby Digital Plus)"
+		return kindAC3, "E-AC-3 (Dolby Digital Plus) audio"
 	case 0x06:
 		_, ac3 := descriptor(es.desc, 0x6a)
 		_, eac3 := descriptor(es.desc, 0x7a)
 		_, dts := descriptor(es.desc, 0x7b)
 		switch reg := registration(es.desc); {
 		case ac3 || reg == "AC-3":
-			return kindAudioOther, "AC-3 (Dolby Digital)"
+			return kindAC3, "AC-3 (Dolby Digital) audio"
 		case eac3 || reg == "EAC3":
-			return kindAudioOther, "E-AC-3 (Dolby Digital Plus)"
+			return kindAC3, "E-AC-3 (Dolby Digital Plus) audio"
 		case dts || reg == "DTS1" || reg == "DTS2" || reg == "DTS3":
 			return kindAudioOther, "DTS audio"
 		case reg == "Opus":
-			return kindAudioOther, "Opus"
+			return kindOpus, "Opus audio"
+		case extension(es.desc, 0x15): // DVB AC-4 descriptor
+			return kindAudioOther, "AC-4 audio"
 		}
 	}
 	return kindIgnored, fmt.Sprintf("stream type 0x%02x", es.streamType)

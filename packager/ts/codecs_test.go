@@ -1,0 +1,56 @@
+package ts
+
+import (
+	"testing"
+
+	"github.com/stream-downloads/caddy-stream-downloads/internal/testutil"
+	"github.com/stream-downloads/caddy-stream-downloads/packager/media"
+)
+
+// TestAudioCodecs packages ffmpeg-made TS streams of every audio codec the demuxer reads
+// (in the stream types ffmpeg writes, and the DVB forms with -mpegts_flags system_b) and
+// compares each MP4 with its source.
+func TestAudioCodecs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs ffmpeg")
+	}
+	cases := []struct {
+		name       string
+		audio      []string // ffmpeg output options of the audio
+		hls        []string // options of the HLS muxer
+		codec      media.Codec
+		channels   int
+		rate       int
+		objectType uint8
+	}{
+		{name: "ac3 5.1", audio: []string{"-c:a", "ac3", "-ac", "6", "-b:a", "192k"}, codec: media.AC3, channels: 6, rate: 48000},
+		{name: "ac3 dvb", audio: []string{"-c:a", "ac3", "-ac", "2", "-b:a", "96k"}, hls: []string{"-hls_segment_options", "mpegts_flags=system_b"}, codec: media.AC3, channels: 2, rate: 48000},
+		{name: "eac3 5.1", audio: []string{"-c:a", "eac3", "-ac", "6", "-b:a", "192k"}, codec: media.EAC3, channels: 6, rate: 48000},
+		{name: "eac3 dvb", audio: []string{"-c:a", "eac3", "-ac", "2", "-b:a", "96k"}, hls: []string{"-hls_segment_options", "mpegts_flags=system_b"}, codec: media.EAC3, channels: 2, rate: 48000},
+		{name: "mp3", audio: []string{"-c:a", "libmp3lame", "-ar", "44100", "-ac", "2", "-b:a", "64k"}, codec: media.MPEGAudio, channels: 2, rate: 44100, objectType: 0x6b},
+		{name: "mp3 lsf mono", audio: []string{"-c:a", "libmp3lame", "-ar", "22050", "-ac", "1", "-b:a", "32k"}, codec: media.MPEGAudio, channels: 1, rate: 22050, objectType: 0x69},
+		{name: "mp2", audio: []string{"-c:a", "mp2", "-ac", "2", "-b:a", "128k"}, codec: media.MPEGAudio, channels: 2, rate: 48000, objectType: 0x6b},
+		{name: "opus", audio: []string{"-c:a", "libopus", "-ac", "2", "-b:a", "48k"}, codec: media.Opus, channels: 2, rate: 48000},
+		{name: "opus 5.1", audio: []string{"-c:a", "libopus", "-ac", "6", "-b:a", "96k"}, codec: media.Opus, channels: 6, rate: 48000},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			args := []string{
+				"-f", "lavfi", "-i", "testsrc2=size=160x90:rate=25",
+				"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
+				"-t", "3", "-c:v", "libx264", "-preset", "ultrafast", "-g", "25",
+			}
+			s := makeHLS(t, tc.hls, append(args, tc.audio...)...)
+			out, c := packageTS(t, inPeriod{segs: s.segs})
+			a := c.Tracks[len(c.Tracks)-1]
+			if a.Kind != media.Audio || a.Codec != tc.codec || a.Channels != tc.channels || a.SampleRate != tc.rate || a.ObjectType != tc.objectType {
+				t.Errorf("audio track %s %d ch %d Hz object type %#x, want %s %d ch %d Hz %#x",
+					a.Codec, a.Channels, a.SampleRate, a.ObjectType, tc.codec, tc.channels, tc.rate, tc.objectType)
+			}
+			if (tc.codec == media.MPEGAudio) != (len(a.Config) == 0) {
+				t.Errorf("decoder configuration %x", a.Config)
+			}
+			t.Log(testutil.CompareWithSource(t, out, s.playlist))
+		})
+	}
+}
