@@ -20,6 +20,11 @@
 //   - A tfdt that goes backwards (or does not advance) without a discontinuity is
 //     ErrMalformed.
 //
+// Codecs: H.264 and HEVC samples are rewritten with 4-byte NAL lengths, without AUD,
+// filler data and parameter sets equal to the sample entry's; AV1 and the audio codecs
+// (AAC, AC-3, E-AC-3, MP3/MP2, Opus) are copied as they are, with their sample entry's
+// configuration (esds, dac3, dec3, dOps, av1C) carried over.
+//
 // Samples of one segment are emitted interleaved by decode time across the tracks (so
 // the muxer's chunks interleave). One whole segment is held in memory at a time.
 package fmp4
@@ -32,10 +37,13 @@ import (
 	"io"
 	"math"
 	"math/big"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/Eyevinn/mp4ff/mp4"
 
+	"github.com/stream-downloads/caddy-stream-downloads/packager/codec"
 	"github.com/stream-downloads/caddy-stream-downloads/packager/media"
 )
 
@@ -58,7 +66,7 @@ func (e *UnsupportedCodecError) Error() string {
 	if e.Entry != "" {
 		entry = fmt.Sprintf(" (sample entry %q)", printable(e.Entry))
 	}
-	return fmt.Sprintf("unsupported codec: %s%s; supported: H.264, H.265/HEVC, AAC", e.Codec, entry)
+	return fmt.Sprintf("unsupported codec: %s%s; supported: %s", e.Codec, entry, media.Supported)
 }
 
 // Is makes errors.Is(err, ErrUnsupportedCodec) true.
@@ -135,6 +143,7 @@ type Demuxer struct {
 
 	extinf  time.Duration // of the segment being read (Expect)
 	skipped int           // video samples left out before the first decodable one
+	leftOut []string      // tracks of the init sections not taken, named
 }
 
 var (
@@ -148,10 +157,14 @@ func (d *Demuxer) Expect(seg media.SegmentInfo) { d.extinf = seg.Duration }
 
 // Notes says what was left out without it being an error.
 func (d *Demuxer) Notes() []media.Note {
-	if d.skipped == 0 {
-		return nil
+	var out []media.Note
+	if len(d.leftOut) > 0 {
+		out = append(out, media.Note{Text: "tracks left out (one video and one audio track are taken): " + strings.Join(d.leftOut, ", ")})
 	}
-	return []media.Note{{Kind: media.Video, Text: fmt.Sprintf("%d video frames before the first key frame were left out (they cannot be decoded)", d.skipped)}}
+	if d.skipped > 0 {
+		out = append(out, media.Note{Kind: media.Video, Text: fmt.Sprintf("%d video frames before the first key frame were left out (they cannot be decoded)", d.skipped)})
+	}
+	return out
 }
 
 // NewDemuxer returns a Demuxer for one rendition.
@@ -210,6 +223,11 @@ func (d *Demuxer) Init(data []byte) (err error) {
 		}
 		return &malformedError{where: "init section", err: err}
 	}
+	for _, n := range info.leftOut {
+		if !slices.Contains(d.leftOut, n) {
+			d.leftOut = append(d.leftOut, n)
+		}
+	}
 	if err := d.setTrack(&d.video, info.video); err != nil {
 		return err
 	}
@@ -239,24 +257,29 @@ func (d *Demuxer) setTrack(sp **stream, ti *trakInfo) error {
 	}
 	if st == nil {
 		t := &media.Track{Kind: ti.kind, Codec: ti.codec, Timescale: ti.timescale}
+		t.Config = ti.config
 		if ti.kind == media.Video {
 			t.Width, t.Height = ti.width, ti.height
 			t.VPS, t.SPS, t.PPS = ti.vps, ti.sps, ti.pps
 		} else {
-			t.SampleRate, t.Channels, t.Config = ti.sampleRate, ti.channels, ti.asc
-			t.FrameDuration = ti.frameDur
+			t.SampleRate, t.Channels = ti.sampleRate, ti.channels
+			t.FrameDuration, t.ObjectType = ti.frameDur, ti.objectType
 		}
 		*sp = &stream{track: t, cur: ti}
 		return nil
 	}
 	t := st.track
 	if t.Codec != ti.codec {
-		return &UnsupportedCodecError{Codec: fmt.Sprintf("a %s codec change from %s to %s at a new EXT-X-MAP", ti.kind, codecName(t.Codec), codecName(ti.codec)), Entry: ti.entry, Video: ti.kind == media.Video}
+		return &UnsupportedCodecError{Codec: fmt.Sprintf("a %s codec change from %s to %s at a new EXT-X-MAP", ti.kind, t.Codec.Name(), ti.codec.Name()), Entry: ti.entry, Video: ti.kind == media.Video}
 	}
 	if ti.kind == media.Audio {
-		if !bytes.Equal(t.Config, ti.asc) {
-			return &malformedError{where: "init section", err: fmt.Errorf("AAC configuration changes mid-stream (%d Hz %d ch -> %d Hz %d ch), not supported",
-				t.SampleRate, t.Channels, ti.sampleRate, ti.channels)}
+		if !bytes.Equal(t.Config, ti.config) || t.ObjectType != ti.objectType || t.SampleRate != ti.sampleRate || t.Channels != ti.channels {
+			return &malformedError{where: "init section", err: fmt.Errorf("%s configuration changes mid-stream (%d Hz %d ch -> %d Hz %d ch), not supported",
+				t.Codec.Name(), t.SampleRate, t.Channels, ti.sampleRate, ti.channels)}
+		}
+	} else if t.Codec == media.AV1 {
+		if !bytes.Equal(t.Config, ti.config) || t.Width != ti.width || t.Height != ti.height {
+			return &malformedError{where: "init section", err: errors.New("AV1 configuration changes mid-stream, not supported")}
 		}
 	} else {
 		st.inband = nil
@@ -274,18 +297,6 @@ func (d *Demuxer) setTrack(sp **stream, ti *trakInfo) error {
 	}
 	st.cur = ti
 	return nil
-}
-
-func codecName(c media.Codec) string {
-	switch c {
-	case media.H264:
-		return "H.264"
-	case media.H265:
-		return "H.265/HEVC"
-	case media.AAC:
-		return "AAC"
-	}
-	return string(c)
 }
 
 func equalSets(a, b [][]byte) bool {
@@ -396,6 +407,14 @@ func (d *Demuxer) Segment(r io.Reader, emit func(media.Sample) error) (err error
 			}
 		} else if len(s.data) == 0 {
 			return nil
+		} else if t := st.track; t.Codec == media.MPEGAudio && !st.emitted {
+			// The sample entry's channel count is often the template's 2: the frame says.
+			if h, ok := codec.ParseMPEGAudio(s.data); ok && h.SampleRate == t.SampleRate {
+				t.Channels = h.Channels
+				if uint32(h.SampleRate) == t.Timescale {
+					t.FrameDuration = uint32(h.Samples)
+				}
+			}
 		}
 		if err := emit(sample); err != nil {
 			emitErr = err
@@ -721,6 +740,16 @@ func sampleFlagsSync(flags uint32) bool {
 // it (leading samples before the first decodable one are dropped).
 func (d *Demuxer) videoSample(st *stream, s rawSample) (out []byte, sync, keep bool, err error) {
 	t, ti := st.track, st.cur
+	if t.Codec == media.AV1 {
+		// Copied as it is: a temporal unit in the av1C sample format; sync from the flags.
+		sync = sampleFlagsSync(s.flags)
+		if !st.gotSync && !sync {
+			d.skipped++
+			return nil, false, false, nil
+		}
+		st.gotSync = true
+		return s.data, sync, len(s.data) > 0, nil
+	}
 	hevc := t.Codec == media.H265
 	irap := false
 	var vps, sps, pps []byte

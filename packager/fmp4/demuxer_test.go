@@ -109,11 +109,15 @@ func collect(t *testing.T, p playlist) (*testutil.Samples, error) {
 var fmp4Checks = testutil.Checks{NegativeCTO: true}
 
 // checkSamples verifies invariants every demuxed stream must satisfy; a stream
-// without discontinuities must also have AAC frames that follow each other exactly.
+// without discontinuities must also have audio frames that follow each other exactly.
 func checkSamples(t *testing.T, p playlist, c *testutil.Samples) {
 	t.Helper()
 	checks := fmp4Checks
-	checks.AudioStep = 1024
+	for _, tr := range c.Tracks {
+		if tr.Kind == media.Audio {
+			checks.AudioStep = int64(tr.FrameDuration) // 0 when it varies or is not known
+		}
+	}
 	for _, it := range p.items {
 		if it.discont {
 			checks.AudioStep = 0
@@ -403,34 +407,51 @@ func TestLeadingNonKeyframes(t *testing.T) {
 func TestUnsupportedCodecs(t *testing.T) {
 	testutil.Tool(t, "ffmpeg")
 	encs := string(testutil.Run(t, "ffmpeg", "-hide_banner", "-encoders"))
+	if !strings.Contains(encs, " libvpx-vp9 ") {
+		t.Skip("no libvpx-vp9 encoder")
+	}
+	dir := t.TempDir()
+	pl := ffmpegHLS(t, dir, "1", []string{"-f", "lavfi", "-i", "testsrc2=s=160x90:r=10"}, "-c:v", "libvpx-vp9", "-cpu-used", "8", "-deadline", "realtime", "-g", "10")
+	_, err := collect(t, readPlaylist(t, pl))
+	if !errors.Is(err, ErrUnsupportedCodec) || !strings.Contains(err.Error(), "VP9") {
+		t.Fatalf("err = %v, want unsupported VP9", err)
+	}
+	t.Log(err)
+}
+
+// TestCodecs packages ffmpeg-made fMP4 streams of the codecs besides H.264/HEVC/AAC:
+// samples copied as they are, the sample entry's configuration carried over.
+func TestCodecs(t *testing.T) {
+	testutil.Tool(t, "ffmpeg")
+	video := []string{"-f", "lavfi", "-i", "testsrc2=s=160x90:r=25"}
+	audio := []string{"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"}
 	cases := []struct {
-		name, enc, want string
-		video           bool
+		name     string
+		input    []string
+		args     []string
+		codec    media.Codec
+		channels int
+		rate     int
+		ot       uint8
 	}{
-		{"eac3", "eac3", "E-AC-3", false},
-		{"ac3", "ac3", "AC-3", false},
-		{"opus", "libopus", "Opus", false},
-		{"mp3", "libmp3lame", "MP3", false},
-		{"vp9", "libvpx-vp9", "VP9", true},
-		{"av1", "libaom-av1", "AV1", true},
+		{"ac3", audio, []string{"-c:a", "ac3", "-ac", "6", "-b:a", "192k"}, media.AC3, 6, 48000, 0},
+		{"eac3", audio, []string{"-c:a", "eac3", "-ac", "6", "-b:a", "192k"}, media.EAC3, 6, 48000, 0},
+		{"opus", audio, []string{"-c:a", "libopus", "-ac", "2", "-b:a", "48k"}, media.Opus, 2, 48000, 0},
+		{"mp3", audio, []string{"-c:a", "libmp3lame", "-ac", "2", "-b:a", "64k"}, media.MPEGAudio, 2, 48000, 0x6b},
+		{"mp3 lsf", audio, []string{"-c:a", "libmp3lame", "-ar", "22050", "-ac", "1", "-b:a", "32k"}, media.MPEGAudio, 1, 22050, 0x69},
+		{"av1", video, []string{"-c:v", "libaom-av1", "-cpu-used", "8", "-threads", "1", "-g", "25"}, media.AV1, 0, 0, 0},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			if !strings.Contains(encs, " "+tc.enc+" ") {
-				t.Skipf("no %s encoder", tc.enc)
+			pl := ffmpegHLS(t, t.TempDir(), "2", tc.input, tc.args...)
+			c := endToEnd(t, pl)
+			tr := c.Tracks[0]
+			if tr.Codec != tc.codec || tr.Channels != tc.channels || tr.SampleRate != tc.rate || tr.ObjectType != tc.ot {
+				t.Errorf("track %s %d ch %d Hz object type %#x, want %s %d ch %d Hz %#x", tr.Codec, tr.Channels, tr.SampleRate, tr.ObjectType, tc.codec, tc.channels, tc.rate, tc.ot)
 			}
-			dir := t.TempDir()
-			var pl string
-			if tc.video {
-				pl = ffmpegHLS(t, dir, "1", []string{"-f", "lavfi", "-i", "testsrc2=s=160x90:r=10"}, "-c:v", tc.enc, "-cpu-used", "8", "-deadline", "realtime", "-g", "10")
-			} else {
-				pl = ffmpegHLS(t, dir, "1", []string{"-f", "lavfi", "-i", "sine=r=48000"}, "-c:a", tc.enc)
+			if tc.codec == media.AV1 && (tr.Width != 160 || tr.Height != 90 || len(tr.Config) < 4) {
+				t.Errorf("AV1 track %dx%d, av1C %x", tr.Width, tr.Height, tr.Config)
 			}
-			_, err := collect(t, readPlaylist(t, pl))
-			if !errors.Is(err, ErrUnsupportedCodec) || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("err = %v, want unsupported %s", err, tc.want)
-			}
-			t.Log(err)
 		})
 	}
 }

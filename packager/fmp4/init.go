@@ -11,6 +11,7 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
 
+	"github.com/stream-downloads/caddy-stream-downloads/packager/codec"
 	"github.com/stream-downloads/caddy-stream-downloads/packager/media"
 )
 
@@ -35,7 +36,8 @@ type trakInfo struct {
 	width, height int
 
 	// Audio.
-	asc        []byte
+	config     []byte // media.Track.Config (AV1 too)
+	objectType uint8  // MPEG audio's esds objectTypeIndication
 	sampleRate int
 	channels   int
 	frameDur   uint32 // media.Track.FrameDuration
@@ -44,6 +46,7 @@ type trakInfo struct {
 // initInfo is a parsed init section: the first video and the first audio track.
 type initInfo struct {
 	video, audio *trakInfo
+	leftOut      []string // the other audio and video tracks, named
 }
 
 // parseInit parses ftyp+moov. Unsupported codecs are returned as *UnsupportedCodecError
@@ -104,6 +107,7 @@ func parseInit(data []byte) (*initInfo, error) {
 			if unsupported == nil || (uc.Video && !unsupported.Video) {
 				unsupported = uc
 			}
+			info.leftOut = append(info.leftOut, uc.Codec)
 			continue
 		}
 		if err != nil {
@@ -115,15 +119,13 @@ func parseInit(data []byte) (*initInfo, error) {
 		if t := trex[ti.id]; t != nil {
 			ti.defDur, ti.defSize, ti.defFlags = t.DefaultSampleDuration, t.DefaultSampleSize, t.DefaultSampleFlags
 		}
-		switch ti.kind {
-		case media.Video:
-			if info.video == nil {
-				info.video = ti
-			}
-		case media.Audio:
-			if info.audio == nil {
-				info.audio = ti
-			}
+		switch {
+		case ti.kind == media.Video && info.video == nil:
+			info.video = ti
+		case ti.kind == media.Audio && info.audio == nil:
+			info.audio = ti
+		default:
+			info.leftOut = append(info.leftOut, ti.codec.Name())
 		}
 	}
 	if unsupported != nil && ((unsupported.Video && info.video == nil) || (!unsupported.Video && info.audio == nil)) {
@@ -292,6 +294,8 @@ func parseVisualEntry(ti *trakInfo, e box) error {
 		ti.codec = media.H264
 	case "hvc1", "hev1":
 		ti.codec = media.H265
+	case "av01":
+		ti.codec = media.AV1
 	case "encv":
 		return &UnsupportedCodecError{Codec: "encrypted video (DRM/Common Encryption" + originalFormat(e, visualEntryHeader) + ")", Entry: e.typ, Video: true}
 	default:
@@ -323,6 +327,23 @@ func parseVisualEntry(ti *trakInfo, e box) error {
 		if err := parseHvcC(ti, c.payload); err != nil {
 			return fmt.Errorf("track %d: invalid hvcC: %v", ti.id, err)
 		}
+	case media.AV1:
+		c, ok := kids["av1C"]
+		if !ok {
+			return fmt.Errorf("track %d: av01 sample entry without av1C", ti.id)
+		}
+		cfg, err := codec.ParseAV1C(c.payload)
+		if err != nil {
+			return fmt.Errorf("track %d: invalid av1C: %v", ti.id, err)
+		}
+		ti.config = bytes.Clone(c.payload)
+		if ti.width <= 0 || ti.height <= 0 {
+			ti.width, ti.height = cfg.Width, cfg.Height
+		}
+		if ti.width <= 0 || ti.height <= 0 {
+			return fmt.Errorf("track %d: AV1 video without a size", ti.id)
+		}
+		return nil
 	}
 	ti.updateDimensions()
 	return nil
@@ -457,14 +478,14 @@ func parseHvcC(ti *trakInfo, p []byte) error {
 
 func parseAudioEntry(ti *trakInfo, e box) error {
 	switch e.typ {
-	case "mp4a":
+	case "mp4a", "ac-3", "ec-3", "Opus", ".mp3":
 	case "enca":
 		return &UnsupportedCodecError{Codec: "encrypted audio (DRM/Common Encryption" + originalFormat(e, audioEntryHeader) + ")", Entry: e.typ}
 	default:
 		return &UnsupportedCodecError{Codec: entryName(e.typ), Entry: e.typ}
 	}
 	if len(e.payload) < audioEntryHeader {
-		return fmt.Errorf("track %d: truncated mp4a sample entry", ti.id)
+		return fmt.Errorf("track %d: truncated %s sample entry", ti.id, e.typ)
 	}
 	hdr := audioEntryHeader
 	switch binary.BigEndian.Uint16(e.payload[8:]) { // QuickTime sound description version
@@ -474,34 +495,91 @@ func parseAudioEntry(ti *trakInfo, e box) error {
 		hdr += 36
 	}
 	if len(e.payload) < hdr {
-		return fmt.Errorf("track %d: truncated mp4a sample entry", ti.id)
+		return fmt.Errorf("track %d: truncated %s sample entry", ti.id, e.typ)
 	}
-	var esds *box
-	err := walkBoxes(e.payload[hdr:], 0, func(bx box) error {
-		switch bx.typ {
-		case "esds":
-			if esds == nil {
-				b := bx
-				esds = &b
-			}
-		case "wave": // QuickTime: esds inside wave
-			return walkBoxes(bx.payload, 0, func(c box) error {
-				if c.typ == "esds" && esds == nil {
-					b := c
-					esds = &b
+	// What the entry's own fields say (the configuration box, when there is one, wins).
+	ti.channels = int(binary.BigEndian.Uint16(e.payload[16:]))
+	ti.sampleRate = int(binary.BigEndian.Uint32(e.payload[24:]) >> 16)
+	find := func(typ string) (*box, error) {
+		var found *box
+		err := walkBoxes(e.payload[hdr:], 0, func(bx box) error {
+			switch bx.typ {
+			case typ:
+				if found == nil {
+					b := bx
+					found = &b
 				}
-				return nil
-			})
+			case "wave": // QuickTime: the configuration inside wave
+				return walkBoxes(bx.payload, 0, func(c box) error {
+					if c.typ == typ && found == nil {
+						b := c
+						found = &b
+					}
+					return nil
+				})
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("track %d: %s sample entry: %v", ti.id, e.typ, err)
 		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("track %d: mp4a sample entry: %v", ti.id, err)
+		if found == nil {
+			return nil, fmt.Errorf("track %d: %s sample entry without %s", ti.id, e.typ, typ)
+		}
+		return found, nil
 	}
-	if esds == nil {
-		return fmt.Errorf("track %d: mp4a sample entry without esds", ti.id)
+	switch e.typ {
+	case "mp4a":
+		esds, err := find("esds")
+		if err != nil {
+			return err
+		}
+		return parseEsds(ti, *esds)
+	case ".mp3":
+		return setMPEGAudio(ti, 0)
+	case "ac-3", "ec-3":
+		name := map[string]string{"ac-3": "dac3", "ec-3": "dec3"}[e.typ]
+		c, err := find(name)
+		if err != nil {
+			return err
+		}
+		parse := codec.ParseDAC3
+		ti.codec = media.AC3
+		if e.typ == "ec-3" {
+			parse = codec.ParseDEC3
+			ti.codec = media.EAC3
+		}
+		cfg, err := parse(c.payload)
+		if err != nil {
+			return fmt.Errorf("track %d: invalid %s: %v", ti.id, name, err)
+		}
+		ti.config = bytes.Clone(c.payload)
+		ti.sampleRate, ti.channels = cfg.SampleRate, cfg.Channels
+		if uint32(ti.sampleRate) == ti.timescale {
+			ti.frameDur = 1536
+		}
+	case "Opus":
+		c, err := find("dOps")
+		if err != nil {
+			return err
+		}
+		cfg, err := codec.ParseDOps(c.payload)
+		if err != nil {
+			return fmt.Errorf("track %d: invalid dOps: %v", ti.id, err)
+		}
+		ti.codec = media.Opus
+		ti.config = bytes.Clone(c.payload)
+		ti.sampleRate, ti.channels = 48000, cfg.Channels
 	}
-	b, err := decodeLeaf(*esds)
+	if ti.sampleRate <= 0 || ti.channels <= 0 {
+		return fmt.Errorf("track %d: %s with %d Hz, %d channels", ti.id, ti.codec.Name(), ti.sampleRate, ti.channels)
+	}
+	return nil
+}
+
+// parseEsds reads the decoder configuration of an mp4a sample entry: AAC or MPEG audio.
+func parseEsds(ti *trakInfo, esds box) error {
+	b, err := decodeLeaf(esds)
 	if err != nil {
 		return fmt.Errorf("track %d: %v", ti.id, err)
 	}
@@ -511,16 +589,16 @@ func parseAudioEntry(ti *trakInfo, e box) error {
 	}
 	switch dc.ObjectType {
 	case 0x40, 0x66, 0x67, 0x68: // MPEG-4 audio; MPEG-2 AAC Main/LC/SSR
-	case 0x69, 0x6b:
-		return &UnsupportedCodecError{Codec: "MP3 (MPEG-1/2 audio)", Entry: "mp4a"}
+	case 0x69, 0x6b: // MPEG-2 audio (13818-3), MPEG-1 audio (11172-3)
+		return setMPEGAudio(ti, dc.ObjectType)
 	case 0xa5:
-		return &UnsupportedCodecError{Codec: "AC-3 (Dolby Digital)", Entry: "mp4a"}
+		return &UnsupportedCodecError{Codec: "AC-3 (Dolby Digital) in an mp4a sample entry", Entry: "mp4a"}
 	case 0xa6:
-		return &UnsupportedCodecError{Codec: "E-AC-3 (Dolby Digital Plus)", Entry: "mp4a"}
+		return &UnsupportedCodecError{Codec: "E-AC-3 (Dolby Digital Plus) in an mp4a sample entry", Entry: "mp4a"}
 	case 0xa9, 0xaa, 0xab, 0xac:
 		return &UnsupportedCodecError{Codec: "DTS audio", Entry: "mp4a"}
 	case 0xad:
-		return &UnsupportedCodecError{Codec: "Opus", Entry: "mp4a"}
+		return &UnsupportedCodecError{Codec: "Opus in an mp4a sample entry", Entry: "mp4a"}
 	default:
 		return &UnsupportedCodecError{Codec: fmt.Sprintf("MPEG-4 audio object type 0x%02x", dc.ObjectType), Entry: "mp4a"}
 	}
@@ -548,7 +626,7 @@ func parseAudioEntry(ti *trakInfo, e box) error {
 		return fmt.Errorf("track %d: invalid AAC sample rate", ti.id)
 	}
 	ti.codec = media.AAC
-	ti.asc = asc
+	ti.config = asc
 	if cfg.ExtensionSampleRate == 0 && uint32(cfg.SampleRate) == ti.timescale {
 		ti.frameDur = 1024 // else the muxer takes the last delta
 	}
@@ -557,6 +635,22 @@ func parseAudioEntry(ti *trakInfo, e box) error {
 		ti.sampleRate = cfg.ExtensionSampleRate
 	}
 	ti.channels = channels
+	return nil
+}
+
+// setMPEGAudio makes ti MPEG-1/2 audio (MP3, MP2) as the sample entry describes it; ot
+// is the esds object type, 0 when there is none (then by the sample rate, as ffmpeg).
+func setMPEGAudio(ti *trakInfo, ot uint8) error {
+	if ot == 0 {
+		ot = 0x69
+		if ti.sampleRate > 24000 {
+			ot = 0x6b
+		}
+	}
+	if ti.sampleRate <= 0 || ti.channels <= 0 || ti.channels > 2 {
+		return fmt.Errorf("track %d: MPEG audio with %d Hz, %d channels in its sample entry", ti.id, ti.sampleRate, ti.channels)
+	}
+	ti.codec, ti.objectType = media.MPEGAudio, ot
 	return nil
 }
 
