@@ -18,7 +18,7 @@ import (
 
 // errNoMedia: the stream has none of the tracks the download type takes (e.g. no
 // audio for an M4A).
-var errNoMedia = errors.New("no playable track of the wanted kind (H.264/HEVC video, AAC audio) in the stream")
+var errNoMedia = errors.New("no playable track of the wanted kind in the stream (" + media.Supported + ")")
 
 // rendition is one media playlist the output takes tracks from.
 type rendition struct {
