@@ -1,9 +1,11 @@
 package testutil
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"math"
+	"os/exec"
 	"sort"
 	"testing"
 )
@@ -232,7 +234,15 @@ type timedPacket struct {
 // out.
 func timedPackets(t testing.TB, input string) []timedPacket {
 	t.Helper()
-	out := Run(t, "ffprobe", "-v", "error", "-show_entries", "packet=stream_index,pts_time,duration_time", "-of", "json", input)
+	// Stdout only: what a decoder says of undecodable frames (a stream that starts mid-GOP)
+	// goes to stderr and must not mix with the JSON.
+	cmd := exec.Command(Tool(t, "ffprobe"), "-v", "error", "-show_entries", "packet=stream_index,pts_time,duration_time", "-of", "json", input)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("ffprobe %s: %v\n%s", input, err, stderr.Bytes())
+	}
 	var r struct {
 		Packets []struct {
 			Stream int    `json:"stream_index"`
