@@ -232,9 +232,11 @@ func (a *audioES) flush() error {
 
 // lose says bytes of the stream are missing here: the frame in progress is dropped.
 func (a *audioES) lose() {
-	if len(a.buf) > a.r {
+	if len(a.buf) > a.r || len(a.unit) > 0 {
 		a.lost.add("audio frames cut by lost packets", 1)
 	}
+	// An E-AC-3 unit in progress may have lost its dependent substreams.
+	a.unit, a.unitHdr, a.unitSmp = a.unit[:0], a.unitHdr[:0], 0
 	a.base += int64(len(a.buf) - a.r)
 	a.buf, a.r = a.buf[:0], 0
 }

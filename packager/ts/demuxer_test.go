@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stream-downloads/caddy-stream-downloads/internal/packedaudio"
 	"github.com/stream-downloads/caddy-stream-downloads/internal/testutil"
 	"github.com/stream-downloads/caddy-stream-downloads/packager/media"
 )
@@ -219,18 +220,31 @@ func FuzzSegment(f *testing.F) {
 		}
 		f.Add(b[:min(len(b), 188*64)])
 	}
-	// An HEVC segment (x265, B frames, VPS/SPS/PPS), made with ffmpeg when it is there.
+	// Segments made with ffmpeg when it is there: HEVC (x265, B frames, VPS/SPS/PPS), and
+	// each audio codec in TS and as packed audio (behind an ID3 timestamp).
 	if _, err := exec.LookPath("ffmpeg"); err == nil && !testing.Short() {
 		dir := f.TempDir()
-		seg := filepath.Join(dir, "hevc.ts")
-		testutil.Run(f, "ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=160x90:rate=25",
-			"-f", "lavfi", "-i", "sine=frequency=440", "-t", "0.5", "-c:v", "libx265", "-preset", "ultrafast",
-			"-x265-params", "log-level=error", "-c:a", "aac", "-f", "mpegts", seg)
-		b, err := os.ReadFile(seg)
-		if err != nil {
-			f.Fatal(err)
+		for i, args := range [][]string{
+			{"-c:v", "libx265", "-preset", "ultrafast", "-x265-params", "log-level=error", "-c:a", "aac", "-f", "mpegts"},
+			{"-vn", "-c:a", "ac3", "-f", "mpegts"},
+			{"-vn", "-c:a", "eac3", "-f", "mpegts"},
+			{"-vn", "-c:a", "libopus", "-f", "mpegts"},
+			{"-vn", "-c:a", "libmp3lame", "-f", "mpegts"},
+			{"-vn", "-c:a", "eac3", "-f", "eac3"},
+			{"-vn", "-c:a", "libmp3lame", "-write_xing", "0", "-id3v2_version", "0", "-f", "mp3"},
+		} {
+			seg := filepath.Join(dir, fmt.Sprint(i))
+			testutil.Run(f, "ffmpeg", append(append([]string{"-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=160x90:rate=25",
+				"-f", "lavfi", "-i", "sine=frequency=440", "-t", "0.5"}, args...), seg)...)
+			b, err := os.ReadFile(seg)
+			if err != nil {
+				f.Fatal(err)
+			}
+			if args[len(args)-1] != "mpegts" {
+				b = append(packedaudio.ID3Timestamp(126000), b...)
+			}
+			f.Add(b[:min(len(b), 188*64)])
 		}
-		f.Add(b[:min(len(b), 188*64)])
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		d := NewDemuxer()
