@@ -2,11 +2,14 @@ package fmp4
 
 import (
 	"bytes"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/stream-downloads/caddy-stream-downloads/internal/testutil"
 	"github.com/stream-downloads/caddy-stream-downloads/packager/media"
 )
 
@@ -23,6 +26,9 @@ func FuzzSegment(f *testing.F) {
 			f.Fatal(err)
 		}
 		f.Add(init, seg)
+	}
+	for _, p := range codecSeeds(f) {
+		f.Add(p[0], p[1])
 	}
 	f.Fuzz(func(t *testing.T, init, seg []byte) {
 		d := NewDemuxer()
@@ -63,10 +69,43 @@ func FuzzInit(f *testing.F) {
 		}
 		f.Add(b)
 	}
+	for _, p := range codecSeeds(f) {
+		f.Add(p[0])
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		d := NewDemuxer()
 		_ = d.Init(b)
 		_ = d.Init(b)
 		d.Tracks()
 	})
+}
+
+// codecSeeds are init sections and first segments of the codecs besides H.264, HEVC and
+// AAC (AC-3, E-AC-3, Opus, MP3, AV1), made with ffmpeg when it is there.
+func codecSeeds(f *testing.F) [][2][]byte {
+	if _, err := exec.LookPath("ffmpeg"); err != nil || testing.Short() {
+		return nil
+	}
+	var out [][2][]byte
+	for i, args := range [][]string{
+		{"-f", "lavfi", "-i", "sine", "-c:a", "ac3"},
+		{"-f", "lavfi", "-i", "sine", "-c:a", "eac3"},
+		{"-f", "lavfi", "-i", "sine", "-c:a", "libopus"},
+		{"-f", "lavfi", "-i", "sine", "-c:a", "libmp3lame"},
+		{"-f", "lavfi", "-i", "testsrc2=s=64x64:r=10", "-c:v", "libaom-av1", "-cpu-used", "8", "-threads", "1"},
+	} {
+		dir := filepath.Join(f.TempDir(), fmt.Sprint(i))
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			f.Fatal(err)
+		}
+		testutil.RunIn(f, dir, "ffmpeg", append(append([]string{"-v", "error", "-y"}, args...),
+			"-t", "0.5", "-f", "hls", "-hls_segment_type", "fmp4", "-hls_segment_filename", "s%d.m4s", "index.m3u8")...)
+		init, err1 := os.ReadFile(filepath.Join(dir, "init.mp4"))
+		seg, err2 := os.ReadFile(filepath.Join(dir, "s0.m4s"))
+		if err1 != nil || err2 != nil {
+			f.Fatal(err1, err2)
+		}
+		out = append(out, [2][]byte{init, seg})
+	}
+	return out
 }
