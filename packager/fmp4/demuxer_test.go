@@ -417,6 +417,17 @@ func TestUnsupportedCodecs(t *testing.T) {
 		t.Fatalf("err = %v, want unsupported VP9", err)
 	}
 	t.Log(err)
+
+	// Common Encryption (DRM): encv/enca sample entries, refused naming the codec inside.
+	dir = t.TempDir()
+	const key = "00112233445566778899aabbccddeeff"
+	pl = ffmpegHLS(t, dir, "1", avInput("stereo"), append(append([]string{}, x264...), "-c:a", "aac",
+		"-hls_segment_options", "encryption_scheme=cenc-aes-ctr:encryption_key="+key+":encryption_kid="+key)...)
+	_, err = collect(t, readPlaylist(t, pl))
+	if !errors.Is(err, ErrUnsupportedCodec) || !strings.Contains(err.Error(), "encrypted video (DRM/Common Encryption, original format H.264)") {
+		t.Fatalf("err = %v, want unsupported encrypted H.264", err)
+	}
+	t.Log(err)
 }
 
 // TestCodecs packages ffmpeg-made fMP4 streams of the codecs besides H.264/HEVC/AAC:
