@@ -78,3 +78,41 @@ func dvbSegments(t *testing.T, args ...string) hlsStream {
 	}
 	return s
 }
+
+// TestStreamsLeftOut: of several audio streams the first is read; the others, in a codec
+// read or not, are named in Notes, never dropped silently.
+func TestStreamsLeftOut(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs ffmpeg")
+	}
+	s := makeHLS(t, nil,
+		"-f", "lavfi", "-i", "testsrc2=size=160x90:rate=25",
+		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
+		"-map", "0:v", "-map", "1:a", "-map", "1:a", "-map", "1:a", "-t", "2",
+		"-c:v", "libx264", "-preset", "ultrafast", "-g", "25",
+		"-c:a:0", "aac", "-c:a:1", "ac3", "-c:a:2", "dca", "-strict", "-2")
+	d := NewDemuxer()
+	c, err := testutil.Demux(d, func(emit func(media.Sample) error) error {
+		for _, seg := range s.segs {
+			if err := testutil.SegmentFile(t, d, seg, emit); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Tracks) != 2 || c.Tracks[1].Codec != media.AAC {
+		t.Fatalf("tracks %+v, want video and the first audio stream (AAC)", c.Tracks)
+	}
+	var notes []string
+	for _, n := range d.Notes() {
+		notes = append(notes, n.Text)
+	}
+	got := strings.Join(notes, "\n")
+	t.Log(got)
+	if !strings.Contains(got, "AC-3") || !strings.Contains(got, "DTS") || strings.Count(got, "left out") != 1 {
+		t.Errorf("notes %q, want one naming the AC-3 and DTS streams left out", notes)
+	}
+}
