@@ -15,7 +15,6 @@ package packedaudio
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,11 +22,13 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+
+	"github.com/stream-downloads/caddy-stream-downloads/internal/id3"
 )
 
 // PRIVOwner is the owner identifier of the PRIV frame that carries a packed-audio
 // segment's timestamp (RFC 8216 §3.4).
-const PRIVOwner = "com.apple.streaming.transportStreamTimestamp"
+const PRIVOwner = id3.TimestampOwner
 
 // DefaultStart is the timestamp given to the first frame by default: 1.4 s at 90 kHz, where
 // ffmpeg's MPEG-TS muxer starts its streams.
@@ -244,82 +245,21 @@ func Concat(segs []Segment) string {
 
 // ID3Timestamp is the ID3v2.4 tag that starts a packed-audio segment: one PRIV frame,
 // owner PRIVOwner, data the 33-bit timestamp ts (90 kHz) as 8 bytes big-endian.
-func ID3Timestamp(ts int64) []byte {
-	priv := append([]byte(PRIVOwner+"\x00"), make([]byte, 8)...)
-	binary.BigEndian.PutUint64(priv[len(priv)-8:], uint64(ts)&(1<<33-1))
-	frame := append([]byte("PRIV"), syncsafe(len(priv))...)
-	frame = append(frame, 0, 0) // frame flags
-	frame = append(frame, priv...)
-	tag := append([]byte{'I', 'D', '3', 4, 0, 0}, syncsafe(len(frame))...) // v2.4.0, no flags
-	return append(tag, frame...)
-}
-
-// syncsafe is n as an ID3v2 syncsafe integer: 4 bytes of 7 bits each.
-func syncsafe(n int) []byte {
-	return []byte{byte(n>>21) & 0x7f, byte(n>>14) & 0x7f, byte(n>>7) & 0x7f, byte(n) & 0x7f}
-}
+func ID3Timestamp(ts int64) []byte { return id3.TimestampTag(ts) }
 
 // ReadTimestamp reads the ID3v2 tag at the start of a packed-audio segment and returns the
 // timestamp of its PRIV frame (PRIVOwner) and the tag's length (where the frames begin).
-// It reads ID3v2.3 and v2.4 (frame sizes plain or syncsafe).
 func ReadTimestamp(b []byte) (ts int64, tagLen int, err error) {
-	if len(b) < 10 || string(b[:3]) != "ID3" {
-		return 0, 0, errors.New("packedaudio: no ID3v2 tag")
+	tagLen, err = id3.TagLen(b)
+	if err != nil {
+		return 0, 0, fmt.Errorf("packedaudio: %v", err)
 	}
-	ver, flags := b[3], b[5]
-	size, ok := readSyncsafe(b[6:10])
-	if !ok || (ver != 3 && ver != 4) {
-		return 0, 0, fmt.Errorf("packedaudio: ID3v2.%d tag, size bytes % x", ver, b[6:10])
+	if len(b) < tagLen {
+		return 0, 0, fmt.Errorf("packedaudio: ID3 tag of %d bytes, %d there", tagLen, len(b))
 	}
-	tagLen = 10 + size
-	if flags&0x10 != 0 { // footer
-		tagLen += 10
-	}
-	if len(b) < 10+size {
-		return 0, 0, fmt.Errorf("packedaudio: ID3 tag of %d bytes, %d there", 10+size, len(b))
-	}
-	if flags&0x40 != 0 {
-		return 0, 0, errors.New("packedaudio: ID3 extended header not supported")
-	}
-	frames := b[10 : 10+size]
-	found := false
-	for len(frames) >= 10 && frames[0] != 0 {
-		id := string(frames[:4])
-		n := int(binary.BigEndian.Uint32(frames[4:8]))
-		if ver == 4 {
-			if n, ok = readSyncsafe(frames[4:8]); !ok {
-				return 0, 0, fmt.Errorf("packedaudio: frame %s: size not syncsafe (% x)", id, frames[4:8])
-			}
-		}
-		if 10+n > len(frames) {
-			return 0, 0, fmt.Errorf("packedaudio: frame %s of %d bytes overruns the tag", id, n)
-		}
-		body := frames[10 : 10+n]
-		if owner, data, ok := bytes.Cut(body, []byte{0}); id == "PRIV" && ok && string(owner) == PRIVOwner {
-			if len(data) != 8 {
-				return 0, 0, fmt.Errorf("packedaudio: PRIV timestamp of %d bytes, want 8", len(data))
-			}
-			v := binary.BigEndian.Uint64(data)
-			if v >= 1<<33 {
-				return 0, 0, fmt.Errorf("packedaudio: timestamp %#x has more than 33 bits", v)
-			}
-			ts, found = int64(v), true
-		}
-		frames = frames[10+n:]
-	}
-	if !found {
+	ts, ok := id3.Timestamp(b[:tagLen])
+	if !ok {
 		return 0, 0, errors.New("packedaudio: no PRIV " + PRIVOwner + " frame")
 	}
 	return ts, tagLen, nil
-}
-
-func readSyncsafe(b []byte) (int, bool) {
-	n := 0
-	for _, c := range b[:4] {
-		if c&0x80 != 0 {
-			return 0, false
-		}
-		n = n<<7 | int(c)
-	}
-	return n, true
 }

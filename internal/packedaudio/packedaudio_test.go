@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/stream-downloads/caddy-stream-downloads/internal/id3"
 )
 
 func TestID3Timestamp(t *testing.T) {
@@ -20,7 +22,7 @@ func TestID3Timestamp(t *testing.T) {
 		if string(tag[:3]) != "ID3" || tag[3] != 4 || tag[4] != 0 || tag[5] != 0 {
 			t.Fatalf("header % x", tag[:10])
 		}
-		if n, ok := readSyncsafe(tag[6:10]); !ok || n != len(tag)-10 {
+		if n, ok := id3.Syncsafe(tag[6:10]); !ok || n != len(tag)-10 {
 			t.Errorf("tag size % x = %d (syncsafe %v), want %d", tag[6:10], n, ok, len(tag)-10)
 		}
 		// One PRIV frame, its size syncsafe (v2.4), no flags, owner then 8 bytes.
@@ -28,7 +30,7 @@ func TestID3Timestamp(t *testing.T) {
 		if string(f[:4]) != "PRIV" || f[8] != 0 || f[9] != 0 {
 			t.Fatalf("frame header % x", f[:10])
 		}
-		if n, ok := readSyncsafe(f[4:8]); !ok || n != len(f)-10 {
+		if n, ok := id3.Syncsafe(f[4:8]); !ok || n != len(f)-10 {
 			t.Errorf("frame size % x = %d, want %d", f[4:8], n, len(f)-10)
 		}
 		owner, data, _ := bytes.Cut(f[10:], []byte{0})
@@ -42,12 +44,6 @@ func TestID3Timestamp(t *testing.T) {
 	}
 	if got := ID3Timestamp(1<<33 + 7); !bytes.Equal(got, ID3Timestamp(7)) {
 		t.Error("a timestamp of more than 33 bits is not wrapped")
-	}
-	if got := syncsafe(200); !bytes.Equal(got, []byte{0, 0, 1, 0x48}) {
-		t.Errorf("syncsafe(200) = % x", got)
-	}
-	if got := syncsafe(0x0fffffff); !bytes.Equal(got, []byte{0x7f, 0x7f, 0x7f, 0x7f}) {
-		t.Errorf("syncsafe(0x0fffffff) = % x", got)
 	}
 	for _, bad := range [][]byte{nil, []byte("ID3\x04\x00\x00\x00\x00\x00\x80"), []byte("ID3\x04\x00\x00\x00\x00\x00\x00")} {
 		if _, _, err := ReadTimestamp(bad); err == nil {

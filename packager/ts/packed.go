@@ -3,11 +3,11 @@ package ts
 import (
 	"bufio"
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 
+	"github.com/stream-downloads/caddy-stream-downloads/internal/id3"
 	"github.com/stream-downloads/caddy-stream-downloads/packager/media"
 )
 
@@ -17,9 +17,6 @@ import (
 // it shares the timeline rules of TS audio (periods, jumps, counting frames on, losses).
 // Origins name such segments .aac/.ac3/.ec3/.mp3, and sometimes .ts: the content
 // decides.
-
-// id3TimestampOwner is the owner of the PRIV frame that carries the timestamp.
-const id3TimestampOwner = "com.apple.streaming.transportStreamTimestamp"
 
 // maxID3Tag bounds an ID3 tag read whole (tags of packed audio are tens of bytes;
 // cover art may make one larger, which is refused rather than buffered).
@@ -76,7 +73,7 @@ func (d *Demuxer) readPacked(br *bufio.Reader) error {
 	if !stamped && !d.audioStarted {
 		// RFC 8216 requires the timestamp; without it, the playlist says where it starts.
 		pts, stamped = durationTo90k(d.seg.Start)%(1<<33), true
-		d.note("packed audio segment %d has no ID3 timestamp (%s): placed where the playlist says", d.segIndex-1, id3TimestampOwner)
+		d.note("packed audio segment %d has no ID3 timestamp (%s): placed where the playlist says", d.segIndex-1, id3.TimestampOwner)
 	}
 	d.aES.pes(stamped, pts, pts)
 	buf := d.pes.rb
@@ -101,80 +98,26 @@ func (d *Demuxer) readPacked(br *bufio.Reader) error {
 }
 
 // readID3 reads the ID3v2 tags at the start of br and returns the timestamp of the
-// PRIV frame of id3TimestampOwner (33 bits, 90 kHz), if one has it.
+// PRIV frame of id3.TimestampOwner (33 bits, 90 kHz), if one has it.
 func readID3(br *bufio.Reader) (pts int64, ok bool, err error) {
 	for {
-		hdr, _ := br.Peek(10)
-		if len(hdr) < 10 || !bytes.HasPrefix(hdr, []byte("ID3")) {
+		hdr, _ := br.Peek(id3.HeaderLen)
+		if !bytes.HasPrefix(hdr, []byte("ID3")) {
 			return pts, ok, nil
 		}
-		size, good := syncsafe(hdr[6:10])
-		if !good || hdr[3] < 2 || hdr[3] > 4 {
-			return 0, false, errors.New("invalid ID3v2 tag header")
+		n, err := id3.TagLen(hdr)
+		if err != nil {
+			return 0, false, err
 		}
-		total := 10 + size
-		if hdr[5]&0x10 != 0 { // footer
-			total += 10
+		if n > maxID3Tag {
+			return 0, false, fmt.Errorf("an ID3 tag of %d bytes (more than %d)", n, maxID3Tag)
 		}
-		if total > maxID3Tag {
-			return 0, false, fmt.Errorf("an ID3 tag of %d bytes (more than %d)", total, maxID3Tag)
-		}
-		tag := make([]byte, total)
+		tag := make([]byte, n)
 		if _, err := io.ReadFull(br, tag); err != nil {
 			return 0, false, errors.New("the ID3 tag is cut short")
 		}
-		if t, found := id3Timestamp(tag[:10+size]); found {
+		if t, found := id3.Timestamp(tag); found {
 			pts, ok = t, true
 		}
 	}
-}
-
-// id3Timestamp finds the timestamp PRIV frame in one ID3v2.3/2.4 tag.
-func id3Timestamp(tag []byte) (int64, bool) {
-	ver, flags := tag[3], tag[5]
-	b := tag[10:]
-	if flags&0x40 != 0 && len(b) >= 4 { // extended header
-		n := int(binary.BigEndian.Uint32(b))
-		if ver == 4 {
-			n, _ = syncsafe(b[:4])
-		} else {
-			n += 4
-		}
-		if n > len(b) {
-			return 0, false
-		}
-		b = b[n:]
-	}
-	for len(b) >= 10 && b[0] != 0 {
-		id := string(b[:4])
-		n := int(binary.BigEndian.Uint32(b[4:8]))
-		if ver == 4 {
-			n, _ = syncsafe(b[4:8])
-		}
-		if n < 0 || 10+n > len(b) {
-			return 0, false
-		}
-		body := b[10 : 10+n]
-		b = b[10+n:]
-		if id != "PRIV" {
-			continue
-		}
-		owner, data, found := bytes.Cut(body, []byte{0})
-		if found && string(owner) == id3TimestampOwner && len(data) == 8 {
-			return int64(binary.BigEndian.Uint64(data) & (1<<33 - 1)), true
-		}
-	}
-	return 0, false
-}
-
-// syncsafe reads a 28-bit ID3 syncsafe integer.
-func syncsafe(b []byte) (int, bool) {
-	n := 0
-	for _, c := range b[:4] {
-		if c&0x80 != 0 {
-			return 0, false
-		}
-		n = n<<7 | int(c)
-	}
-	return n, true
 }

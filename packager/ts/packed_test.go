@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stream-downloads/caddy-stream-downloads/internal/id3"
 	"github.com/stream-downloads/caddy-stream-downloads/internal/packedaudio"
 	"github.com/stream-downloads/caddy-stream-downloads/internal/testutil"
 	"github.com/stream-downloads/caddy-stream-downloads/packager/media"
@@ -193,7 +194,7 @@ func TestReadID3(t *testing.T) {
 		}
 		return b
 	}
-	const owner = id3TimestampOwner
+	const owner = id3.TimestampOwner
 	tests := []struct {
 		name string
 		in   []byte
