@@ -353,7 +353,7 @@ func TestStorageErrors(t *testing.T) {
 		// The temp folder becomes unwritable: immutable (which stops root too), or, where
 		// chattr is missing, a regular file where the folder was.
 		tmp := filepath.Join(e.dir, ".tmp")
-		undo := func() {}
+		var undo func()
 		if err := exec.Command("chattr", "+i", tmp).Run(); err == nil {
 			undo = func() { exec.Command("chattr", "-i", tmp).Run() }
 		} else {

@@ -29,7 +29,6 @@ type item struct {
 	dur      time.Duration
 	discont  bool
 	byteFrom int64 // -1: whole file
-	byteLen  int64
 }
 
 func readPlaylist(t *testing.T, path string) playlist {

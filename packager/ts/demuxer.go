@@ -314,7 +314,7 @@ func (d *Demuxer) Segment(r io.Reader, emit func(media.Sample) error) (err error
 	}
 	// End of the segment: a new period's offset is fixed now at the latest, and what
 	// waits for the other track goes.
-	if err := d.resolve(); err == nil {
+	if err = d.resolve(); err == nil {
 		err = d.ord.release(true)
 	}
 	if err != nil {
