@@ -3,9 +3,12 @@ package handler
 import (
 	"context"
 	"errors"
+	"math"
 	"net/http"
+	"net/textproto"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -79,10 +82,84 @@ func (h *Handler) deliver(w http.ResponseWriter, r *http.Request, idOrToken, typ
 		}
 		hdr.Set("Content-Disposition", `attachment; filename="`+name+ext+`"`)
 	}
+	if rng, ok := normalizeRange(r.Header.Get("Range")); ok {
+		if rng == "" {
+			r.Header.Del("Range")
+		} else {
+			r.Header.Set("Range", rng)
+		}
+	}
 	// ServeContent handles Range, If-Range, If-None-Match, HEAD and sends an *os.File
 	// with sendfile through Caddy's ReadFrom-capable writer.
 	http.ServeContent(w, r, "", st.Ready, f)
 	return nil
+}
+
+// normalizeRange rewrites a Range header that http.ServeContent would answer with 416
+// into the request RFC 9110 §14 says it is; ok reports a rewrite, and an empty result
+// means the header is to be ignored.
+//   - The unit is case-insensitive (§14.1): "Bytes=" is "bytes=". Another unit is
+//     ignored, so the whole file is served (§14.2: a server MUST ignore a Range of a unit
+//     it does not understand).
+//   - Positions are digits without a bound (§14.1.1): each one too large for an int64
+//     becomes the largest int64. A last-byte-pos beyond the end is then clamped to the
+//     end (bytes=0-99999999999999999999 is the whole file, 206; §14.1.2), a suffix
+//     longer than the file is the whole file, and a first-byte-pos that large is still
+//     past the end (416, or left out of a multi-range).
+//
+// Any other header, valid or not, is left to ServeContent as it is.
+func normalizeRange(h string) (string, bool) {
+	const unit = "bytes=" // as ServeContent matches it
+	name, specs, ok := strings.Cut(h, "=")
+	if !ok {
+		return h, false
+	}
+	if name = textproto.TrimString(name); !strings.EqualFold(name, "bytes") {
+		return "", h != "" && isToken(name)
+	}
+	parts := strings.Split(specs, ",")
+	changed := !strings.HasPrefix(h, unit)
+	for i, spec := range parts {
+		first, last, ok := strings.Cut(spec, "-")
+		if !ok {
+			continue
+		}
+		f, fc := clampPos(first)
+		l, lc := clampPos(last)
+		if fc || lc {
+			parts[i] = f + "-" + l
+			changed = true
+		}
+	}
+	if !changed {
+		return h, false
+	}
+	return unit + strings.Join(parts, ","), true
+}
+
+// isToken reports whether s is an RFC 9110 token, as a range unit is.
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if c <= ' ' || c >= 0x7f || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// clampPos is the largest int64 for a position of digits that does not fit in one.
+func clampPos(s string) (string, bool) {
+	t := textproto.TrimString(s)
+	if t == "" || strings.Trim(t, "0123456789") != "" {
+		return s, false
+	}
+	if _, err := strconv.ParseInt(t, 10, 64); err == nil {
+		return s, false
+	}
+	return strconv.FormatInt(math.MaxInt64, 10), true
 }
 
 // errCreate marks a failure of the on-demand creation other than 404 and live.
