@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 )
 
 // Local stores files and records in a directory:
@@ -15,8 +16,46 @@ import (
 //	<dir>/<video>/<type>.mp4   packaged files (audio: .m4a)
 //	<dir>/<video>/<type>.json  records
 //	<dir>/.tmp/                files being written; emptied at start
+//
+// The operations that create or remove a video's folder (SaveRecord, Commit, Delete)
+// are serialized per video: a Delete of one type removes the folder when it is
+// empty, which it is between another type's MkdirAll and rename, and that rename would
+// then fail.
 type Local struct {
 	dir string
+
+	mu     sync.Mutex
+	videos map[string]*videoLock // of the videos with an operation under way
+}
+
+// videoLock serializes the folder operations of one video.
+type videoLock struct {
+	sync.Mutex
+	users int // holding or waiting; the entry goes when it drops to 0
+}
+
+// lockVideo takes video's lock and returns its release.
+func (l *Local) lockVideo(video string) (unlock func()) {
+	l.mu.Lock()
+	if l.videos == nil {
+		l.videos = make(map[string]*videoLock)
+	}
+	v := l.videos[video]
+	if v == nil {
+		v = new(videoLock)
+		l.videos[video] = v
+	}
+	v.users++
+	l.mu.Unlock()
+	v.Lock()
+	return func() {
+		v.Unlock()
+		l.mu.Lock()
+		if v.users--; v.users == 0 {
+			delete(l.videos, video)
+		}
+		l.mu.Unlock()
+	}
 }
 
 // NewLocal opens (creating it if needed) the store in dir and removes temp files a
@@ -81,12 +120,11 @@ func (l *Local) SaveRecord(r Record) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Join(l.dir, r.Video), 0o755); err != nil {
-		return err
-	}
+	// Written and synced in .tmp first, outside the video's lock: only the folder and
+	// the rename need it.
 	f, err := os.CreateTemp(filepath.Join(l.dir, ".tmp"), "record-*")
 	if err != nil {
-		return err
+		return fmt.Errorf("saving record: %w", err)
 	}
 	_, err = f.Write(b)
 	if err == nil {
@@ -96,7 +134,12 @@ func (l *Local) SaveRecord(r Record) error {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(f.Name(), l.recordPath(r.Key()))
+		unlock := l.lockVideo(r.Video)
+		err = os.MkdirAll(filepath.Join(l.dir, r.Video), 0o755)
+		if err == nil {
+			err = os.Rename(f.Name(), l.recordPath(r.Key()))
+		}
+		unlock()
 	}
 	if err != nil {
 		os.Remove(f.Name())
@@ -107,6 +150,7 @@ func (l *Local) SaveRecord(r Record) error {
 
 // Delete implements Store.
 func (l *Local) Delete(k Key) error {
+	defer l.lockVideo(k.Video)()
 	// The record goes first: a crash in between leaves a file without a record (unseen,
 	// and replaced if the video is packaged again), never a ready record without a file.
 	for _, p := range []string{l.recordPath(k), l.filePath(k)} {
@@ -121,6 +165,7 @@ func (l *Local) Delete(k Key) error {
 
 // Remove implements Store.
 func (l *Local) Remove(k Key) error {
+	// No video lock: the folder stays, and evictions call this under the manager's lock.
 	if err := os.Remove(l.filePath(k)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
@@ -139,6 +184,7 @@ func (l *Local) TempPath(k Key) (string, error) {
 
 // Commit implements Store.
 func (l *Local) Commit(k Key, tmp string) error {
+	defer l.lockVideo(k.Video)()
 	if err := os.MkdirAll(filepath.Join(l.dir, k.Video), 0o755); err != nil {
 		return err
 	}
