@@ -17,7 +17,10 @@ func init() {
 	httpcaddyfile.RegisterDirectiveOrder("stream_downloads", httpcaddyfile.Before, "respond")
 }
 
-// UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Every string option
+// takes the placeholders {env.*}, {file.*} and {system.*}, expanded when the config
+// loads (so secrets stay out of the adapted JSON); origin also takes per-request ones.
+// Syntax:
 //
 //	stream_downloads [<matcher>] {
 //	    origin            <url-template>   # required; {video_id} is the video id
@@ -55,7 +58,7 @@ func (s *StreamDownloads) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := oneArg(d, &s.Origin); err != nil {
 				return err
 			}
-			if err := checkHTTPURL(s.Origin); err != nil {
+			if err := checkURLArg(s.Origin); err != nil {
 				return d.Errf("origin: %v", err)
 			}
 		case "origin_header":
@@ -81,7 +84,7 @@ func (s *StreamDownloads) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := oneArg(d, &s.PublicURL); err != nil {
 				return err
 			}
-			if err := checkHTTPURL(s.PublicURL); err != nil {
+			if err := checkURLArg(s.PublicURL); err != nil {
 				return d.Errf("public_url: %v", err)
 			}
 		case "max_height":
@@ -149,6 +152,16 @@ func (s *StreamDownloads) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		return d.Err("origin: required (the HLS playlist URL of a video, with {video_id})")
 	}
 	return nil
+}
+
+// checkURLArg checks a URL option as it is written; one with an {env.*}, {file.*} or
+// {system.*} placeholder is checked once expanded, when the config loads, since it may
+// be adapted where those have other values (or none).
+func checkURLArg(s string) error {
+	if hasLoadPlaceholder(s) {
+		return nil
+	}
+	return checkHTTPURL(s)
 }
 
 // oneArg reads the single argument of the current option into dst.

@@ -2,7 +2,10 @@ package streamdownloads
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -89,6 +92,36 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		{name: "unknown limit", input: "stream_downloads {\n origin http://o/x\n limits {\n bitrate 5\n }\n}", err: `unknown option "bitrate" in limits`},
 		{name: "bad segment_size", input: "stream_downloads {\n origin http://o/x\n limits {\n segment_size 0\n }\n}", err: "segment_size"},
 		{name: "bad public_url", input: "stream_downloads {\n origin http://o/x\n public_url edge.example\n}", err: "public_url"},
+		// Load-time placeholders are kept as written (expanded by Provision, so that no
+		// secret lands in the adapted JSON); a URL holding one is checked then.
+		{
+			name: "placeholders",
+			input: `stream_downloads {
+				origin {env.ORIGIN}/{video_id}/master.m3u8
+				origin_header Authorization "Bearer {env.ORIGIN_TOKEN}"
+				storage_dir {env.STATE_DIRECTORY}/sd
+				api_token {env.DOWNLOADS_API_TOKEN}
+				api_token {file./run/secrets/token}
+				public_url {env.PUBLIC_URL}
+				signing_key {env.KID} {file./run/secrets/k1.pem}
+				geoip_db {env.GEOIP_DB}
+				country_header {env.COUNTRY_HEADER}
+				allowed_hosts {env.CDN_HOSTS}
+			}`,
+			want: StreamDownloads{
+				Origin:        "{env.ORIGIN}/{video_id}/master.m3u8",
+				OriginHeader:  http.Header{"Authorization": {"Bearer {env.ORIGIN_TOKEN}"}},
+				StorageDir:    "{env.STATE_DIRECTORY}/sd",
+				APIToken:      []string{"{env.DOWNLOADS_API_TOKEN}", "{file./run/secrets/token}"},
+				PublicURL:     "{env.PUBLIC_URL}",
+				SigningKey:    []SigningKey{{"{env.KID}", "{file./run/secrets/k1.pem}"}},
+				GeoIPDB:       "{env.GEOIP_DB}",
+				CountryHeader: "{env.COUNTRY_HEADER}",
+				AllowedHosts:  []string{"{env.CDN_HOSTS}"},
+			},
+		},
+		{name: "origin host per request", input: "stream_downloads {\n origin https://{http.request.host}/hls/{video_id}.m3u8\n}", want: StreamDownloads{Origin: "https://{http.request.host}/hls/{video_id}.m3u8"}},
+		{name: "public_url without a placeholder is checked", input: "stream_downloads {\n origin http://o/x\n public_url {http.request.host}\n}", err: "public_url"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -159,6 +192,153 @@ func TestAdapt(t *testing.T) {
 	if !reflect.DeepEqual(routes[0].Match, []map[string]any{{"path": []any{"/media/*"}}}) {
 		t.Errorf("matcher %v, want path /media/*", routes[0].Match)
 	}
+}
+
+// TestAdaptKeepsSecretsOut: adapting a Caddyfile whose secrets are placeholders keeps
+// the placeholders, not the values the environment has where it is adapted.
+func TestAdaptKeepsSecretsOut(t *testing.T) {
+	const secret = "value-of-the-environment"
+	t.Setenv("SD_ADAPT_TOKEN", secret)
+	t.Setenv("SD_ADAPT_ORIGIN", "https://origin.example")
+	input := ":8080 {\n" +
+		"\tstream_downloads {\n" +
+		"\t\torigin {env.SD_ADAPT_ORIGIN}/{video_id}/master.m3u8\n" +
+		"\t\tapi_token {env.SD_ADAPT_TOKEN}\n" +
+		"\t\torigin_header Authorization \"Bearer {env.SD_ADAPT_TOKEN}\"\n" +
+		"\t}\n" +
+		"}\n"
+	out, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(input), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(out), secret) || strings.Contains(string(out), "origin.example") {
+		t.Errorf("the adapted JSON holds values of the environment: %s", out)
+	}
+	for _, want := range []string{`"api_token":["{env.SD_ADAPT_TOKEN}"]`, `"origin":"{env.SD_ADAPT_ORIGIN}/{video_id}/master.m3u8"`} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("the adapted JSON lacks %s: %s", want, out)
+		}
+	}
+}
+
+// TestExpandPlaceholders: Provision's expansion of every string option, and of string
+// options added later (walked by reflection): {env.*}, {file.*} and {system.*} are
+// expanded; the origin keeps its per-request placeholders.
+func TestExpandPlaceholders(t *testing.T) {
+	dir := t.TempDir()
+	tokenFile := filepath.Join(dir, "token")
+	if err := os.WriteFile(tokenFile, []byte("file-token\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("SD_X", "x-value")
+	t.Setenv("SD_HOST", "origin.example")
+	s := StreamDownloads{
+		Origin:        "https://{env.SD_HOST}/{http.request.host}/{video_id}/{time.now.unix}.m3u8",
+		OriginHeader:  http.Header{"Authorization": {"Bearer {env.SD_X}", "second {file." + tokenFile + "}"}},
+		StorageDir:    "/var/{env.SD_X}",
+		APIToken:      []string{"{env.SD_X}", "{file." + tokenFile + "}", "plain"},
+		PublicURL:     "https://{env.SD_X}.example",
+		SigningKey:    []SigningKey{{"k-{env.SD_X}", "/keys/{env.SD_X}.pem"}},
+		GeoIPDB:       "{env.SD_X}.mmdb",
+		CountryHeader: "X-{env.SD_X}",
+		AllowedHosts:  []string{"{env.SD_X}.cdn", "a\\{b\\}"},
+		Limits:        &Limits{Segments: 5},
+	}
+	raw := s.OriginHeader["Authorization"][0]
+	if err := s.expandPlaceholders(); err != nil {
+		t.Fatal(err)
+	}
+	want := StreamDownloads{
+		Origin:        "https://origin.example/{http.request.host}/{video_id}/{time.now.unix}.m3u8",
+		OriginHeader:  http.Header{"Authorization": {"Bearer x-value", "second file-token"}},
+		StorageDir:    "/var/x-value",
+		APIToken:      []string{"x-value", "file-token", "plain"},
+		PublicURL:     "https://x-value.example",
+		SigningKey:    []SigningKey{{"k-x-value", "/keys/x-value.pem"}},
+		GeoIPDB:       "x-value.mmdb",
+		CountryHeader: "X-x-value",
+		AllowedHosts:  []string{"x-value.cdn", "a{b}"},
+		Limits:        &Limits{Segments: 5},
+	}
+	if !reflect.DeepEqual(s, want) {
+		t.Errorf("got  %+v\nwant %+v", s, want)
+	}
+	if raw != "Bearer {env.SD_X}" {
+		t.Errorf("the configured header was changed in place: %q", raw)
+	}
+
+	// Every string the options hold, in whatever field, is expanded.
+	var all StreamDownloads
+	fillStrings(reflect.ValueOf(&all).Elem(), "{env.SD_X}")
+	if err := all.expandPlaceholders(); err != nil {
+		t.Fatal(err)
+	}
+	if left := findStrings(reflect.ValueOf(all), "", "{env.SD_X}"); len(left) > 0 {
+		t.Errorf("options left unexpanded: %v", left)
+	}
+}
+
+// fillStrings sets every exported string v holds (in fields, slices, maps and pointers
+// to structs) to s, making one element of each slice and map.
+func fillStrings(v reflect.Value, s string) {
+	switch v.Kind() {
+	case reflect.String:
+		v.SetString(s)
+	case reflect.Pointer:
+		if v.Type().Elem().Kind() == reflect.Struct {
+			v.Set(reflect.New(v.Type().Elem()))
+			fillStrings(v.Elem(), s)
+		}
+	case reflect.Struct:
+		for i := range v.NumField() {
+			if v.Type().Field(i).IsExported() {
+				fillStrings(v.Field(i), s)
+			}
+		}
+	case reflect.Slice:
+		if v.Type().Elem().Kind() != reflect.Uint8 {
+			v.Set(reflect.MakeSlice(v.Type(), 1, 1))
+			fillStrings(v.Index(0), s)
+		}
+	case reflect.Map:
+		if v.Type().Key().Kind() == reflect.String {
+			v.Set(reflect.MakeMap(v.Type()))
+			val := reflect.New(v.Type().Elem()).Elem()
+			fillStrings(val, s)
+			v.SetMapIndex(reflect.ValueOf("Key-"+s).Convert(v.Type().Key()), val)
+		}
+	}
+}
+
+// findStrings lists the paths of the strings v holds that contain s.
+func findStrings(v reflect.Value, path, s string) []string {
+	var out []string
+	switch v.Kind() {
+	case reflect.String:
+		if strings.Contains(v.String(), s) {
+			out = append(out, path)
+		}
+	case reflect.Pointer:
+		if !v.IsNil() {
+			out = findStrings(v.Elem(), path, s)
+		}
+	case reflect.Struct:
+		for i := range v.NumField() {
+			if v.Type().Field(i).IsExported() {
+				out = append(out, findStrings(v.Field(i), path+"."+v.Type().Field(i).Name, s)...)
+			}
+		}
+	case reflect.Slice:
+		for i := range v.Len() {
+			out = append(out, findStrings(v.Index(i), fmt.Sprintf("%s[%d]", path, i), s)...)
+		}
+	case reflect.Map:
+		for _, k := range v.MapKeys() {
+			out = append(out, findStrings(k, path+" key", s)...)
+			out = append(out, findStrings(v.MapIndex(k), path+"["+k.String()+"]", s)...)
+		}
+	}
+	return out
 }
 
 func TestValidate(t *testing.T) {
