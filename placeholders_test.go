@@ -226,3 +226,84 @@ http://127.0.0.1:%d {
 		})
 	}
 }
+
+// TestSharedStorageDir: two sites of one config that share a storage_dir (and with it
+// the downloads and their packaging) must agree on the packaging settings, else the
+// config fails to load, naming storage_dir and the options (never their values); the
+// settings of the handlers' own (tokens, public_url, signed URLs) may differ. A reload
+// may still change the settings of a storage_dir: the new config packages with them.
+func TestSharedStorageDir(t *testing.T) {
+	origin := testutil.NewOrigin(t, demoCopies(t, "r1", "r2"))
+	port1, port2 := testutil.FreePort(t), testutil.FreePort(t)
+	dir := t.TempDir()
+	site := func(port int, options string) string {
+		return fmt.Sprintf(`
+http://127.0.0.1:%d {
+	bind 127.0.0.1
+	stream_downloads {
+		origin %s/{video_id}/master.m3u8
+		api_token %s
+		storage_dir %s
+%s
+	}
+}
+`, port, origin.URL, apiToken, dir, options)
+	}
+	const secret = "Bearer origin-credentials-not-to-echo"
+	for _, c := range []struct {
+		name, options1, options2 string
+		want                     []string // parts of the error; none: it loads
+	}{
+		{"max_height", "max_height 720", "max_height 1080", []string{"storage_dir " + dir, "max_height"}},
+		{"max_height on one side", "", "max_height 1080", []string{"storage_dir " + dir, "max_height"}},
+		{"origin_header", `origin_header Authorization "` + secret + `"`, "", []string{"storage_dir " + dir, "origin_header"}},
+		{"several", "max_jobs 3\n\t\tallowed_hosts cdn.example\n\t\tlimits {\n\t\t\tsegments 10\n\t\t}", "",
+			[]string{"storage_dir " + dir, "max_jobs", "allowed_hosts", "limits"}},
+		{"same settings, other handler options", "max_height 720\n\t\tpublic_url https://a.example\n\t\tapi_token other",
+			"max_height 720\n\t\ton_demand 5s\n\t\tcountry_header X-Country", nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			err := testcaddy.TryLoad(testcaddy.Caddyfile(site(port1, c.options1) + site(port2, c.options2)))
+			if err == nil {
+				caddy.Stop()
+			}
+			switch {
+			case c.want == nil && err != nil:
+				t.Fatalf("refused: %v", err)
+			case c.want != nil && err == nil:
+				t.Fatal("two sites sharing a storage_dir with different settings were accepted")
+			case err != nil:
+				t.Log(err)
+				for _, w := range c.want {
+					if !strings.Contains(err.Error(), w) {
+						t.Errorf("error %q, want one containing %q", err, w)
+					}
+				}
+				if strings.Contains(err.Error(), "origin-credentials") {
+					t.Errorf("the error echoes an origin_header value: %q", err)
+				}
+			}
+		})
+	}
+
+	// One site, reloaded with other settings for the same directory: max_height 200
+	// picks the 144p variant, and once reloaded without it, the 240p one.
+	e := &edge{t: t, base: fmt.Sprintf("http://127.0.0.1:%d", port1), dir: dir}
+	testcaddy.Start(t, testcaddy.Caddyfile(site(port1, "max_height 200")))
+	for i, v := range []string{"r1", "r2"} {
+		if i == 1 {
+			testcaddy.Load(t, testcaddy.Caddyfile(site(port1, "")))
+		}
+		if code, env := e.call("POST", "/a/stream/"+v+"/downloads"); code != http.StatusOK {
+			t.Fatalf("POST %s: %d %+v", v, code, env.Errors)
+		}
+		if en := e.waitReady(v, "default"); en.Status != "ready" {
+			t.Fatalf("%s ended %s: %s", v, en.Status, en.ErrorReasonText)
+		}
+	}
+	for path, want := range map[string]int{"/r1/144p/seg_000.ts": 1, "/r1/240p/seg_000.ts": 0, "/r2/144p/seg_000.ts": 0, "/r2/240p/seg_000.ts": 1} {
+		if n := origin.Count(path); n != want {
+			t.Errorf("%s fetched %d times, want %d", path, n, want)
+		}
+	}
+}
