@@ -45,6 +45,11 @@ const (
 // StreamDownloads makes MP4 downloads of the videos behind an HLS origin, with a
 // management API (…/stream/{video}/downloads) and delivery (…/{video}/downloads/default.mp4).
 // Requests of any other shape go to the next handler.
+//
+// Every string option takes the placeholders {env.*}, {file.*} and {system.*}, expanded
+// when the config loads: a secret can stay out of the config (api_token
+// {env.DOWNLOADS_API_TOKEN}), and one that comes out empty fails the load. Handlers of one
+// config that share a storage_dir must agree on its packaging settings.
 type StreamDownloads struct {
 	// Origin is the HLS playlist URL (master or media) of a video: {video_id} is
 	// replaced by the id; other Caddy placeholders work too. Required.
@@ -138,7 +143,8 @@ const defaultMaxOutput = 100 << 30
 type SigningKey struct {
 	// KID is the key id tokens name; a JWK's own kid takes precedence.
 	KID string `json:"kid"`
-	// File holds the key.
+	// File holds the key. A value given through a placeholder may be the key itself
+	// (PEM, a JWK or its base64): {env.KEY}, {file./run/secrets/k1.pem}.
 	File string `json:"file"`
 }
 
