@@ -697,14 +697,22 @@ func TestSyntheticTrunFields(t *testing.T) {
 	ff := uint32(0x02000000)
 	ss := []trunSample{{512, 4, 0, -1024}, {512, 4, 0, 512}, {512, 4, 0, 0}}
 	data := fragment(false, 7, 1, &ff, ss)
+	d.resetSegment(nil)
 	err := walkBoxes(data, 0, func(bx box) error {
 		if bx.typ != "moof" {
 			return nil
 		}
-		return d.parseMoof(data, bx, func(_ *stream, s rawSample) error { raws = append(raws, s); return nil })
+		return d.parseMoof(&moofBuf{b: bx.data}, int64(bx.start), 8)
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, r := range d.s.runs {
+		for i, t := 0, r.t; i < r.tr.count; i++ {
+			dur, _, flags, cto := r.tr.sample(i, r.def)
+			raws = append(raws, rawSample{raw: t, dur: dur, flags: flags, cto: cto})
+			t += int64(dur)
+		}
 	}
 	if len(raws) != 3 || raws[0].cto != -1024 || raws[1].cto != 512 || raws[0].raw != 7 || raws[2].raw != 7+1024 {
 		t.Fatalf("samples %+v", raws)
