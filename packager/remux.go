@@ -70,6 +70,8 @@ func renditions(src *hls.Source, typ string) ([]*rendition, error) {
 //
 // maxOutput (0: none) bounds the media bytes written: the sample that would pass it
 // ends the run before it is written. The header comes on top; pack checks the total.
+// Before that, every sample is checked against what the playlist says of its segment
+// and against limits.duration (timeline).
 func remux(ctx context.Context, client *hls.Client, rs []*rendition, concurrency int, maxOutput int64, w *mp4.Writer, progress func(done, total time.Duration)) ([]*media.Track, []string, error) {
 	type item struct{ r, seg int }
 	var items []item
@@ -91,10 +93,16 @@ func remux(ctx context.Context, client *hls.Client, rs []*rendition, concurrency
 	// The demuxers emit from one goroutine at a time (Fetch's consumer, then Flush).
 	var written int64
 	emits := make([]func(media.Sample) error, len(rs))
+	tls := make([]*timeline, len(rs))
 	for i, r := range rs {
+		tl := newTimeline(r.segs, client.Limits.Duration)
+		tls[i] = tl
 		emits[i] = func(s media.Sample) error {
 			if r.keep != 0 && s.Track.Kind != r.keep {
 				return nil
+			}
+			if err := tl.check(s); err != nil {
+				return err
 			}
 			if maxOutput > 0 && written+int64(len(s.Data)) > maxOutput {
 				return limitError{maxOutput}
@@ -107,6 +115,7 @@ func remux(ctx context.Context, client *hls.Client, rs []*rendition, concurrency
 	err := client.Fetch(ctx, segs, concurrency, func(i int, body io.Reader) error {
 		it := items[i]
 		r, seg := rs[it.r], segs[i]
+		tls[it.r].begin(it.seg)
 		if err := feed(ctx, client, r, it.seg, body, emits[it.r]); err != nil {
 			return fmt.Errorf("segment %s: %w", hls.RedactURL(seg.URL), err)
 		}
@@ -173,4 +182,133 @@ func feed(ctx context.Context, client *hls.Client, r *rendition, j int, body io.
 		a.Expect(media.SegmentInfo{Start: seg.Start, Duration: seg.Duration})
 	}
 	return r.demux.Segment(body, emit)
+}
+
+// errImplausible: a segment's media does not fit what the playlist says of it (see
+// timeline). classify reports it as malformed_segment.
+var errImplausible = errors.New("malformed segment")
+
+// Bounds of what a segment's media may be against its EXTINF (timeline).
+const (
+	// timelineSlack is what a segment's media may reach past its end by the playlist on
+	// top of its grace: the holes a TS demuxer keeps at a segment start (2 s ahead of
+	// where the segment before ended, beyond the playlist's gaps), a frame of B-frame
+	// delay or of audio priming, a unit completed only by the next segment.
+	timelineSlack = 3 * time.Second
+	// maxVideoRate and maxAudioRate bound the samples of each kind a segment may yield
+	// per second of its EXTINF (grace and slack included). Real streams stay far below:
+	// video up to 240 frames/s (high frame rate captures), audio up to 400 frames/s
+	// (Opus 2.5 ms frames; AAC at 96 kHz is ~94/s, E-AC-3 is joined into 1536-sample
+	// units, MP3/MP2 at 48 kHz is ~42/s).
+	maxVideoRate = 300
+	maxAudioRate = 1000
+)
+
+// grace is how much longer than its EXTINF a segment's media may last: a quarter of it
+// (EXTINF is often rounded: to whole seconds before protocol version 3), and at least a
+// second when it is a whole number of seconds (it may have been rounded down).
+func grace(extinf time.Duration) time.Duration {
+	g := extinf / 4
+	if extinf%time.Second == 0 {
+		g = max(g, time.Second)
+	}
+	return g
+}
+
+// timeline checks the samples a rendition's demuxer emits against its playlist
+// (issue 12: a segment of millions of tiny frames, or a timestamp jump of hours, must end
+// in an error, not in a file of hundreds of hours). Every demuxer's samples go through it
+// (remux's emit), with the segment being fed; positions are seconds on the playlist's
+// timeline, the rendition's first sample placed at the start of the segment it came in.
+// A sample fails when:
+//
+//   - it lies past limits.duration (hls.ErrLimit: the limit applies to the media's
+//     timeline as to the playlist's);
+//   - it lies past the end of its segment by more than the segment's grace plus
+//     timelineSlack, counted both from where the segment starts (the later of its start
+//     by the playlist and where the media before it reached: a hole of the source or a
+//     forward jump is not charged twice) and from the stream's start (its start by the
+//     playlist plus the grace of every segment so far: the media may not drift away
+//     from the playlist by more than that), so that a jump of hours inside one segment
+//     ends the run at that segment;
+//   - its segment yielded more samples of its kind than maxVideoRate or maxAudioRate per
+//     second of EXTINF, grace and slack (tiny frames that do not advance time fast,
+//     as fMP4 sample durations or TS video timestamps may make).
+//
+// Memory: the sample tables grow with the samples (mp4.Index), so these bounds are what
+// keeps a job's memory in proportion to the playlist's duration whatever the segments
+// hold. A sample is checked before it is written.
+type timeline struct {
+	segs  []hls.Segment
+	limit time.Duration   // limits.duration
+	drift []time.Duration // drift[j]: the grace of segments 0..j
+
+	cur     int     // the segment being fed (the last one during Flush)
+	started bool    // origin and at are set
+	origin  float64 // the first sample's DTS, in seconds
+	at      float64 // its position: the start of the segment it came in
+	reach   float64 // the latest position of a sample so far
+	base    float64 // where the current segment may start from
+	n       [3]int  // samples of the current segment, by media.Kind
+}
+
+func newTimeline(segs []hls.Segment, limit time.Duration) *timeline {
+	if limit <= 0 {
+		limit = hls.DefaultMaxDuration
+	}
+	tl := &timeline{segs: segs, limit: limit, drift: make([]time.Duration, len(segs))}
+	var sum time.Duration
+	for j, s := range segs {
+		sum += grace(s.Duration)
+		tl.drift[j] = sum
+	}
+	return tl
+}
+
+// begin says segment j of the rendition is fed next.
+func (tl *timeline) begin(j int) {
+	tl.cur = j
+	tl.base = max(tl.reach, tl.segs[j].Start.Seconds())
+	tl.n = [3]int{}
+}
+
+// check takes one sample of the segment being fed, or fails it (see timeline).
+func (tl *timeline) check(s media.Sample) error {
+	t := float64(s.DTS) / float64(s.Track.Timescale)
+	seg := tl.segs[tl.cur]
+	if !tl.started {
+		tl.started, tl.origin, tl.at = true, t, seg.Start.Seconds()
+		tl.reach = tl.at
+	}
+	pos := t - tl.origin + tl.at
+	if pos > tl.limit.Seconds() {
+		return fmt.Errorf("%w: the media goes on to %s of its timeline, more than limits.duration (%s)",
+			hls.ErrLimit, seconds(pos), tl.limit)
+	}
+	extinf, g := seg.Duration, grace(seg.Duration)
+	end := (seg.Start + extinf).Seconds()
+	allowed := min(tl.base+(extinf+g).Seconds(), end+tl.drift[tl.cur].Seconds()) + timelineSlack.Seconds()
+	if pos > allowed {
+		return fmt.Errorf("%w: its %s reaches %s of the stream's timeline, %s past where the playlist ends the segment (%s: EXTINF %.3f s from %s); up to %s past it is taken",
+			errImplausible, s.Track.Kind, seconds(pos), seconds(pos-end), seconds(end), extinf.Seconds(), seconds(seg.Start.Seconds()), seconds(allowed-end))
+	}
+	k := s.Track.Kind
+	if k == media.Video || k == media.Audio {
+		rate := maxVideoRate
+		if k == media.Audio {
+			rate = maxAudioRate
+		}
+		tl.n[k]++
+		if most := int(float64(rate) * (extinf + g + timelineSlack).Seconds()); tl.n[k] > most {
+			return fmt.Errorf("%w: it holds more than %d %s samples against its EXTINF of %.3f s (at most %d per second are taken)",
+				errImplausible, most, k, extinf.Seconds(), rate)
+		}
+	}
+	tl.reach = max(tl.reach, pos)
+	return nil
+}
+
+// seconds formats a position in seconds as a duration to the millisecond ("8h0m3.96s").
+func seconds(s float64) string {
+	return time.Duration(s * float64(time.Second)).Round(time.Millisecond).String()
 }

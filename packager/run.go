@@ -223,6 +223,8 @@ func classify(err error) (code, text string) {
 		code = "origin_error"
 	case errors.Is(err, ts.ErrMalformed), errors.Is(err, fmp4.ErrMalformed), errors.Is(err, hls.ErrDecrypt):
 		code = "malformed_segment"
+	case errors.Is(err, errImplausible): // remux's timeline: a segment's media does not fit the playlist
+		code = "malformed_segment"
 	default:
 		code = "internal_error"
 	}
