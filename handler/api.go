@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/stream-downloads/caddy-stream-downloads/packager"
 	"github.com/stream-downloads/caddy-stream-downloads/packager/hls"
 	"github.com/stream-downloads/caddy-stream-downloads/packager/storage"
 	"github.com/stream-downloads/caddy-stream-downloads/tokens"
@@ -69,9 +71,12 @@ func (h *Handler) api(w http.ResponseWriter, r *http.Request, video, typ string)
 			return writeError(w, http.StatusNotFound, "the origin has no video "+video)
 		case errors.Is(err, hls.ErrLive):
 			return writeError(w, http.StatusConflict, "video "+video+" is a live stream (no EXT-X-ENDLIST); only finished videos can be downloaded")
+		case errors.Is(err, packager.ErrQueueFull):
+			w.Header().Set("Retry-After", strconv.Itoa(queueRetryAfter))
+			return writeError(w, http.StatusServiceUnavailable, "too many downloads are waiting to be packaged (max_queue); try again later")
 		case err != nil:
 			h.Logger.Error("creating download", zap.String("video", video), zap.Error(err))
-			return writeError(w, http.StatusInternalServerError, "could not create the download: "+err.Error())
+			return writeError(w, http.StatusInternalServerError, "could not create the download: "+clientText(err))
 		}
 		return h.writeStates(w, r, video, typ)
 	case http.MethodGet, http.MethodHead:
@@ -84,7 +89,7 @@ func (h *Handler) api(w http.ResponseWriter, r *http.Request, video, typ string)
 		found, err := h.Manager.Delete(video, types...)
 		if err != nil {
 			h.Logger.Error("deleting download", zap.String("video", video), zap.Error(err))
-			return writeError(w, http.StatusInternalServerError, "could not delete the download files: "+err.Error())
+			return writeError(w, http.StatusInternalServerError, "could not delete the download files: "+clientText(err))
 		}
 		if !found {
 			return writeError(w, http.StatusNotFound, "no such download")
@@ -119,6 +124,19 @@ func (h *Handler) writeStates(w http.ResponseWriter, r *http.Request, video, typ
 		result[st.Type] = e
 	}
 	return writeJSON(w, http.StatusOK, envelope{Result: result, Success: true, Errors: []apiError{}, Messages: messages})
+}
+
+// queueRetryAfter is the Retry-After, in seconds, of a creation refused by max_queue:
+// the queue drains at the pace of whole packaging runs.
+const queueRetryAfter = 30
+
+// clientText is what a client is told of an unexpected error: the text of a storage
+// error (which names no local path), else nothing more than the log has it.
+func clientText(err error) string {
+	if errors.Is(err, packager.ErrStorage) {
+		return err.Error()
+	}
+	return "internal error (the server's log has the details)"
 }
 
 func writeError(w http.ResponseWriter, status int, msg string) error {

@@ -63,9 +63,14 @@ func (h *Handler) deliver(w http.ResponseWriter, r *http.Request, idOrToken, typ
 		return writeLine(w, http.StatusNotFound, "download not available: its file was removed to free storage; create it again")
 	case errors.Is(err, packager.ErrFailed):
 		return writeLine(w, http.StatusNotFound, "download not available: packaging failed")
+	case errors.Is(err, packager.ErrQueueFull):
+		w.Header().Set("Retry-After", strconv.Itoa(queueRetryAfter))
+		return writeLine(w, http.StatusServiceUnavailable, "too many downloads are waiting to be packaged, try again later")
 	case errors.Is(err, errCreate):
+		// Not the origin's fault (its refusals are above, its failures end the download
+		// in error): the store's, which the log details and the client need not see.
 		h.Logger.Error("creating download on demand", zap.String("video", video), zap.String("type", typ), zap.Error(err))
-		return writeLine(w, http.StatusBadGateway, "download could not be created: the origin could not be read")
+		return caddyhttp.Error(http.StatusInternalServerError, err)
 	case err != nil:
 		h.Logger.Error("opening packaged file", zap.String("video", video), zap.String("type", typ), zap.Error(err))
 		return caddyhttp.Error(http.StatusInternalServerError, err)

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"go.uber.org/zap"
-	"golang.org/x/sync/singleflight"
 
 	"github.com/stream-downloads/caddy-stream-downloads/packager/hls"
 	"github.com/stream-downloads/caddy-stream-downloads/packager/storage"
@@ -32,6 +31,12 @@ var (
 	// ErrEvicted: the download was packaged, but its file was removed to keep the store
 	// under max_storage (or went missing); creating it again packages it again.
 	ErrEvicted = errors.New("download evicted")
+	// ErrQueueFull: Create refused a new download because MaxQueue downloads already
+	// wait for a job; the client may try again later.
+	ErrQueueFull = errors.New("too many downloads are waiting to be packaged")
+	// ErrStorage matches the failures of the local store (disk full, permissions). Their
+	// texts name no local path, so they may be shown to clients; the log has the rest.
+	ErrStorage = errors.New("storage error")
 )
 
 // CodeEvicted is the errorReasonCode of a download whose file was evicted. Such a
@@ -50,6 +55,18 @@ type Settings struct {
 	Limits       hls.Limits  // what one stream may make a job fetch
 	MaxOutput    int64       // bytes of one packaged file; 0: no limit
 	AllowedHosts []string    // hosts besides the origin's that playlists may point at
+	// MaxQueue bounds the downloads waiting for a job slot. Beyond it, Create answers
+	// ErrQueueFull. 0: DefaultMaxQueue.
+	MaxQueue int
+	// CreateWait is how long Create waits for the origin to answer the playlists of a
+	// new download whose job starts at once, so that it can refuse a video the origin
+	// lacks or a live one; past it, Create answers in progress and the job goes on.
+	// 0: DefaultCreateWait.
+	CreateWait time.Duration
+	// ResolveTimeout bounds the resolution of a download's playlists (all of them,
+	// retries included); past it the download fails with an origin_error naming the
+	// playlist. 0: DefaultResolveTimeout.
+	ResolveTimeout time.Duration
 }
 
 // State is a download as the API reports it.
@@ -76,7 +93,6 @@ type Manager struct {
 
 	ctx    context.Context // cancelled by Destruct
 	cancel context.CancelFunc
-	sf     singleflight.Group
 
 	mu        sync.Mutex
 	configs   []*Settings // of every config using the manager, oldest first
@@ -84,6 +100,7 @@ type Manager struct {
 	client    *hls.Client
 	downloads map[storage.Key]*download
 	queue     []*download // waiting for a slot, in arrival order
+	creating  int         // downloads created for the queue whose record is being saved
 	running   int
 	jobs      sync.WaitGroup
 }
@@ -92,9 +109,17 @@ type Manager struct {
 type download struct {
 	rec     storage.Record
 	percent float64
-	src     *hls.Source        // resolved at creation; nil when a restart must resolve again
-	cancel  context.CancelFunc // of the running job
-	done    chan struct{}      // closed when the job has ended; nil when none was started
+	// A download holds no playlist or segment list until its job starts: the job
+	// resolves the playlists (as after a restart), so the queue holds keys only.
+	cancel context.CancelFunc // of the running job
+	done   chan struct{}      // closed when the job has ended; nil when none was started
+	// decided is closed when Create's callers stop waiting (see Create); nil for a
+	// download that was not created by this process.
+	decided   chan struct{}
+	isDecided bool      // decided is closed
+	committed bool      // its record is saved: it exists for good, a refusal becomes an error record
+	refused   error     // why its creation was refused (not found, live, storage): d left the map
+	prev      *download // the failed or evicted download it replaces, back if it is refused
 	// open counts the deliveries reading the file: a file with open > 0 is never evicted.
 	open int
 	// lastUsed is when the file last started being delivered or became ready. It is
@@ -186,6 +211,15 @@ func (m *Manager) Configure(s Settings) (release func()) {
 func (m *Manager) apply(s Settings) {
 	s.MaxJobs = max(s.MaxJobs, 1)
 	s.Concurrency = max(s.Concurrency, 1)
+	if s.MaxQueue <= 0 {
+		s.MaxQueue = DefaultMaxQueue
+	}
+	if s.CreateWait <= 0 {
+		s.CreateWait = DefaultCreateWait
+	}
+	if s.ResolveTimeout <= 0 {
+		s.ResolveTimeout = DefaultResolveTimeout
+	}
 	m.settings = s
 	m.client = &hls.Client{Header: s.Header, Limits: s.Limits, AllowedHosts: s.AllowedHosts}
 	m.dispatch()
@@ -200,73 +234,6 @@ func (m *Manager) Destruct() error {
 	m.saveRecency()
 	m.mu.Unlock()
 	return nil
-}
-
-// Create creates the download k from the playlist at origin, or returns its state if it
-// exists (a failed one starts again). It answers hls.ErrNotFound when the origin has no
-// such video and hls.ErrLive for a live playlist, creating nothing.
-func (m *Manager) Create(ctx context.Context, k storage.Key, origin string) (State, error) {
-	if st, ok := m.existing(k); ok {
-		return st, nil
-	}
-	// One resolution per key however many requests race here; it runs detached from
-	// the request that happened to start it, so a client that goes away cancels nothing.
-	_, err, _ := m.sf.Do(k.Video+"/"+k.Type, func() (any, error) {
-		if _, ok := m.existing(k); ok {
-			return nil, nil
-		}
-		m.mu.Lock()
-		client, opt := m.client, m.selectOptions(k)
-		m.mu.Unlock()
-		rctx, cancel := context.WithTimeout(m.ctx, 2*time.Minute)
-		defer cancel()
-		src, err := client.Resolve(rctx, origin, opt)
-		if errors.Is(err, hls.ErrNotFound) || errors.Is(err, hls.ErrLive) {
-			return nil, err
-		}
-		d := &download{rec: storage.Record{
-			Video: k.Video, Type: k.Type, Status: storage.StatusInProgress,
-			Origin: origin, Created: now().UTC(),
-		}, src: src}
-		m.mu.Lock()
-		old := m.downloads[k]
-		if old != nil {
-			// Packaged again after an error or an eviction: it keeps its place in lists.
-			d.rec.Created = old.rec.Created
-		}
-		m.mu.Unlock()
-		if err != nil {
-			failRecord(&d.rec, err) // d is not shared yet: no lock needed
-		}
-		// Disk writes happen outside the lock, so that a slow disk never holds up the
-		// status of other downloads.
-		if err := m.store.SaveRecord(d.rec); err != nil {
-			return nil, err
-		}
-		m.mu.Lock()
-		defer m.mu.Unlock()
-		m.downloads[k] = d
-		if err == nil {
-			m.enqueue(d)
-		}
-		return nil, nil
-	})
-	if err != nil {
-		return State{}, err
-	}
-	st, _ := m.State(k)
-	return st, nil
-}
-
-// existing returns the state of k unless it does not exist or failed.
-func (m *Manager) existing(k storage.Key) (State, bool) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	d := m.downloads[k]
-	if d == nil || d.rec.Status == storage.StatusError {
-		return State{}, false
-	}
-	return d.state(), true
 }
 
 // State returns the state of k.
@@ -315,8 +282,11 @@ func (m *Manager) Delete(video string, types ...string) (bool, error) {
 		if d.done != nil {
 			<-d.done
 		}
-		if err := m.store.Delete(d.rec.Key()); err != nil && firstErr == nil {
-			firstErr = err
+		if err := m.store.Delete(d.rec.Key()); err != nil {
+			m.log.Error("deleting a download's files", zap.String("video", video), zap.String("type", d.rec.Type), zap.Error(err))
+			if firstErr == nil {
+				firstErr = storageError{"deleting the download's files", err}
+			}
 		}
 	}
 	return len(victims) > 0, firstErr
@@ -531,10 +501,16 @@ func (m *Manager) enqueue(d *download) {
 	d.rec.Status = storage.StatusInProgress
 	d.rec.ErrorCode, d.rec.ErrorText = "", ""
 	d.percent = 0
-	d.done = make(chan struct{})
+	if d.done == nil {
+		d.done = make(chan struct{})
+	}
 	m.queue = append(m.queue, d)
 	m.dispatch()
 }
+
+// waiting is the number of downloads that wait for a job, which MaxQueue bounds. Call
+// with m.mu held.
+func (m *Manager) waiting() int { return len(m.queue) + m.creating }
 
 // unqueue drops d from the queue if it waits there. Call with m.mu held.
 func (m *Manager) unqueue(d *download) {

@@ -29,6 +29,7 @@ func (m *Manager) run(ctx context.Context, d *download, client *hls.Client, s Se
 	defer func() {
 		m.running--
 		d.cancel()
+		m.decide(d) // a Create waiting for the playlists gets the outcome
 		close(d.done)
 		m.dispatch()
 		m.mu.Unlock()
@@ -37,6 +38,10 @@ func (m *Manager) run(ctx context.Context, d *download, client *hls.Client, s Se
 	fields := []zap.Field{
 		zap.String("video", k.Video), zap.String("type", k.Type),
 		zap.Int64("bytes", rec.Size), zap.Float64("seconds", now().Sub(start).Seconds()),
+	}
+	if d.refused != nil {
+		m.log.Info("download not created", append(fields, zap.String("outcome", "refused"), zap.String("reason", d.refused.Error()), errDetail(d.refused))...)
+		return
 	}
 	if m.downloads[k] != d {
 		m.log.Info("packaging stopped: download deleted", append(fields, zap.String("outcome", "deleted"))...)
@@ -50,7 +55,7 @@ func (m *Manager) run(ctx context.Context, d *download, client *hls.Client, s Se
 	if err != nil {
 		rec = d.rec
 		failRecord(&rec, err)
-		m.log.Error("packaging failed", append(fields, zap.String("outcome", "error"), zap.String("reason", rec.ErrorText))...)
+		m.log.Error("packaging failed", append(fields, zap.String("outcome", "error"), zap.String("reason", rec.ErrorText), errDetail(err))...)
 	} else {
 		m.log.Info("packaging done", append(fields, zap.String("outcome", "ready"))...)
 		for _, n := range rec.Notes {
@@ -62,6 +67,7 @@ func (m *Manager) run(ctx context.Context, d *download, client *hls.Client, s Se
 	// d.done, closed after this, then removes the record.
 	m.mu.Unlock()
 	if err := m.store.SaveRecord(rec); err != nil {
+		// The API shows the outcome all the same; a restart packages it again.
 		m.log.Error("saving download record", zap.String("video", k.Video), zap.String("type", k.Type), zap.Error(err))
 	}
 	m.mu.Lock()
@@ -75,17 +81,13 @@ func (m *Manager) run(ctx context.Context, d *download, client *hls.Client, s Se
 	}
 }
 
-// pack fetches, remuxes and stores d's file; on success it returns d's record as it is
-// once ready (not applied to d yet).
+// pack reads d's playlists, then fetches, remuxes and stores its file; on success it
+// returns d's record as it is once ready (not applied to d yet).
 func (m *Manager) pack(ctx context.Context, d *download, client *hls.Client, s Settings, opt hls.SelectOptions) (storage.Record, error) {
 	k := d.rec.Key()
-	src := d.src
-	d.src = nil // not needed once the job has it; a retry resolves again
-	if src == nil {
-		var err error
-		if src, err = client.Resolve(ctx, d.rec.Origin, opt); err != nil {
-			return storage.Record{}, err
-		}
+	src, err := m.resolveFor(ctx, k, d, client, d.rec.Origin, opt, s)
+	if err != nil {
+		return storage.Record{}, err
 	}
 	rs, err := renditions(src, k.Type)
 	if err != nil {
@@ -165,14 +167,16 @@ func (m *Manager) progress(d *download, done, total time.Duration) {
 	m.mu.Unlock()
 }
 
-// storageError marks a failure of the local store (disk full, permissions).
+// storageError marks a failure of the local store (disk full, permissions). Its text
+// names no local path (it reaches clients, as errorReasonText or an API error);
+// errDetail gives the logs the whole error.
 type storageError struct {
 	op  string // what was being done: "writing the packaged file"
 	err error
 }
 
 func (e storageError) Error() string {
-	msg := e.err.Error()
+	msg := pathless(e.err)
 	switch {
 	case errors.Is(e.err, syscall.ENOSPC), errors.Is(e.err, syscall.EDQUOT):
 		msg = "the disk is full (" + msg + ")"
@@ -183,7 +187,32 @@ func (e storageError) Error() string {
 	}
 	return "storage error " + e.op + ": " + msg
 }
-func (e storageError) Unwrap() error { return e.err }
+func (e storageError) Unwrap() error        { return e.err }
+func (e storageError) Is(target error) bool { return target == ErrStorage }
+
+// pathless is err's text without the local path that file system errors name
+// ("write: no space left on device" for "write /var/lib/…/x.mp4: no space left on device").
+func pathless(err error) string {
+	var pe *fs.PathError
+	var le *os.LinkError
+	switch {
+	case errors.As(err, &pe):
+		return pe.Op + ": " + pe.Err.Error()
+	case errors.As(err, &le):
+		return le.Op + ": " + le.Err.Error()
+	}
+	return err.Error()
+}
+
+// errDetail is the log field of a failure: a storage error's whole text, paths
+// included (clients get it without them); nothing more for other errors.
+func errDetail(err error) zap.Field {
+	var se storageError
+	if errors.As(err, &se) {
+		return zap.NamedError("detail", se.err)
+	}
+	return zap.Skip()
+}
 
 // diskError marks err as the store's when it comes from the file system (the writer's
 // other errors are about the media).
@@ -219,6 +248,10 @@ func classify(err error) (code, text string) {
 		code = "unsupported_input"
 	case errors.Is(err, hls.ErrMalformed):
 		code = "malformed_playlist"
+	case errors.Is(err, hls.ErrNotFound):
+		code = "not_found"
+	case errors.Is(err, hls.ErrLive):
+		code = "live"
 	case errors.As(err, new(*hls.OriginError)):
 		code = "origin_error"
 	case errors.Is(err, ts.ErrMalformed), errors.Is(err, fmp4.ErrMalformed), errors.Is(err, hls.ErrDecrypt):

@@ -1,0 +1,244 @@
+package packager
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/stream-downloads/caddy-stream-downloads/packager/hls"
+	"github.com/stream-downloads/caddy-stream-downloads/packager/storage"
+)
+
+// Defaults of the creation settings.
+const (
+	// DefaultMaxQueue is Settings.MaxQueue's default: enough for a burst of API calls,
+	// and a bound on what can be made to wait (a queued download is a few hundred bytes:
+	// its playlists are read when its job starts).
+	DefaultMaxQueue = 1000
+	// DefaultCreateWait is Settings.CreateWait's default: long enough for an origin that
+	// answers at all to say 404 or live, short of the timeouts of HTTP clients.
+	DefaultCreateWait = 10 * time.Second
+	// DefaultResolveTimeout is Settings.ResolveTimeout's default: past the retries of
+	// an origin that answers 429 with Retry-After (4 × 30 s at most), so that such a
+	// download fails with the origin's status rather than with this timeout.
+	DefaultResolveTimeout = 5 * time.Minute
+)
+
+// Create creates the download k from the playlist at origin, or returns its state if it
+// exists (a failed or evicted one starts again).
+//
+// The download is in the API, in progress, from this call on. When a job slot is free
+// its job starts at once and Create waits for it to read the playlists, until ctx is
+// done or Settings.CreateWait has passed: a video the origin does not have
+// (hls.ErrNotFound), a live playlist (hls.ErrLive) or a record that cannot be saved (an
+// ErrStorage) is refused then, and nothing is created; later, they end the download in
+// error (errorReasonCode not_found, live). A download that must wait for a slot is
+// queued at once, by its key (its playlists are read when its job starts), unless
+// Settings.MaxQueue downloads wait already: then Create answers ErrQueueFull.
+func (m *Manager) Create(ctx context.Context, k storage.Key, origin string) (State, error) {
+	m.mu.Lock()
+	d := m.downloads[k]
+	if d == nil || d.rec.Status == storage.StatusError {
+		if m.waiting() >= m.settings.MaxQueue {
+			m.mu.Unlock()
+			return State{}, ErrQueueFull
+		}
+		d = m.newDownload(k, origin, d)
+		if m.running < m.settings.MaxJobs && len(m.queue) == 0 && m.ctx.Err() == nil {
+			m.enqueue(d) // started at once: its job decides
+		} else if err := m.queueNew(k, d); err != nil {
+			m.mu.Unlock()
+			return State{}, err
+		}
+	}
+	decided := d.decided
+	m.mu.Unlock()
+	if decided != nil {
+		select {
+		case <-decided:
+		case <-ctx.Done():
+		}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if d.refused != nil {
+		return State{}, d.refused
+	}
+	return d.state(), nil
+}
+
+// newDownload puts a new download k in place of prev (nil, failed or evicted). Call
+// with m.mu held.
+func (m *Manager) newDownload(k storage.Key, origin string, prev *download) *download {
+	d := &download{
+		rec: storage.Record{
+			Video: k.Video, Type: k.Type, Status: storage.StatusInProgress,
+			Origin: origin, Created: now().UTC(),
+		},
+		done:    make(chan struct{}),
+		decided: make(chan struct{}),
+		prev:    prev,
+	}
+	if prev != nil {
+		// Packaged again after an error or an eviction: it keeps its place in lists.
+		d.rec.Created = prev.rec.Created
+	}
+	m.downloads[k] = d
+	return d
+}
+
+// queueNew saves the record of d, which waits for a slot, and queues it: nothing will
+// be known of its playlists before its job starts, so it exists for good now. It
+// returns the storage error that refused d. Call with m.mu held; it is released while
+// the record is written.
+func (m *Manager) queueNew(k storage.Key, d *download) error {
+	d.committed = true
+	m.creating++ // counted against MaxQueue while its record is written
+	rec := d.rec
+	m.mu.Unlock()
+	err := m.store.SaveRecord(rec)
+	m.mu.Lock()
+	m.creating--
+	if m.downloads[k] != d { // deleted meanwhile: the Delete waits for d.done
+		m.decide(d)
+		close(d.done)
+		return nil
+	}
+	if err != nil {
+		m.log.Error("saving download record", zap.String("video", k.Video), zap.String("type", k.Type), zap.Error(err))
+		m.refuse(k, d, storageError{"saving the download record", err})
+		close(d.done)
+		return d.refused
+	}
+	m.decide(d)
+	m.enqueue(d)
+	return nil
+}
+
+// errRefused ends the job of a download whose creation was refused.
+var errRefused = errors.New("creation refused")
+
+// resolveFor reads d's playlists for its job (under Settings.ResolveTimeout). When d's
+// creation waits for that (Create), it is decided here: refused, or its record saved
+// (at once when the playlists are fine, at CreateWait when they take longer).
+func (m *Manager) resolveFor(ctx context.Context, k storage.Key, d *download, client *hls.Client, origin string, opt hls.SelectOptions, s Settings) (*hls.Source, error) {
+	m.mu.Lock()
+	deciding := d.decided != nil && !d.isDecided
+	m.mu.Unlock()
+	if !deciding {
+		return resolve(ctx, client, origin, opt, s.ResolveTimeout)
+	}
+	res := make(chan resolution, 1)
+	go func() {
+		src, err := resolve(ctx, client, origin, opt, s.ResolveTimeout)
+		res <- resolution{src, err}
+	}()
+	timer := time.NewTimer(s.CreateWait)
+	defer timer.Stop()
+	var r resolution
+	select {
+	case r = <-res:
+	case <-timer.C:
+		// Create answers in progress now: whatever the origin says, d is recorded.
+		m.commit(k, d)
+		m.mu.Lock()
+		m.decide(d)
+		m.mu.Unlock()
+		r = <-res
+		return r.src, r.err
+	}
+	switch {
+	case r.err != nil && ctx.Err() != nil: // stopping (or deleted): the next start resumes it
+		m.commit(k, d)
+	case errors.Is(r.err, hls.ErrNotFound), errors.Is(r.err, hls.ErrLive):
+		m.mu.Lock()
+		if m.downloads[k] == d {
+			m.refuse(k, d, r.err)
+		}
+		m.mu.Unlock()
+		return nil, errRefused
+	case r.err == nil:
+		err := m.commit(k, d)
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		if err != nil {
+			if m.downloads[k] == d {
+				m.refuse(k, d, storageError{"saving the download record", err})
+			}
+			return nil, errRefused
+		}
+		m.decide(d)
+	}
+	// Another failure: the job records it, then Create's callers see it.
+	return r.src, r.err
+}
+
+// resolution is the outcome of reading a download's playlists.
+type resolution struct {
+	src *hls.Source
+	err error
+}
+
+// commit saves the record of d, being created, as it is (in progress), so that it
+// exists for good. It runs in d's job, which saves d's records in order; a failure is
+// logged and returned.
+func (m *Manager) commit(k storage.Key, d *download) error {
+	m.mu.Lock()
+	if m.downloads[k] != d || d.committed {
+		m.mu.Unlock()
+		return nil
+	}
+	rec := d.rec
+	m.mu.Unlock()
+	// Outside the lock, as every disk write: a slow disk holds up no other download.
+	// A Delete meanwhile waits for d.done, closed when the job ends.
+	err := m.store.SaveRecord(rec)
+	if err != nil {
+		m.log.Error("saving download record", zap.String("video", k.Video), zap.String("type", k.Type), zap.Error(err))
+		return err
+	}
+	m.mu.Lock()
+	d.committed = true
+	m.mu.Unlock()
+	return nil
+}
+
+// refuse takes d out, putting back the download it replaced, with err as the answer of
+// Create's callers. Call with m.mu held.
+func (m *Manager) refuse(k storage.Key, d *download, err error) {
+	d.refused = err
+	if d.prev != nil {
+		m.downloads[k] = d.prev
+	} else {
+		delete(m.downloads, k)
+	}
+	d.prev = nil
+	m.decide(d)
+}
+
+// decide lets Create's callers answer. Call with m.mu held.
+func (m *Manager) decide(d *download) {
+	d.prev = nil
+	if d.decided != nil && !d.isDecided {
+		d.isDecided = true
+		close(d.decided)
+	}
+}
+
+// resolve reads the playlists at origin within timeout. Reaching it is the origin's
+// fault (a playlist that dribbles, retries that go on), so it ends as an
+// *hls.OriginError naming the playlist, not as a bare "context deadline exceeded".
+func resolve(ctx context.Context, client *hls.Client, origin string, opt hls.SelectOptions, timeout time.Duration) (*hls.Source, error) {
+	name := "the origin's playlist"
+	if u, err := url.Parse(origin); err == nil {
+		name = hls.RedactURL(u)
+	}
+	cause := &hls.OriginError{URL: name, Err: fmt.Errorf("the origin did not answer its playlists within %v", timeout)}
+	rctx, cancel := context.WithTimeoutCause(ctx, timeout, cause)
+	defer cancel()
+	return client.Resolve(rctx, origin, opt)
+}
