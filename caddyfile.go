@@ -31,6 +31,8 @@ func init() {
 //	    max_height        <pixels>
 //	    fetch_concurrency <n>
 //	    max_jobs          <n>
+//	    max_queue         <n>              # default 1000; beyond, creating answers 503
+//	    create_wait       <duration>       # default 10s: how long a POST waits for the origin
 //	    require_signed_urls
 //	    signing_key       <kid> <file>     # repeatable
 //	    geoip_db          <path>
@@ -99,6 +101,23 @@ func (s *StreamDownloads) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := positiveInt(d, &s.MaxJobs); err != nil {
 				return err
 			}
+		case "max_queue":
+			if err := positiveInt(d, &s.MaxQueue); err != nil {
+				return err
+			}
+			if s.MaxQueue > 1_000_000 {
+				return d.Errf("max_queue: %d is more than 1000000", s.MaxQueue)
+			}
+		case "create_wait":
+			var v string
+			if err := oneArg(d, &v); err != nil {
+				return err
+			}
+			dur, err := caddy.ParseDuration(v)
+			if err != nil || dur <= 0 {
+				return d.Errf("create_wait: %q is not a positive duration", v)
+			}
+			s.CreateWait = caddy.Duration(dur)
 		case "require_signed_urls":
 			if d.NextArg() {
 				return d.Errf("require_signed_urls: takes no value")

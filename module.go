@@ -82,6 +82,18 @@ type StreamDownloads struct {
 	// Default: 2.
 	MaxJobs int `json:"max_jobs,omitempty"`
 
+	// MaxQueue bounds the downloads waiting for a packaging job (queued, or created and
+	// waiting for the origin's playlists): beyond it, creating one (POST, or a GET with
+	// on_demand) answers 503 with Retry-After. A queued download holds its key only; its
+	// playlists are read when its job starts. Default: 1000.
+	MaxQueue int `json:"max_queue,omitempty"`
+
+	// CreateWait is how long a POST waits for the origin's playlists: within it, a video
+	// the origin does not have answers 404 and a live one 409; past it, the POST answers
+	// inprogress and such a download ends in error (errorReasonCode not_found, live).
+	// Default: 10s.
+	CreateWait caddy.Duration `json:"create_wait,omitempty"`
+
 	// RequireSignedURLs makes every video private: its files are delivered only to a
 	// URL whose video element is a signed token allowing downloads.
 	RequireSignedURLs bool `json:"require_signed_urls,omitempty"`
@@ -210,6 +222,8 @@ func (s *StreamDownloads) Provision(ctx caddy.Context) error {
 		MaxHeight:   s.MaxHeight,
 		MaxJobs:     s.MaxJobs,
 		MaxStorage:  int64(s.MaxStorage),
+		MaxQueue:    s.MaxQueue,
+		CreateWait:  time.Duration(s.CreateWait),
 		Limits: hls.Limits{
 			PlaylistSize: int64(s.Limits.PlaylistSize),
 			Segments:     s.Limits.Segments,
@@ -318,6 +332,12 @@ func (s *StreamDownloads) Validate() error {
 	}
 	if s.MaxStorage < 0 {
 		return fmt.Errorf("max_storage: %d is negative", s.MaxStorage)
+	}
+	if s.MaxQueue < 0 || s.MaxQueue > 1_000_000 { // 0: the default
+		return fmt.Errorf("max_queue: %d is not between 1 and 1000000", s.MaxQueue)
+	}
+	if s.CreateWait < 0 {
+		return fmt.Errorf("create_wait: %s is negative", time.Duration(s.CreateWait))
 	}
 	if s.OnDemand < 0 {
 		return fmt.Errorf("on_demand: %s is negative", time.Duration(s.OnDemand))
