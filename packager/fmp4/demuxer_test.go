@@ -595,7 +595,7 @@ func boxOf(typ string, payload []byte) []byte {
 }
 
 // audioInit is a minimal init: one AAC track (ID 1, timescale 48000) with an elst.
-func audioInit(t *testing.T, emptyMs uint32, mediaTime int32) []byte {
+func audioInit(t testing.TB, emptyMs uint32, mediaTime int32) []byte {
 	t.Helper()
 	mvhd := make([]byte, 100)
 	binary.BigEndian.PutUint32(mvhd[12:], 1000)

@@ -30,6 +30,9 @@ func FuzzSegment(f *testing.F) {
 	for _, p := range codecSeeds(f) {
 		f.Add(p[0], p[1])
 	}
+	for _, p := range hostileSeeds(f) {
+		f.Add(p[0], p[1])
+	}
 	f.Fuzz(func(t *testing.T, init, seg []byte) {
 		d := NewDemuxer()
 		if err := d.Init(init); err != nil {
@@ -58,6 +61,39 @@ func FuzzSegment(f *testing.F) {
 			}
 		}
 	})
+}
+
+// hostileSeeds are segments of the shapes of issue 12, cut to a fuzzer's size: a moof
+// announcing a sample larger than any plausible one, an mdat announcing 1 TiB, a run of
+// samples far past the end of the segment, a track's runs out of file order, trafs out
+// of file order.
+func hostileSeeds(f *testing.F) [][2][]byte {
+	init, err := os.ReadFile(filepath.Join("testdata", "avc_init.mp4"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	seg, err := os.ReadFile(filepath.Join("testdata", "avc_seg.m4s"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	small := make([]uint32, 20)
+	for i := range small {
+		small[i] = 50
+	}
+	huge := make([]uint32, 1000)
+	for i := range huge {
+		huge[i] = 1 << 20
+	}
+	data := bytes.Repeat([]byte{0x21}, 2000)
+	return [][2][]byte{
+		{init, testutil.FMP4Fragment(1, 0, 3000, []uint32{64 << 20}, 1<<40)},
+		{init, testutil.FMP4Fragment(2, 0, 1024, []uint32{2 << 20}, 0)},
+		{init, append(testutil.FMP4Fragment(2, 0, 1024, small, 1<<40), data...)},
+		{init, append(testutil.FMP4Fragment(2, 0, 1024, huge, 0), data...)},
+		{init, append(testutil.FMP4Fragment(2, 0, 1024, small, 0), data...)},
+		{init, swapTrafData(f, seg)},
+		{audioInit(f, 0, 0), runsOutOfOrder(3, 4, 10)},
+	}
 }
 
 // FuzzInit parses init sections.

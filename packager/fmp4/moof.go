@@ -269,7 +269,11 @@ func (d *Demuxer) parseMoof(m *moofBuf, start int64, hdr int) error {
 func (d *Demuxer) checkSample(k int, st *stream, t int64, dur, size uint32) error {
 	s := &d.s
 	if limit := maxSampleSize(st.track.Kind); size > limit {
-		return fmt.Errorf("a %s sample of %d bytes (at decode time %d): larger than any plausible one, at most %d MiB", st.track.Kind, size, t, limit>>20)
+		what := "a video"
+		if st.track.Kind == media.Audio {
+			what = "an audio"
+		}
+		return fmt.Errorf("%s sample of %d bytes (at decode time %d): larger than any plausible one, at most %d MiB", what, size, t, limit>>20)
 	}
 	if st.haveRaw && t <= st.lastRaw {
 		if s.seen[k] && t == st.lastRaw && s.lastDur[k] == 0 {

@@ -46,7 +46,7 @@ type segState struct {
 	moofs   int     // bytes of the moofs that runs still read from
 	count   int     // samples announced
 	needEnd int64   // where the data of the tracks not taken ends
-	total   int64   // sample bytes read
+	dataEnd int64   // where the data of the last sample read ends
 
 	// By track (0 video, 1 audio).
 	seqs    [2]int    // samples announced, in decode order
@@ -261,9 +261,12 @@ func (d *Demuxer) readData(typ string, start, a, end int64) error {
 			}
 			return fmt.Errorf("box %q is truncated: %d bytes declared, %d present", printable(typ), end-start, s.in.end()-start)
 		}
-		if s.total += int64(size); s.total > r.pos+int64(size) {
-			return errors.New("sample data overlaps: more sample bytes than the segment holds")
+		if r.pos < s.dataEnd {
+			// Read in file order, so this sample shares bytes with the one before: one
+			// could make a segment's bytes count again and again.
+			return fmt.Errorf("sample data overlaps: track %d's sample at %d+%d starts before the end of the sample data before it (%d)", r.track, r.pos, size, s.dataEnd)
 		}
+		s.dataEnd = r.pos + int64(size)
 		if err := d.take(r.k, r.seq, rawSample{raw: r.t, dur: dur, cto: cto, flags: flags, data: data}); err != nil {
 			return err
 		}
