@@ -117,7 +117,7 @@ func remux(ctx context.Context, client *hls.Client, rs []*rendition, concurrency
 		r, seg := rs[it.r], segs[i]
 		tls[it.r].begin(it.seg)
 		if err := feed(ctx, client, r, it.seg, body, emits[it.r]); err != nil {
-			return fmt.Errorf("segment %s: %w", hls.RedactURL(seg.URL), err)
+			return fmt.Errorf("segment %s: %w", hls.RedactURL(r.segs[segmentOf(err, it.seg)].URL), err)
 		}
 		done += seg.Duration
 		progress(done, total)
@@ -132,7 +132,7 @@ func remux(ctx context.Context, client *hls.Client, rs []*rendition, concurrency
 	for i, r := range rs {
 		if err := r.demux.Flush(emits[i]); err != nil {
 			// What is left at the end belongs to the last segment.
-			return nil, nil, fmt.Errorf("segment %s: %w", hls.RedactURL(r.segs[len(r.segs)-1].URL), err)
+			return nil, nil, fmt.Errorf("segment %s: %w", hls.RedactURL(r.segs[segmentOf(err, len(r.segs)-1)].URL), err)
 		}
 		for _, t := range r.demux.Tracks() {
 			if r.keep == 0 || t.Kind == r.keep {
@@ -155,6 +155,17 @@ func remux(ctx context.Context, client *hls.Client, rs []*rendition, concurrency
 		return nil, nil, errNoMedia
 	}
 	return tracks, notes, nil
+}
+
+// segmentOf is the segment of a rendition that a demuxer's error about segment j is
+// about: an earlier one when the error says so (a loss that shows only in the segment
+// after it, ts's malformedError.Segment), else j.
+func segmentOf(err error, j int) int {
+	var e interface{ Segment() int }
+	if errors.As(err, &e) && e.Segment() >= 0 && e.Segment() < j {
+		return e.Segment()
+	}
+	return j
 }
 
 // feed hands segment j of r to its demuxer, after the init section and discontinuity

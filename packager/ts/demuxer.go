@@ -52,6 +52,10 @@ func (e *malformedError) Error() string {
 }
 func (e *malformedError) Unwrap() []error { return []error{ErrMalformed, e.err} }
 
+// Segment is the index (from 0, in the order fed) of the segment the error is about: the
+// one before the segment being read when what it lost shows only in the next one.
+func (e *malformedError) Segment() int { return e.seg }
+
 // Demuxer turns the MPEG-TS segments of one HLS rendition, fed in playlist order, into samples.
 //
 // Timeline: the stream is cut into periods by Discontinuity (EXT-X-DISCONTINUITY). Inside
@@ -80,8 +84,10 @@ func (e *malformedError) Unwrap() []error { return []error{ErrMalformed, e.err} 
 //
 // Accounting: what the demuxer cannot use is counted (losses.go), and any of it ends the
 // segment in an error; so does a segment whose media does not cover its EXTINF
-// (media.Covers, checkCoverage). Frames that cannot be decoded are left out and said in
-// Notes.
+// (media.Covers, checkCoverage). What shows only in the next segment (a PES or unit the
+// segment ends in and the next does not go on with; packets missing by the continuity
+// counters, pes.go) is an error about the segment before (malformedError.Segment).
+// Frames that cannot be decoded are left out and said in Notes.
 //
 // Video samples are in 90 kHz ticks; audio samples are in ticks of the audio sample rate
 // (48 kHz for Opus), counted on by each frame's length (AAC 1024, AC-3 and E-AC-3 1536,
@@ -124,6 +130,7 @@ type Demuxer struct {
 	vES    videoES
 	aES    audioES
 	lost   losses
+	tail   losses    // lost at the end of the segment before the one being read (pes.go)
 	cov    coverage  // of the segment being read
 	had    [2]bool   // the track yielded media in an earlier segment
 	short  [2]string // a segment where the track fell short, while it may have ended there
@@ -202,6 +209,7 @@ func NewDemuxer() *Demuxer {
 	d.aES.on = d.onAudio
 	d.aES.lost = &d.lost
 	d.pes.lost = &d.lost
+	d.pes.tail = &d.tail
 	d.pes.onPMT = d.onPMT
 	return d
 }
@@ -286,6 +294,7 @@ func (d *Demuxer) Segment(r io.Reader, emit func(media.Sample) error) (err error
 	d.vES.seg, d.aES.seg = seg, seg
 	d.cov, d.jumped = coverage{}, false
 	d.lost.reset()
+	d.tail.reset()
 	d.pes.newSegment()
 
 	if d.br == nil {
@@ -322,6 +331,14 @@ func (d *Demuxer) Segment(r io.Reader, emit func(media.Sample) error) (err error
 			return d.emitErr
 		}
 		return err
+	}
+	// What this segment's first packets found lost of the segment before: packets a
+	// counter says are missing count unless this segment starts a new period.
+	if d.pes.boundary.any() && d.pes.countersCarried() && !(d.per.fresh && d.per.firstSeg == seg) {
+		d.tail.addAll(&d.pes.boundary)
+	}
+	if d.tail.any() && seg > 0 {
+		return &malformedError{seg: seg - 1, err: fmt.Errorf("media lost at its end, where segment %d does not go on with it: %s", seg, &d.tail)}
 	}
 	if d.lost.any() {
 		return d.malformed("media lost: %s", &d.lost)

@@ -22,6 +22,18 @@ import (
 // a continuity counter jump, a packet with the transport error indicator, a PES cut
 // before its PES_packet_length, payload of a PES whose header was lost, a truncated
 // packet at the end of a segment.
+//
+// Segment boundaries: a segment may start its streams anew (a PES start, the continuity
+// counters reset, as packagers that mux each segment on its own do), so a counter that
+// jumps into a segment's first packet of a PID that starts a PES is no loss by itself.
+// What the segment before left in progress and the new segment does not go on with (a PES
+// short of its length, a unit cut) is that segment's loss (tail). And where the packager
+// evidently keeps the counters across segments — the segment's first PAT and PMT packets
+// go on from the segment before's (not to 0, where a reset would put them) — a media
+// PID's counter that jumps there says packets were lost at the end of the segment before
+// (a segment cut at a packet boundary): counted as such (boundary), unless the segment
+// turns out to start a new period (an explicit or implicit discontinuity: other content
+// spliced in, whose counters need not go on).
 
 const (
 	tsPacketSize = 188
@@ -71,7 +83,33 @@ type pesReader struct {
 	lost    *losses
 	lead    int64  // payload of PES that started before the stream did
 	rb      []byte // read buffer
+
+	tail     *losses  // what a segment's first packets find lost of the segment before
+	boundary losses   // packets missing at the segment's start by the counters (see above)
+	psiCC    [2]psiCC // of the PAT and the PMT
 }
+
+// psiCC follows the continuity counter of the PAT or of the PMT across segments.
+type psiCC struct {
+	seen    bool
+	last    uint8
+	fresh   bool // no packet of it in the current segment yet
+	carried bool // its first packet in the current segment went on from the segment before
+}
+
+// countPSI takes the continuity counter of a PAT (i 0) or PMT (i 1) packet.
+func (r *pesReader) countPSI(i int, cc uint8) {
+	c := &r.psiCC[i]
+	if c.fresh {
+		c.fresh = false
+		c.carried = c.seen && cc == (c.last+1)&0x0f && cc != 0
+	}
+	c.seen, c.last = true, cc
+}
+
+// countersCarried reports whether the segment's first PAT and PMT packets went on from
+// the segment before's: the packager keeps the counters across segments.
+func (r *pesReader) countersCarried() bool { return r.psiCC[0].carried && r.psiCC[1].carried }
 
 // follow routes the PES of pid to sink. A PID that already went to another sink
 // starts over (what it had in progress is lost).
@@ -130,6 +168,10 @@ func (r *pesReader) newSegment() {
 	for _, s := range r.streams {
 		s.fresh = true
 	}
+	for i := range r.psiCC {
+		r.psiCC[i].fresh, r.psiCC[i].carried = true, false
+	}
+	r.boundary.reset()
 }
 
 // read goes through the packets of src to its end; it returns the first error of a sink
@@ -251,17 +293,25 @@ func (r *pesReader) packet(p []byte) error {
 	}
 	s.seen, s.lastCC = true, cc
 	jump := wasSeen && !discontinuity && cc != (prevCC+1)&0x0f
+	if fresh {
+		r.lost.into = r.tail // what the segment before left in progress is its own
+	}
 	switch {
 	case jump && !fresh:
 		r.lost.add(fmt.Sprintf("TS packets of the %s missing (continuity counter jump)", s.sink.kind()), int64((cc-prevCC-1)&0x0f))
 		r.abort(s)
 	case fresh && !pusi && (jump || !wasSeen):
 		r.abort(s) // what went on from the previous segment does not continue here
+	case fresh && jump:
+		// A new PES after a jump: a loss only where the counters go on across segments,
+		// which the segment's PAT and PMT tell (Demuxer.Segment decides at its end).
+		r.boundary.add(fmt.Sprintf("TS packets (modulo 16) of the %s missing at its end (its continuity counter jumps into the next segment, whose PAT and PMT counters go on from it)", s.sink.kind()), int64((cc-prevCC-1)&0x0f))
 	}
 	if pusi {
 		r.drop(s) // the PES before ends here
 		s.state, s.begun = pesInHeader, true
 	}
+	r.lost.into = nil
 	switch s.state {
 	case pesPadding:
 		return nil
@@ -340,6 +390,7 @@ func (r *pesReader) psi(p []byte, pid uint16) error {
 		return nil
 	}
 	pusi := p[1]&0x40 != 0
+	r.countPSI(min(int(pid), 1), p[3]&0x0f)
 	if pid == 0 {
 		if sec := r.pat.write(payload, pusi); sec != nil {
 			if pmt, ok := parsePAT(sec); ok && (!r.havePAT || pmt != r.pmtPID) {

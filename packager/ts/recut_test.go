@@ -249,17 +249,23 @@ func withPrivatePackets(seg []byte, n int) []byte {
 }
 
 // TestTrackHole: a segment without the audio the segments around it have is a loss,
-// reported once the audio goes on; audio that ends a segment early is not.
+// reported once the audio goes on; audio that ends a segment early is not. Where the
+// packager keeps the continuity counters across segments (the demo's, made by ffmpeg),
+// the counters tell first; where the next segment's PAT and PMT counters start at 0 (a
+// packager that resets them each segment), the coverage does.
 func TestTrackHole(t *testing.T) {
 	pl := readPlaylist(t, filepath.Join(filepath.Dir(testutil.DemoSegments(t)[0]), "index.m3u8"))
 	segs := readAll(t, pl.segs)
-	run := func(noAudio int) error {
+	run := func(noAudio int, resetPSI bool) error {
 		d := NewDemuxer()
 		emit := func(media.Sample) error { return nil }
 		var start time.Duration
 		for i, s := range segs {
 			if i == noAudio {
 				s = withoutPID(s, 0x101)
+			}
+			if i == noAudio+1 && resetPSI {
+				s = withPSICounters(s, 0)
 			}
 			d.Expect(media.SegmentInfo{Start: start, Duration: pl.extinf[i]})
 			start += pl.extinf[i]
@@ -269,12 +275,28 @@ func TestTrackHole(t *testing.T) {
 		}
 		return d.Flush(emit)
 	}
-	if err := run(1); err == nil || !bytesContains(err.Error(), "segment 1 holds 0.000 s of audio") {
+	if err := run(1, false); err == nil || !bytesContains(err.Error(), "malformed MPEG-TS segment 1: media lost at its end, where segment 2 does not go on with it: ") ||
+		!bytesContains(err.Error(), "TS packets (modulo 16) of the audio missing at its end (its continuity counter jumps into the next segment") {
 		t.Errorf("audio missing from the middle segment: err = %v", err)
 	}
-	if err := run(len(segs) - 1); err != nil {
+	if err := run(1, true); err == nil || !bytesContains(err.Error(), "segment 1 holds 0.000 s of audio") {
+		t.Errorf("audio missing from the middle segment, counters reset after it: err = %v", err)
+	}
+	if err := run(len(segs)-1, false); err != nil {
 		t.Errorf("audio missing from the last segment: %v", err)
 	}
+}
+
+// withPSICounters sets the continuity counter of the PAT and PMT (PID 0x1000) packets
+// of seg to cc, as a packager that starts every segment anew writes them.
+func withPSICounters(seg []byte, cc byte) []byte {
+	out := bytes.Clone(seg)
+	for i := 0; i+tsPacketSize <= len(out); i += tsPacketSize {
+		if pid := packetPID(out[i:]); pid == 0 || pid == 0x1000 {
+			out[i+3] = out[i+3]&0xf0 | cc
+		}
+	}
+	return out
 }
 
 // withoutPID drops the packets of pid.
