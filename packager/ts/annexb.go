@@ -13,6 +13,12 @@ import (
 // that never ends, and must not grow memory.
 const maxVideoAU = 16 << 20
 
+// maxNALs bounds the NAL units of one access unit, whose positions are kept while it is
+// built (tiny NAL units would make them outweigh the unit's bytes): far above real ones
+// (HEVC's highest level allows 600 slice segments a picture; H.264 streams rarely have
+// more than a slice per macroblock row).
+const maxNALs = 1 << 16
+
 // videoUnit is one access unit rebuilt from the elementary stream.
 type videoUnit struct {
 	nalus    [][]byte // without start codes; valid during the call that hands it on
@@ -79,7 +85,7 @@ func (v *videoES) write(b []byte) error {
 		}
 	}
 	if v.inAU && len(v.buf) > maxVideoAU {
-		return fmt.Errorf("%w: a video access unit larger than %d MiB", ErrMalformed, maxVideoAU>>20)
+		return fmt.Errorf("a video access unit larger than %d MiB", maxVideoAU>>20)
 	}
 	if !v.inAU && v.scan > 4 {
 		// Bytes before any unit start (after a loss, or a stream that starts mid-unit).
@@ -167,6 +173,9 @@ func (v *videoES) nal(p, hdr int) error {
 		v.nals = v.nals[:0]
 		v.au.seg = v.seg
 		v.au.pts, v.au.dts, v.au.stamped = v.stamps.take(v.base, v.base+int64(hdr), v.due)
+	}
+	if len(v.nals) >= maxNALs {
+		return fmt.Errorf("a video access unit of more than %d NAL units", maxNALs)
 	}
 	v.nals = append(v.nals, hdr)
 	v.sawVCL = v.sawVCL || vcl

@@ -184,6 +184,9 @@ func (a *audioES) take(fr audioFrame, l int) error {
 		}
 		return nil
 	}
+	if len(a.unit)+len(fr.payload)+(len(a.unitHdr)+1)*eac3FrameOverhead > maxEAC3Unit {
+		return fmt.Errorf("an E-AC-3 unit of more than %d MiB (substreams that no independent substream ends)", maxEAC3Unit>>20)
+	}
 	a.unit = append(a.unit, fr.payload...)
 	a.unitHdr = append(a.unitHdr, fr.ac3)
 	if !part {
@@ -194,6 +197,15 @@ func (a *audioES) take(fr audioFrame, l int) error {
 
 // eac3UnitSamples is the length of an E-AC-3 sample in an MP4: six blocks of 256.
 const eac3UnitSamples = 1536
+
+// maxEAC3Unit bounds an E-AC-3 unit being joined, each syncframe counted with its header
+// kept (eac3FrameOverhead): E-AC-3's highest bit rate, 6.144 Mb/s, makes at most 37 KB a
+// unit (1536 samples at 32 kHz), so dependent substreams that never meet the next
+// independent one are not media but a stream that must not grow memory.
+const (
+	maxEAC3Unit       = 1 << 20
+	eac3FrameOverhead = 64
+)
 
 // flushUnit hands on the E-AC-3 unit in progress.
 func (a *audioES) flushUnit() error {

@@ -121,6 +121,7 @@ type Demuxer struct {
 	originTaken bool
 	at          int64 // where the current period starts by the playlist (90 kHz from origin)
 	pending     []event
+	pendingSize int  // bytes of pending, with what holding each unit costs (holdBack)
 	segV        bool // the program has a video / audio stream we read
 	segA        bool
 
@@ -300,7 +301,8 @@ func (d *Demuxer) Segment(r io.Reader, emit func(media.Sample) error) (err error
 	if d.br == nil {
 		d.br = bufio.NewReaderSize(r, 64<<10)
 	}
-	d.br.Reset(r)
+	src := &sourceReader{r: r}
+	d.br.Reset(src)
 	defer d.br.Reset(nil)
 	if head, _ := d.br.Peek(4); d.packed || sniffPacked(head) {
 		err = d.readPacked(d.br)
@@ -310,6 +312,9 @@ func (d *Demuxer) Segment(r io.Reader, emit func(media.Sample) error) (err error
 	if err != nil {
 		if d.emitErr != nil {
 			return d.emitErr
+		}
+		if src.err != nil && errors.Is(err, src.err) {
+			return src.err // the reader's own (the origin, a size limit): not a malformed segment
 		}
 		var uc *UnsupportedCodecError
 		var me *malformedError
@@ -506,8 +511,7 @@ func (d *Demuxer) onVideo(u videoUnit) error {
 			p.firstPTS = ptsU
 		}
 		p.observe(idxVideo, dtsU)
-		d.pending = append(d.pending, event{pts: ptsU, dts: dtsU, au: cloneAU(u.nalus)})
-		return d.maybeResolve()
+		return d.holdBack(event{pts: ptsU, dts: dtsU, au: cloneAU(u.nalus)})
 	}
 	p.observe(idxVideo, dtsU)
 	return d.videoAU(ptsU+p.offset, dtsU+p.offset, u.nalus)
@@ -539,8 +543,7 @@ func (d *Demuxer) onAudio(u audioUnit) error {
 		if u.stamped {
 			p.observe(idxAudio, ptsU)
 		}
-		d.pending = append(d.pending, event{audio: true, stamped: u.stamped, pts: ptsU, samples: u.samples, au: [][]byte{bytes.Clone(u.data)}})
-		return d.maybeResolve()
+		return d.holdBack(event{audio: true, stamped: u.stamped, pts: ptsU, samples: u.samples, au: [][]byte{bytes.Clone(u.data)}})
 	}
 	if u.stamped {
 		p.observe(idxAudio, ptsU)

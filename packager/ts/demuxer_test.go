@@ -220,6 +220,12 @@ func FuzzSegment(f *testing.F) {
 		}
 		f.Add(b[:min(len(b), 188*64)])
 	}
+	for _, b := range floodSeeds(f) { // tiny frames by the thousand (issue 12)
+		f.Add(b)
+	}
+	for _, b := range endlessSeeds(f) { // PES without end (issue 12)
+		f.Add(b)
+	}
 	// Segments made with ffmpeg when it is there: HEVC (x265, B frames, VPS/SPS/PPS), and
 	// each audio codec in TS and as packed audio (behind an ID3 timestamp).
 	if _, err := exec.LookPath("ffmpeg"); err == nil && !testing.Short() {

@@ -10,16 +10,23 @@ import (
 // differently in the MP4 and give other bytes and another ETag. Within a segment, a
 // sample waits until the other track has shown a later one; at the end of each segment
 // everything goes, so the order depends on the segments and timestamps only. maxHeld
-// bounds what waits (a track that falls silent mid-segment).
+// bounds what waits (a track that falls silent mid-segment), each sample counted with what
+// holding it costs besides its data (heldOverhead): millions of tiny frames are bounded
+// too.
 type orderer struct {
 	q     [2][]media.Sample // video, audio; Data owned
 	free  [][]byte
+	spare int // capacity of free
 	held  int
 	other [2]bool // the program has the other track (per index: video's other is audio)
 	emit  func(media.Sample) error
 }
 
 const maxHeld = 8 << 20
+
+// heldOverhead is what a waiting sample costs besides its data: its media.Sample in the
+// queue and its buffer's header.
+const heldOverhead = 80
 
 func (o *orderer) push(s media.Sample) error {
 	i, j := idxVideo, idxAudio
@@ -32,10 +39,11 @@ func (o *orderer) push(s media.Sample) error {
 	var b []byte
 	if n := len(o.free); n > 0 {
 		b, o.free = o.free[n-1][:0], o.free[:n-1]
+		o.spare -= cap(b)
 	}
 	s.Data = append(b, s.Data...)
 	o.q[i] = append(o.q[i], s)
-	o.held += len(s.Data)
+	o.held += len(s.Data) + heldOverhead
 	return o.release(false)
 }
 
@@ -59,9 +67,12 @@ func (o *orderer) release(all bool) error {
 		}
 		s := o.q[i][0]
 		o.q[i] = o.q[i][1:]
-		o.held -= len(s.Data)
+		o.held -= len(s.Data) + heldOverhead
 		err := o.emit(s)
-		o.free = append(o.free, s.Data)
+		if o.spare+cap(s.Data) <= maxHeld { // the buffers kept for reuse are bounded too
+			o.free = append(o.free, s.Data)
+			o.spare += cap(s.Data)
+		}
 		if len(o.q[i]) == 0 {
 			o.q[i] = o.q[i][:0]
 		}

@@ -119,6 +119,32 @@ func durationTo90k(at time.Duration) int64 {
 	return sec*VideoTimescale + (rem*VideoTimescale+5e8)/1e9
 }
 
+// maxPending bounds the units held back until a new period's offset is known, each
+// counted with what holding it costs besides its bytes (pendingOverhead): a track that
+// shows no timestamp while the other goes on (a declared video stream that never carries
+// a packet, beside a PES of audio frames without end) would hold them all. Past it the
+// offset is fixed with what was seen, as at the end of a segment; with nothing stamped at
+// all, the media cannot be placed: an error.
+const (
+	maxPending      = 8 << 20
+	pendingOverhead = 96
+)
+
+// holdBack holds a unit of the pending period back until its offset is known.
+func (d *Demuxer) holdBack(ev event) error {
+	d.pending = append(d.pending, ev)
+	for _, n := range ev.au {
+		d.pendingSize += len(n) + pendingOverhead
+	}
+	if d.pendingSize <= maxPending {
+		return d.maybeResolve()
+	}
+	if _, ok := d.per.earliest(); !ok {
+		return d.malformed("more than %d MiB of media without a timestamp", maxPending>>20)
+	}
+	return d.resolve()
+}
+
 // maybeResolve fixes the pending period's offset once every track of the segment showed
 // a timestamp.
 func (d *Demuxer) maybeResolve() error {
@@ -177,7 +203,7 @@ func (d *Demuxer) resolve() error {
 		d.audioResync = true
 	}
 	evs := d.pending
-	d.pending = nil
+	d.pending, d.pendingSize = nil, 0
 	for _, ev := range evs {
 		var err error
 		if ev.audio {
