@@ -13,8 +13,10 @@ import (
 // interleaved by decode time across the tracks, as a whole segment sorted would give
 // them (so that the muxer's chunks interleave, and the same source gives the same file):
 // within a segment, a sample waits until the other track has shown a later one; at the
-// end of the segment everything goes. What waits is copied aside, at most maxHeld bytes
-// (beyond, the track that waits goes on alone). A sample whose data comes before that of
+// end of the segment everything goes. What waits is copied aside, at most maxHeld bytes,
+// each sample counted with what holding it costs besides its data (heldOverhead); beyond,
+// the track that waits goes on alone, and a sample that would pass the bound by itself
+// is not copied but goes at once, after what waits before it. A sample whose data comes before that of
 // a sample preceding it in decode order (trafs or truns out of file order) waits for it
 // too, within the same bound; beyond, it is an error.
 
@@ -27,6 +29,10 @@ type rawSample struct {
 	data  []byte
 	seq   int // place in decode order among its track's samples of the segment
 }
+
+// heldOverhead is what a sample copied aside costs besides its data: its rawSample in a
+// queue and its buffer's header.
+const heldOverhead = 96
 
 // holder keeps the samples copied aside, by track (0 video, 1 audio).
 type holder struct {
@@ -76,8 +82,8 @@ func (d *Demuxer) take(k, seq int, s rawSample) error {
 		s.data, s.seq = h.copy(s.data), seq
 		i := sort.Search(len(h.early[k]), func(i int) bool { return h.early[k][i].seq > seq })
 		h.early[k] = slices.Insert(h.early[k], i, s)
-		h.held += len(s.data)
-		h.earlyBytes += len(s.data)
+		h.held += len(s.data) + heldOverhead
+		h.earlyBytes += len(s.data) + heldOverhead
 		if h.earlyBytes > maxHeld {
 			return fmt.Errorf("the %s samples' data is out of decode order by more than %d MiB", d.streamOf(k).track.Kind, maxHeld>>20)
 		}
@@ -90,8 +96,8 @@ func (d *Demuxer) take(k, seq int, s rawSample) error {
 	for len(h.early[k]) > 0 && h.early[k][0].seq == h.next[k] {
 		e := h.early[k][0]
 		h.early[k] = slices.Delete(h.early[k], 0, 1)
-		h.held -= len(e.data)
-		h.earlyBytes -= len(e.data)
+		h.held -= len(e.data) + heldOverhead
+		h.earlyBytes -= len(e.data) + heldOverhead
 		if err := d.push(k, e, true); err != nil {
 			return err
 		}
@@ -112,6 +118,13 @@ func (d *Demuxer) push(k int, s rawSample, owned bool) error {
 			return err
 		}
 	}
+	if !now && h.held+len(s.data)+heldOverhead > maxHeld {
+		// Holding it would pass the bound: what waits before it goes, then it.
+		if err := d.releaseBefore(k, s); err != nil {
+			return err
+		}
+		now = true
+	}
 	if now {
 		err := d.out(k, s)
 		if owned {
@@ -123,8 +136,55 @@ func (d *Demuxer) push(k int, s rawSample, owned bool) error {
 		s.data = h.copy(s.data)
 	}
 	h.q[k] = append(h.q[k], s)
-	h.held += len(s.data)
+	h.held += len(s.data) + heldOverhead
 	return d.release(false)
+}
+
+// releaseBefore hands on what waits before s, the next sample of track k: its track's
+// queue (interleaved with the other's as far as it can be), then the other track's
+// samples that precede s.
+func (d *Demuxer) releaseBefore(k int, s rawSample) error {
+	h := &d.s.hold
+	o := 1 - k
+	for len(h.q[k]) > 0 {
+		next := k
+		if len(h.q[o]) > 0 {
+			first, err := d.precedes(o, h.q[o][0], h.q[k][0])
+			if err != nil {
+				return err
+			}
+			if first {
+				next = o
+			}
+		}
+		if err := d.releaseOne(next); err != nil {
+			return err
+		}
+	}
+	for len(h.q[o]) > 0 {
+		first, err := d.precedes(o, h.q[o][0], s)
+		if err != nil || !first {
+			return err
+		}
+		if err := d.releaseOne(o); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// releaseOne hands on the first sample waiting in track k's queue.
+func (d *Demuxer) releaseOne(k int) error {
+	h := &d.s.hold
+	s := h.q[k][0]
+	h.q[k] = h.q[k][1:]
+	if len(h.q[k]) == 0 {
+		h.q[k] = h.q[k][:0]
+	}
+	h.held -= len(s.data) + heldOverhead
+	err := d.out(k, s)
+	h.put(s.data)
+	return err
 }
 
 // release hands on what may go: all of it at the end of a segment.
@@ -150,15 +210,7 @@ func (d *Demuxer) release(all bool) error {
 		default:
 			return nil
 		}
-		s := h.q[k][0]
-		h.q[k] = h.q[k][1:]
-		if len(h.q[k]) == 0 {
-			h.q[k] = h.q[k][:0]
-		}
-		h.held -= len(s.data)
-		err := d.out(k, s)
-		h.put(s.data)
-		if err != nil {
+		if err := d.releaseOne(k); err != nil {
 			return err
 		}
 	}

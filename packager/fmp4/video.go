@@ -88,6 +88,11 @@ func (d *Demuxer) videoSample(st *stream, s rawSample) (out []byte, sync, keep b
 		st.gotSync = true
 	}
 	buf := d.buf[:0]
+	if n := len(st.inband) + len(s.data) + 64; cap(buf) < n {
+		// At its size at once: growing by append to a sample of many MiB would leave
+		// several times that behind as garbage.
+		buf = make([]byte, 0, n)
+	}
 	if sync {
 		buf = append(buf, st.inband...)
 	}
