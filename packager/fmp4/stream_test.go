@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -260,5 +262,63 @@ func TestBadLayouts(t *testing.T) {
 		if !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: err = %v, want %q", tc.name, err, tc.want)
 		}
+	}
+}
+
+// TestSampleOverHold: a sample that would pass maxHeld by itself goes at once, after what
+// waits before it (its track's queue, the other track's samples that precede it), and
+// what follows it keeps waiting.
+func TestSampleOverHold(t *testing.T) {
+	d := NewDemuxer()
+	if err := d.Init(readTestdata(t, "avc_init.mp4")); err != nil {
+		t.Fatal(err)
+	}
+	var got emitted
+	d.resetSegment(got.add)
+	vs, as := d.video.cur.timescale, d.audio.cur.timescale
+	d.s.seen, d.s.first = [2]bool{true, true}, [2]int64{0, 0}
+	idr := func(n int) []byte {
+		b := binary.BigEndian.AppendUint32(nil, uint32(n-4))
+		return append(append(b, 0x65, 0x88), make([]byte, n-6)...)
+	}
+	// Video at 0 s and 1 s wait for audio; audio at 0.5 s goes before the second.
+	for i, sec := range []int64{0, 1} {
+		if err := d.take(0, i, rawSample{raw: sec * int64(vs), dur: vs, flags: 0x02000000, data: idr(1000)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := d.take(1, 0, rawSample{raw: int64(as) / 2, dur: 1024, data: make([]byte, 100)}); err != nil {
+		t.Fatal(err)
+	}
+	// Then a 9 MiB video sample at 2 s (not copied aside: what it allocates is its AVCC
+	// buffer, and the copy emitted keeps), and audio at 0.75 s and 3 s.
+	large := idr(9 << 20)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	if err := d.take(0, 2, rawSample{raw: 2 * int64(vs), dur: vs, flags: 0x02000000, data: large}); err != nil {
+		t.Fatal(err)
+	}
+	runtime.ReadMemStats(&after)
+	if n := after.TotalAlloc - before.TotalAlloc; n > 20<<20 {
+		t.Errorf("taking the 9 MiB sample allocated %d MiB", n>>20)
+	}
+	for i, t100 := range []int64{75, 300} {
+		if err := d.take(1, 1+i, rawSample{raw: int64(as) * t100 / 100, dur: 1024, data: make([]byte, 100)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var order []string
+	for _, s := range got {
+		order = append(order, fmt.Sprint(s.Track.Kind, len(s.Data) > 1<<20))
+	}
+	want := []string{"video false", "audio false", "video false", "video true"}
+	if fmt.Sprint(order) != fmt.Sprint(want) {
+		t.Fatalf("emitted %v (kind, large), want %v (then the audio at 0.75 s, waiting)", order, want)
+	}
+	if len(got[3].Data) != 9<<20 || d.s.hold.held != 2*(100+heldOverhead) {
+		t.Errorf("the large sample: %d bytes; held %d", len(got[3].Data), d.s.hold.held)
+	}
+	if err := d.release(true); err != nil || len(got) != 6 {
+		t.Errorf("at the segment's end: %d samples, %v", len(got), err)
 	}
 }
