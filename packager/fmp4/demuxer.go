@@ -25,8 +25,9 @@
 // (AAC, AC-3, E-AC-3, MP3/MP2, Opus) are copied as they are, with their sample entry's
 // configuration (esds, dac3, dec3, dOps, av1C) carried over.
 //
-// Segments are read as streams, box by box, holding at most one moof, the sample being
-// read and what waits to be interleaved; every bound is in segment.go. Samples of one
+// Segments are read as streams, box by box, holding the moofs whose samples are still to
+// come, the sample being read and what waits to be interleaved, each bounded whatever
+// the input (segment.go). Samples of one
 // segment are emitted interleaved by decode time across the tracks (so the muxer's
 // chunks interleave), within that bound (order.go).
 package fmp4

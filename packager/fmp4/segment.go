@@ -115,10 +115,10 @@ func (d *Demuxer) Segment(r io.Reader, emit func(media.Sample) error) (err error
 		}
 		d.s.in.r, d.s.emit = nil, nil
 	}()
+	d.resetSegment(emit)
 	if !d.haveInit {
 		return errors.New("no init section (EXT-X-MAP) before the segment")
 	}
-	d.resetSegment(emit)
 	if d.initMedia != nil {
 		r = io.MultiReader(bytes.NewReader(d.initMedia), r)
 		d.initMedia = nil
