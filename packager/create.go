@@ -100,6 +100,7 @@ func (m *Manager) queueNew(k storage.Key, d *download) error {
 	m.creating++ // counted against MaxQueue while its record is written
 	rec := d.rec
 	m.mu.Unlock()
+	m.flush() // the eviction of the download d replaces writes its record first
 	err := m.store.SaveRecord(rec)
 	m.mu.Lock()
 	m.creating--
@@ -195,7 +196,9 @@ func (m *Manager) commit(k storage.Key, d *download) error {
 	rec := d.rec
 	m.mu.Unlock()
 	// Outside the lock, as every disk write: a slow disk holds up no other download.
-	// A Delete meanwhile waits for d.done, closed when the job ends.
+	// A Delete meanwhile waits for d.done, closed when the job ends. The eviction of the
+	// download d replaces writes its record (and removes its file) first.
+	m.flush()
 	err := m.store.SaveRecord(rec)
 	if err != nil {
 		m.log.Error("saving download record", zap.String("video", k.Video), zap.String("type", k.Type), zap.Error(err))

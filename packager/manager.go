@@ -6,7 +6,6 @@ package packager
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -103,6 +102,10 @@ type Manager struct {
 	creating  int         // downloads created for the queue whose record is being saved
 	running   int
 	jobs      sync.WaitGroup
+	// later holds the disk writes decided under mu, in the order they were decided;
+	// flush does them once mu is released (a slow disk must not hold up the API).
+	later   []func()
+	flushMu sync.Mutex // one flush at a time, so that the writes keep their order
 }
 
 // download is one (video, type); its fields are guarded by Manager.mu.
@@ -144,7 +147,14 @@ func NewManager(store storage.Store, s Settings, log *zap.Logger) *Manager {
 	for _, err := range errs {
 		log.Error("skipping unreadable download record", zap.Error(err))
 	}
+	intact := make(map[storage.Key]bool)
+	for _, r := range recs {
+		if r.Status == storage.StatusReady {
+			intact[r.Key()] = m.fileIntact(r)
+		}
+	}
 	m.mu.Lock()
+	defer m.flush()
 	defer m.mu.Unlock()
 	for _, r := range recs {
 		d := &download{rec: r, lastUsed: r.LastUsed}
@@ -158,10 +168,12 @@ func NewManager(store storage.Store, s Settings, log *zap.Logger) *Manager {
 			m.enqueue(d)
 		case evicted(r):
 			// A crash between saving the record and removing the file leaves the file.
-			if err := store.Remove(r.Key()); err != nil {
-				log.Error("removing an evicted file", zap.String("video", r.Video), zap.String("type", r.Type), zap.Error(err))
-			}
-		case r.Status == storage.StatusReady && !m.fileIntact(r):
+			m.later = append(m.later, func() {
+				if err := store.Remove(r.Key()); err != nil {
+					log.Error("removing an evicted file", zap.String("video", r.Video), zap.String("type", r.Type), zap.Error(err))
+				}
+			})
+		case r.Status == storage.StatusReady && !intact[r.Key()]:
 			log.Error("packaged file is missing or has the wrong size: the download is marked evicted",
 				zap.String("video", r.Video), zap.String("type", r.Type))
 			m.evictOne(d, "the packaged file was missing from storage; POST again (or GET it with on_demand) to package it again")
@@ -233,6 +245,7 @@ func (m *Manager) Destruct() error {
 	m.mu.Lock()
 	m.saveRecency()
 	m.mu.Unlock()
+	m.flush()
 	return nil
 }
 
@@ -277,6 +290,8 @@ func (m *Manager) Delete(video string, types ...string) (bool, error) {
 		}
 	}
 	m.mu.Unlock()
+	// An eviction of a victim decided before it left the map writes its record first.
+	m.flush()
 	var firstErr error
 	for _, d := range victims {
 		if d.done != nil {
@@ -359,6 +374,7 @@ func (m *Manager) Open(k storage.Key) (storage.File, State, error) {
 		}
 		st = d.state()
 		m.mu.Unlock()
+		m.flush()
 		return nil, st, ErrEvicted
 	}
 	if err != nil {
@@ -371,11 +387,12 @@ func (m *Manager) Open(k storage.Key) (storage.File, State, error) {
 // because of pinned files, so the pass runs again when the last one is released.
 func (m *Manager) release(d *download) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	d.open--
 	if d.open == 0 && m.settings.MaxStorage > 0 && m.used() > m.settings.MaxStorage {
 		m.evict(nil)
 	}
+	m.mu.Unlock()
+	m.flush()
 }
 
 // pinnedFile is a packaged file being delivered; Close releases the pin.
@@ -398,102 +415,6 @@ func (f *pinnedFile) SyscallConn() (syscall.RawConn, error) {
 		return c.SyscallConn()
 	}
 	return nil, errors.ErrUnsupported
-}
-
-// used is the bytes of the packaged files kept. Call with m.mu held.
-func (m *Manager) used() int64 {
-	var n int64
-	for _, d := range m.downloads {
-		if d.rec.Status == storage.StatusReady {
-			n += d.rec.Size
-		}
-	}
-	return n
-}
-
-// evict removes least-recently-used ready files until the store is within
-// max_storage. It never takes a file being delivered, nor keep (the file whose
-// packaging just ended: it would otherwise never be delivered when it alone exceeds the
-// limit). Files being written are temp files, not candidates. With max_storage, it also
-// saves the recency of the files used since the last pass (without, only Destruct does:
-// a record per file delivered, written under the lock, at every job's end, is a stall
-// the order of use does not need when nothing is evicted). Call with m.mu held.
-func (m *Manager) evict(keep *download) {
-	limit := m.settings.MaxStorage
-	if limit <= 0 {
-		return
-	}
-	m.saveRecency()
-	used := m.used()
-	if used <= limit {
-		return
-	}
-	var cands []*download
-	for _, d := range m.downloads {
-		if d.rec.Status == storage.StatusReady && d.open == 0 && d != keep {
-			cands = append(cands, d)
-		}
-	}
-	slices.SortFunc(cands, func(a, b *download) int {
-		if c := a.lastUsed.Compare(b.lastUsed); c != 0 {
-			return c
-		}
-		if c := strings.Compare(a.rec.Video, b.rec.Video); c != 0 {
-			return c
-		}
-		return strings.Compare(a.rec.Type, b.rec.Type)
-	})
-	for _, d := range cands {
-		if used <= limit {
-			break
-		}
-		size := d.rec.Size
-		if m.evictOne(d, fmt.Sprintf("the packaged file was evicted to keep storage within max_storage (%d bytes); POST again (or GET it with on_demand) to package it again", limit)) {
-			used -= size
-			m.log.Info("evicted packaged file", zap.String("video", d.rec.Video), zap.String("type", d.rec.Type),
-				zap.Int64("bytes", size), zap.Time("last_used", d.lastUsed))
-		}
-	}
-	if used > limit {
-		m.log.Warn("storage stays above max_storage: the other files are being delivered or were just packaged",
-			zap.Int64("used", used), zap.Int64("max_storage", limit))
-	}
-}
-
-// evictOne marks d evicted, record first (so no record ever says ready without a file),
-// then removes its file. Call with m.mu held.
-func (m *Manager) evictOne(d *download, reason string) bool {
-	rec := d.rec
-	rec.Status, rec.ErrorCode, rec.ErrorText = storage.StatusError, CodeEvicted, reason
-	rec.Size, rec.ETag, rec.Ready = 0, "", time.Time{}
-	rec.LastUsed = d.lastUsed
-	if err := m.store.SaveRecord(rec); err != nil {
-		m.log.Error("evicting: saving the download record; the file stays", zap.String("video", rec.Video), zap.String("type", rec.Type), zap.Error(err))
-		return false
-	}
-	d.rec, d.percent = rec, 0
-	if err := m.store.Remove(rec.Key()); err != nil {
-		// The record says evicted; the next start removes the file again.
-		m.log.Error("evicting: removing the packaged file", zap.String("video", rec.Video), zap.String("type", rec.Type), zap.Error(err))
-	}
-	return true
-}
-
-// saveRecency saves the last use of the ready files used since their record was
-// saved. Call with m.mu held.
-func (m *Manager) saveRecency() {
-	for _, d := range m.downloads {
-		if d.rec.Status != storage.StatusReady || !d.lastUsed.After(d.rec.LastUsed) {
-			continue
-		}
-		rec := d.rec
-		rec.LastUsed = d.lastUsed
-		if err := m.store.SaveRecord(rec); err != nil {
-			m.log.Warn("saving the last use of a download", zap.String("video", rec.Video), zap.String("type", rec.Type), zap.Error(err))
-			continue
-		}
-		d.rec = rec
-	}
 }
 
 // enqueue queues d's job and starts what the slots allow. Call with m.mu held.

@@ -78,6 +78,10 @@ func (m *Manager) run(ctx context.Context, d *download, client *hls.Client, s Se
 	if err == nil {
 		d.lastUsed = rec.LastUsed
 		m.evict(d)
+		// Before d.done is closed: who waits for the job sees the evictions done.
+		m.mu.Unlock()
+		m.flush()
+		m.mu.Lock()
 	}
 }
 
