@@ -49,6 +49,7 @@ func (h *Handler) deliver(w http.ResponseWriter, r *http.Request, idOrToken, typ
 	} else {
 		f, st, err = h.Manager.Open(k)
 	}
+	var limited *errRateLimited
 	switch {
 	case errors.Is(err, packager.ErrNotCreated):
 		return writeLine(w, http.StatusNotFound, "download not found")
@@ -63,6 +64,11 @@ func (h *Handler) deliver(w http.ResponseWriter, r *http.Request, idOrToken, typ
 		return writeLine(w, http.StatusNotFound, "download not available: its file was removed to free storage; create it again")
 	case errors.Is(err, packager.ErrFailed):
 		return writeLine(w, http.StatusNotFound, "download not available: packaging failed")
+	case errors.As(err, &limited):
+		w.Header().Set("Retry-After", strconv.Itoa(max(1, int((limited.retry+time.Second-1)/time.Second))))
+		return writeLine(w, http.StatusTooManyRequests, limited.Error())
+	case errors.Is(err, packager.ErrUnavailable):
+		return writeLine(w, http.StatusBadGateway, "download could not be created: the origin could not provide the video")
 	case errors.Is(err, packager.ErrQueueFull):
 		w.Header().Set("Retry-After", strconv.Itoa(queueRetryAfter))
 		return writeLine(w, http.StatusServiceUnavailable, "too many downloads are waiting to be packaged, try again later")
@@ -181,7 +187,15 @@ func (h *Handler) openOnDemand(r *http.Request, k storage.Key) (storage.File, pa
 	for range 3 {
 		st, ok := h.Manager.State(k)
 		if !ok || st.Evicted() {
-			if _, err := h.Manager.Create(ctx, k, h.Origin(r, k.Video)); err != nil {
+			// A recent failure answers without a creation; a creation counts against
+			// the rates (strangers may ask for any id).
+			if err := h.Manager.Refused(k); err != nil {
+				return nil, st, err
+			}
+			if err := h.allowOnDemand(r); err != nil {
+				return nil, st, err
+			}
+			if _, err := h.Manager.CreateOnDemand(ctx, k, h.Origin(r, k.Video)); err != nil {
 				if errors.Is(err, hls.ErrNotFound) || errors.Is(err, hls.ErrLive) {
 					return nil, st, err
 				}

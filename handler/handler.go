@@ -6,7 +6,9 @@ package handler
 import (
 	"crypto/sha256"
 	"crypto/subtle"
+	"fmt"
 	"net/http"
+	"net/netip"
 	"regexp"
 	"strings"
 	"sync"
@@ -46,9 +48,139 @@ type Handler struct {
 	// OnDemand, when above zero, makes a GET of a file that is not packaged start
 	// packaging it and wait up to this long before answering 503.
 	OnDemand time.Duration
+	// OnDemandClientRate and OnDemandRate bound the downloads that on-demand GETs
+	// create, per minute, from one client address (an IPv6 /64) and in all; beyond,
+	// such a GET answers 429. 0: DefaultOnDemandClientRate, DefaultOnDemandRate.
+	OnDemandClientRate int
+	OnDemandRate       int
 
 	hashOnce    sync.Once
 	tokenHashes [][sha256.Size]byte
+
+	limitOnce sync.Once
+	limits    *rateLimits
+}
+
+// Defaults of the on-demand creation rates, per minute: a viewer creates one download
+// per video, and max_jobs packages a few at a time anyway.
+const (
+	DefaultOnDemandClientRate = 10
+	DefaultOnDemandRate       = 120
+)
+
+// errRateLimited refuses an on-demand creation beyond the rates; retry is when a
+// creation is allowed again.
+type errRateLimited struct {
+	client bool // the client's rate, not the global one
+	retry  time.Duration
+}
+
+func (e *errRateLimited) Error() string {
+	if e.client {
+		return fmt.Sprintf("too many downloads created on demand from this address; try again in %v", e.retry.Round(time.Second))
+	}
+	return fmt.Sprintf("too many downloads created on demand; try again in %v", e.retry.Round(time.Second))
+}
+
+// allowOnDemand counts an on-demand creation for the request's client, or refuses it
+// with an *errRateLimited.
+func (h *Handler) allowOnDemand(r *http.Request) error {
+	h.limitOnce.Do(func() {
+		client, all := h.OnDemandClientRate, h.OnDemandRate
+		if client <= 0 {
+			client = DefaultOnDemandClientRate
+		}
+		if all <= 0 {
+			all = DefaultOnDemandRate
+		}
+		h.limits = newRateLimits(client, all)
+	})
+	return h.limits.allow(clientIP(r), now())
+}
+
+// maxRateClients bounds the client addresses whose rate is kept; beyond, those whose
+// bucket is full again go first, then any (a flood of addresses then shares the
+// global rate, which still holds).
+const maxRateClients = 10_000
+
+// rateLimits are token buckets: one per client address and one for all, each holding
+// up to a minute's worth of creations and refilled at its rate.
+type rateLimits struct {
+	mu      sync.Mutex
+	client  float64 // creations per minute per client
+	all     bucket
+	clients map[netip.Prefix]*bucket
+}
+
+type bucket struct {
+	rate   float64 // tokens per minute, and the most it holds
+	tokens float64
+	at     time.Time
+}
+
+func newRateLimits(client, all int) *rateLimits {
+	return &rateLimits{
+		client:  float64(client),
+		all:     bucket{rate: float64(all), tokens: float64(all)},
+		clients: make(map[netip.Prefix]*bucket),
+	}
+}
+
+// refill brings b's tokens up to t.
+func (b *bucket) refill(t time.Time) {
+	if !b.at.IsZero() {
+		b.tokens = min(b.rate, b.tokens+t.Sub(b.at).Minutes()*b.rate)
+	}
+	b.at = t
+}
+
+// wait is how long until b holds a token.
+func (b *bucket) wait() time.Duration {
+	return time.Duration((1 - b.tokens) / b.rate * float64(time.Minute))
+}
+
+func (l *rateLimits) allow(ip netip.Addr, t time.Time) error {
+	key := netip.PrefixFrom(ip, ip.BitLen())
+	if ip.Is6() && !ip.Is4In6() {
+		key, _ = ip.Prefix(64) // one subscriber, one /64
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	c := l.clients[key]
+	if c == nil {
+		l.prune(t)
+		c = &bucket{rate: l.client, tokens: l.client, at: t}
+		l.clients[key] = c
+	}
+	c.refill(t)
+	l.all.refill(t)
+	if c.tokens < 1 {
+		return &errRateLimited{client: true, retry: c.wait()}
+	}
+	if l.all.tokens < 1 {
+		return &errRateLimited{retry: l.all.wait()}
+	}
+	c.tokens--
+	l.all.tokens--
+	return nil
+}
+
+// prune makes room for one more client. Call with l.mu held.
+func (l *rateLimits) prune(t time.Time) {
+	if len(l.clients) < maxRateClients {
+		return
+	}
+	for k, b := range l.clients {
+		if b.refill(t); b.tokens >= b.rate {
+			delete(l.clients, k)
+		}
+	}
+	for k := range l.clients {
+		if len(l.clients) < maxRateClients {
+			break
+		}
+		delete(l.clients, k)
+	}
 }
 
 // Download types and the file names they are delivered as.

@@ -26,7 +26,36 @@ const (
 	// an origin that answers 429 with Retry-After (4 × 30 s at most), so that such a
 	// download fails with the origin's status rather than with this timeout.
 	DefaultResolveTimeout = 5 * time.Minute
+
+	// refusalTTL is how long the failure of an on-demand creation answers the GETs of
+	// the same download without asking the origin again: short, so that a video the
+	// origin gets is soon found, long enough to spare it a stranger's loop.
+	refusalTTL = 30 * time.Second
+	// maxRefusals bounds the failures kept (about 200 bytes each): strangers may ask for
+	// any number of ids.
+	maxRefusals = 10_000
+	// thrashWindow: a download packaged again within this of its eviction means the
+	// files in use do not fit in max_storage, which the log says.
+	thrashWindow = time.Hour
 )
+
+// ErrUnavailable matches the failure of an on-demand creation for another reason than
+// a video the origin lacks or a live one (refused with hls.ErrNotFound or hls.ErrLive):
+// the origin answered an error, an HTML page, something that is not a playable video.
+var ErrUnavailable = errors.New("the origin could not provide the video")
+
+// unavailable is an ErrUnavailable with its cause, for the log.
+type unavailable struct{ err error }
+
+func (e unavailable) Error() string        { return ErrUnavailable.Error() + ": " + e.err.Error() }
+func (e unavailable) Unwrap() error        { return e.err }
+func (e unavailable) Is(target error) bool { return target == ErrUnavailable }
+
+// refusal is a recent failure of an on-demand creation.
+type refusal struct {
+	err   error
+	until time.Time
+}
 
 // Create creates the download k from the playlist at origin, or returns its state if it
 // exists (a failed or evicted one starts again).
@@ -40,14 +69,41 @@ const (
 // queued at once, by its key (its playlists are read when its job starts), unless
 // Settings.MaxQueue downloads wait already: then Create answers ErrQueueFull.
 func (m *Manager) Create(ctx context.Context, k storage.Key, origin string) (State, error) {
+	return m.create(ctx, k, origin, false)
+}
+
+// CreateOnDemand is Create for a GET of the file with on_demand, which anyone may send
+// for any id. Such a download has no record on disk until it is ready, or fails after
+// its media came: if it fails before (the origin refuses, answers an error or an HTML
+// page, has no such video), it is forgotten, and its failure answers the GETs of the
+// next 30 s without asking the origin again (hls.ErrNotFound, hls.ErrLive, or an
+// ErrUnavailable). A POST makes it an ordinary download.
+func (m *Manager) CreateOnDemand(ctx context.Context, k storage.Key, origin string) (State, error) {
+	return m.create(ctx, k, origin, true)
+}
+
+func (m *Manager) create(ctx context.Context, k storage.Key, origin string, anon bool) (State, error) {
 	m.mu.Lock()
+	if err := m.refused(k); err != nil {
+		if anon {
+			m.mu.Unlock()
+			return State{}, err
+		}
+		delete(m.refusals, k) // the API asks again
+	}
 	d := m.downloads[k]
+	if d != nil && !anon && d.anon {
+		// The API's from now on: recorded whatever comes (its record is written when
+		// its job ends; till then a restart forgets it, as any on-demand download).
+		d.anon = false
+	}
 	if d == nil || d.rec.Status == storage.StatusError {
 		if m.waiting() >= m.settings.MaxQueue {
 			m.mu.Unlock()
 			return State{}, ErrQueueFull
 		}
 		d = m.newDownload(k, origin, d)
+		d.anon = anon
 		if m.running < m.settings.MaxJobs && len(m.queue) == 0 && m.ctx.Err() == nil {
 			m.enqueue(d) // started at once: its job decides
 		} else if err := m.queueNew(k, d); err != nil {
@@ -87,6 +143,16 @@ func (m *Manager) newDownload(k storage.Key, origin string, prev *download) *dow
 		// Packaged again after an error or an eviction: it keeps its place in lists.
 		d.rec.Created = prev.rec.Created
 	}
+	if prev != nil && evicted(prev.rec) {
+		fields := []zap.Field{zap.String("video", k.Video), zap.String("type", k.Type)}
+		if ago := now().Sub(prev.evictedAt); !prev.evictedAt.IsZero() && ago < thrashWindow {
+			m.thrash++
+			m.log.Warn("max_storage thrash: a file evicted to keep max_storage is packaged again; the files in use do not fit in max_storage",
+				append(fields, zap.Duration("evicted_ago", ago), zap.Int("thrash_count", m.thrash))...)
+		} else {
+			m.log.Info("packaging again a file evicted to keep max_storage", fields...)
+		}
+	}
 	m.downloads[k] = d
 	return d
 }
@@ -96,6 +162,11 @@ func (m *Manager) newDownload(k storage.Key, origin string, prev *download) *dow
 // returns the storage error that refused d. Call with m.mu held; it is released while
 // the record is written.
 func (m *Manager) queueNew(k storage.Key, d *download) error {
+	if d.anon { // no record before it has media
+		m.decide(d)
+		m.enqueue(d)
+		return nil
+	}
 	d.committed = true
 	m.creating++ // counted against MaxQueue while its record is written
 	rec := d.rec
@@ -189,7 +260,7 @@ type resolution struct {
 // logged and returned.
 func (m *Manager) commit(k storage.Key, d *download) error {
 	m.mu.Lock()
-	if m.downloads[k] != d || d.committed {
+	if m.downloads[k] != d || d.committed || d.anon { // an on-demand one has no record before its media
 		m.mu.Unlock()
 		return nil
 	}
@@ -213,6 +284,9 @@ func (m *Manager) commit(k storage.Key, d *download) error {
 // refuse takes d out, putting back the download it replaced, with err as the answer of
 // Create's callers. Call with m.mu held.
 func (m *Manager) refuse(k storage.Key, d *download, err error) {
+	if d.anon && !errors.Is(err, ErrStorage) {
+		m.remember(k, err)
+	}
 	d.refused = err
 	if d.prev != nil {
 		m.downloads[k] = d.prev
@@ -225,11 +299,68 @@ func (m *Manager) refuse(k storage.Key, d *download, err error) {
 
 // decide lets Create's callers answer. Call with m.mu held.
 func (m *Manager) decide(d *download) {
-	d.prev = nil
+	if !d.anon { // an on-demand one may still be forgotten, and prev be back
+		d.prev = nil
+	}
 	if d.decided != nil && !d.isDecided {
 		d.isDecided = true
 		close(d.decided)
 	}
+}
+
+// forget takes out d, an on-demand download that failed with err before its media came:
+// it leaves nothing on disk, and its failure answers the GETs of the next refusalTTL.
+// Call with m.mu held.
+func (m *Manager) forget(k storage.Key, d *download, err error) {
+	if !errors.Is(err, hls.ErrNotFound) && !errors.Is(err, hls.ErrLive) {
+		code, text := classify(err)
+		err = unavailable{fmt.Errorf("%s: %s", code, text)}
+	}
+	if m.downloads[k] == d {
+		m.refuse(k, d, err)
+	}
+}
+
+// remember keeps err as the answer to the on-demand creations of k for refusalTTL.
+// Call with m.mu held.
+func (m *Manager) remember(k storage.Key, err error) {
+	if len(m.refusals) >= maxRefusals {
+		t := now()
+		for rk, r := range m.refusals {
+			if t.After(r.until) {
+				delete(m.refusals, rk)
+			}
+		}
+		for rk := range m.refusals { // still full: any goes (map order is random)
+			if len(m.refusals) < maxRefusals {
+				break
+			}
+			delete(m.refusals, rk)
+		}
+	}
+	m.refusals[k] = refusal{err: err, until: now().Add(refusalTTL)}
+}
+
+// refused returns the recent failure of an on-demand creation of k, if any. Call with
+// m.mu held.
+func (m *Manager) refused(k storage.Key) error {
+	r, ok := m.refusals[k]
+	if !ok {
+		return nil
+	}
+	if now().After(r.until) {
+		delete(m.refusals, k)
+		return nil
+	}
+	return r.err
+}
+
+// Refused returns the recent failure of an on-demand creation of k (see
+// CreateOnDemand), nil if there is none: a GET answers it without creating anything.
+func (m *Manager) Refused(k storage.Key) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.refused(k)
 }
 
 // resolve reads the playlists at origin within timeout. Reaching it is the origin's

@@ -85,6 +85,7 @@ func (m *Manager) evictOne(d *download, reason string) {
 	rec.Size, rec.ETag, rec.Ready = 0, "", time.Time{}
 	rec.LastUsed = d.lastUsed
 	d.rec, d.percent = rec, 0
+	d.evictedAt = now()
 	k := rec.Key()
 	m.later = append(m.later, func() {
 		if err := m.store.SaveRecord(rec); err != nil {

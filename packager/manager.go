@@ -106,6 +106,9 @@ type Manager struct {
 	// flush does them once mu is released (a slow disk must not hold up the API).
 	later   []func()
 	flushMu sync.Mutex // one flush at a time, so that the writes keep their order
+	// refusals are the recent failures of on-demand creations (see CreateOnDemand).
+	refusals map[storage.Key]refusal
+	thrash   int // downloads packaged again soon after their eviction, for the log
 }
 
 // download is one (video, type); its fields are guarded by Manager.mu.
@@ -123,6 +126,12 @@ type download struct {
 	committed bool      // its record is saved: it exists for good, a refusal becomes an error record
 	refused   error     // why its creation was refused (not found, live, storage): d left the map
 	prev      *download // the failed or evicted download it replaces, back if it is refused
+	// anon: created by an on-demand GET and not by the API since. It has no record
+	// until it is ready or fails after media came (media), and is forgotten if it fails
+	// before (CreateOnDemand).
+	anon      bool
+	media     bool      // a segment was packaged
+	evictedAt time.Time // when it was evicted in this process
 	// open counts the deliveries reading the file: a file with open > 0 is never evicted.
 	open int
 	// lastUsed is when the file last started being delivered or became ready. It is
@@ -141,6 +150,7 @@ func NewManager(store storage.Store, s Settings, log *zap.Logger) *Manager {
 		ctx:       ctx,
 		cancel:    cancel,
 		downloads: make(map[storage.Key]*download),
+		refusals:  make(map[storage.Key]refusal),
 	}
 	m.apply(s) // the settings until a config registers its own with Configure
 	recs, errs := store.Records()

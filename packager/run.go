@@ -52,6 +52,12 @@ func (m *Manager) run(ctx context.Context, d *download, client *hls.Client, s Se
 		m.log.Info("packaging interrupted", append(fields, zap.String("outcome", "interrupted"))...)
 		return
 	}
+	if err != nil && d.anon && !d.media {
+		// A stranger's GET of what the origin will not give: nothing stays on disk.
+		m.forget(k, d, err)
+		m.log.Info("on-demand download not created", append(fields, zap.String("outcome", "refused"), zap.String("reason", d.refused.Error()), errDetail(err))...)
+		return
+	}
 	if err != nil {
 		rec = d.rec
 		failRecord(&rec, err)
@@ -75,6 +81,7 @@ func (m *Manager) run(ctx context.Context, d *download, client *hls.Client, s Se
 		return
 	}
 	d.rec = rec
+	d.prev = nil
 	if err == nil {
 		d.lastUsed = rec.LastUsed
 		m.evict(d)
@@ -168,6 +175,7 @@ func (m *Manager) progress(d *download, done, total time.Duration) {
 	}
 	m.mu.Lock()
 	d.percent = max(d.percent, p)
+	d.media = true
 	m.mu.Unlock()
 }
 
