@@ -39,6 +39,8 @@ func init() {
 //	    country_header    <name>
 //	    max_storage       <size>           # e.g. 50GiB
 //	    on_demand         [<max_wait>]     # default 30s
+//	    on_demand_client_rate <n>          # on-demand creations a minute per client; default 10
+//	    on_demand_rate    <n>              # on-demand creations a minute in all; default 120
 //	    allowed_hosts     <host>...        # besides the origin's
 //	    limits {
 //	        playlist_size <size>           # default 16MiB
@@ -152,6 +154,14 @@ func (s *StreamDownloads) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			if d.NextArg() {
 				return d.Errf("on_demand: takes at most one value")
+			}
+		case "on_demand_client_rate":
+			if err := positiveInt(d, &s.OnDemandClientRate); err != nil {
+				return err
+			}
+		case "on_demand_rate":
+			if err := positiveInt(d, &s.OnDemandRate); err != nil {
+				return err
 			}
 		case "allowed_hosts":
 			hosts := d.RemainingArgs()

@@ -118,6 +118,16 @@ type StreamDownloads struct {
 	// evicted) start packaging it and wait up to this long before answering 503.
 	OnDemand caddy.Duration `json:"on_demand,omitempty"`
 
+	// OnDemandClientRate bounds the downloads that on-demand GETs from one client
+	// address (an IPv6 /64) create, per minute; beyond, such a GET answers 429 with
+	// Retry-After. A GET of a file that exists or is being packaged never counts.
+	// Default: 10.
+	OnDemandClientRate int `json:"on_demand_client_rate,omitempty"`
+
+	// OnDemandRate bounds the downloads that on-demand GETs create in all, per minute.
+	// Default: 120.
+	OnDemandRate int `json:"on_demand_rate,omitempty"`
+
 	// Limits bound what one video may make the module fetch and write.
 	Limits *Limits `json:"limits,omitempty"`
 
@@ -241,6 +251,9 @@ func (s *StreamDownloads) Provision(ctx caddy.Context) error {
 		RequireSigned: s.RequireSignedURLs,
 		OnDemand:      time.Duration(s.OnDemand),
 		CountryHeader: s.CountryHeader,
+
+		OnDemandClientRate: s.OnDemandClientRate,
+		OnDemandRate:       s.OnDemandRate,
 	}
 	// Keys and databases first: a config that fails on them never touches the
 	// packaging manager that the running config shares.
@@ -341,6 +354,9 @@ func (s *StreamDownloads) Validate() error {
 	}
 	if s.OnDemand < 0 {
 		return fmt.Errorf("on_demand: %s is negative", time.Duration(s.OnDemand))
+	}
+	if s.OnDemandClientRate < 0 || s.OnDemandRate < 0 { // 0: the defaults
+		return fmt.Errorf("on_demand_client_rate, on_demand_rate: must not be negative")
 	}
 	if l := s.Limits; l != nil && (l.PlaylistSize < 0 || l.Segments < 0 || l.SegmentSize < 0 || l.OutputSize < 0 || l.Duration < 0) {
 		return fmt.Errorf("limits: values must not be negative")
