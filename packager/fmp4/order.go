@@ -16,9 +16,9 @@ import (
 // end of the segment everything goes. What waits is copied aside, at most maxHeld bytes,
 // each sample counted with what holding it costs besides its data (heldOverhead); beyond,
 // the track that waits goes on alone, and a sample that would pass the bound by itself
-// is not copied but goes at once, after what waits before it. A sample whose data comes before that of
-// a sample preceding it in decode order (trafs or truns out of file order) waits for it
-// too, within the same bound; beyond, it is an error.
+// is not copied but goes at once, after what waits before it. A sample whose data comes
+// before that of a sample preceding it in decode order (trafs or truns out of file
+// order) waits for it too, within the same bound; beyond, it is an error.
 
 // rawSample is one sample of a segment before it is placed on the timeline.
 type rawSample struct {
