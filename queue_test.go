@@ -111,8 +111,9 @@ func TestMaxQueue(t *testing.T) {
 
 // TestQueueHoldsKeys: downloads waiting in the queue keep no segment list: twelve
 // videos of 20 000 segments each, queued behind a held job, leave the heap (Caddy runs
-// in this process) about as it was. A queued download reads its playlists when its job
-// starts, as after a restart, and only then.
+// in this process) about as it was. The POST reads the playlists once (so that it can
+// answer 404 or 409 when the origin says so), the queue does not keep them, and the job
+// reads them again when it starts, as after a restart.
 func TestQueueHoldsKeys(t *testing.T) {
 	const (
 		queued   = 12
@@ -169,8 +170,8 @@ func TestQueueHoldsKeys(t *testing.T) {
 		if got := e.status(v); got != "inprogress" {
 			t.Errorf("%s: %s", v, got)
 		}
-		if n := origin.Count("/" + v + "/master.m3u8"); n != 0 {
-			t.Errorf("%s: playlist read %d times while queued", v, n)
+		if n := origin.Count("/" + v + "/master.m3u8"); n != 1 {
+			t.Errorf("%s: playlist read %d times by the POST and while queued, want once (the POST's)", v, n)
 		}
 	}
 	// Released, each queued job reads its playlist when it starts.
@@ -178,8 +179,40 @@ func TestQueueHoldsKeys(t *testing.T) {
 	for i := range queued {
 		v := fmt.Sprintf("big%02d", i)
 		e.waitReady(v, "default") // its segments do not exist: it fails, which is not the point here
-		if n := origin.Count("/" + v + "/master.m3u8"); n != 1 {
-			t.Errorf("%s: playlist read %d times, want once, when its job started", v, n)
+		if n := origin.Count("/" + v + "/master.m3u8"); n != 2 {
+			t.Errorf("%s: playlist read %d times, want twice (the POST, then its job)", v, n)
 		}
+	}
+}
+
+// TestQueuedPOSTAnswers: a POST that must wait for a job slot still answers 404 for a
+// video the origin does not have and 409 for a live one (SPEC §3.1), and creates
+// nothing; a video that exists is queued.
+func TestQueuedPOSTAnswers(t *testing.T) {
+	src := demoCopies(t, "run", "q1")
+	if err := os.MkdirAll(filepath.Join(src, "live"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(src, "live", "master.m3u8"), []byte("#EXTM3U\n#EXT-X-TARGETDURATION:4\n#EXTINF:4,\nseg0.ts\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	origin := testutil.NewOrigin(t, src)
+	e := startEdge(t, origin.URL+"/{video_id}/master.m3u8", "\t\tmax_jobs 1\n")
+	origin.HoldSegmentsAfter(0)
+	if code, env := e.call("POST", "/a/stream/run/downloads"); code != 200 {
+		t.Fatalf("POST run: %d %+v", code, env.Errors)
+	}
+	<-origin.Held // run has the only slot
+	for v, want := range map[string]int{"missing": 404, "live": 409, "q1": 200} {
+		if code, env := e.call("POST", "/a/stream/"+v+"/downloads"); code != want {
+			t.Errorf("POST %s while the slot is taken: %d %+v, want %d", v, code, env, want)
+		}
+	}
+	if got := e.statuses("missing", "live", "q1"); got != "missing=none live=none q1=inprogress" {
+		t.Errorf("after the POSTs: %s", got)
+	}
+	origin.Release()
+	if en := e.waitReady("q1", "default"); en.Status != "ready" {
+		t.Errorf("q1: %s %s", en.Status, en.ErrorReasonText)
 	}
 }

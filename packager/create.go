@@ -66,8 +66,10 @@ type refusal struct {
 // (hls.ErrNotFound), a live playlist (hls.ErrLive) or a record that cannot be saved (an
 // ErrStorage) is refused then, and nothing is created; later, they end the download in
 // error (errorReasonCode not_found, live). A download that must wait for a slot is
-// queued at once, by its key (its playlists are read when its job starts), unless
-// Settings.MaxQueue downloads wait already: then Create answers ErrQueueFull.
+// refused the same way when its playlists say so within Settings.CreateWait (probe),
+// else queued by its key (its job reads them again when it starts), unless
+// Settings.MaxQueue downloads wait already: then Create answers ErrQueueFull. An
+// on-demand one is queued at once (its GET answers within its own wait).
 func (m *Manager) Create(ctx context.Context, k storage.Key, origin string) (State, error) {
 	return m.create(ctx, k, origin, false)
 }
@@ -104,11 +106,19 @@ func (m *Manager) create(ctx context.Context, k storage.Key, origin string, anon
 		}
 		d = m.newDownload(k, origin, d)
 		d.anon = anon
-		if m.running < m.settings.MaxJobs && len(m.queue) == 0 && m.ctx.Err() == nil {
+		switch {
+		case m.running < m.settings.MaxJobs && len(m.queue) == 0 && m.ctx.Err() == nil:
 			m.enqueue(d) // started at once: its job decides
-		} else if err := m.queueNew(k, d); err != nil {
-			m.mu.Unlock()
-			return State{}, err
+		case !anon:
+			if err := m.probe(ctx, k, d, origin); err != nil {
+				m.mu.Unlock()
+				return State{}, err
+			}
+		default:
+			if err := m.queueNew(k, d); err != nil {
+				m.mu.Unlock()
+				return State{}, err
+			}
 		}
 	}
 	decided := d.decided
@@ -189,6 +199,32 @@ func (m *Manager) queueNew(k storage.Key, d *download) error {
 	m.decide(d)
 	m.enqueue(d)
 	return nil
+}
+
+// probe reads the playlists of d, which must wait for a slot, for at most
+// Settings.CreateWait, so that the API may still answer that the origin has no such
+// video (hls.ErrNotFound) or a live one (hls.ErrLive): then d is refused and that error
+// returned. Otherwise (the playlists are fine, fail otherwise or take longer) d is
+// queued, by its key: its job reads them again when it starts. Call with m.mu held; it
+// is released while the origin answers.
+func (m *Manager) probe(ctx context.Context, k storage.Key, d *download, origin string) error {
+	m.creating++ // counted against MaxQueue meanwhile
+	client, s, opt := m.client, m.settings, m.selectOptions(k)
+	m.mu.Unlock()
+	_, err := resolve(ctx, client, origin, opt, s.CreateWait)
+	m.mu.Lock()
+	m.creating--
+	switch {
+	case m.downloads[k] != d: // deleted meanwhile: the Delete waits for d.done
+		m.decide(d)
+		close(d.done)
+		return nil
+	case errors.Is(err, hls.ErrNotFound), errors.Is(err, hls.ErrLive):
+		m.refuse(k, d, err)
+		close(d.done)
+		return err
+	}
+	return m.queueNew(k, d)
 }
 
 // errRefused ends the job of a download whose creation was refused.
