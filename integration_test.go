@@ -48,6 +48,11 @@ type edge struct {
 // startEdge runs Caddy with stream_downloads in front of origin (a URL template with
 // {video_id}); extra goes into the directive's block.
 func startEdge(t *testing.T, origin, extra string) *edge {
+	return startEdgeWith(t, origin, extra)
+}
+
+// startEdgeWith is startEdge with global options (one per line).
+func startEdgeWith(t *testing.T, origin, extra string, globals ...string) *edge {
 	port := testutil.FreePort(t)
 	e := &edge{t: t, base: fmt.Sprintf("http://127.0.0.1:%d", port), dir: t.TempDir()}
 	e.cfg = testcaddy.Caddyfile(fmt.Sprintf(`
@@ -60,7 +65,7 @@ http://127.0.0.1:%d {
 %s	}
 	respond "next handler" 418
 }
-`, port, origin, apiToken, e.dir, extra))
+`, port, origin, apiToken, e.dir, extra), globals...)
 	testcaddy.Start(t, e.cfg)
 	return e
 }

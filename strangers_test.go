@@ -11,28 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stream-downloads/caddy-stream-downloads/internal/testcaddy"
 	"github.com/stream-downloads/caddy-stream-downloads/internal/testutil"
 )
-
-// startEdgeWith is startEdge with global options (one per line).
-func startEdgeWith(t *testing.T, origin, extra string, globals ...string) *edge {
-	port := testutil.FreePort(t)
-	e := &edge{t: t, base: fmt.Sprintf("http://127.0.0.1:%d", port), dir: t.TempDir()}
-	e.cfg = testcaddy.Caddyfile(fmt.Sprintf(`
-http://127.0.0.1:%d {
-	bind 127.0.0.1
-	stream_downloads {
-		origin %s
-		api_token %s
-		storage_dir %s
-%s	}
-	respond "next handler" 418
-}
-`, port, origin, apiToken, e.dir, extra), globals...)
-	testcaddy.Start(t, e.cfg)
-	return e
-}
 
 // getFrom GETs a file as the client address from (through X-Forwarded-For, which the
 // edge trusts from 127.0.0.1 in these tests) and returns the status, the Retry-After
