@@ -1,5 +1,6 @@
-// Package media holds the types that flow between the demuxers (packager/ts, later fMP4)
-// and the MP4 muxer (packager/mp4): tracks and the samples (access units) they carry.
+// Package media holds the types that flow between the demuxers (packager/ts for MPEG-TS
+// and packed audio, packager/fmp4) and the MP4 muxer (packager/mp4): tracks and the
+// samples (access units) they carry.
 package media
 
 import (
@@ -121,8 +122,8 @@ type Sample struct {
 }
 
 // Demuxer turns the segments of one rendition, fed in playlist order, into samples on
-// one continuous timeline. packager/ts implements it for MPEG-TS; an fMP4 demuxer goes
-// behind the same seam.
+// one continuous timeline. packager/ts implements it for MPEG-TS and packed audio,
+// packager/fmp4 for fMP4/CMAF.
 type Demuxer interface {
 	// Segment demuxes one whole segment and calls emit for each complete sample,
 	// in decode order per track. A sample may be completed only by what follows (an
