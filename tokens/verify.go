@@ -63,13 +63,19 @@ var allowedAlgs = []string{AlgRS256, AlgES256, AlgEdDSA}
 
 // Verifier checks tokens against a key set. It is safe for concurrent use.
 type Verifier struct {
-	keys   map[string]*Key
-	parser *jwt.Parser
-	cache  *lru // nil: no cache
+	keys      map[string]*Key
+	parser    *jwt.Parser
+	validator *jwt.Validator // exp and nbf of cached tokens, as the parser checks them
+	cache     *lru           // nil: no cache
 
 	sigChecks atomic.Uint64 // signature verifications attempted
 	hits      atomic.Uint64
 	misses    atomic.Uint64
+}
+
+// timeOptions check exp and nbf, when present, with Leeway against the clock seam.
+func timeOptions() []jwt.ParserOption {
+	return []jwt.ParserOption{jwt.WithLeeway(Leeway), jwt.WithTimeFunc(func() time.Time { return now() })}
 }
 
 // NewVerifier returns a verifier of tokens signed by keys, which remembers up to
@@ -80,13 +86,9 @@ func NewVerifier(keys []*Key, cacheSize int) (*Verifier, error) {
 		return nil, errors.New("no signing key")
 	}
 	v := &Verifier{
-		keys: make(map[string]*Key, len(keys)),
-		parser: jwt.NewParser(
-			jwt.WithValidMethods(allowedAlgs),
-			jwt.WithStrictDecoding(),
-			// exp, nbf and the other claims are checked strictly by Verify itself.
-			jwt.WithoutClaimsValidation(),
-		),
+		keys:      make(map[string]*Key, len(keys)),
+		parser:    jwt.NewParser(append(timeOptions(), jwt.WithValidMethods(allowedAlgs), jwt.WithStrictDecoding())...),
+		validator: jwt.NewValidator(timeOptions()...),
 	}
 	for _, k := range keys {
 		if err := k.check(); err != nil {
@@ -109,16 +111,41 @@ func (v *Verifier) CacheStats() (hits, misses uint64, size int) {
 	return v.hits.Load(), v.misses.Load(), v.cache.len()
 }
 
-// rawClaims holds a token's claims undecoded until the signature is verified: the jwt
-// parser fills it, exact member names (JSON is case-sensitive, encoding/json is not).
-type rawClaims map[string]json.RawMessage
+// tokenClaims is what the jwt parser decodes a token's claims into. It keeps them
+// undecoded (exact member names: JSON is case-sensitive, encoding/json is not) but for
+// exp and nbf, which the parser's validator checks after the signature; then it calls
+// Validate, which decodes the rest strictly.
+type tokenClaims struct {
+	jwt.RegisteredClaims `json:"-"` // ExpiresAt and NotBefore; the rest unused
 
-func (*rawClaims) GetExpirationTime() (*jwt.NumericDate, error) { return nil, nil }
-func (*rawClaims) GetIssuedAt() (*jwt.NumericDate, error)       { return nil, nil }
-func (*rawClaims) GetNotBefore() (*jwt.NumericDate, error)      { return nil, nil }
-func (*rawClaims) GetIssuer() (string, error)                   { return "", nil }
-func (*rawClaims) GetSubject() (string, error)                  { return "", nil }
-func (*rawClaims) GetAudience() (jwt.ClaimStrings, error)       { return nil, nil }
+	raw    map[string]json.RawMessage
+	claims *Claims // set by Validate
+}
+
+func (t *tokenClaims) UnmarshalJSON(b []byte) error {
+	if err := json.Unmarshal(b, &t.raw); err != nil {
+		return err
+	}
+	// A malformed exp or nbf is left nil here, and refused by Validate.
+	for _, f := range []struct {
+		name string
+		dst  **jwt.NumericDate
+	}{{"exp", &t.ExpiresAt}, {"nbf", &t.NotBefore}} {
+		if r, ok := t.raw[f.name]; ok {
+			if d, ok := parseNumericDate(r); ok {
+				*f.dst = &jwt.NumericDate{Time: d}
+			}
+		}
+	}
+	return nil
+}
+
+// Validate is called by the jwt parser after the signature and time checks.
+func (t *tokenClaims) Validate() error {
+	c, err := decodeClaims(t.raw)
+	t.claims = c
+	return err
+}
 
 // Verify checks a token and returns its claims:
 //   - the signature, with the key named by kid: the JWT header's "kid", else a "kid"
@@ -142,34 +169,34 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 	var h [sha256.Size]byte
 	if v.cache != nil {
 		h = sha256.Sum256([]byte(token))
-		if c := v.cache.get(h); c != nil {
-			if err := checkTime(c, now()); err != nil {
+		if tc := v.cache.get(h); tc != nil {
+			if err := v.validator.Validate(&tc.RegisteredClaims); err != nil {
 				v.cache.remove(h)
-				return nil, err
+				return nil, claimsError(err)
 			}
 			v.hits.Add(1)
-			cp := *c
+			cp := *tc.claims
 			return &cp, nil
 		}
 		v.misses.Add(1)
 	}
-	c, err := v.verify(token)
+	tc, err := v.verify(token)
 	if err != nil {
 		return nil, err
 	}
 	if v.cache != nil {
-		v.cache.put(h, c)
+		v.cache.put(h, tc)
 	}
-	cp := *c
+	cp := *tc.claims
 	return &cp, nil
 }
 
-func (v *Verifier) verify(token string) (*Claims, error) {
-	raw := rawClaims{}
+func (v *Verifier) verify(token string) (*tokenClaims, error) {
+	tc := &tokenClaims{}
 	var key *Key
 	var keyErr error
-	_, err := v.parser.ParseWithClaims(token, &raw, func(t *jwt.Token) (any, error) {
-		key, keyErr = v.keyFor(t, raw)
+	_, err := v.parser.ParseWithClaims(token, tc, func(t *jwt.Token) (any, error) {
+		key, keyErr = v.keyFor(t, tc.raw)
 		if keyErr != nil {
 			return nil, keyErr
 		}
@@ -191,22 +218,36 @@ func (v *Verifier) verify(token string) (*Claims, error) {
 			return nil, errAlgUnknown
 		}
 		return nil, errBadSignature
+	case errors.Is(err, jwt.ErrTokenInvalidClaims):
+		return nil, claimsError(err)
 	default:
 		return nil, errMalformed
 	}
-	c, err := decodeClaims(raw)
-	if err != nil {
-		return nil, err
+	tc.claims.KeyID = key.ID
+	return tc, nil
+}
+
+// claimsError maps the jwt validator's error: a claim of the wrong type (Validate's)
+// first, then expiry, then not-before.
+func claimsError(err error) error {
+	var ie *invalidError
+	switch {
+	case errors.As(err, &ie):
+		return ie
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return errExpired
+	case errors.Is(err, jwt.ErrTokenNotValidYet):
+		return errNotYet
 	}
-	c.KeyID = key.ID
-	if err := checkTime(c, now()); err != nil {
-		return nil, err
-	}
-	return c, nil
+	return errMalformed
 }
 
 // keyFor picks the key that must have signed t, and checks t's algorithm against it.
-func (v *Verifier) keyFor(t *jwt.Token, raw rawClaims) (*Key, error) {
+func (v *Verifier) keyFor(t *jwt.Token, raw map[string]json.RawMessage) (*Key, error) {
+	if raw == nil {
+		// The claims are JSON null: the parser would hand its validator nil claims.
+		return nil, errNoSub
+	}
 	if _, ok := t.Header["crit"]; ok {
 		return nil, errCrit
 	}
@@ -243,7 +284,7 @@ func (v *Verifier) keyFor(t *jwt.Token, raw rawClaims) (*Key, error) {
 }
 
 // decodeClaims reads the claims this package knows, strictly; others are ignored.
-func decodeClaims(raw rawClaims) (*Claims, error) {
+func decodeClaims(raw map[string]json.RawMessage) (*Claims, error) {
 	c := &Claims{}
 	sub, ok := raw["sub"]
 	if !ok {
@@ -280,17 +321,6 @@ func decodeClaims(raw rawClaims) (*Claims, error) {
 	return c, nil
 }
 
-// checkTime checks exp and nbf at t, with Leeway.
-func checkTime(c *Claims, t time.Time) error {
-	if !c.Expires.IsZero() && t.After(c.Expires.Add(Leeway)) {
-		return errExpired
-	}
-	if !c.NotBefore.IsZero() && t.Add(Leeway).Before(c.NotBefore) {
-		return errNotYet
-	}
-	return nil
-}
-
 // signedClaims are the claims Sign writes, in this order.
 type signedClaims struct {
 	Subject      string `json:"sub"`
@@ -299,14 +329,9 @@ type signedClaims struct {
 	NotBefore    *int64 `json:"nbf,omitempty"`
 	Downloadable *bool  `json:"downloadable,omitempty"`
 	AccessRules  []Rule `json:"accessRules,omitempty"`
-}
 
-func (*signedClaims) GetExpirationTime() (*jwt.NumericDate, error) { return nil, nil }
-func (*signedClaims) GetIssuedAt() (*jwt.NumericDate, error)       { return nil, nil }
-func (*signedClaims) GetNotBefore() (*jwt.NumericDate, error)      { return nil, nil }
-func (*signedClaims) GetIssuer() (string, error)                   { return "", nil }
-func (*signedClaims) GetSubject() (string, error)                  { return "", nil }
-func (*signedClaims) GetAudience() (jwt.ClaimStrings, error)       { return nil, nil }
+	jwt.RegisteredClaims `json:"-"` // the methods of jwt.Claims; Sign sets the claims above
+}
 
 // Sign issues a token for subject (the video id) signed with k, which needs its
 // private half: header {alg: k.Alg(), kid, typ: JWT}; claims sub, kid, exp and nbf
@@ -377,7 +402,7 @@ type lru struct {
 
 type lruEntry struct {
 	key        [sha256.Size]byte
-	claims     *Claims
+	claims     *tokenClaims
 	prev, next *lruEntry
 }
 
@@ -406,7 +431,7 @@ func (c *lru) pushFront(e *lruEntry) {
 	c.root.next = e
 }
 
-func (c *lru) get(k [sha256.Size]byte) *Claims {
+func (c *lru) get(k [sha256.Size]byte) *tokenClaims {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e := c.m[k]
@@ -420,7 +445,7 @@ func (c *lru) get(k [sha256.Size]byte) *Claims {
 	return e.claims
 }
 
-func (c *lru) put(k [sha256.Size]byte, claims *Claims) {
+func (c *lru) put(k [sha256.Size]byte, claims *tokenClaims) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e := c.m[k]; e != nil {

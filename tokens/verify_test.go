@@ -91,7 +91,8 @@ func TestVerify(t *testing.T) {
 		{"expired", good(tk.rsa, map[string]any{"exp": t0.Add(-61 * time.Second).Unix()}), errExpired, nil},
 		{"expired long ago", good(tk.rsa, map[string]any{"exp": 0}), errExpired, nil},
 		{"expired within leeway", good(tk.rsa, map[string]any{"exp": t0.Add(-59 * time.Second).Unix()}), nil, nil},
-		{"expired exactly leeway ago", good(tk.rsa, map[string]any{"exp": t0.Add(-60 * time.Second).Unix()}), nil, nil},
+		// RFC 7519 §4.1.4: the time must be before exp (+ leeway); jwt's validator.
+		{"expired exactly leeway ago", good(tk.rsa, map[string]any{"exp": t0.Add(-60 * time.Second).Unix()}), errExpired, nil},
 		{"not yet valid", good(tk.ec, map[string]any{"nbf": t0.Add(61 * time.Second).Unix()}), errNotYet, nil},
 		{"nbf within leeway", good(tk.ec, map[string]any{"nbf": t0.Add(59 * time.Second).Unix()}), nil, nil},
 		{"unknown kid", craft(t, map[string]any{"alg": "RS256", "kid": "nope"}, claimsAt(t0, nil), signRS256(tk.rsa.Private)), errUnknownKID, nil},
