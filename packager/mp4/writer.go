@@ -43,10 +43,8 @@ const ReserveBytesPerSecond = 3 << 10
 // Info describes a finished file.
 type Info struct {
 	Size       int64
-	Duration   time.Duration
 	HeaderSize int64 // bytes before the media (ftyp+moov+free+mdat header)
 	Relocated  bool  // the reserve was too small: the media was moved once behind a larger header
-	Tracks     []TrackInfo
 	// Checksum identifies the content (for ETags); see ChecksumOf.
 	Checksum Checksum
 }
@@ -69,17 +67,6 @@ func ChecksumOf(r io.ReaderAt, headerSize, size int64) (Checksum, error) {
 		binary.BigEndian.PutUint64(c[8*i:], h.Sum64())
 	}
 	return c, nil
-}
-
-// TrackInfo are per-track facts for logs.
-type TrackInfo struct {
-	ID       int
-	Kind     media.Kind
-	Codec    media.Codec
-	Samples  int
-	Bytes    int64
-	Duration time.Duration // presentation duration
-	Start    time.Duration // delay of the track's first presented sample (empty edit)
 }
 
 // Writer writes one progressive MP4. Media bytes go to disk at a reserved offset as they
@@ -233,7 +220,6 @@ func (w *Writer) finish(tracks []*media.Track) (Info, error) {
 	info.Size = info.HeaderSize + w.x.MediaSize
 	binary.BigEndian.PutUint64(info.Checksum[:8], hdrSum)
 	binary.BigEndian.PutUint64(info.Checksum[8:], w.media.Sum64())
-	w.fillInfo(&info, tracks)
 	return info, nil
 }
 
@@ -307,36 +293,6 @@ func writeHeader(f *os.File, h *header) (uint64, error) {
 	}
 	d.Write(h.mdat)
 	return d.Sum64(), nil
-}
-
-func (w *Writer) fillInfo(info *Info, tracks []*media.Track) {
-	order, err := trackOrder(&w.x, tracks)
-	if err != nil {
-		return
-	}
-	tims, edits := trackEdits(order)
-	var movie uint64
-	for i, t := range order {
-		var total, start uint64
-		for _, e := range edits[i] {
-			total += e.Duration
-			if e.MediaTime < 0 {
-				start += e.Duration
-			}
-		}
-		movie = max(movie, total)
-		var bytes int64
-		for _, s := range t.samples() {
-			bytes += int64(s.Size)
-		}
-		info.Tracks = append(info.Tracks, TrackInfo{
-			ID: t.Track.ID, Kind: t.Track.Kind, Codec: t.Track.Codec,
-			Samples: t.Len(), Bytes: bytes,
-			Duration: time.Duration(rescale(tims[i].presDur, t.Track.Timescale, 1e6)) * time.Microsecond,
-			Start:    time.Duration(start) * time.Second / MovieTimescale,
-		})
-	}
-	info.Duration = time.Duration(movie) * time.Second / MovieTimescale
 }
 
 // Abort closes and removes what the Writer wrote.

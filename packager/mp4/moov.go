@@ -1,0 +1,252 @@
+package mp4
+
+import (
+	"errors"
+	"io"
+	"math"
+
+	"github.com/stream-downloads/caddy-stream-downloads/packager/media"
+)
+
+// This file writes the boxes of the header down to stbl (stbl.go writes the sample
+// tables), one function per box, through a boxWriter: the same code measures the moov
+// (planHeader) and writes it (writeHead), so the two cannot disagree.
+
+// writeHead writes ftyp, moov and the free box's header to out.
+func (h *header) writeHead(out io.Writer) error {
+	if _, err := out.Write(h.ftyp); err != nil {
+		return err
+	}
+	w := &boxWriter{out: out, sizes: h.moov}
+	if err := buildMoov(w, h.x, h.order, h.start, h.co64); err != nil {
+		return err
+	}
+	if w.flush(); w.err != nil {
+		return w.err
+	}
+	if w.opened != len(h.moov) {
+		return errors.New("mp4: fewer boxes than measured")
+	}
+	_, err := out.Write(h.free)
+	return err
+}
+
+// ftypBox writes the ftyp box for the tracks of order (see Brand). Like ffmpeg, the avc1
+// compatible brand is listed only when there is H.264 (an hvc1 file is "isom iso2 mp41",
+// as ffmpeg writes it), and av01 when there is AV1 (AV1-ISOBMFF 2.1; ffmpeg 5.1 writes
+// "isom av01 iso2 mp41").
+func ftypBox(brand Brand, order []*TrackIndex) []byte {
+	var w boxWriter
+	w.open("ftyp")
+	if brand == BrandM4A && allCodec(order, media.AAC) {
+		w.str("M4A ")
+		w.u32(512)
+		w.str("M4A isomiso2mp41")
+	} else {
+		w.str("isom")
+		w.u32(512)
+		w.str("isom")
+		if hasCodec(order, media.AV1) {
+			w.str("av01")
+		}
+		w.str("iso2")
+		if hasCodec(order, media.H264) {
+			w.str("avc1")
+		}
+		w.str("mp41")
+	}
+	w.close()
+	return w.b
+}
+
+// hasCodec says whether any track of order has codec c.
+func hasCodec(order []*TrackIndex, c media.Codec) bool {
+	for _, t := range order {
+		if t.Track.Codec == c {
+			return true
+		}
+	}
+	return false
+}
+
+// allCodec says whether every track of order has codec c.
+func allCodec(order []*TrackIndex, c media.Codec) bool {
+	for _, t := range order {
+		if t.Track.Codec != c {
+			return false
+		}
+	}
+	return true
+}
+
+// buildMoov writes moov through w: mvhd, then a trak per track of order.
+func buildMoov(w *boxWriter, x *Index, order []*TrackIndex, mediaStart int64, co64 bool) error {
+	tims, edits := trackEdits(order)
+	tkDur, movieDur := trackDurations(edits)
+	w.open("moov")
+	writeMvhd(w, movieDur, uint32(order[len(order)-1].Track.ID+1))
+	for i, t := range order {
+		if err := writeTrak(w, x, t, tims[i], edits[i], tkDur[i], mediaStart, co64); err != nil {
+			return err
+		}
+	}
+	w.close()
+	return w.err
+}
+
+// vers is the box version that holds 64-bit times (1) or 32-bit ones (0).
+func vers(v1 bool) byte {
+	if v1 {
+		return 1
+	}
+	return 0
+}
+
+// writeMvhd writes the movie header: its duration and the next free track ID.
+func writeMvhd(w *boxWriter, movieDur uint64, nextTrackID uint32) {
+	v1 := movieDur > math.MaxUint32
+	w.full("mvhd", vers(v1), 0)
+	w.times(v1)
+	w.u32(MovieTimescale)
+	w.dur(v1, movieDur)
+	w.u32(0x00010000) // rate
+	w.u16(0x0100)     // volume
+	w.zeros(10)
+	w.matrix()
+	w.zeros(24)
+	w.u32(nextTrackID)
+	w.close()
+}
+
+// writeTrak writes the trak of t, whose chunk offsets are relative to mediaStart.
+func writeTrak(w *boxWriter, x *Index, t *TrackIndex, tt trackTiming, edits []Edit, tkDur uint64, mediaStart int64, co64 bool) error {
+	video := t.Track.Kind == media.Video
+	w.open("trak")
+	writeTkhd(w, t.Track, tkDur)
+	writeEdts(w, edits)
+	w.open("mdia")
+	writeMdhd(w, t.Track.Timescale, tt.mediaDur)
+	writeHdlr(w, video)
+	w.open("minf")
+	writeMediaHeader(w, video)
+	writeDinf(w)
+	if err := writeStbl(w, x, t, mediaStart, co64); err != nil {
+		return err
+	}
+	w.close() // minf
+	w.close() // mdia
+	w.close() // trak
+	return nil
+}
+
+// writeTkhd writes the track header: enabled and in the movie, lasting tkDur (the sum
+// of its edits), sound at full volume, video at its size.
+func writeTkhd(w *boxWriter, tr *media.Track, tkDur uint64) {
+	video := tr.Kind == media.Video
+	v1 := tkDur > math.MaxUint32
+	w.full("tkhd", vers(v1), 3) // enabled, in movie
+	w.times(v1)
+	w.u32(uint32(tr.ID))
+	w.u32(0)
+	w.dur(v1, tkDur)
+	w.zeros(8)
+	w.u16(0) // layer
+	w.u16(0) // alternate group
+	if video {
+		w.u16(0)
+	} else {
+		w.u16(0x0100)
+	}
+	w.u16(0)
+	w.matrix()
+	if video {
+		w.u32(uint32(tr.Width) << 16)
+		w.u32(uint32(tr.Height) << 16)
+	} else {
+		w.u32(0)
+		w.u32(0)
+	}
+	w.close()
+}
+
+// writeEdts writes edts with the track's edit list, in version 1 only when an entry
+// does not fit 32 bits.
+func writeEdts(w *boxWriter, edits []Edit) {
+	w.open("edts")
+	v1 := false
+	for _, e := range edits {
+		if e.Duration > math.MaxUint32 || e.MediaTime > math.MaxInt32 || e.MediaTime < math.MinInt32 {
+			v1 = true
+		}
+	}
+	w.full("elst", vers(v1), 0)
+	w.u32(uint32(len(edits)))
+	for _, e := range edits {
+		if v1 {
+			w.u64(e.Duration)
+			w.u64(uint64(e.MediaTime))
+		} else {
+			w.u32(uint32(e.Duration))
+			w.u32(uint32(int32(e.MediaTime)))
+		}
+		w.u16(1) // media rate 1.0
+		w.u16(0)
+	}
+	w.close()
+	w.close()
+}
+
+// writeMdhd writes the media header: the track's timescale and the sum of its sample
+// durations, language "und".
+func writeMdhd(w *boxWriter, timescale uint32, mediaDur uint64) {
+	v1 := mediaDur > math.MaxUint32
+	w.full("mdhd", vers(v1), 0)
+	w.times(v1)
+	w.u32(timescale)
+	w.dur(v1, mediaDur)
+	w.u16(0x55c4) // "und"
+	w.u16(0)
+	w.close()
+}
+
+// writeHdlr writes the handler box, with the names ffmpeg gives.
+func writeHdlr(w *boxWriter, video bool) {
+	w.full("hdlr", 0, 0)
+	w.u32(0)
+	if video {
+		w.str("vide")
+	} else {
+		w.str("soun")
+	}
+	w.zeros(12)
+	if video {
+		w.str("VideoHandler\x00")
+	} else {
+		w.str("SoundHandler\x00")
+	}
+	w.close()
+}
+
+// writeMediaHeader writes vmhd (flags 1, as ISO 14496-12 requires) or smhd.
+func writeMediaHeader(w *boxWriter, video bool) {
+	if video {
+		w.full("vmhd", 0, 1)
+		w.zeros(8)
+	} else {
+		w.full("smhd", 0, 0)
+		w.zeros(4)
+	}
+	w.close()
+}
+
+// writeDinf writes dinf with one self-contained data reference (url with flags 1: the
+// media are in this file).
+func writeDinf(w *boxWriter) {
+	w.open("dinf")
+	w.full("dref", 0, 0)
+	w.u32(1)
+	w.full("url ", 0, 1)
+	w.close()
+	w.close()
+	w.close()
+}
