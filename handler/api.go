@@ -6,14 +6,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
 	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/stream-downloads/caddy-stream-downloads/packager"
-	"github.com/stream-downloads/caddy-stream-downloads/packager/hls"
-	"github.com/stream-downloads/caddy-stream-downloads/packager/storage"
 	"github.com/stream-downloads/caddy-stream-downloads/tokens"
 )
 
@@ -32,11 +29,11 @@ type apiError struct {
 
 // entry is one download in an API answer.
 type entry struct {
-	Status          storage.Status `json:"status"`
-	URL             string         `json:"url"`
-	PercentComplete float64        `json:"percentComplete"`
-	ErrorReasonCode string         `json:"errorReasonCode,omitempty"`
-	ErrorReasonText string         `json:"errorReasonText,omitempty"`
+	Status          packager.Status `json:"status"`
+	URL             string          `json:"url"`
+	PercentComplete float64         `json:"percentComplete"`
+	ErrorReasonCode string          `json:"errorReasonCode,omitempty"`
+	ErrorReasonText string          `json:"errorReasonText,omitempty"`
 }
 
 // checkAPI answers the request itself (and returns false) when its bearer token or its
@@ -57,24 +54,19 @@ func (h *Handler) api(w http.ResponseWriter, r *http.Request, video, typ string)
 	if ok, err := h.checkAPI(w, r, video); !ok {
 		return err
 	}
-	if _, ok := fileNames[typ]; typ != "" && !ok {
-		return writeError(w, http.StatusBadRequest, fmt.Sprintf("unknown download type %q: use default or audio", typ))
+	if _, ok := packager.ParseType(typ); typ != "" && !ok {
+		return writeError(w, http.StatusBadRequest, fmt.Sprintf("unknown download type %q: use %s", typ, packager.TypeNames()))
 	}
 	switch r.Method {
 	case http.MethodPost:
 		if typ == "" {
-			typ = "default"
+			typ = packager.DefaultType.Name
 		}
-		_, err := h.Manager.Create(r.Context(), storage.Key{Video: video, Type: typ}, h.Origin(r, video))
-		switch {
-		case errors.Is(err, hls.ErrNotFound):
-			return writeError(w, http.StatusNotFound, "the origin has no video "+video)
-		case errors.Is(err, hls.ErrLive):
-			return writeError(w, http.StatusConflict, "video "+video+" is a live stream (no EXT-X-ENDLIST); only finished videos can be downloaded")
-		case errors.Is(err, packager.ErrQueueFull):
-			w.Header().Set("Retry-After", strconv.Itoa(queueRetryAfter))
-			return writeError(w, http.StatusServiceUnavailable, "too many downloads are waiting to be packaged (max_queue); try again later")
-		case err != nil:
+		_, err := h.Manager.Create(r.Context(), packager.Key{Video: video, Type: typ}, h.Origin(r, video))
+		if a, ok := h.answerFor(err, video); ok {
+			return writeError(a.header(w), a.status, a.msg)
+		}
+		if err != nil {
 			h.Logger.Error("creating download", zap.String("video", video), zap.Error(err))
 			return writeError(w, http.StatusInternalServerError, "could not create the download: "+clientText(err))
 		}
@@ -108,15 +100,16 @@ func (h *Handler) writeStates(w http.ResponseWriter, r *http.Request, video, typ
 		if typ != "" && st.Type != typ {
 			continue
 		}
+		t, _ := packager.ParseType(st.Type) // List has downloads of known types only
 		e := entry{
 			Status:          st.Status,
-			URL:             h.baseURL(r) + "/" + video + "/downloads/" + fileNames[st.Type],
+			URL:             h.baseURL(r) + "/" + video + "/downloads/" + t.FileName(),
 			PercentComplete: st.Percent,
 		}
-		if st.Status == storage.StatusError {
+		if st.Status == packager.StatusError {
 			e.ErrorReasonCode, e.ErrorReasonText = st.ErrorCode, st.ErrorText
 		}
-		if st.Status == storage.StatusReady {
+		if st.Status == packager.StatusReady {
 			for _, n := range st.Notes {
 				messages = append(messages, st.Type+": "+n)
 			}

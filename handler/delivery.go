@@ -15,19 +15,12 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/stream-downloads/caddy-stream-downloads/packager"
-	"github.com/stream-downloads/caddy-stream-downloads/packager/hls"
-	"github.com/stream-downloads/caddy-stream-downloads/packager/storage"
 )
 
 var validFilename = regexp.MustCompile(`^[A-Za-z0-9_-]{1,120}$`)
 
-var contentTypes = map[string]string{
-	"default": "video/mp4",
-	"audio":   "audio/mp4",
-}
-
-// deliver serves GET and HEAD of …/{video-or-token}/downloads/{typ}.{ext}.
-func (h *Handler) deliver(w http.ResponseWriter, r *http.Request, idOrToken, typ string) error {
+// deliver serves GET and HEAD of …/{video-or-token}/downloads/{file}, the file of typ.
+func (h *Handler) deliver(w http.ResponseWriter, r *http.Request, idOrToken string, typ packager.Type) error {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
 		return writeLine(w, http.StatusMethodNotAllowed, "method not allowed: use GET or HEAD")
@@ -41,57 +34,34 @@ func (h *Handler) deliver(w http.ResponseWriter, r *http.Request, idOrToken, typ
 		return writeLine(w, http.StatusBadRequest, "invalid filename: use 1 to 120 of A-Z a-z 0-9 _ -")
 	}
 
-	k := storage.Key{Video: video, Type: typ}
-	var f storage.File
+	k := packager.Key{Video: video, Type: typ.Name}
+	var f packager.File
 	var st packager.State
 	if h.OnDemand > 0 {
 		f, st, err = h.openOnDemand(r, k)
 	} else {
 		f, st, err = h.Manager.Open(k)
 	}
-	var limited *errRateLimited
+	if a, ok := h.answerFor(err, video); ok {
+		return writeLine(a.header(w), a.status, a.msg)
+	}
 	switch {
-	case errors.Is(err, packager.ErrNotCreated):
-		return writeLine(w, http.StatusNotFound, "download not found")
-	case errors.Is(err, hls.ErrNotFound):
-		return writeLine(w, http.StatusNotFound, "download not found: the origin has no video "+video)
-	case errors.Is(err, hls.ErrLive):
-		return writeLine(w, http.StatusConflict, "video "+video+" is a live stream (no EXT-X-ENDLIST); only finished videos can be downloaded")
-	case errors.Is(err, packager.ErrInProgress):
-		w.Header().Set("Retry-After", strconv.Itoa(retryAfter(h.OnDemand)))
-		return writeLine(w, http.StatusServiceUnavailable, "download is being prepared, try again shortly")
-	case errors.Is(err, packager.ErrEvicted):
-		return writeLine(w, http.StatusNotFound, "download not available: its file was removed to free storage; create it again")
-	case errors.Is(err, packager.ErrFailed):
-		return writeLine(w, http.StatusNotFound, "download not available: packaging failed")
-	case errors.As(err, &limited):
-		w.Header().Set("Retry-After", strconv.Itoa(max(1, int((limited.retry+time.Second-1)/time.Second))))
-		return writeLine(w, http.StatusTooManyRequests, limited.Error())
-	case errors.Is(err, packager.ErrUnavailable):
-		return writeLine(w, http.StatusBadGateway, "download could not be created: the origin could not provide the video")
-	case errors.Is(err, packager.ErrQueueFull):
-		w.Header().Set("Retry-After", strconv.Itoa(queueRetryAfter))
-		return writeLine(w, http.StatusServiceUnavailable, "too many downloads are waiting to be packaged, try again later")
 	case errors.Is(err, errCreate):
 		// Not the origin's fault (its refusals are above, its failures end the download
 		// in error): the store's, which the log details and the client need not see.
-		h.Logger.Error("creating download on demand", zap.String("video", video), zap.String("type", typ), zap.Error(err))
+		h.Logger.Error("creating download on demand", zap.String("video", video), zap.String("type", typ.Name), zap.Error(err))
 		return caddyhttp.Error(http.StatusInternalServerError, err)
 	case err != nil:
-		h.Logger.Error("opening packaged file", zap.String("video", video), zap.String("type", typ), zap.Error(err))
+		h.Logger.Error("opening packaged file", zap.String("video", video), zap.String("type", typ.Name), zap.Error(err))
 		return caddyhttp.Error(http.StatusInternalServerError, err)
 	}
 	defer f.Close()
 
 	hdr := w.Header()
-	hdr.Set("Content-Type", contentTypes[typ])
+	hdr.Set("Content-Type", typ.ContentType)
 	hdr.Set("ETag", st.ETag)
 	if name != "" {
-		ext := ".mp4"
-		if typ == "audio" {
-			ext = ".m4a"
-		}
-		hdr.Set("Content-Disposition", `attachment; filename="`+name+ext+`"`)
+		hdr.Set("Content-Disposition", `attachment; filename="`+name+typ.Ext+`"`)
 	}
 	if rng, ok := normalizeRange(r.Header.Get("Range")); ok {
 		if rng == "" {
@@ -179,7 +149,7 @@ var errCreate = errors.New("creating the download")
 // openOnDemand opens k's file, first creating the download when it does not exist or
 // was evicted, and waiting up to h.OnDemand while it is packaged (SPEC §2 on_demand).
 // A download that failed for another reason is not retried by a GET: that takes a POST.
-func (h *Handler) openOnDemand(r *http.Request, k storage.Key) (storage.File, packager.State, error) {
+func (h *Handler) openOnDemand(r *http.Request, k packager.Key) (packager.File, packager.State, error) {
 	ctx, cancel := context.WithTimeout(r.Context(), h.OnDemand)
 	defer cancel()
 	// A file evicted between the wait and the open is packaged again, a few times at
@@ -196,7 +166,7 @@ func (h *Handler) openOnDemand(r *http.Request, k storage.Key) (storage.File, pa
 				return nil, st, err
 			}
 			if _, err := h.Manager.CreateOnDemand(ctx, k, h.Origin(r, k.Video)); err != nil {
-				if errors.Is(err, hls.ErrNotFound) || errors.Is(err, hls.ErrLive) {
+				if errors.Is(err, packager.ErrNotFound) || errors.Is(err, packager.ErrLive) {
 					return nil, st, err
 				}
 				if ctx.Err() != nil {

@@ -183,12 +183,6 @@ func (l *rateLimits) prune(t time.Time) {
 	}
 }
 
-// Download types and the file names they are delivered as.
-var fileNames = map[string]string{
-	"default": "default.mp4",
-	"audio":   "audio.m4a",
-}
-
 var validID = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
 
 // ValidID reports whether s may be a video id: it is checked before an id reaches a
@@ -199,9 +193,12 @@ func ValidID(s string) bool { return validID.MatchString(s) }
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	seg := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
 	n := len(seg)
+	if n >= 3 && seg[n-2] == "downloads" {
+		if typ, ok := packager.TypeFromFile(seg[n-1]); ok {
+			return h.deliver(w, r, seg[n-3], typ)
+		}
+	}
 	switch {
-	case n >= 3 && seg[n-2] == "downloads" && isFileName(seg[n-1]):
-		return h.deliver(w, r, seg[n-3], strings.SplitN(seg[n-1], ".", 2)[0])
 	case n >= 3 && seg[n-1] == "downloads" && seg[n-3] == "stream":
 		return h.api(w, r, seg[n-2], "")
 	case n >= 4 && seg[n-2] == "downloads" && seg[n-4] == "stream":
@@ -210,15 +207,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return h.signToken(w, r, seg[n-2])
 	}
 	return next.ServeHTTP(w, r)
-}
-
-func isFileName(s string) bool {
-	for _, f := range fileNames {
-		if s == f {
-			return true
-		}
-	}
-	return false
 }
 
 // authorized checks the bearer token in constant time against every configured one.

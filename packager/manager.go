@@ -15,6 +15,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/stream-downloads/caddy-stream-downloads/packager/dltype"
 	"github.com/stream-downloads/caddy-stream-downloads/packager/hls"
 	"github.com/stream-downloads/caddy-stream-downloads/packager/storage"
 )
@@ -81,9 +82,6 @@ func (s State) Evicted() bool { return evicted(s.Record) }
 func evicted(r storage.Record) bool {
 	return r.Status == storage.StatusError && r.ErrorCode == CodeEvicted
 }
-
-// Types are the download types, each a file of its own per video.
-var Types = []string{"default", "audio"}
 
 // Manager owns the downloads of one store.
 type Manager struct {
@@ -275,8 +273,8 @@ func (m *Manager) List(video string) []State {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var out []State
-	for _, typ := range Types {
-		if d := m.downloads[storage.Key{Video: video, Type: typ}]; d != nil {
+	for _, typ := range dltype.Fixed() {
+		if d := m.downloads[storage.Key{Video: video, Type: typ.Name}]; d != nil {
 			out = append(out, d.state())
 		}
 	}

@@ -33,7 +33,7 @@ type initer interface{ Init(data []byte) error }
 
 // renditions picks what the download type needs from the resolved source: the variant
 // (with its muxed audio), and the separate audio rendition when the variant has one.
-func renditions(src *hls.Source, typ string) ([]*rendition, error) {
+func renditions(src *hls.Source, typ Type) ([]*rendition, error) {
 	var out []*rendition
 	add := func(s *hls.Source, keep media.Kind) {
 		if len(s.Segments) == 0 {
@@ -46,9 +46,9 @@ func renditions(src *hls.Source, typ string) ([]*rendition, error) {
 		out = append(out, r)
 	}
 	switch {
-	case typ == "audio" && src.Audio != nil:
+	case typ.AudioOnly() && src.Audio != nil:
 		add(src.Audio, media.Audio)
-	case typ == "audio":
+	case typ.AudioOnly():
 		add(src, media.Audio)
 	case src.Audio != nil:
 		add(src, media.Video)

@@ -96,11 +96,15 @@ func (m *Manager) run(ctx context.Context, d *download, client *hls.Client, s Se
 // returns d's record as it is once ready (not applied to d yet).
 func (m *Manager) pack(ctx context.Context, d *download, client *hls.Client, s Settings, opt hls.SelectOptions) (storage.Record, error) {
 	k := d.rec.Key()
+	typ, ok := ParseType(k.Type)
+	if !ok { // a record of a type this version does not know
+		return storage.Record{}, fmt.Errorf("unknown download type %q", k.Type)
+	}
 	src, err := m.resolveFor(ctx, k, d, client, d.rec.Origin, opt, s)
 	if err != nil {
 		return storage.Record{}, err
 	}
-	rs, err := renditions(src, k.Type)
+	rs, err := renditions(src, typ)
 	if err != nil {
 		return storage.Record{}, err
 	}
@@ -115,7 +119,7 @@ func (m *Manager) pack(ctx context.Context, d *download, client *hls.Client, s S
 		}
 	}()
 	opts := mp4.Options{ExpectedDuration: src.Duration}
-	if k.Type == "audio" {
+	if typ.AudioOnly() {
 		opts.Brand = mp4.BrandM4A
 	}
 	w, err := mp4.Create(tmp, opts)

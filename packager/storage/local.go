@@ -9,11 +9,13 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+
+	"github.com/stream-downloads/caddy-stream-downloads/packager/dltype"
 )
 
 // Local stores files and records in a directory:
 //
-//	<dir>/<video>/<type>.mp4   packaged files (audio: .m4a)
+//	<dir>/<video>/<type>.mp4   packaged files, named as delivered (dltype: audio.m4a)
 //	<dir>/<video>/<type>.json  records
 //	<dir>/.tmp/                files being written; emptied at start
 //
@@ -75,11 +77,11 @@ func NewLocal(dir string) (*Local, error) {
 func (l *Local) Dir() string { return l.dir }
 
 func (l *Local) filePath(k Key) string {
-	ext := ".mp4"
-	if k.Type == "audio" {
-		ext = ".m4a"
+	name := k.Type + dltype.Default.Ext // a type the table lacks (none reaches here)
+	if t, ok := dltype.Parse(k.Type); ok {
+		name = t.FileName()
 	}
-	return filepath.Join(l.dir, k.Video, k.Type+ext)
+	return filepath.Join(l.dir, k.Video, name)
 }
 
 func (l *Local) recordPath(k Key) string {

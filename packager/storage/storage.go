@@ -12,7 +12,8 @@ import (
 // ErrNotExist is returned when a record or a file is not stored.
 var ErrNotExist = errors.New("not stored")
 
-// Key names one download: a video and a download type ("default", "audio").
+// Key names one download: a video and the name of a download type (dltype: "default",
+// "audio").
 type Key struct {
 	Video string
 	Type  string
