@@ -22,10 +22,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"os"
 	"strings"
 	"unicode"
+
+	jose "github.com/go-jose/go-jose/v4"
 )
 
 // The algorithms a key can be used with: exactly one per key type.
@@ -56,7 +57,7 @@ type Key struct {
 }
 
 // Alg is the only JWT algorithm accepted and used with the key: RS256 for RSA keys of
-// at least 2048 bits, ES256 for ECDSA P-256 keys, EdDSA for Ed25519 keys; "" for any
+// at least 2048 bits (and an odd public exponent of at least 3), ES256 for ECDSA P-256 keys, EdDSA for Ed25519 keys; "" for any
 // other key, which no token can use.
 func (k *Key) Alg() string {
 	if k == nil {
@@ -64,7 +65,7 @@ func (k *Key) Alg() string {
 	}
 	switch p := k.Public.(type) {
 	case *rsa.PublicKey:
-		if p != nil && p.N != nil && p.N.BitLen() >= MinRSABits {
+		if p != nil && p.N != nil && p.N.BitLen() >= MinRSABits && p.E >= 3 && p.E&1 == 1 {
 			return AlgRS256
 		}
 	case *ecdsa.PublicKey:
@@ -120,6 +121,9 @@ func describeUnsupported(pub crypto.PublicKey) string {
 	case *rsa.PublicKey:
 		if p == nil || p.N == nil {
 			return "empty RSA key"
+		}
+		if p.E < 3 || p.E&1 == 0 {
+			return "RSA public exponent is not supported"
 		}
 		return fmt.Sprintf("RSA key of %d bits is too small (at least %d)", p.N.BitLen(), MinRSABits)
 	case *ecdsa.PublicKey:
@@ -329,7 +333,8 @@ func sameKey(a, b crypto.PublicKey) bool {
 	return ok && e.Equal(b)
 }
 
-// jwk is a JSON Web Key, members read exactly (JSON member names are case-sensitive).
+// jwk is a JSON Web Key's members, undecoded, to read those this package decides on
+// (kid, use, kty, crv, alg) by their exact names: JSON member names are case-sensitive.
 type jwk map[string]json.RawMessage
 
 func (j jwk) str(name string) (string, bool, error) {
@@ -344,51 +349,20 @@ func (j jwk) str(name string) (string, bool, error) {
 	return s, true, nil
 }
 
-// bytes returns the base64url-decoded member name; required: it must be present.
-func (j jwk) bytes(name string, required bool) ([]byte, error) {
-	s, ok, err := j.str(name)
-	if err != nil {
-		return nil, err
-	}
-	if !ok {
-		if required {
-			return nil, fmt.Errorf("JWK member %q is missing", name)
-		}
-		return nil, nil
-	}
-	s = strings.TrimRight(s, "=")
-	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil {
-		return nil, fmt.Errorf("JWK member %q is not base64url", name)
-	}
-	return b, nil
-}
-
-func (j jwk) bigInt(name string, required bool) (*big.Int, error) {
-	b, err := j.bytes(name, required)
-	if err != nil || b == nil {
-		return nil, err
-	}
-	if len(b) == 0 {
-		return nil, fmt.Errorf("JWK member %q is empty", name)
-	}
-	return new(big.Int).SetBytes(b), nil
-}
-
 func parseJWKJSON(kid string, data []byte) ([]*Key, error) {
-	var top map[string]json.RawMessage
+	var top jwk
 	if err := json.Unmarshal(data, &top); err != nil {
 		return nil, errors.New("key data is not valid JSON")
 	}
 	raw, isSet := top["keys"]
 	if !isSet {
-		k, err := parseJWK(kid, top)
+		k, err := parseJWK(kid, top, data)
 		if err != nil {
 			return nil, err
 		}
 		return []*Key{k}, nil
 	}
-	var set []map[string]json.RawMessage
+	var set []json.RawMessage
 	if err := json.Unmarshal(raw, &set); err != nil || set == nil {
 		return nil, errors.New(`JWK set: "keys" must be an array of JWKs`)
 	}
@@ -396,11 +370,12 @@ func parseJWKJSON(kid string, data []byte) ([]*Key, error) {
 		return nil, errors.New("JWK set holds no key")
 	}
 	keys := make([]*Key, 0, len(set))
-	for i, m := range set {
-		if m == nil {
-			return nil, fmt.Errorf("JWK set: key %d is not a JSON object", i+1)
+	for i, data := range set {
+		var j jwk
+		if err := json.Unmarshal(data, &j); err != nil || j == nil {
+			return nil, errors.New(`JWK set: "keys" must be an array of JWKs`)
 		}
-		k, err := parseJWK(kid, m)
+		k, err := parseJWK(kid, j, data)
 		if err != nil {
 			return nil, fmt.Errorf("JWK set: key %d: %w", i+1, err)
 		}
@@ -409,8 +384,9 @@ func parseJWKJSON(kid string, data []byte) ([]*Key, error) {
 	return keys, nil
 }
 
-// parseJWK reads one JWK; its own "kid" wins over kid.
-func parseJWK(kid string, j jwk) (*Key, error) {
+// parseJWK reads one JWK, j being data's members; its own "kid" wins over kid. The
+// key material is go-jose's to read.
+func parseJWK(kid string, j jwk, data []byte) (*Key, error) {
 	own, hasKID, err := j.str("kid")
 	if err != nil {
 		return nil, err
@@ -433,144 +409,60 @@ func parseJWK(kid string, j jwk) (*Key, error) {
 	if !ok {
 		return nil, fmt.Errorf("JWK %q: \"kty\" is missing", kid)
 	}
-	k := &Key{ID: kid}
-	var want string
-	switch kty {
-	case "RSA":
-		want = AlgRS256
-		err = k.jwkRSA(j)
-	case "EC":
-		want = AlgES256
-		err = k.jwkEC(j)
-	case "OKP":
-		want = AlgEdDSA
-		err = k.jwkOKP(j)
-	case "oct":
+	crv, _, err := j.str("crv")
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case kty == "RSA":
+	case kty == "EC" && crv != "P-256":
+		return nil, fmt.Errorf("JWK %q: EC curve %q is not supported (only P-256, for ES256)", kid, crv)
+	case kty == "OKP" && crv != "Ed25519":
+		return nil, fmt.Errorf("JWK %q: OKP curve %q is not supported (only Ed25519, for EdDSA)", kid, crv)
+	case kty == "EC", kty == "OKP":
+	case kty == "oct":
 		return nil, fmt.Errorf("JWK %q: symmetric (oct) keys are not supported: HMAC is never accepted", kid)
 	default:
 		return nil, fmt.Errorf("JWK %q: key type %q is not supported (RSA, EC or OKP)", kid, kty)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("JWK %q: %w", kid, err)
+	var jk jose.JSONWebKey
+	if err := jk.UnmarshalJSON(data); err != nil {
+		return nil, fmt.Errorf("JWK %q: %s", kid, joseError(err))
+	}
+	k := &Key{ID: kid, Public: jk.Key}
+	if priv, ok := jk.Key.(crypto.Signer); ok {
+		k.Private, k.Public = priv, priv.Public()
+	}
+	if priv, ok := k.Private.(*ecdsa.PrivateKey); ok {
+		// go-jose does not check that d is the private half of x and y.
+		d, err := ecdsa.ParseRawPrivateKey(elliptic.P256(), priv.D.FillBytes(make([]byte, 32)))
+		if err != nil || !d.PublicKey.Equal(k.Public) {
+			return nil, fmt.Errorf("JWK %q: EC private key does not match x and y", kid)
+		}
+		k.Private = d
+	}
+	if err := k.check(); err != nil {
+		return nil, err
 	}
 	if alg, ok, err := j.str("alg"); err != nil {
 		return nil, err
-	} else if ok && alg != want {
-		return nil, fmt.Errorf("JWK %q: alg %q is not supported for a %s key (only %s)", kid, alg, kty, want)
+	} else if ok && alg != k.Alg() {
+		return nil, fmt.Errorf("JWK %q: alg %q is not supported for a %s key (only %s)", kid, alg, kty, k.Alg())
 	}
 	return k, nil
 }
 
-func (k *Key) jwkRSA(j jwk) error {
-	n, err := j.bigInt("n", true)
-	if err != nil {
-		return err
+// joseError words a go-jose error without its package prefix.
+func joseError(err error) string {
+	var b64err base64.CorruptInputError
+	if errors.As(err, &b64err) {
+		return "a key member is not base64url"
 	}
-	eb, err := j.bigInt("e", true)
-	if err != nil {
-		return err
+	_, msg, ok := strings.Cut(err.Error(), "go-jose: ")
+	if !ok {
+		msg = err.Error()
 	}
-	if !eb.IsInt64() || eb.Int64() < 3 || eb.Int64() > 1<<31-1 || eb.Bit(0) == 0 {
-		return errors.New("RSA public exponent is not supported")
-	}
-	pub := &rsa.PublicKey{N: n, E: int(eb.Int64())}
-	if n.BitLen() < MinRSABits {
-		return fmt.Errorf("RSA key of %d bits is too small (at least %d)", n.BitLen(), MinRSABits)
-	}
-	k.Public = pub
-	d, err := j.bigInt("d", false)
-	if err != nil || d == nil {
-		return err
-	}
-	p, err := j.bigInt("p", true)
-	if err != nil {
-		return fmt.Errorf("RSA private key: %w", err)
-	}
-	q, err := j.bigInt("q", true)
-	if err != nil {
-		return fmt.Errorf("RSA private key: %w", err)
-	}
-	priv := &rsa.PrivateKey{PublicKey: *pub, D: d, Primes: []*big.Int{p, q}}
-	if err := priv.Validate(); err != nil {
-		return errors.New("RSA private key is not consistent")
-	}
-	priv.Precompute()
-	k.Private = priv
-	return nil
-}
-
-func (k *Key) jwkEC(j jwk) error {
-	crv, _, err := j.str("crv")
-	if err != nil {
-		return err
-	}
-	if crv != "P-256" {
-		return fmt.Errorf("EC curve %q is not supported (only P-256, for ES256)", crv)
-	}
-	x, err := j.bytes("x", true)
-	if err != nil {
-		return err
-	}
-	y, err := j.bytes("y", true)
-	if err != nil {
-		return err
-	}
-	if len(x) != 32 || len(y) != 32 {
-		return errors.New("EC coordinates must be 32 bytes for P-256")
-	}
-	pub, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), append(append([]byte{4}, x...), y...))
-	if err != nil {
-		return errors.New("EC public key is not a valid P-256 point")
-	}
-	k.Public = pub
-	d, err := j.bytes("d", false)
-	if err != nil || d == nil {
-		return err
-	}
-	if len(d) != 32 {
-		return errors.New("EC private key must be 32 bytes for P-256")
-	}
-	priv, err := ecdsa.ParseRawPrivateKey(elliptic.P256(), d)
-	if err != nil {
-		return errors.New("EC private key is not valid")
-	}
-	if !priv.PublicKey.Equal(pub) {
-		return errors.New("EC private key does not match x and y")
-	}
-	k.Private = priv
-	return nil
-}
-
-func (k *Key) jwkOKP(j jwk) error {
-	crv, _, err := j.str("crv")
-	if err != nil {
-		return err
-	}
-	if crv != "Ed25519" {
-		return fmt.Errorf("OKP curve %q is not supported (only Ed25519, for EdDSA)", crv)
-	}
-	x, err := j.bytes("x", true)
-	if err != nil {
-		return err
-	}
-	if len(x) != ed25519.PublicKeySize {
-		return errors.New("Ed25519 public key must be 32 bytes")
-	}
-	pub := ed25519.PublicKey(x)
-	k.Public = pub
-	d, err := j.bytes("d", false)
-	if err != nil || d == nil {
-		return err
-	}
-	if len(d) != ed25519.SeedSize {
-		return errors.New("Ed25519 private key must be 32 bytes")
-	}
-	priv := ed25519.NewKeyFromSeed(d)
-	if !pub.Equal(priv.Public()) {
-		return errors.New("Ed25519 private key does not match x")
-	}
-	k.Private = priv
-	return nil
+	return msg
 }
 
 // GenerateKey makes a new key pair of kind "rsa" (2048 bits, RS256), "ec" (P-256,
@@ -629,61 +521,23 @@ func (k *Key) PEM(private bool) ([]byte, error) {
 // JWK encodes the key as a JWK (JSON) with its kid, alg and use "sig": the private key
 // (with its public members) or the public key only.
 func (k *Key) JWK(private bool) ([]byte, error) {
-	if private && k.Private == nil {
-		return nil, errors.New("the key has no private half")
-	}
-	b64 := func(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
-	m := map[string]string{"kid": k.ID, "use": "sig", "alg": k.Alg()}
-	switch pub := k.Public.(type) {
-	case *rsa.PublicKey:
-		m["kty"] = "RSA"
-		m["n"] = b64(pub.N.Bytes())
-		m["e"] = b64(big.NewInt(int64(pub.E)).Bytes())
-		if private {
-			priv, ok := k.Private.(*rsa.PrivateKey)
-			if !ok || len(priv.Primes) != 2 {
-				return nil, errors.New("the RSA private key cannot be encoded as a JWK")
-			}
-			priv.Precompute()
-			m["d"] = b64(priv.D.Bytes())
-			m["p"] = b64(priv.Primes[0].Bytes())
-			m["q"] = b64(priv.Primes[1].Bytes())
-			m["dp"] = b64(priv.Precomputed.Dp.Bytes())
-			m["dq"] = b64(priv.Precomputed.Dq.Bytes())
-			m["qi"] = b64(priv.Precomputed.Qinv.Bytes())
-		}
-	case *ecdsa.PublicKey:
-		raw, err := pub.Bytes()
-		if err != nil || len(raw) != 65 {
-			return nil, errors.New("the EC public key cannot be encoded as a JWK")
-		}
-		m["kty"], m["crv"] = "EC", "P-256"
-		m["x"], m["y"] = b64(raw[1:33]), b64(raw[33:])
-		if private {
-			priv, ok := k.Private.(*ecdsa.PrivateKey)
-			if !ok {
-				return nil, errors.New("the EC private key cannot be encoded as a JWK")
-			}
-			d, err := priv.Bytes()
-			if err != nil {
-				return nil, errors.New("the EC private key cannot be encoded as a JWK")
-			}
-			m["d"] = b64(d)
-		}
-	case ed25519.PublicKey:
-		m["kty"], m["crv"] = "OKP", "Ed25519"
-		m["x"] = b64(pub)
-		if private {
-			priv, ok := k.Private.(ed25519.PrivateKey)
-			if !ok {
-				return nil, errors.New("the Ed25519 private key cannot be encoded as a JWK")
-			}
-			m["d"] = b64(priv.Seed())
-		}
-	default:
+	switch k.Public.(type) {
+	case *rsa.PublicKey, *ecdsa.PublicKey, ed25519.PublicKey:
+	default: // go-jose would write a []byte as a symmetric key
 		return nil, errors.New(describeUnsupported(k.Public))
 	}
-	return json.Marshal(m)
+	jk := jose.JSONWebKey{Key: k.Public, KeyID: k.ID, Algorithm: k.Alg(), Use: "sig"}
+	if private {
+		if k.Private == nil {
+			return nil, errors.New("the key has no private half")
+		}
+		jk.Key = k.Private
+	}
+	j, err := jk.MarshalJSON()
+	if err != nil {
+		return nil, fmt.Errorf("the key cannot be encoded as a JWK: %s", joseError(err))
+	}
+	return j, nil
 }
 
 // JWKBase64 is JWK in standard base64, the form hosted platforms hand keys out in.
