@@ -9,6 +9,7 @@ import (
 	"math/rand"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -275,10 +276,12 @@ func TestFlood(t *testing.T) {
 		t.Errorf("no range download was answered 206")
 	}
 
-	// Each video packaged once: every origin file fetched exactly once.
+	// Each video packaged once: every origin file fetched exactly once, but playlists,
+	// which a POST that must wait for a job slot reads too (to answer 404 or 409), and
+	// its job again when it starts.
 	c := origin.Counts()
 	for path, n := range c {
-		if n != 1 {
+		if n != 1 && !(strings.HasSuffix(path, ".m3u8") && n == 2) {
 			t.Errorf("%s fetched %d times", path, n)
 		}
 	}

@@ -125,7 +125,8 @@ func TestReloadDuringJobs(t *testing.T) {
 		}
 	}
 	for path, n := range origin.Counts() {
-		if n != 1 {
+		// Playlists: by the POST that had to wait for a slot, then by its job.
+		if n != 1 && !(strings.HasSuffix(path, ".m3u8") && n == 2) {
 			t.Errorf("%s fetched %d times: a job ran twice", path, n)
 		}
 	}

@@ -76,8 +76,8 @@ func (m *Manager) Create(ctx context.Context, k storage.Key, origin string) (Sta
 
 // CreateOnDemand is Create for a GET of the file with on_demand, which anyone may send
 // for any id. Such a download has no record on disk until it is ready, or fails after
-// its media came: if it fails before (the origin refuses, answers an error or an HTML
-// page, has no such video), it is forgotten, and its failure answers the GETs of the
+// its playlists were read: if it fails before (the origin refuses, answers an error or an
+// HTML page, has no such video), it is forgotten, and its failure answers the GETs of the
 // next 30 s without asking the origin again (hls.ErrNotFound, hls.ErrLive, or an
 // ErrUnavailable). A POST makes it an ordinary download.
 func (m *Manager) CreateOnDemand(ctx context.Context, k storage.Key, origin string) (State, error) {

@@ -128,7 +128,7 @@ type download struct {
 	// until it is ready or fails after media came (media), and is forgotten if it fails
 	// before (CreateOnDemand).
 	anon      bool
-	media     bool      // a segment was packaged
+	media     bool      // its playlists were read: the origin has the video
 	evictedAt time.Time // when it was evicted in this process
 	// open counts the deliveries reading the file: a file with open > 0 is never evicted.
 	open int

@@ -107,7 +107,12 @@ func (m *Manager) pack(ctx context.Context, d *download, client *hls.Client, s S
 	rs, err := renditions(src, typ)
 	if err != nil {
 		return storage.Record{}, err
-	}
+	}	// The origin has the video: a failure from here on is recorded, on-demand or not
+	// (a segment's failure may be known before an earlier segment is demuxed).
+	m.mu.Lock()
+	d.media = true
+	m.mu.Unlock()
+
 	tmp, err := m.store.TempPath(k)
 	if err != nil {
 		return storage.Record{}, storageError{"creating the temp file", err}
@@ -179,7 +184,6 @@ func (m *Manager) progress(d *download, done, total time.Duration) {
 	}
 	m.mu.Lock()
 	d.percent = max(d.percent, p)
-	d.media = true
 	m.mu.Unlock()
 }
 
