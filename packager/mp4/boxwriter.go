@@ -28,10 +28,15 @@ type boxStart struct {
 	i   int   // the box's number in open order
 }
 
+// streaming says whether boxes are handed out as they are made (measured or written)
+// rather than built whole in b.
 func (w *boxWriter) streaming() bool { return w.measure || w.out != nil }
 
+// pos is the offset of the next byte from the first one this writer made.
 func (w *boxWriter) pos() int64 { return w.n + int64(len(w.b)) }
 
+// open starts a box of type typ. Its size is written now when streaming (measured by
+// the first pass), else patched by close.
 func (w *boxWriter) open(typ string) {
 	i := w.opened
 	w.opened++
@@ -51,11 +56,14 @@ func (w *boxWriter) open(typ string) {
 	w.str(typ)
 }
 
+// full starts a full box (ISO 14496-12 4.2: version and flags after the header).
 func (w *boxWriter) full(typ string, version byte, flags uint32) {
 	w.open(typ)
 	w.u32(uint32(version)<<24 | flags&0xffffff)
 }
 
+// close ends the innermost open box: records its size (measuring), checks it against
+// the measured one (writing) or patches it into b.
 func (w *boxWriter) close() {
 	top := w.stack[len(w.stack)-1]
 	w.stack = w.stack[:len(w.stack)-1]
@@ -76,6 +84,8 @@ func (w *boxWriter) close() {
 	}
 }
 
+// fail keeps the first error; the rest of the pass runs on so that the code writing
+// boxes need not check after each field.
 func (w *boxWriter) fail(err error) {
 	if w.err == nil {
 		w.err = err
@@ -100,6 +110,7 @@ func (w *boxWriter) flush() {
 	w.b = w.b[:0]
 }
 
+// The field writers append big-endian values (ISO 14496-12 is big-endian throughout).
 func (w *boxWriter) u16(v uint16) { w.b = append(w.b, byte(v>>8), byte(v)); w.spill() }
 func (w *boxWriter) u32(v uint32) { w.b = be32(w.b, v); w.spill() }
 func (w *boxWriter) u64(v uint64) { w.b = be64(w.b, v); w.spill() }
@@ -114,6 +125,7 @@ func (w *boxWriter) times(v1 bool) { // creation and modification time: 0 (deter
 	}
 }
 
+// dur writes a duration in 64 bits in a version-1 box, else in 32.
 func (w *boxWriter) dur(v1 bool, d uint64) {
 	if v1 {
 		w.u64(d)
@@ -122,16 +134,19 @@ func (w *boxWriter) dur(v1 bool, d uint64) {
 	}
 }
 
+// matrix writes the identity transformation matrix of mvhd and tkhd.
 func (w *boxWriter) matrix() {
 	for _, v := range []uint32{0x00010000, 0, 0, 0, 0x00010000, 0, 0, 0, 0x40000000} {
 		w.u32(v)
 	}
 }
 
+// be32 appends v big-endian to b.
 func be32(b []byte, v uint32) []byte {
 	return append(b, byte(v>>24), byte(v>>16), byte(v>>8), byte(v))
 }
 
+// be64 appends v big-endian to b.
 func be64(b []byte, v uint64) []byte {
 	return be32(be32(b, uint32(v>>32)), uint32(v))
 }
