@@ -126,16 +126,12 @@ func (t *tokenClaims) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &t.raw); err != nil {
 		return err
 	}
-	// A malformed exp or nbf is left nil here, and refused by Validate.
-	for _, f := range []struct {
-		name string
-		dst  **jwt.NumericDate
-	}{{"exp", &t.ExpiresAt}, {"nbf", &t.NotBefore}} {
-		if r, ok := t.raw[f.name]; ok {
-			if d, ok := parseNumericDate(r); ok {
-				*f.dst = &jwt.NumericDate{Time: d}
-			}
-		}
+	// An absent or malformed exp or nbf is left nil here; Validate refuses the latter.
+	if d, ok := parseNumericDate(t.raw["exp"]); ok {
+		t.ExpiresAt = &jwt.NumericDate{Time: d}
+	}
+	if d, ok := parseNumericDate(t.raw["nbf"]); ok {
+		t.NotBefore = &jwt.NumericDate{Time: d}
 	}
 	return nil
 }
