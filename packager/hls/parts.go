@@ -2,16 +2,10 @@ package hls
 
 import (
 	"context"
-	"crypto/aes"
 	"crypto/cipher"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
-	"strconv"
-	"strings"
 	"sync"
-	"time"
 
 	"golang.org/x/sync/errgroup"
 )
@@ -173,337 +167,11 @@ func (f *fetcher) dispatch() error {
 	}
 }
 
-// produce fetches part p of s (and, in stream mode, the parts after it).
-func (f *fetcher) produce(s *segState, p *part) error {
-	c := f.c
-	seg := s.seg
-	if seg.hosts != nil && !seg.hosts.allows(seg.URL) {
-		return &OriginError{URL: describeResource(seg.URL, seg.Range), Attempts: 0,
-			Err: &forbiddenError{fmt.Sprintf("host not allowed: %s is neither on the origin's host (%s) nor in allowed_hosts", RedactURL(seg.URL), seg.hosts.originName())}}
-	}
-	if p.off == 0 && seg.Key != nil {
-		key, err := c.loadKey(f.ctx, seg.Key)
-		if err != nil {
-			return err
-		}
-		block, err := aes.NewCipher(key)
-		if err != nil {
-			return err
-		}
-		f.mu.Lock()
-		s.block, s.prev = block, seg.iv()
-		f.cond.Broadcast()
-		f.mu.Unlock()
-	}
-	retries := c.retries()
-	hc := seg.hosts.httpClient(c.httpClient(), seg.URL)
-	noRange := false
-	for attempt := 0; ; attempt++ {
-		cur, done, err := f.attempt(hc, s, p, noRange)
-		p = cur
-		if err == nil {
-			if done {
-				return nil
-			}
-			attempt = -1 // a new request (stream mode continues)
-			continue
-		}
-		if f.ctx.Err() != nil {
-			return context.Cause(f.ctx)
-		}
-		if err == errNoRange && !noRange {
-			noRange = true
-			attempt--
-			continue
-		}
-		if !transient(err) || attempt >= retries {
-			oe := &OriginError{URL: describeResource(seg.URL, seg.Range), Attempts: attempt + 1}
-			var se *statusError
-			if errors.As(err, &se) {
-				oe.Status = se.code
-			} else {
-				oe.Err = describeTransport(err)
-			}
-			return oe
-		}
-		if err := sleep(f.ctx, retryDelay(attempt, err)); err != nil {
-			return err
-		}
-	}
-}
-
-// attempt makes one request for part p (from its first byte: bytes already
-// received are skipped) and, in stream mode, for what follows it. It returns
-// the part the next request starts at, and whether the job is done.
-func (f *fetcher) attempt(hc *http.Client, s *segState, p *part, noRange bool) (*part, bool, error) {
-	c := f.c
-	lim := c.Limits.segmentSize()
-	if s.rlen > lim.n {
-		return p, false, lim.tooLarge(s.rlen)
-	}
-	// A part is read only once complete: a retry fetches it whole again.
-	f.mu.Lock()
-	p.filled = 0
-	got := 0
-	stream, size := s.stream, s.size
-	f.mu.Unlock()
-	probe := p.off == 0 && !stream && size < 0
-
-	from := p.off
-	to := int64(-1) // last byte wanted, segment-relative; -1: to the end
-	switch {
-	case !stream:
-		to = p.off + int64(p.n) - 1
-	case s.rlen >= 0:
-		to = s.rlen - 1
-	}
-	// exact: the answer must be the range asked for.
-	exact := to >= 0 && (s.rlen >= 0 || size >= 0)
-
-	actx, cancel := context.WithCancelCause(f.ctx)
-	defer cancel(nil)
-	req, err := c.newRequest(actx, s.seg.URL)
-	if err != nil {
-		return p, false, err
-	}
-	if !noRange {
-		if to >= 0 {
-			req.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", s.base+from, s.base+to))
-		} else {
-			req.Header.Set("Range", fmt.Sprintf("bytes=%d-", s.base+from))
-		}
-	}
-	stall := c.stallTimeout()
-	watchdog := time.AfterFunc(stall, func() { cancel(&stallError{timeout: stall.String()}) })
-	defer watchdog.Stop()
-	fail := func(err error) (*part, bool, error) {
-		if cause := context.Cause(actx); f.ctx.Err() == nil && cause != nil {
-			return p, false, cause
-		}
-		return p, false, err
-	}
-
-	resp, err := hc.Do(req)
-	if err != nil {
-		return fail(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode == http.StatusRequestedRangeNotSatisfiable && s.rlen < 0 {
-		_, _ = io.CopyN(io.Discard, resp.Body, 64<<10)
-		if probe && got == 0 {
-			return p, false, errNoRange
-		}
-		if stream && to < 0 && from > 0 {
-			// Asked for what follows a full part: there is nothing more.
-			f.mu.Lock()
-			s.final, p.done = true, true
-			f.cond.Broadcast()
-			f.mu.Unlock()
-			return p, true, nil
-		}
-	}
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		_, _ = io.CopyN(io.Discard, resp.Body, 64<<10)
-		return p, false, &statusError{code: resp.StatusCode, retryAfter: resp.Header.Get("Retry-After")}
-	}
-
-	skip := int64(got)      // bytes of the body to discard before p's unfilled bytes
-	end := to               // last byte of this response, segment-relative; -1: unknown
-	reqLen := to - from + 1 // bytes asked for, when to >= 0
-	var learned int64 = -1  // the segment's size, learned from this answer
-	switch resp.StatusCode {
-	case http.StatusPartialContent:
-		if cr := resp.Header.Get("Content-Range"); cr != "" {
-			first, last, total, ok := parseContentRangeTotal(cr)
-			if !ok {
-				return p, false, permanent(fmt.Errorf("answered 206 with an unreadable Content-Range %q", truncate(cr, 60)))
-			}
-			bad := first != s.base+from
-			if to >= 0 {
-				if exact {
-					bad = bad || last != s.base+to
-				} else {
-					bad = bad || last > s.base+to || total >= 0 && last != min(s.base+to, total-1)
-				}
-			}
-			if bad {
-				if to >= 0 {
-					return p, false, permanent(fmt.Errorf("answered 206 with bytes %d-%d for the requested %d-%d", first, last, s.base+from, s.base+to))
-				}
-				return p, false, permanent(fmt.Errorf("answered 206 with bytes %d-%d for the requested %d-", first, last, s.base+from))
-			}
-			if resp.ContentLength >= 0 && resp.ContentLength != last-first+1 {
-				return p, false, permanent(fmt.Errorf("answered 206 with %d bytes for a %d-byte range", resp.ContentLength, last-first+1))
-			}
-			end = last - s.base
-			if s.rlen < 0 {
-				if total >= 0 {
-					learned = total
-				} else if to >= 0 && last < s.base+to {
-					learned = last + 1
-				}
-			}
-		} else if exact || (to >= 0 && resp.ContentLength > reqLen) {
-			if resp.ContentLength >= 0 && resp.ContentLength != reqLen {
-				return p, false, permanent(fmt.Errorf("answered 206 with %d bytes for a %d-byte range", resp.ContentLength, reqLen))
-			}
-		} else if resp.ContentLength >= 0 {
-			end = from + resp.ContentLength - 1
-			if to >= 0 && resp.ContentLength < reqLen {
-				learned = from + resp.ContentLength
-			}
-		} else {
-			end = -1 // read to EOF (probe: up to the part's end)
-		}
-		if probe && s.rlen >= 0 {
-			learned = s.rlen
-		}
-	case http.StatusOK:
-		// The server ignored Range: skip to the bytes wanted.
-		skip += s.base + from
-		if s.rlen >= 0 {
-			if resp.ContentLength >= 0 && resp.ContentLength < s.base+s.rlen {
-				return p, false, permanent(fmt.Errorf("the resource is %d bytes, shorter than the range %d-%d", resp.ContentLength, s.base, s.base+s.rlen-1))
-			}
-		} else if resp.ContentLength >= 0 {
-			if resp.ContentLength > lim.n {
-				return p, false, lim.tooLarge(resp.ContentLength)
-			}
-			if to < 0 || probe {
-				end = resp.ContentLength - 1
-			}
-		} else if probe {
-			end = -1
-		}
-		if probe {
-			stream = true
-			if s.rlen >= 0 {
-				end = s.rlen - 1
-			}
-		}
-	default:
-		return p, false, permanent(fmt.Errorf("answered %d %s to a Range request", resp.StatusCode, http.StatusText(resp.StatusCode)))
-	}
-	if learned >= 0 && learned > lim.n {
-		return p, false, lim.tooLarge(learned)
-	}
-	f.mu.Lock()
-	if stream && !s.stream {
-		s.stream = true
-		f.cond.Broadcast()
-	}
-	if learned >= 0 && probe && !stream {
-		s.size = learned
-		if int64(p.n) > learned {
-			p.n = int(learned)
-		}
-		s.next = int64(p.n)
-		s.final = s.next >= s.size
-		f.cond.Broadcast()
-	}
-	f.mu.Unlock()
-	probeOpen, eofOK, ended := false, end < 0, false
-	if probe && !stream && learned < 0 {
-		// Size unknown: read this part, then ask for the rest.
-		stream, probeOpen = true, true
-		f.mu.Lock()
-		s.stream = true
-		f.mu.Unlock()
-		if end < 0 || end > int64(p.n)-1 {
-			end = int64(p.n) - 1
-		}
-	}
-
-	body := &progressReader{r: resp.Body, watchdog: watchdog, stall: stall}
-	watchdog.Reset(stall)
-	if skip > 0 {
-		if skipped, err := io.CopyN(io.Discard, body, skip); err != nil {
-			if err == io.EOF && resp.ContentLength < 0 && s.rlen >= 0 {
-				return p, false, permanent(fmt.Errorf("the resource is %d bytes, shorter than the range %d-%d", skipped, s.base, s.base+s.rlen-1))
-			}
-			if err == io.EOF {
-				return p, false, io.ErrUnexpectedEOF
-			}
-			return fail(err)
-		}
-	}
-	pos := p.off + int64(got) // next byte, segment-relative
-	for end < 0 || pos <= end {
-		f.mu.Lock()
-		filled := p.filled
-		f.mu.Unlock()
-		if filled == p.cap() {
-			if !stream {
-				break
-			}
-			p = f.handoff(s, p, watchdog, stall)
-			filled = 0
-		}
-		want := p.cap() - filled
-		if end >= 0 {
-			want = int(min(int64(want), end-pos+1))
-		}
-		if filled/blockSize == len(p.blocks) {
-			if err := f.grow(s, p, watchdog, stall); err != nil {
-				return p, false, err
-			}
-		}
-		want = min(want, blockSize-filled%blockSize)
-		n, err := body.Read((*p.blocks[filled/blockSize])[filled%blockSize:][:want])
-		if n > 0 {
-			pos += int64(n)
-			f.mu.Lock()
-			p.filled += n
-			f.mu.Unlock()
-			if pos > lim.n {
-				return p, false, lim.tooLarge(-1)
-			}
-		}
-		if err == io.EOF {
-			if end < 0 || eofOK {
-				ended = true
-				break
-			}
-			switch {
-			case pos > end:
-			case resp.StatusCode == http.StatusOK && resp.ContentLength < 0 && s.rlen >= 0:
-				return p, false, permanent(fmt.Errorf("the resource is %d bytes, shorter than the range %d-%d", s.base+pos, s.base, s.base+s.rlen-1))
-			case resp.StatusCode == http.StatusPartialContent && resp.ContentLength < 0:
-				return p, false, permanent(fmt.Errorf("answered 206 with %d bytes for a %d-byte range", pos-from, end-from+1))
-			default:
-				return p, false, io.ErrUnexpectedEOF
-			}
-			break
-		}
-		if err != nil {
-			return fail(err)
-		}
-	}
-	if resp.StatusCode == http.StatusPartialContent && resp.ContentLength < 0 && end >= 0 {
-		var one [1]byte
-		if n, _ := io.ReadFull(body, one[:]); n > 0 {
-			return p, false, permanent(fmt.Errorf("answered 206 with more than %d bytes for a %d-byte range", end-from+1, end-from+1))
-		}
-	}
-	if probeOpen && !ended {
-		// A full first part of unknown total size: ask for what follows.
-		return f.handoff(s, p, watchdog, stall), false, nil
-	}
-	f.mu.Lock()
-	p.done = true
-	if stream {
-		s.final = true
-	}
-	f.cond.Broadcast()
-	f.mu.Unlock()
-	return p, true, nil
-}
-
 // handoff marks the full part p done and waits for the reader to read it
 // through (but for a last block it holds back when decrypting), then returns
 // the part after it, which takes p's slot.
-func (f *fetcher) handoff(s *segState, p *part, watchdog *time.Timer, stall time.Duration) *part {
-	watchdog.Stop()
+func (f *fetcher) handoff(s *segState, p *part, k *call) *part {
+	k.watchdog.Stop()
 	f.mu.Lock()
 	p.handoff, p.done = true, true
 	f.cond.Broadcast()
@@ -523,120 +191,8 @@ func (f *fetcher) handoff(s *segState, p *part, watchdog *time.Timer, stall time
 	q := &part{off: p.off + int64(p.filled), n: -1}
 	s.parts = append(s.parts, q)
 	f.mu.Unlock()
-	watchdog.Reset(stall)
+	k.watchdog.Reset(k.stall)
 	return q
-}
-
-// parseContentRangeTotal reads "bytes first-last/total"; total is -1 for "*".
-func parseContentRangeTotal(v string) (first, last, total int64, ok bool) {
-	first, last, ok = parseContentRange(v)
-	if !ok {
-		return 0, 0, 0, false
-	}
-	_, t, found := strings.Cut(v, "/")
-	t = strings.TrimSpace(t)
-	if !found || t == "*" {
-		return first, last, -1, true
-	}
-	total, err := strconv.ParseInt(t, 10, 64)
-	if err != nil || total <= last {
-		return 0, 0, 0, false
-	}
-	return first, last, total, true
-}
-
-// started waits until the first part of s has arrived (or it is known to be
-// empty); false when the fetch has stopped first.
-func (f *fetcher) started(s *segState) bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for f.ctx.Err() == nil {
-		if len(s.parts) > 0 && s.parts[0].done {
-			return true
-		}
-		f.cond.Wait()
-	}
-	return false
-}
-
-// segReader is the body Fetch hands to fn: the segment's parts, decrypted,
-// in order as they arrive (each once complete), each dropped once read.
-type segReader struct {
-	f      *fetcher
-	s      *segState
-	k      int   // current part
-	pos    int   // offset in it
-	read   int64 // bytes read
-	failed bool  // Read returned an error other than EOF
-}
-
-func (r *segReader) Read(b []byte) (int, error) {
-	if len(b) == 0 {
-		return 0, nil
-	}
-	f, s := r.f, r.s
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for {
-		if r.k < len(s.parts) {
-			p := s.parts[r.k]
-			if !p.done {
-				// wait: parts are read once complete
-			} else if s.seg.Key != nil && s.block != nil {
-				if err := f.decrypt(s, r.k); err != nil {
-					r.failed = true
-					return 0, err
-				}
-			} else if s.seg.Key == nil {
-				p.plain = p.filled
-			}
-			if r.pos < p.plain {
-				k, lo := r.pos/blockSize, r.pos%blockSize
-				n := copy(b, (*p.blocks[k])[lo:min(blockSize, p.plain-k*blockSize)])
-				r.pos += n
-				r.read += int64(n)
-				if r.pos%blockSize == 0 {
-					f.release(p, k) // read through
-				}
-				return n, nil
-			}
-			if p.done && (s.seg.Key == nil || p.dec == p.filled && s.block != nil) {
-				f.pass(p)
-				r.k++
-				r.pos = 0
-				continue
-			}
-			if p.done && !p.drained {
-				// Read up to its last block, held back until the part after
-				// it shows whether it ends the segment.
-				p.drained = true
-				f.cond.Broadcast()
-			}
-		} else if s.final {
-			return 0, io.EOF
-		}
-		if f.ctx.Err() != nil {
-			r.failed = true
-			return 0, context.Cause(f.ctx)
-		}
-		f.cond.Wait()
-	}
-}
-
-// SizeHint is at least the number of bytes left to read when the segment's size
-// is known (its byte range, or the size its first answer told), else -1. With
-// decryption, up to 16 fewer come (the padding).
-func (r *segReader) SizeHint() int64 {
-	r.f.mu.Lock()
-	defer r.f.mu.Unlock()
-	size := r.s.size
-	if r.s.rlen >= 0 {
-		size = r.s.rlen
-	}
-	if size < 0 {
-		return -1
-	}
-	return size - r.read
 }
 
 // pass is called when the reader has read part p through: p's slot is free
@@ -671,18 +227,18 @@ func (f *fetcher) release(p *part, k int) {
 // grow adds a block to p, once the blocks held leave room for it within
 // fetchBudget or p is the part the reader needs next. While it waits, the
 // request does not count as in flight and its stall watchdog is stopped.
-func (f *fetcher) grow(s *segState, p *part, watchdog *time.Timer, stall time.Duration) error {
+func (f *fetcher) grow(s *segState, p *part, k *call) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.used+blockSize > fetchBudget && !f.needed(s, p) {
-		watchdog.Stop()
+		k.watchdog.Stop()
 		f.inflight--
 		f.cond.Broadcast()
 		for f.ctx.Err() == nil && (f.used+blockSize > fetchBudget && !f.needed(s, p) || f.inflight >= f.conc) {
 			f.cond.Wait()
 		}
 		f.inflight++
-		watchdog.Reset(stall)
+		k.watchdog.Reset(k.stall)
 	}
 	if err := f.ctx.Err(); err != nil {
 		return context.Cause(f.ctx)
@@ -706,83 +262,7 @@ func (f *fetcher) needed(s *segState, p *part) bool {
 	return false
 }
 
-// decrypt decrypts in place what has arrived of part k of s (AES-128-CBC,
-// each part chained to the one before), holding back the last block until it
-// is known whether it ends the segment (PKCS#7 padding).
-func (f *fetcher) decrypt(s *segState, k int) error {
-	p := s.parts[k]
-	var next *part
-	if k+1 < len(s.parts) {
-		next = s.parts[k+1]
-	}
-	last, known := false, false
-	switch {
-	case !p.done:
-	case next == nil && s.final:
-		last, known = true, true
-	case !p.handoff:
-		known = true // a fixed part, not the last
-	case next != nil && next.filled > 0:
-		known = true
-	case next != nil && next.done && s.final && k+1 == len(s.parts)-1:
-		last, known = true, true // the part after is empty
-	}
-	if p.filled == 0 && p.off > 0 {
-		return nil // an empty tail: the part before held the padding
-	}
-	total := p.off + int64(p.filled)
-	if known && (total == 0 || p.filled%aes.BlockSize != 0) {
-		return f.decryptError(s, fmt.Errorf("the encrypted body is %d bytes, not a whole number of 16-byte AES blocks", total))
-	}
-	end := p.filled
-	if !known {
-		end = max(p.filled-aes.BlockSize, 0) &^ (aes.BlockSize - 1)
-	}
-	if end > p.dec {
-		var nextIV [16]byte
-		copy(nextIV[:], p.bytes(end-aes.BlockSize, end))
-		cbc := cipher.NewCBCDecrypter(s.block, s.prev[:])
-		for from := p.dec; from < end; {
-			b := p.bytes(from, min(end, (from/blockSize+1)*blockSize))
-			cbc.CryptBlocks(b, b)
-			from += len(b)
-		}
-		s.prev = nextIV
-		p.dec = end
-	}
-	p.plain = p.dec
-	if last && p.dec == p.filled {
-		b := p.bytes(p.filled-aes.BlockSize, p.filled) // in one block: both are multiples of 16
-		pad := int(b[len(b)-1])
-		if pad == 0 || pad > aes.BlockSize {
-			return f.decryptError(s, errors.New("bad PKCS#7 padding after AES-128 decryption (wrong key or IV?)"))
-		}
-		for _, x := range b[len(b)-pad:] {
-			if int(x) != pad {
-				return f.decryptError(s, errors.New("bad PKCS#7 padding after AES-128 decryption (wrong key or IV?)"))
-			}
-		}
-		p.plain = p.filled - pad
-	}
-	return nil
-}
-
-func (f *fetcher) decryptError(s *segState, err error) error {
-	e := fmt.Errorf("%w for segment %s: %v", ErrDecrypt, describeResource(s.seg.URL, s.seg.Range), err)
-	if f.streamErr == nil {
-		f.streamErr = e
-	}
-	f.cancel()
-	return e
-}
-
 // maxHeld is the most parts held at once (in flight, or fetched and not yet
 // read through): concurrency and half as many again, so that parts that
 // arrive before the one the reader waits for do not stop new requests.
 func (f *fetcher) maxHeld() int { return f.conc + (f.conc+1)/2 }
-
-// bytes is p's bytes from, to, which must lie in one block.
-func (p *part) bytes(from, to int) []byte {
-	k := from / blockSize
-	return (*p.blocks[k])[from-k*blockSize : to-k*blockSize]
-}
