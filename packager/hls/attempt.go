@@ -191,24 +191,24 @@ func (f *fetcher) attempt(hc *http.Client, s *segState, p *part, noRange bool) (
 		f.mu.Lock()
 		filled := p.filled
 		f.mu.Unlock()
-		if filled == p.cap() {
+		if filled == f.partCap(p) {
 			if !stream {
 				break
 			}
 			p = f.handoff(s, p, k)
 			filled = 0
 		}
-		want := p.cap() - filled
+		want := f.partCap(p) - filled
 		if end >= 0 {
 			want = int(min(int64(want), end-pos+1))
 		}
-		if filled/blockSize == len(p.blocks) {
+		if filled/f.blockSize == len(p.blocks) {
 			if err := f.grow(s, p, k); err != nil {
 				return p, false, err
 			}
 		}
-		want = min(want, blockSize-filled%blockSize)
-		n, err := body.Read((*p.blocks[filled/blockSize])[filled%blockSize:][:want])
+		want = min(want, f.blockSize-filled%f.blockSize)
+		n, err := body.Read((*p.blocks[filled/f.blockSize])[filled%f.blockSize:][:want])
 		if n > 0 {
 			pos += int64(n)
 			f.mu.Lock()

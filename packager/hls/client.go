@@ -133,6 +133,8 @@ type Client struct {
 	// Names are not resolved to check their addresses: a listed name must be
 	// trusted not to point at internal addresses.
 	AllowedHosts []string
+
+	tune tuning // sizes and seams tests change
 }
 
 // Limits bound one stream's size; a zero (or negative) field means its

@@ -2,6 +2,7 @@ package hls
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -17,7 +18,7 @@ const DefaultConcurrency = 12
 // Fetch downloads segs with up to concurrency requests at once (over the
 // HTTP client's kept-alive connections), ahead of the consumer, and calls fn
 // for each segment strictly in order, i being the index in segs. A segment
-// larger than partSize (1 MiB) is fetched as several byte ranges (Range
+// larger than 1 MiB (defaultPartSize) is fetched as several byte ranges (Range
 // requests, sub-ranges of its EXT-X-BYTERANGE when it has one) in parallel;
 // its first request tells its size (Content-Range), after which the others
 // go out. fn's reader yields the segment's parts in order as each completes,
@@ -33,7 +34,7 @@ const DefaultConcurrency = 12
 //
 // At most concurrency requests are in flight, at most 1.5 × concurrency parts
 // (each at most 1 MiB) are in flight or fetched and not yet read, and the bytes
-// fetched and not yet read stay within fetchBudget (8 MiB; the part fn waits for
+// fetched and not yet read stay within defaultFetchBudget (8 MiB; the part fn waits for
 // may pass it), so memory stays bounded whatever len(segs), the segments' size
 // and concurrency. Each byte range is requested once when nothing fails; a failed
 // part is requested again alone, with the retries described at
@@ -55,7 +56,9 @@ func (c *Client) Fetch(ctx context.Context, segs []Segment, concurrency int, fn 
 	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	g, gctx := errgroup.WithContext(cctx)
-	f := &fetcher{c: c, ctx: gctx, cancel: cancel, g: g, segs: segs, conc: concurrency}
+	f := &fetcher{c: c, ctx: gctx, cancel: cancel, g: g, segs: segs, conc: concurrency,
+		partSize: cmp.Or(c.tune.partSize, defaultPartSize), blockSize: cmp.Or(c.tune.blockSize, defaultBlockSize),
+		budget: cmp.Or(c.tune.fetchBudget, defaultFetchBudget)}
 	f.cond = sync.NewCond(&f.mu)
 	f.st = make([]*segState, len(segs))
 	for i := range segs {

@@ -6,11 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 )
 
-// partSize is the most bytes one request of Fetch asks for: a segment larger
+// defaultPartSize is the most bytes one request of Fetch asks for: a segment larger
 // than that is fetched as several byte ranges (Range requests), up to
 // concurrency of them in flight across the segments ahead, so that a distant
 // origin keeps concurrency connections busy whatever the segments' size.
@@ -18,27 +19,40 @@ import (
 // per response costs ~20% of a connection's rate; smaller parts pay the
 // latency more often, larger ones leave fewer parts in flight for the same
 // memory. It is a multiple of the AES block size (16), which streaming
-// decryption needs. A variable so tests can shrink it.
-var partSize = 1 << 20
+// decryption needs. Client.tune.partSize replaces it (tests shrink it).
+const defaultPartSize = 1 << 20
 
-// A part is held in blocks of blockSize bytes, taken as its bytes arrive and given
+// A part is held in blocks of defaultBlockSize bytes, taken as its bytes arrive and given
 // back as the reader goes past them, so that memory follows the bytes fetched and not
 // yet read, not the parts in flight (each partly filled on a distant origin). At most
 // fetchBudget bytes are held so (the part the reader waits for may pass it): a request
 // that would go beyond waits, not reading its response, until the reader gives some
-// back. Both are multiples of the AES block size; variables so tests can shrink them.
-var (
-	blockSize   = 64 << 10
-	fetchBudget = 8 << 20
+// back. Both are multiples of the AES block size; Client.tune replaces them (tests
+// shrink them).
+const (
+	defaultBlockSize   = 64 << 10
+	defaultFetchBudget = 8 << 20
 )
 
-var blockPool sync.Pool // *[]byte of blockSize
+// tuning holds the sizes and seams of Fetch and the retries that tests change,
+// per Client so that such tests can run in parallel; zero fields take the
+// defaults.
+type tuning struct {
+	partSize    int // defaultPartSize; a multiple of blockSize, or smaller than it
+	blockSize   int // defaultBlockSize; a multiple of the AES block size
+	fetchBudget int // defaultFetchBudget
+	// sleep waits d or until ctx is done, between retries; nil: the
+	// package's sleep.
+	sleep func(ctx context.Context, d time.Duration) error
+}
 
-func getBlock() *[]byte {
-	if b, ok := blockPool.Get().(*[]byte); ok && len(*b) == blockSize {
+var blockPool sync.Pool // *[]byte of defaultBlockSize (or a test's size)
+
+func getBlock(size int) *[]byte {
+	if b, ok := blockPool.Get().(*[]byte); ok && len(*b) == size {
 		return b
 	}
-	b := make([]byte, blockSize)
+	b := make([]byte, size)
 	return &b
 }
 
@@ -63,6 +77,8 @@ type fetcher struct {
 	used      int   // bytes of the blocks held
 	cur       int   // the segment the consumer is on
 	streamErr error // a decryption error found by the reader
+
+	partSize, blockSize, budget int // Client.tune or the defaults
 }
 
 // segState is the fetch state of one segment.
@@ -86,7 +102,7 @@ type segState struct {
 // consumer reads it.
 type part struct {
 	off     int64     // offset in the segment
-	n       int       // bytes the part holds when complete, -1: up to partSize (stream)
+	n       int       // bytes the part holds when complete, -1: up to the part size (stream)
 	blocks  []*[]byte // holding its bytes from the start; nil once read
 	filled  int       // bytes received
 	done    bool      // filled is final
@@ -97,11 +113,12 @@ type part struct {
 	plain   int       // bytes readable
 }
 
-func (p *part) cap() int {
+// partCap is the most bytes p holds.
+func (f *fetcher) partCap(p *part) int {
 	if p.n >= 0 {
 		return p.n
 	}
-	return partSize
+	return f.partSize
 }
 
 // dispatch issues the parts: the first of each segment in order, and the
@@ -132,7 +149,7 @@ func (f *fetcher) dispatch() error {
 					return fmt.Errorf("segment %d: %w", i, errors.New("segment has no URL"))
 				}
 				s = f.st[i]
-				n := partSize
+				n := f.partSize
 				if s.rlen >= 0 && s.rlen < int64(n) {
 					n = int(s.rlen)
 				}
@@ -142,7 +159,7 @@ func (f *fetcher) dispatch() error {
 			}
 			if t := f.st[i]; !t.done && !t.stream && t.size >= 0 && t.next < t.size {
 				s = t
-				p = &part{off: t.next, n: int(min(int64(partSize), t.size-t.next))}
+				p = &part{off: t.next, n: int(min(int64(f.partSize), t.size-t.next))}
 				t.next += int64(p.n)
 				t.final = t.next >= t.size
 				break
@@ -219,22 +236,22 @@ func (f *fetcher) release(p *part, k int) {
 	if b := p.blocks[k]; b != nil {
 		blockPool.Put(b)
 		p.blocks[k] = nil
-		f.used -= blockSize
+		f.used -= f.blockSize
 		f.cond.Broadcast()
 	}
 }
 
 // grow adds a block to p, once the blocks held leave room for it within
-// fetchBudget or p is the part the reader needs next. While it waits, the
+// the fetch budget or p is the part the reader needs next. While it waits, the
 // request does not count as in flight and its stall watchdog is stopped.
 func (f *fetcher) grow(s *segState, p *part, k *call) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.used+blockSize > fetchBudget && !f.needed(s, p) {
+	if f.used+f.blockSize > f.budget && !f.needed(s, p) {
 		k.watchdog.Stop()
 		f.inflight--
 		f.cond.Broadcast()
-		for f.ctx.Err() == nil && (f.used+blockSize > fetchBudget && !f.needed(s, p) || f.inflight >= f.conc) {
+		for f.ctx.Err() == nil && (f.used+f.blockSize > f.budget && !f.needed(s, p) || f.inflight >= f.conc) {
 			f.cond.Wait()
 		}
 		f.inflight++
@@ -243,8 +260,8 @@ func (f *fetcher) grow(s *segState, p *part, k *call) error {
 	if err := f.ctx.Err(); err != nil {
 		return context.Cause(f.ctx)
 	}
-	p.blocks = append(p.blocks, getBlock())
-	f.used += blockSize
+	p.blocks = append(p.blocks, getBlock(f.blockSize))
+	f.used += f.blockSize
 	return nil
 }
 

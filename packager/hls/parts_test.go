@@ -20,15 +20,14 @@ import (
 	"time"
 )
 
-// withPartSize shrinks the parts to n bytes, held in blocks of n/4 (n when that is
+// partTuning shrinks the parts to n bytes, held in blocks of n/4 (n when that is
 // not a multiple of the AES block size).
-func withPartSize(t testing.TB, n int) {
-	oldPart, oldBlock := partSize, blockSize
-	partSize, blockSize = n, n/4
-	if blockSize%16 != 0 {
-		blockSize = n
+func partTuning(n int) tuning {
+	t := tuning{partSize: n, blockSize: n / 4}
+	if t.blockSize%16 != 0 {
+		t.blockSize = n
 	}
-	t.Cleanup(func() { partSize, blockSize = oldPart, oldBlock })
+	return t
 }
 
 // partOrigin serves a directory under /x/, with or without Range support,
@@ -175,6 +174,7 @@ func bigFFmpeg(t *testing.T) string {
 // bytes) and the requests (each byte once; one request per segment without
 // Range support).
 func TestFetchParts(t *testing.T) {
+	t.Parallel()
 	dirs := map[string]string{"small": ffmpegDir(t), "big": bigFFmpeg(t)}
 	for _, set := range []string{"small", "big"} {
 		dir := dirs[set]
@@ -193,11 +193,11 @@ func TestFetchParts(t *testing.T) {
 			for _, mode := range []string{"ranges", "no ranges", "no ranges, chunked"} {
 				for _, pl := range []string{"clear", "single", "enc"} {
 					t.Run(fmt.Sprintf("%s/%d/%s/%s", set, ps, mode, pl), func(t *testing.T) {
-						withPartSize(t, ps)
 						o := newPartOrigin(t, dir)
 						o.noRange = mode != "ranges"
 						o.chunked = mode == "no ranges, chunked"
 						c := &Client{}
+						c.tune = partTuning(ps)
 						src, err := c.Resolve(context.Background(), o.URL+"/x/"+pl+".m3u8", SelectOptions{})
 						if err != nil {
 							t.Fatal(err)
@@ -246,11 +246,12 @@ func TestFetchParts(t *testing.T) {
 // through an origin without Range support: every part boundary is a block
 // boundary, and the padding may come in the part before an empty last one.
 func TestFetchPartsTinyEncrypted(t *testing.T) {
+	t.Parallel()
 	dir := ffmpegDir(t)
-	withPartSize(t, 16)
 	o := newPartOrigin(t, dir)
 	o.noRange = true
 	c := &Client{}
+	c.tune = partTuning(16)
 	src, err := c.Resolve(context.Background(), o.URL+"/x/enc.m3u8", SelectOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -265,8 +266,8 @@ func TestFetchPartsTinyEncrypted(t *testing.T) {
 // TestFetchPartRetry: a 503 on one part makes that part, and only it, be
 // requested again.
 func TestFetchPartRetry(t *testing.T) {
+	t.Parallel()
 	dir := ffmpegDir(t)
-	withPartSize(t, 4096)
 	o := newPartOrigin(t, dir)
 	o.fail = func(uri, rng string, n int) int {
 		if uri == "/x/c1.ts" && rng == "bytes=8192-12287" && n == 1 {
@@ -275,19 +276,24 @@ func TestFetchPartRetry(t *testing.T) {
 		return 0
 	}
 	c := &Client{}
+	c.tune = partTuning(4096)
+	var sleeps atomic.Int32 // this client's retries, whatever other tests sleep
+	c.tune.sleep = func(ctx context.Context, _ time.Duration) error {
+		sleeps.Add(1)
+		return context.Cause(ctx)
+	}
 	src, err := c.Resolve(context.Background(), o.URL+"/x/clear.m3u8", SelectOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	takeSleeps()
 	got, err := fetchBodies(c, src.Segments, 4)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := clearSegments(t, dir)
 	checkBodies(t, got, want)
-	if s := takeSleeps(); len(s) != 1 {
-		t.Errorf("%d retries, want 1", len(s))
+	if n := sleeps.Load(); n != 1 {
+		t.Errorf("%d retries, want 1", n)
 	}
 	rs := o.ranges("/x/c1.ts")
 	i := slices.Index(rs, "bytes=8192-12287")
@@ -314,15 +320,14 @@ func TestFetchPartRetry(t *testing.T) {
 	if want := "origin answered 502 Bad Gateway for " + o.URL + "/x/c2.ts (after 2 attempts)"; err == nil || err.Error() != want {
 		t.Errorf("err = %v, want %s", err, want)
 	}
-	takeSleeps()
 }
 
 // TestFetchPartsBounded: requests in flight never exceed the concurrency, and
 // the bytes fetched ahead of the consumer stay within concurrency × partSize.
 func TestFetchPartsBounded(t *testing.T) {
+	t.Parallel()
 	dir := ffmpegDir(t)
 	const ps, conc = 4096, 3
-	withPartSize(t, ps)
 	var pl strings.Builder
 	pl.WriteString("#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:1\n")
 	var sizes []int64
@@ -340,6 +345,7 @@ func TestFetchPartsBounded(t *testing.T) {
 	o := newPartOrigin(t, pdir)
 	o.delay = time.Millisecond
 	c := &Client{}
+	c.tune = partTuning(ps)
 	src, err := c.Resolve(context.Background(), o.URL+"/x/many.m3u8", SelectOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -376,10 +382,11 @@ func TestFetchPartsBounded(t *testing.T) {
 // TestFetchPartsReleased: each block of fn's reader is given back as soon as it has
 // been read (decrypted too), and the bytes come out whole.
 func TestFetchPartsReleased(t *testing.T) {
+	t.Parallel()
 	dir := ffmpegDir(t)
-	withPartSize(t, 1024)
 	o := newPartOrigin(t, dir)
 	c := &Client{}
+	c.tune = partTuning(1024)
 	src, err := c.Resolve(context.Background(), o.URL+"/x/enc.m3u8", SelectOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -399,7 +406,7 @@ func TestFetchPartsReleased(t *testing.T) {
 			r.f.mu.Lock()
 			for k, p := range r.s.parts[:min(r.k+1, len(r.s.parts))] {
 				for j, b := range p.blocks {
-					if b != nil && (k < r.k || (j+1)*blockSize <= r.pos) {
+					if b != nil && (k < r.k || (j+1)*c.tune.blockSize <= r.pos) {
 						r.f.mu.Unlock()
 						return fmt.Errorf("segment %d: block %d of part %d is still held after it was read", i, j, k)
 					}
@@ -430,15 +437,14 @@ func TestFetchPartsReleased(t *testing.T) {
 // waits for, also when the budget is smaller than one part, with and without
 // decryption; the bytes come out whole and in order.
 func TestFetchBudget(t *testing.T) {
+	t.Parallel()
 	dir := ffmpegDir(t)
-	withPartSize(t, 2048)
-	old := fetchBudget
-	fetchBudget = 3 * blockSize
-	t.Cleanup(func() { fetchBudget = old })
+	tune := partTuning(2048)
+	tune.fetchBudget = 3 * tune.blockSize
 	o := newPartOrigin(t, dir)
 	for _, pl := range []string{"clear.m3u8", "enc.m3u8"} {
 		t.Run(pl, func(t *testing.T) {
-			c := &Client{}
+			c := &Client{tune: tune}
 			src, err := c.Resolve(context.Background(), o.URL+"/x/"+pl, SelectOptions{})
 			if err != nil {
 				t.Fatal(err)
@@ -457,8 +463,8 @@ func TestFetchBudget(t *testing.T) {
 					used := r.f.used
 					r.f.mu.Unlock()
 					most = max(most, used)
-					if used > fetchBudget+partSize {
-						return fmt.Errorf("segment %d: %d bytes held, budget %d", i, used, fetchBudget)
+					if used > tune.fetchBudget+tune.partSize {
+						return fmt.Errorf("segment %d: %d bytes held, budget %d", i, used, tune.fetchBudget)
 					}
 					if err == io.EOF {
 						break
@@ -475,8 +481,8 @@ func TestFetchBudget(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if most < fetchBudget {
-				t.Errorf("at most %d bytes held: the budget (%d) was never reached", most, fetchBudget)
+			if most < tune.fetchBudget {
+				t.Errorf("at most %d bytes held: the budget (%d) was never reached", most, tune.fetchBudget)
 			}
 		})
 	}

@@ -15,7 +15,7 @@ import (
 // requests still go out over as many HTTP/1.1 connections (each with its own share of a
 // distant origin's bandwidth), not as streams of one HTTP/2 connection.
 func TestFetchOverHTTPS(t *testing.T) {
-	withPartSize(t, 4096)
+	t.Parallel()
 	seg := bytes.Repeat([]byte("0123456789abcdef"), 4*4096/16) // 4 parts
 	var mu sync.Mutex
 	protos := map[string]int{}
@@ -40,6 +40,7 @@ func TestFetchOverHTTPS(t *testing.T) {
 	tr.TLSClientConfig = srv.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
 	defer tr.CloseIdleConnections()
 	c := &Client{HTTP: &http.Client{Transport: tr}}
+	c.tune = partTuning(4096)
 	src, err := c.Resolve(context.Background(), srv.URL+"/v.m3u8", SelectOptions{})
 	if err != nil {
 		t.Fatal(err)

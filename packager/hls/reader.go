@@ -55,11 +55,12 @@ func (r *segReader) Read(b []byte) (int, error) {
 				p.plain = p.filled
 			}
 			if r.pos < p.plain {
-				k, lo := r.pos/blockSize, r.pos%blockSize
-				n := copy(b, (*p.blocks[k])[lo:min(blockSize, p.plain-k*blockSize)])
+				bs := f.blockSize
+				k, lo := r.pos/bs, r.pos%bs
+				n := copy(b, (*p.blocks[k])[lo:min(bs, p.plain-k*bs)])
 				r.pos += n
 				r.read += int64(n)
-				if r.pos%blockSize == 0 {
+				if r.pos%bs == 0 {
 					f.release(p, k) // read through
 				}
 				return n, nil
@@ -137,10 +138,10 @@ func (f *fetcher) decrypt(s *segState, k int) error {
 	}
 	if end > p.dec {
 		var nextIV [16]byte
-		copy(nextIV[:], p.bytes(end-aes.BlockSize, end))
+		copy(nextIV[:], f.bytes(p, end-aes.BlockSize, end))
 		cbc := cipher.NewCBCDecrypter(s.block, s.prev[:])
 		for from := p.dec; from < end; {
-			b := p.bytes(from, min(end, (from/blockSize+1)*blockSize))
+			b := f.bytes(p, from, min(end, (from/f.blockSize+1)*f.blockSize))
 			cbc.CryptBlocks(b, b)
 			from += len(b)
 		}
@@ -149,7 +150,7 @@ func (f *fetcher) decrypt(s *segState, k int) error {
 	}
 	p.plain = p.dec
 	if last && p.dec == p.filled {
-		b := p.bytes(p.filled-aes.BlockSize, p.filled) // in one block: both are multiples of 16
+		b := f.bytes(p, p.filled-aes.BlockSize, p.filled) // in one block: both are multiples of 16
 		pad := int(b[len(b)-1])
 		if pad == 0 || pad > aes.BlockSize {
 			return f.decryptError(s, errors.New("bad PKCS#7 padding after AES-128 decryption (wrong key or IV?)"))
@@ -174,7 +175,7 @@ func (f *fetcher) decryptError(s *segState, err error) error {
 }
 
 // bytes is p's bytes from, to, which must lie in one block.
-func (p *part) bytes(from, to int) []byte {
-	k := from / blockSize
-	return (*p.blocks[k])[from-k*blockSize : to-k*blockSize]
+func (f *fetcher) bytes(p *part, from, to int) []byte {
+	k := from / f.blockSize
+	return (*p.blocks[k])[from-k*f.blockSize : to-k*f.blockSize]
 }

@@ -320,4 +320,10 @@ func (c *Client) newRequest(ctx context.Context, u *url.URL) (*http.Request, err
 	return req, nil
 }
 
-func (c *Client) sleep(ctx context.Context, d time.Duration) error { return sleep(ctx, d) }
+// sleep waits d or until ctx is done: c.tune.sleep, or the package's sleep.
+func (c *Client) sleep(ctx context.Context, d time.Duration) error {
+	if c.tune.sleep != nil {
+		return c.tune.sleep(ctx, d)
+	}
+	return sleep(ctx, d)
+}
