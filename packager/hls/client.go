@@ -55,9 +55,17 @@ var sleep = func(ctx context.Context, d time.Duration) error {
 // now is the clock used to interpret Retry-After dates.
 var now = time.Now
 
-// defaultHTTP is shared by every Client without its own HTTP client, so that
-// kept-alive connections are reused across playlists, segments and jobs.
-var defaultHTTP = &http.Client{Transport: newTransport()}
+// NewHTTPClient returns the HTTP client a Client is meant to be given (Client.HTTP):
+// its transport (newTransport) keeps connections alive for reuse across playlists,
+// segments and jobs, so whoever makes the Clients should make it once and keep it as
+// long as it runs (a Manager across config reloads, so that jobs running across a
+// reload keep their connections), and close its idle connections when done.
+func NewHTTPClient() *http.Client {
+	return &http.Client{Transport: newTransport()}
+}
+
+// defaultHTTP serves the Clients not given an HTTP client (Client.HTTP nil).
+var defaultHTTP = NewHTTPClient()
 
 // newTransport speaks HTTP/1.1 only, also to origins that offer HTTP/2: Fetch's parallel
 // requests are meant to be as many TCP connections, each with its own share of a distant
@@ -86,11 +94,12 @@ func newTransport() *http.Transport {
 // Client fetches playlists and segments from one origin. The zero value is
 // ready to use; a Client is safe for concurrent use.
 type Client struct {
-	// HTTP is the client used for every request. nil: a package default
-	// shared by all Clients, with keep-alive, MaxIdleConnsPerHost 64 and
-	// connect/TLS timeouts (waits for headers and body are bounded by
-	// StallTimeout). Its CheckRedirect is not used: redirects follow the
-	// AllowedHosts rules.
+	// HTTP is the client used for every request, owned by the caller: make
+	// it with NewHTTPClient (keep-alive, HTTP/1.1 only, MaxIdleConnsPerHost
+	// 64, connect/TLS timeouts; waits for headers and body are bounded by
+	// StallTimeout) and share it across the Clients made over time. nil: a
+	// package default shared by all Clients that have none. Its
+	// CheckRedirect is not used: redirects follow the AllowedHosts rules.
 	HTTP *http.Client
 
 	// Header holds extra headers for every origin request (config option

@@ -60,3 +60,23 @@ func TestFetchOverHTTPS(t *testing.T) {
 		t.Errorf("requests by protocol %v over %d connections: want HTTP/1.1 only, over several", protos, len(conns))
 	}
 }
+
+// TestNewHTTPClient: each caller gets its own client and transport (HTTP/1.1 only),
+// which a Client given it uses instead of the package default.
+func TestNewHTTPClient(t *testing.T) {
+	t.Parallel()
+	a, b := NewHTTPClient(), NewHTTPClient()
+	if a == b || a.Transport == b.Transport {
+		t.Fatal("NewHTTPClient shares its client or transport")
+	}
+	tr := a.Transport.(*http.Transport)
+	if tr.Protocols == nil || !tr.Protocols.HTTP1() || tr.Protocols.HTTP2() {
+		t.Errorf("protocols %v, want HTTP/1.1 only", tr.Protocols)
+	}
+	if c := (&Client{HTTP: a}); c.httpClient() != a {
+		t.Error("the Client does not use its HTTP client")
+	}
+	if c := (&Client{}); c.httpClient() != defaultHTTP {
+		t.Error("a Client without one does not use the package default")
+	}
+}
