@@ -116,7 +116,7 @@ func remux(ctx context.Context, client *hls.Client, rs []*rendition, concurrency
 		it := items[i]
 		r, seg := rs[it.r], segs[i]
 		tls[it.r].begin(it.seg)
-		if err := feed(ctx, client, r, it.seg, body, emits[it.r]); err != nil {
+		if err := feed(r, it.seg, body.(hls.SegmentBody), emits[it.r]); err != nil {
 			return fmt.Errorf("segment %s: %w", hls.RedactURL(r.segs[segmentOf(err, it.seg)].URL), err)
 		}
 		done += seg.Duration
@@ -168,16 +168,16 @@ func segmentOf(err error, j int) int {
 	return j
 }
 
-// feed hands segment j of r to its demuxer, after the init section and discontinuity
-// that apply to it.
-func feed(ctx context.Context, client *hls.Client, r *rendition, j int, body io.Reader, emit func(media.Sample) error) error {
+// feed hands segment j of r to its demuxer, after the init section (fetched by Fetch
+// with the segment) and discontinuity that apply to it.
+func feed(r *rendition, j int, body hls.SegmentBody, emit func(media.Sample) error) error {
 	seg := r.segs[j]
 	if seg.Map != r.init {
 		in, ok := r.demux.(initer)
 		if !ok {
 			return fmt.Errorf("%w: an MPEG-TS rendition switches to fMP4 (EXT-X-MAP)", hls.ErrUnsupported)
 		}
-		data, err := client.FetchMap(ctx, seg.Map)
+		data, err := body.Init()
 		if err != nil {
 			return err
 		}

@@ -1,6 +1,7 @@
 package hls
 
 import (
+	"context"
 	"crypto/aes"
 	"fmt"
 	"io"
@@ -13,6 +14,17 @@ func (f *fetcher) produce(s *segState, p *part) error {
 	seg := s.seg
 	if err := checkHost(seg.hosts, seg.URL, seg.Range); err != nil {
 		return err
+	}
+	if p.off == 0 && seg.Map != nil {
+		// The init section goes to fn with the segment (SegmentBody.Init); a
+		// failure is fn's to report, as when it fetched the section itself.
+		data, err := f.initSection(seg.Map)
+		if f.ctx.Err() != nil {
+			return context.Cause(f.ctx)
+		}
+		f.mu.Lock()
+		s.init, s.initErr = data, err
+		f.mu.Unlock()
 	}
 	if p.off == 0 && seg.Key != nil {
 		key, err := c.loadKey(f.ctx, seg.Key)

@@ -15,6 +15,18 @@ import (
 // DefaultConcurrency is used by Fetch when concurrency < 1.
 const DefaultConcurrency = 12
 
+// SegmentBody is the body Fetch hands fn (a *segReader): the segment's bytes,
+// and the init section that applies to it.
+type SegmentBody interface {
+	io.Reader
+	// Init returns the bytes of the segment's init section (EXT-X-MAP, as
+	// FetchMap gives them: shared, not to be modified), the error FetchMap
+	// gives when it has none, or the error fetching it failed with (an *OriginError, ErrDecrypt
+	// wrapped, ctx's cause). Fetch fetches each Map once, before the first
+	// segment using it; its failure does not end the Fetch: fn reports it.
+	Init() ([]byte, error)
+}
+
 // Fetch downloads segs with up to concurrency requests at once (over the
 // HTTP client's kept-alive connections), ahead of the consumer, and calls fn
 // for each segment strictly in order, i being the index in segs. A segment
@@ -26,8 +38,8 @@ const DefaultConcurrency = 12
 // each part is dropped once read. It is valid only during the call; what fn leaves unread is read (and checked)
 // after it returns. The body is the segment's byte range when it has one,
 // and is decrypted (AES-128-CBC, streaming) when the segment has a Key (its
-// key fetched once, on first use); it never includes the init section (see
-// FetchMap). fn is called once the segment's first part has arrived.
+// key fetched once, on first use); it never includes the init section, which
+// fn gets from it as a SegmentBody. fn is called once the segment's first part has arrived.
 // Segments may come from several Sources of one Resolve (video
 // and audio interleaved). An origin that answers a Range request with 200 is
 // read through that one response, at most a part ahead of fn.
@@ -58,7 +70,7 @@ func (c *Client) Fetch(ctx context.Context, segs []Segment, concurrency int, fn 
 	g, gctx := errgroup.WithContext(cctx)
 	f := &fetcher{c: c, ctx: gctx, cancel: cancel, g: g, segs: segs, conc: concurrency,
 		partSize: cmp.Or(c.tune.partSize, defaultPartSize), blockSize: cmp.Or(c.tune.blockSize, defaultBlockSize),
-		budget: cmp.Or(c.tune.fetchBudget, defaultFetchBudget)}
+		budget: cmp.Or(c.tune.fetchBudget, defaultFetchBudget), maps: map[*Map]*mapLoad{}}
 	f.cond = sync.NewCond(&f.mu)
 	f.st = make([]*segState, len(segs))
 	for i := range segs {
@@ -134,6 +146,8 @@ func (c *Client) Fetch(ctx context.Context, segs []Segment, concurrency int, fn 
 	return context.Cause(ctx)
 }
 
+var errNoMap = errors.New("no init section (EXT-X-MAP) given")
+
 // MaxMapSize is the largest init section (EXT-X-MAP) accepted, whatever
 // Limits.SegmentSize.
 const MaxMapSize = 16 << 20
@@ -148,7 +162,7 @@ const MaxMapSize = 16 << 20
 // ErrDecrypt, wrapped, when the init section does not decrypt; ctx's cause.
 func (c *Client) FetchMap(ctx context.Context, m *Map) ([]byte, error) {
 	if m == nil || m.URL == nil {
-		return nil, errors.New("no init section (EXT-X-MAP) given")
+		return nil, errNoMap
 	}
 	load := func() ([]byte, error) {
 		var buf bytes.Buffer

@@ -79,6 +79,40 @@ type fetcher struct {
 	streamErr error // a decryption error found by the reader
 
 	partSize, blockSize, budget int // Client.tune or the defaults
+
+	maps map[*Map]*mapLoad // the init sections asked for, each fetched once
+}
+
+// mapLoad is the fetch of one init section, shared by the segments using it.
+type mapLoad struct {
+	done chan struct{} // closed once data and err are set
+	data []byte
+	err  error
+}
+
+// initSection returns the bytes of m (Client.FetchMap), fetched once per
+// Fetch (and once per Resolve: FetchMap keeps them in m) whatever the
+// segments using it; a failure too is given to each.
+func (f *fetcher) initSection(m *Map) ([]byte, error) {
+	f.mu.Lock()
+	l := f.maps[m]
+	first := l == nil
+	if first {
+		l = &mapLoad{done: make(chan struct{})}
+		f.maps[m] = l
+	}
+	f.mu.Unlock()
+	if first {
+		l.data, l.err = f.c.FetchMap(f.ctx, m)
+		close(l.done)
+		return l.data, l.err
+	}
+	select {
+	case <-l.done:
+		return l.data, l.err
+	case <-f.ctx.Done():
+		return nil, context.Cause(f.ctx)
+	}
 }
 
 // segState is the fetch state of one segment.
@@ -92,6 +126,9 @@ type segState struct {
 	stream bool  // fetched by one producer, a response at a time (no Range support or size unknown)
 	final  bool  // no part will be added to parts
 	parts  []*part
+
+	init    []byte // the init section (seg.Map), set before the first part's request
+	initErr error  // or why it could not be fetched
 
 	block cipher.Block // decryption key, once loaded
 	prev  [16]byte     // cipher block before the next bytes to decrypt

@@ -88,6 +88,16 @@ func (r *segReader) Read(b []byte) (int, error) {
 	}
 }
 
+// Init returns the segment's init section (see SegmentBody).
+func (r *segReader) Init() ([]byte, error) {
+	if r.s.seg.Map == nil {
+		return nil, errNoMap
+	}
+	r.f.mu.Lock()
+	defer r.f.mu.Unlock()
+	return r.s.init, r.s.initErr
+}
+
 // SizeHint is at least the number of bytes left to read when the segment's size
 // is known (its byte range, or the size its first answer told), else -1. With
 // decryption, up to 16 fewer come (the padding).
