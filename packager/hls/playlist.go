@@ -65,7 +65,8 @@ type Segment struct {
 	// Map is the fMP4/CMAF initialization section (EXT-X-MAP) that applies
 	// to the segment; nil when none does (MPEG-TS). Consecutive segments
 	// under the same EXT-X-MAP tag share the same *Map, so a change of
-	// pointer is a change of init section. Fetch it with Client.FetchMap.
+	// pointer is a change of init section. Fetch hands its bytes on with the
+	// segment (SegmentBody.Init); Client.FetchMap gets them alone.
 	Map *Map
 	// Key is the AES-128 key (EXT-X-KEY) the segment is encrypted with; nil
 	// when it is clear. Fetch decrypts such segments itself.
@@ -89,8 +90,8 @@ func (r ByteRange) String() string {
 }
 
 // Map is a media initialization section (EXT-X-MAP): the ftyp/moov of fMP4
-// (CMAF) segments. Get its bytes with Client.FetchMap, which fetches them
-// once and keeps them in the Map.
+// (CMAF) segments. Get its bytes from Fetch's SegmentBody.Init or with
+// Client.FetchMap, which fetches them once and keeps them in the Map.
 type Map struct {
 	// URL is the init section's absolute URL.
 	URL *url.URL
