@@ -95,6 +95,7 @@ type Manager struct {
 	configs   []*Settings // of every config using the manager, oldest first
 	settings  Settings
 	client    *hls.Client
+	http      *http.Client // the client's connections, kept across reloads
 	downloads map[storage.Key]*download
 	queue     []*download // waiting for a slot, in arrival order
 	creating  int         // downloads created for the queue whose record is being saved
@@ -149,6 +150,7 @@ func NewManager(store storage.Store, s Settings, log *zap.Logger) *Manager {
 		cancel:    cancel,
 		downloads: make(map[storage.Key]*download),
 		refusals:  make(map[storage.Key]refusal),
+		http:      hls.NewHTTPClient(),
 	}
 	m.apply(s) // the settings until a config registers its own with Configure
 	recs, errs := store.Records()
@@ -241,7 +243,9 @@ func (m *Manager) apply(s Settings) {
 		s.ResolveTimeout = DefaultResolveTimeout
 	}
 	m.settings = s
-	m.client = &hls.Client{Header: s.Header, Limits: s.Limits, AllowedHosts: s.AllowedHosts}
+	// One HTTP client for the manager's life: jobs that run across a reload keep their
+	// connections to the origin.
+	m.client = &hls.Client{HTTP: m.http, Header: s.Header, Limits: s.Limits, AllowedHosts: s.AllowedHosts}
 	m.dispatch()
 }
 
@@ -254,6 +258,7 @@ func (m *Manager) Destruct() error {
 	m.saveRecency()
 	m.mu.Unlock()
 	m.flush()
+	m.http.CloseIdleConnections()
 	return nil
 }
 
