@@ -70,13 +70,9 @@ http://127.0.0.1:%d {
 	return e
 }
 
-// call sends an API request with the test token and decodes the envelope.
-func (e *edge) call(method, path string) (int, envelope) {
-	e.t.Helper()
-	return e.callWith(method, path, apiToken)
-}
-
-func (e *edge) callWith(method, path, token string) (int, envelope) {
+// send sends a request with token (none when empty) and returns the response and its
+// whole body.
+func (e *edge) send(method, path, token string) (*http.Response, []byte) {
 	e.t.Helper()
 	req, err := http.NewRequest(method, e.base+path, nil)
 	if err != nil {
@@ -91,6 +87,18 @@ func (e *edge) callWith(method, path, token string) (int, envelope) {
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
+	return resp, body
+}
+
+// call sends an API request with the test token and decodes the envelope.
+func (e *edge) call(method, path string) (int, envelope) {
+	e.t.Helper()
+	return e.callWith(method, path, apiToken)
+}
+
+func (e *edge) callWith(method, path, token string) (int, envelope) {
+	e.t.Helper()
+	resp, body := e.send(method, path, token)
 	if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
 		e.t.Fatalf("%s %s: Content-Type %q, body %s", method, path, ct, body)
 	}

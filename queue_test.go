@@ -19,17 +19,7 @@ import (
 // body, for the headers and the exact body that e.call does not show.
 func (e *edge) rawCall(method, path string) (*http.Response, string) {
 	e.t.Helper()
-	req, err := http.NewRequest(method, e.base+path, nil)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+apiToken)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
+	resp, b := e.send(method, path, apiToken)
 	return resp, string(b)
 }
 
