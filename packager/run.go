@@ -107,7 +107,8 @@ func (m *Manager) pack(ctx context.Context, d *download, client *hls.Client, s S
 	rs, err := renditions(src, typ)
 	if err != nil {
 		return storage.Record{}, err
-	} // The origin has the video: a failure from here on is recorded, on-demand or not
+	}
+	// The origin has the video: a failure from here on is recorded, on-demand or not
 	// (a segment's failure may be known before an earlier segment is demuxed).
 	m.mu.Lock()
 	d.media = true
