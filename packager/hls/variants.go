@@ -1,0 +1,127 @@
+package hls
+
+import (
+	"fmt"
+	"math"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/bluenviron/gohlslib/v2/pkg/playlist"
+)
+
+// Choosing what to download of a multivariant playlist: the variant and its audio rendition.
+
+// VariantInfo describes a variant (EXT-X-STREAM-INF) of a multivariant playlist.
+type VariantInfo struct {
+	// Bandwidth is the BANDWIDTH attribute, in bits per second.
+	Bandwidth int
+	// Width and Height come from RESOLUTION; 0 when it is absent.
+	Width, Height int
+	// Codecs lists the CODECS attribute's entries, e.g. "avc1.640015".
+	Codecs []string
+	// FrameRate is the FRAME-RATE attribute; 0 when it is absent.
+	FrameRate float64
+}
+
+// SelectOptions steers the choice of a variant in a multivariant playlist.
+type SelectOptions struct {
+	// MaxHeight, when positive, excludes variants taller than it. If every
+	// variant is taller, the shortest one is taken. Variants without a
+	// RESOLUTION are never excluded.
+	MaxHeight int
+}
+
+// chooseVariant picks the variant of mv to download.
+func chooseVariant(base *url.URL, mv *playlist.Multivariant, opt SelectOptions) (*playlist.MultivariantVariant, VariantInfo, error) {
+	type cand struct {
+		v    *playlist.MultivariantVariant
+		info VariantInfo
+	}
+	var all, fit []cand
+	for _, v := range mv.Variants {
+		if v == nil {
+			continue
+		}
+		c := cand{v: v, info: variantInfo(v)}
+		all = append(all, c)
+		if opt.MaxHeight <= 0 || c.info.Height == 0 || c.info.Height <= opt.MaxHeight {
+			fit = append(fit, c)
+		}
+	}
+	if len(all) == 0 {
+		return nil, VariantInfo{}, fmt.Errorf("%w %s: no variants found", ErrMalformed, RedactURL(base))
+	}
+	better := func(a, b VariantInfo) bool { // a better than b
+		if a.Bandwidth != b.Bandwidth {
+			return a.Bandwidth > b.Bandwidth
+		}
+		return a.Width*a.Height > b.Width*b.Height
+	}
+	if len(fit) == 0 {
+		// Everything is taller than MaxHeight: take the shortest.
+		best := all[0]
+		for _, c := range all[1:] {
+			if c.info.Height < best.info.Height || (c.info.Height == best.info.Height && better(c.info, best.info)) {
+				best = c
+			}
+		}
+		return best.v, best.info, nil
+	}
+	best := fit[0]
+	for _, c := range fit[1:] {
+		if better(c.info, best.info) {
+			best = c
+		}
+	}
+	return best.v, best.info, nil
+}
+
+func variantInfo(v *playlist.MultivariantVariant) VariantInfo {
+	info := VariantInfo{Bandwidth: v.Bandwidth}
+	if w, h, ok := strings.Cut(v.Resolution, "x"); ok {
+		wi, err1 := strconv.Atoi(strings.TrimSpace(w))
+		hi, err2 := strconv.Atoi(strings.TrimSpace(h))
+		if err1 == nil && err2 == nil && wi > 0 && hi > 0 && wi < 1<<20 && hi < 1<<20 {
+			info.Width, info.Height = wi, hi
+		}
+	}
+	for _, c := range v.Codecs {
+		if c = strings.TrimSpace(c); c != "" {
+			info.Codecs = append(info.Codecs, c)
+		}
+	}
+	if v.FrameRate != nil && *v.FrameRate > 0 && !math.IsInf(*v.FrameRate, 0) {
+		info.FrameRate = *v.FrameRate
+	}
+	return info
+}
+
+// audioRendition returns the EXT-X-MEDIA audio rendition of v's AUDIO group
+// that has its own URI: the DEFAULT one, else the first. nil when the
+// variant's audio is muxed into its segments.
+func audioRendition(mv *playlist.Multivariant, v *playlist.MultivariantVariant) *playlist.MultivariantRendition {
+	if v.Audio == "" {
+		return nil
+	}
+	var first *playlist.MultivariantRendition
+	for _, r := range mv.Renditions {
+		if r == nil || r.Type != playlist.MultivariantRenditionTypeAudio || r.GroupID != v.Audio {
+			continue
+		}
+		if r.URI == nil || strings.TrimSpace(*r.URI) == "" {
+			// A rendition without URI is the audio muxed in the variant.
+			if r.Default {
+				return nil
+			}
+			continue
+		}
+		if r.Default {
+			return r
+		}
+		if first == nil {
+			first = r
+		}
+	}
+	return first
+}
