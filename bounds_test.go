@@ -28,15 +28,7 @@ import (
 //
 // The demo, unchanged, is packaged ready beside them (the bounds leave real media alone).
 func TestImplausibleMedia(t *testing.T) {
-	demo := filepath.Join(testutil.DemoOrigin(t), "demo")
-	dir := t.TempDir()
-	copyDemo := func(name string) string {
-		to := filepath.Join(dir, name)
-		if err := os.CopyFS(to, os.DirFS(demo)); err != nil {
-			t.Fatal(err)
-		}
-		return to
-	}
+	dir := demoCopies(t, "clean", "jump", "long")
 	edit := func(path string, f func([]byte) []byte) {
 		b, err := os.ReadFile(path)
 		if err != nil {
@@ -46,11 +38,10 @@ func TestImplausibleMedia(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	copyDemo("clean")
 
 	// jump: +8 h from the middle of 240p/seg_001.ts on (seg_002 goes on from there).
 	const eightHours = 8 * 3600 * 90000
-	jump := copyDemo("jump")
+	jump := filepath.Join(dir, "jump")
 	edit(filepath.Join(jump, "240p", "seg_001.ts"), func(b []byte) []byte {
 		return testutil.ShiftTimestamps(t, b, len(b)/188/2, eightHours)
 	})
@@ -68,7 +59,7 @@ func TestImplausibleMedia(t *testing.T) {
 		"-hls_playlist_type", "vod", "-hls_segment_filename", filepath.Join(fps, "seg_%03d.ts"), filepath.Join(fps, "master.m3u8"))
 
 	// long: the demo's 4-s segments said to be 3.2 s long.
-	long := copyDemo("long")
+	long := filepath.Join(dir, "long")
 	for _, v := range []string{"240p", "144p"} {
 		edit(filepath.Join(long, v, "index.m3u8"), func(b []byte) []byte {
 			return bytes.ReplaceAll(b, []byte("#EXTINF:4.000000,"), []byte("#EXTINF:3.200000,"))
@@ -113,7 +104,7 @@ func TestImplausibleMedia(t *testing.T) {
 					t.Fatalf("ended %s: %s", en.Status, en.ErrorReasonText)
 				}
 				path, _ := e.download(en.URL)
-				t.Log(testutil.CompareWithSource(t, path, filepath.Join(demo, "240p", "index.m3u8")))
+				t.Log(testutil.CompareWithSource(t, path, filepath.Join(dir, "clean", "240p", "index.m3u8")))
 				return
 			}
 			if en.Status == "ready" {

@@ -101,20 +101,8 @@ func tmpFiles(t *testing.T, dir string) []string {
 func TestCrashRestart(t *testing.T) {
 	bin := testcaddy.Binary(t)
 	origin := testutil.NewOrigin(t, demoCopies(t, "a", "b", "c"))
-	port := testutil.FreePort(t)
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	e := &edge{t: t, base: "http://" + addr, dir: t.TempDir()}
-	e.cfg = testcaddy.Caddyfile(fmt.Sprintf(`
-http://%s {
-	bind 127.0.0.1
-	stream_downloads {
-		origin %s/{video_id}/master.m3u8
-		api_token %s
-		storage_dir %s
-		max_jobs 2
-	}
-}
-`, addr, origin.URL, apiToken, e.dir))
+	e := newEdge(t, origin.URL+"/{video_id}/master.m3u8", "\t\tmax_jobs 2\n")
+	addr := e.addr()
 
 	var logs []string
 	start := func() *testcaddy.Process { return testcaddy.StartProcess(t, bin, e.cfg, addr) }

@@ -53,6 +53,14 @@ func startEdge(t *testing.T, origin, extra string) *edge {
 
 // startEdgeWith is startEdge with global options (one per line).
 func startEdgeWith(t *testing.T, origin, extra string, globals ...string) *edge {
+	e := newEdge(t, origin, extra, globals...)
+	testcaddy.Start(t, e.cfg)
+	return e
+}
+
+// newEdge is the edge startEdgeWith runs, not started: for tests that run it as a
+// process of its own (testcaddy.StartProcess on e.addr()).
+func newEdge(t *testing.T, origin, extra string, globals ...string) *edge {
 	port := testutil.FreePort(t)
 	e := &edge{t: t, base: fmt.Sprintf("http://127.0.0.1:%d", port), dir: t.TempDir()}
 	e.cfg = testcaddy.Caddyfile(fmt.Sprintf(`
@@ -66,9 +74,11 @@ http://127.0.0.1:%d {
 	respond "next handler" 418
 }
 `, port, origin, apiToken, e.dir, extra), globals...)
-	testcaddy.Start(t, e.cfg)
 	return e
 }
+
+// addr is the edge's host:port.
+func (e *edge) addr() string { return strings.TrimPrefix(e.base, "http://") }
 
 // send sends a request with token (none when empty) and returns the response and its
 // whole body.

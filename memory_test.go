@@ -111,19 +111,8 @@ func TestMemoryPerJob(t *testing.T) {
 	for _, c := range cases {
 		// A Caddy of its own for each job: the Go runtime keeps what a job's heap took,
 		// so a job after another would be measured against a higher floor.
-		port := testutil.FreePort(t)
-		addr := fmt.Sprintf("127.0.0.1:%d", port)
-		e := &edge{t: t, base: "http://" + addr, dir: t.TempDir()}
-		e.cfg = testcaddy.Caddyfile(fmt.Sprintf(`
-http://%s {
-	bind 127.0.0.1
-	stream_downloads {
-		origin %s/{video_id}/index.m3u8
-		api_token %s
-		storage_dir %s
-	}
-}
-`, addr, origin.URL, apiToken, e.dir))
+		e := newEdge(t, origin.URL+"/{video_id}/index.m3u8", "")
+		addr := e.addr()
 		p := testcaddy.StartProcess(t, bin, e.cfg, addr)
 		pid := testutil.ChildPID(t, bin)
 		e.call("GET", "/acct/stream/warm-up/downloads")
