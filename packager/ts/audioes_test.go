@@ -1,7 +1,13 @@
 package ts
 
 import (
+	"bytes"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"testing"
+
+	"github.com/stream-downloads/caddy-stream-downloads/internal/testutil"
 
 	"github.com/stream-downloads/caddy-stream-downloads/packager/codec"
 )
@@ -89,6 +95,71 @@ func TestEAC3Units(t *testing.T) {
 			}
 			if lost.any() != tc.lost || a.lead != tc.lead {
 				t.Errorf("lost %q, lead %d; want lost %v, lead %d", &lost, a.lead, tc.lost, tc.lead)
+			}
+		})
+	}
+}
+
+// TestAudioCutAnywhere: the frames of every frame syntax come out the same whether the
+// stream arrives whole or in pieces cut anywhere (as packagers cut audio PES, inside
+// headers too).
+func TestAudioCutAnywhere(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs ffmpeg")
+	}
+	for _, tc := range []struct {
+		kind streamKind
+		args []string
+	}{
+		{kindAAC, []string{"-c:a", "aac", "-f", "adts"}},
+		{kindAC3, []string{"-c:a", "ac3", "-ac", "6", "-f", "ac3"}},
+		{kindAC3, []string{"-c:a", "eac3", "-f", "eac3"}},
+		{kindMPEGAudio, []string{"-c:a", "libmp3lame", "-write_xing", "0", "-id3v2_version", "0", "-f", "mp3"}},
+		{kindMPEGAudio, []string{"-c:a", "mp2", "-f", "mp2"}},
+	} {
+		t.Run(tc.args[1], func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "es")
+			testutil.Run(t, "ffmpeg", append(append([]string{"-v", "error", "-y", "-f", "lavfi", "-i", "sine=sample_rate=48000", "-t", "1"}, tc.args...), out)...)
+			es, err := os.ReadFile(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			read := func(pieces [][]byte) (units [][]byte) {
+				var lost losses
+				a := audioES{syn: newFrameSyntax(tc.kind, nil), lost: &lost, on: func(u audioUnit) error {
+					units = append(units, bytes.Clone(u.data))
+					return nil
+				}}
+				for i, p := range pieces {
+					a.pes(i == 0, 0, 0)
+					if err := a.write(p); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if err := a.flush(); err != nil {
+					t.Fatal(err)
+				}
+				if lost.any() {
+					t.Fatalf("lost: %s", &lost)
+				}
+				return units
+			}
+			whole := read([][]byte{es})
+			rng := rand.New(rand.NewPCG(1, 2))
+			var pieces [][]byte
+			for b := es; len(b) > 0; {
+				n := min(len(b), 1+rng.IntN(300))
+				pieces = append(pieces, b[:n])
+				b = b[n:]
+			}
+			cut := read(pieces)
+			if len(whole) < 10 || len(cut) != len(whole) {
+				t.Fatalf("%d units from pieces, %d whole", len(cut), len(whole))
+			}
+			for i := range whole {
+				if !bytes.Equal(whole[i], cut[i]) {
+					t.Fatalf("unit %d differs", i)
+				}
 			}
 		})
 	}
