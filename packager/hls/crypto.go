@@ -27,12 +27,14 @@ const maxKeySize = 4 << 10
 type memo struct {
 	sem  chan struct{}
 	data []byte
+	err  error // a failed load (not one cut by its caller's context): final
 }
 
 func newMemo() *memo { return &memo{sem: make(chan struct{}, 1)} }
 
-// get returns the memo's bytes, calling load for them the first time (and
-// again after a failed load).
+// get returns the memo's bytes, calling load for them the first time. A load that
+// failed (after its retries) is not tried again by the callers that waited for it; one
+// that failed because its caller's ctx ended is.
 func (m *memo) get(ctx context.Context, load func() ([]byte, error)) ([]byte, error) {
 	select {
 	case m.sem <- struct{}{}:
@@ -40,11 +42,14 @@ func (m *memo) get(ctx context.Context, load func() ([]byte, error)) ([]byte, er
 		return nil, context.Cause(ctx)
 	}
 	defer func() { <-m.sem }()
-	if m.data != nil {
-		return m.data, nil
+	if m.data != nil || m.err != nil {
+		return m.data, m.err
 	}
 	b, err := load()
 	if err != nil {
+		if ctx.Err() == nil {
+			m.err = err
+		}
 		return nil, err
 	}
 	m.data = b
