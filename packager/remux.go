@@ -159,7 +159,7 @@ func remux(ctx context.Context, client *hls.Client, rs []*rendition, concurrency
 
 // segmentOf is the segment of a rendition that a demuxer's error about segment j is
 // about: an earlier one when the error says so (a loss that shows only in the segment
-// after it, ts's malformedError.Segment), else j.
+// after it, media.MalformedError.Seg), else j.
 func segmentOf(err error, j int) int {
 	var e interface{ Segment() int }
 	if errors.As(err, &e) && e.Segment() >= 0 && e.Segment() < j {

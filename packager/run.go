@@ -12,11 +12,10 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/stream-downloads/caddy-stream-downloads/packager/fmp4"
 	"github.com/stream-downloads/caddy-stream-downloads/packager/hls"
+	"github.com/stream-downloads/caddy-stream-downloads/packager/media"
 	"github.com/stream-downloads/caddy-stream-downloads/packager/mp4"
 	"github.com/stream-downloads/caddy-stream-downloads/packager/storage"
-	"github.com/stream-downloads/caddy-stream-downloads/packager/ts"
 )
 
 // run packages d and records the outcome; it is the body of one job's goroutine.
@@ -264,8 +263,8 @@ func classify(err error) (code, text string) {
 		code = "limit_exceeded"
 	case errors.Is(err, hls.ErrForbiddenHost):
 		code = "forbidden_host"
-	case errors.Is(err, hls.ErrUnsupported), errors.Is(err, ts.ErrUnsupportedCodec),
-		errors.Is(err, fmp4.ErrUnsupportedCodec), errors.Is(err, errNoMedia):
+	case errors.Is(err, hls.ErrUnsupported), errors.Is(err, media.ErrUnsupportedCodec),
+		errors.Is(err, errNoMedia):
 		code = "unsupported_input"
 	case errors.Is(err, hls.ErrMalformed):
 		code = "malformed_playlist"
@@ -275,7 +274,7 @@ func classify(err error) (code, text string) {
 		code = "live"
 	case errors.As(err, new(*hls.OriginError)):
 		code = "origin_error"
-	case errors.Is(err, ts.ErrMalformed), errors.Is(err, fmp4.ErrMalformed), errors.Is(err, hls.ErrDecrypt):
+	case errors.Is(err, media.ErrMalformed), errors.Is(err, hls.ErrDecrypt):
 		code = "malformed_segment"
 	case errors.Is(err, errImplausible): // remux's timeline: a segment's media does not fit the playlist
 		code = "malformed_segment"

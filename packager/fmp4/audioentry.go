@@ -22,9 +22,9 @@ func parseAudioEntry(ti *trakInfo, e box) error {
 	switch e.typ {
 	case "mp4a", "ac-3", "ec-3", "Opus", ".mp3":
 	case "enca":
-		return &UnsupportedCodecError{Codec: "encrypted audio (DRM/Common Encryption" + originalFormat(e, audioEntryHeader) + ")", Entry: e.typ}
+		return unsupportedEntry("encrypted audio (DRM/Common Encryption"+originalFormat(e, audioEntryHeader)+")", e.typ, false)
 	default:
-		return &UnsupportedCodecError{Codec: entryName(e.typ), Entry: e.typ}
+		return unsupportedEntry(entryName(e.typ), e.typ, false)
 	}
 	if len(e.payload) < audioEntryHeader {
 		return fmt.Errorf("track %d: truncated %s sample entry", ti.id, e.typ)
@@ -134,15 +134,15 @@ func parseEsds(ti *trakInfo, esds box) error {
 	case 0x69, 0x6b: // MPEG-2 audio (13818-3), MPEG-1 audio (11172-3)
 		return setMPEGAudio(ti, dc.ObjectType)
 	case 0xa5:
-		return &UnsupportedCodecError{Codec: "AC-3 (Dolby Digital) in an mp4a sample entry", Entry: "mp4a"}
+		return unsupportedEntry("AC-3 (Dolby Digital) in an mp4a sample entry", "mp4a", false)
 	case 0xa6:
-		return &UnsupportedCodecError{Codec: "E-AC-3 (Dolby Digital Plus) in an mp4a sample entry", Entry: "mp4a"}
+		return unsupportedEntry("E-AC-3 (Dolby Digital Plus) in an mp4a sample entry", "mp4a", false)
 	case 0xa9, 0xaa, 0xab, 0xac:
-		return &UnsupportedCodecError{Codec: "DTS audio", Entry: "mp4a"}
+		return unsupportedEntry("DTS audio", "mp4a", false)
 	case 0xad:
-		return &UnsupportedCodecError{Codec: "Opus in an mp4a sample entry", Entry: "mp4a"}
+		return unsupportedEntry("Opus in an mp4a sample entry", "mp4a", false)
 	default:
-		return &UnsupportedCodecError{Codec: fmt.Sprintf("MPEG-4 audio object type 0x%02x", dc.ObjectType), Entry: "mp4a"}
+		return unsupportedEntry(fmt.Sprintf("MPEG-4 audio object type 0x%02x", dc.ObjectType), "mp4a", false)
 	}
 	if dc.DecSpecificInfo == nil || len(dc.DecSpecificInfo.DecConfig) == 0 {
 		return fmt.Errorf("track %d: AAC without an AudioSpecificConfig in esds", ti.id)
@@ -155,14 +155,14 @@ func parseEsds(ti *trakInfo, esds box) error {
 	switch cfg.Type {
 	case mpeg4audio.ObjectTypeAACLC, mpeg4audio.ObjectTypeSBR, mpeg4audio.ObjectTypePS, 1, 4:
 	default:
-		return &UnsupportedCodecError{Codec: fmt.Sprintf("MPEG-4 audio object type %d (not AAC)", cfg.Type), Entry: "mp4a"}
+		return unsupportedEntry(fmt.Sprintf("MPEG-4 audio object type %d (not AAC)", cfg.Type), "mp4a", false)
 	}
 	channels := int(cfg.ChannelConfig)
 	switch {
 	case channels == 7:
 		channels = 8
 	case channels == 0 || channels > 7:
-		return &UnsupportedCodecError{Codec: fmt.Sprintf("AAC with channel configuration %d", cfg.ChannelConfig), Entry: "mp4a"}
+		return unsupportedEntry(fmt.Sprintf("AAC with channel configuration %d", cfg.ChannelConfig), "mp4a", false)
 	}
 	if cfg.SampleRate <= 0 {
 		return fmt.Errorf("track %d: invalid AAC sample rate", ti.id)

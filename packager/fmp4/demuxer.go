@@ -18,7 +18,7 @@
 //     plus at, but never before the end of what a track already emitted; all tracks move
 //     by the same time, keeping the period's A/V offset.
 //   - A tfdt that goes backwards (or does not advance) without a discontinuity is
-//     ErrMalformed.
+//     media.ErrMalformed.
 //
 // Codecs: H.264 and HEVC samples are rewritten with 4-byte NAL lengths, without AUD,
 // filler data and parameter sets equal to the sample entry's; AV1 and the audio codecs
@@ -45,40 +45,21 @@ import (
 	"github.com/stream-downloads/caddy-stream-downloads/packager/media"
 )
 
-// ErrUnsupportedCodec is matched (errors.Is) by every *UnsupportedCodecError.
-var ErrUnsupportedCodec = errors.New("unsupported codec")
-
-// ErrMalformed is matched (errors.Is) by errors about input that is not valid fMP4,
-// H.264, HEVC or AAC as this demuxer needs it.
-var ErrMalformed = errors.New("malformed fMP4")
-
-// UnsupportedCodecError reports an audio or video track in a codec we cannot package.
-type UnsupportedCodecError struct {
-	Codec string // human-readable codec name, e.g. "E-AC-3 (Dolby Digital Plus)"
-	Entry string // the sample entry type, e.g. "ec-3"
-	Video bool
-}
-
-func (e *UnsupportedCodecError) Error() string {
-	entry := ""
-	if e.Entry != "" {
-		entry = fmt.Sprintf(" (sample entry %q)", printable(e.Entry))
+// unsupportedEntry is the error for a sample entry of type entry in a codec we cannot
+// package.
+func unsupportedEntry(codec, entry string, video bool) *media.UnsupportedCodecError {
+	e := &media.UnsupportedCodecError{Codec: codec, Video: video}
+	if entry != "" {
+		e.Declared = fmt.Sprintf("sample entry %q", printable(entry))
 	}
-	return fmt.Sprintf("unsupported codec: %s%s; supported: %s", e.Codec, entry, media.Supported)
+	return e
 }
 
-// Is makes errors.Is(err, ErrUnsupportedCodec) true.
-func (e *UnsupportedCodecError) Is(target error) bool { return target == ErrUnsupportedCodec }
-
-type malformedError struct {
-	where string // "init section", "segment 3"
-	err   error
+// malformedIn is the error about the part of the input where names ("init section",
+// "segment 3"); seg is the segment's index, -1 for the init section.
+func malformedIn(where string, seg int, err error) *media.MalformedError {
+	return &media.MalformedError{Container: "fMP4", Where: where, Seg: seg, Err: err}
 }
-
-func (e *malformedError) Error() string {
-	return fmt.Sprintf("malformed fMP4 %s: %v", e.where, e.err)
-}
-func (e *malformedError) Unwrap() []error { return []error{ErrMalformed, e.err} }
 
 // maxTime bounds decode times (ticks) so that sums and conversions cannot overflow.
 const maxTime = 1 << 60
@@ -196,16 +177,16 @@ func (d *Demuxer) Discontinuity(at time.Duration) {
 func (d *Demuxer) Init(data []byte) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			err = &malformedError{where: "init section", err: fmt.Errorf("parser panic: %v", p)}
+			err = malformedIn("init section", -1, fmt.Errorf("parser panic: %v", p))
 		}
 	}()
 	info, err := parseInit(data)
 	if err != nil {
-		var uc *UnsupportedCodecError
+		var uc *media.UnsupportedCodecError
 		if errors.As(err, &uc) {
 			return err
 		}
-		return &malformedError{where: "init section", err: err}
+		return malformedIn("init section", -1, err)
 	}
 	for _, n := range info.leftOut {
 		if !slices.Contains(d.leftOut, n) {
@@ -254,16 +235,16 @@ func (d *Demuxer) setTrack(sp **stream, ti *trakInfo) error {
 	}
 	t := st.track
 	if t.Codec != ti.codec {
-		return &UnsupportedCodecError{Codec: fmt.Sprintf("a %s codec change from %s to %s at a new EXT-X-MAP", ti.kind, t.Codec.Name(), ti.codec.Name()), Entry: ti.entry, Video: ti.kind == media.Video}
+		return unsupportedEntry(fmt.Sprintf("a %s codec change from %s to %s at a new EXT-X-MAP", ti.kind, t.Codec.Name(), ti.codec.Name()), ti.entry, ti.kind == media.Video)
 	}
 	if ti.kind == media.Audio {
 		if !bytes.Equal(t.Config, ti.config) || t.ObjectType != ti.objectType || t.SampleRate != ti.sampleRate || t.Channels != ti.channels {
-			return &malformedError{where: "init section", err: fmt.Errorf("%s configuration changes mid-stream (%d Hz %d ch -> %d Hz %d ch), not supported",
-				t.Codec.Name(), t.SampleRate, t.Channels, ti.sampleRate, ti.channels)}
+			return malformedIn("init section", -1, fmt.Errorf("%s configuration changes mid-stream (%d Hz %d ch -> %d Hz %d ch), not supported",
+				t.Codec.Name(), t.SampleRate, t.Channels, ti.sampleRate, ti.channels))
 		}
 	} else if t.Codec == media.AV1 {
 		if !bytes.Equal(t.Config, ti.config) || t.Width != ti.width || t.Height != ti.height {
-			return &malformedError{where: "init section", err: errors.New("AV1 configuration changes mid-stream, not supported")}
+			return malformedIn("init section", -1, errors.New("AV1 configuration changes mid-stream, not supported"))
 		}
 	} else {
 		st.inband = nil

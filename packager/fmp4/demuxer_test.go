@@ -319,7 +319,7 @@ func TestDiscontinuity(t *testing.T) {
 		p.items[i].discont = false
 	}
 	_, err = collect(t, p)
-	if !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "backwards") {
+	if !errors.Is(err, media.ErrMalformed) || !strings.Contains(err.Error(), "backwards") {
 		t.Fatalf("err = %v, want a malformed backwards error", err)
 	}
 	// The second period starts at the sum of the EXTINFs (3 s) after the first.
@@ -412,7 +412,7 @@ func TestUnsupportedCodecs(t *testing.T) {
 	dir := t.TempDir()
 	pl := ffmpegHLS(t, dir, "1", []string{"-f", "lavfi", "-i", "testsrc2=s=160x90:r=10"}, "-c:v", "libvpx-vp9", "-cpu-used", "8", "-deadline", "realtime", "-g", "10")
 	_, err := collect(t, readPlaylist(t, pl))
-	if !errors.Is(err, ErrUnsupportedCodec) || !strings.Contains(err.Error(), "VP9") {
+	if !errors.Is(err, media.ErrUnsupportedCodec) || !strings.Contains(err.Error(), "VP9") {
 		t.Fatalf("err = %v, want unsupported VP9", err)
 	}
 	t.Log(err)
@@ -423,7 +423,7 @@ func TestUnsupportedCodecs(t *testing.T) {
 	pl = ffmpegHLS(t, dir, "1", avInput("stereo"), append(append([]string{}, x264...), "-c:a", "aac",
 		"-hls_segment_options", "encryption_scheme=cenc-aes-ctr:encryption_key="+key+":encryption_kid="+key)...)
 	_, err = collect(t, readPlaylist(t, pl))
-	if !errors.Is(err, ErrUnsupportedCodec) || !strings.Contains(err.Error(), "encrypted video (DRM/Common Encryption, original format H.264)") {
+	if !errors.Is(err, media.ErrUnsupportedCodec) || !strings.Contains(err.Error(), "encrypted video (DRM/Common Encryption, original format H.264)") {
 		t.Fatalf("err = %v, want unsupported encrypted H.264", err)
 	}
 	t.Log(err)
@@ -663,7 +663,7 @@ func TestSyntheticTimeline(t *testing.T) {
 	}
 	// Backwards without a discontinuity.
 	err := d.Segment(bytes.NewReader(fragment(false, 0, 0, nil, ss)), emit)
-	if !errors.Is(err, ErrMalformed) {
+	if !errors.Is(err, media.ErrMalformed) {
 		t.Fatalf("err = %v", err)
 	}
 	t.Log(err)
@@ -725,10 +725,10 @@ func TestSyntheticTrunFields(t *testing.T) {
 
 func TestErrorsNotPanics(t *testing.T) {
 	d := NewDemuxer()
-	if err := d.Segment(bytes.NewReader([]byte("garbage")), func(media.Sample) error { return nil }); !errors.Is(err, ErrMalformed) {
+	if err := d.Segment(bytes.NewReader([]byte("garbage")), func(media.Sample) error { return nil }); !errors.Is(err, media.ErrMalformed) {
 		t.Errorf("segment before init: %v", err)
 	}
-	if err := d.Init([]byte{0, 0, 0, 8, 'f', 't', 'y', 'p'}); !errors.Is(err, ErrMalformed) {
+	if err := d.Init([]byte{0, 0, 0, 8, 'f', 't', 'y', 'p'}); !errors.Is(err, media.ErrMalformed) {
 		t.Errorf("init without moov: %v", err)
 	}
 	init := audioInit(t, 0, 0)

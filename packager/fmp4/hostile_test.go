@@ -61,7 +61,7 @@ func TestHostileHugeSample(t *testing.T) {
 				Probe: 16 << 20,
 			}
 			_, err := hostileRun(t, h)
-			if !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), tc.want) {
+			if !errors.Is(err, media.ErrMalformed) || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want malformed with %q", err, tc.want)
 			}
 			if h.N > 1<<20 {
@@ -90,7 +90,7 @@ func TestHostileEndlessMdat(t *testing.T) {
 			Probe: 32 << 20,
 		}
 		got, err := hostileRun(t, h)
-		if !errors.Is(err, testutil.ErrHostileLimit) || errors.Is(err, ErrMalformed) {
+		if !errors.Is(err, testutil.ErrHostileLimit) || errors.Is(err, media.ErrMalformed) {
 			t.Errorf("mdat size %d: err = %v, want the reader's own error", mdat, err)
 		}
 		if len(got) > len(sizes) {
@@ -125,7 +125,7 @@ func TestHostileRunPastEnd(t *testing.T) {
 			Probe: 4 << 20,
 		}
 		got, err := hostileRun(t, h)
-		if !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), tc.want) {
+		if !errors.Is(err, media.ErrMalformed) || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("mdat %d: err = %v, want %q", tc.mdat, err, tc.want)
 		}
 		if g := h.Growth(); g > 16<<20 {

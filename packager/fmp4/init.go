@@ -44,7 +44,7 @@ type initInfo struct {
 	leftOut      []string // the other audio and video tracks, named
 }
 
-// parseInit parses ftyp+moov. Unsupported codecs are returned as *UnsupportedCodecError
+// parseInit parses ftyp+moov. Unsupported codecs are returned as *media.UnsupportedCodecError
 // only when no supported track of the same kind exists.
 func parseInit(data []byte) (*initInfo, error) {
 	var moov *box
@@ -94,10 +94,10 @@ func parseInit(data []byte) (*initInfo, error) {
 		return nil, err
 	}
 	info := &initInfo{}
-	var unsupported *UnsupportedCodecError
+	var unsupported *media.UnsupportedCodecError
 	for _, tb := range traks {
 		ti, err := parseTrak(tb, movieTimescale)
-		var uc *UnsupportedCodecError
+		var uc *media.UnsupportedCodecError
 		if errors.As(err, &uc) {
 			if unsupported == nil || (uc.Video && !unsupported.Video) {
 				unsupported = uc

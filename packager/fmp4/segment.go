@@ -99,11 +99,11 @@ func (d *Demuxer) Segment(r io.Reader, emit func(media.Sample) error) (err error
 	where := fmt.Sprintf("segment %d", seg)
 	defer func() {
 		if p := recover(); p != nil {
-			err = &malformedError{where: where, err: fmt.Errorf("demuxer panic: %v", p)}
+			err = malformedIn(where, seg, fmt.Errorf("demuxer panic: %v", p))
 		}
 		var re *readError
-		var me *malformedError
-		var uc *UnsupportedCodecError
+		var me *media.MalformedError
+		var uc *media.UnsupportedCodecError
 		switch {
 		case err == nil:
 		case d.s.emitErr != nil:
@@ -111,7 +111,7 @@ func (d *Demuxer) Segment(r io.Reader, emit func(media.Sample) error) (err error
 		case errors.As(err, &re):
 			err = re.err // a read error is not a malformed segment
 		case !errors.As(err, &me) && !errors.As(err, &uc):
-			err = &malformedError{where: where, err: err}
+			err = malformedIn(where, seg, err)
 		}
 		d.s.in.r, d.s.emit = nil, nil
 	}()

@@ -83,7 +83,7 @@ func TestSegmentReaders(t *testing.T) {
 	}
 	for _, n := range []int{10, 200, 400, len(seg) - 10} {
 		_, err := demuxSegment(t, init, io.MultiReader(bytes.NewReader(seg[:n]), iotest.ErrReader(iotest.ErrTimeout)))
-		if !errors.Is(err, iotest.ErrTimeout) || errors.Is(err, ErrMalformed) {
+		if !errors.Is(err, iotest.ErrTimeout) || errors.Is(err, media.ErrMalformed) {
 			t.Errorf("read error after %d bytes: err = %v, want the reader's error unlabelled", n, err)
 		}
 	}
@@ -223,7 +223,7 @@ func TestRunsOutOfFileOrder(t *testing.T) {
 		}
 	}
 	_, err = demuxSegment(t, init, bytes.NewReader(runsOutOfOrder(1, maxHeld>>20+1, 1<<20)))
-	if !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "out of decode order by more than 8 MiB") {
+	if !errors.Is(err, media.ErrMalformed) || !strings.Contains(err.Error(), "out of decode order by more than 8 MiB") {
 		t.Errorf("runs out of order by 9 MiB: err = %v", err)
 	}
 }
@@ -259,7 +259,7 @@ func TestBadLayouts(t *testing.T) {
 		{"stray bytes", append(bytes.Clone(good), 0, 0, 0), "3 stray bytes"},
 	} {
 		_, err := demuxSegment(t, init, bytes.NewReader(tc.seg))
-		if !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), tc.want) {
+		if !errors.Is(err, media.ErrMalformed) || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: err = %v, want %q", tc.name, err, tc.want)
 		}
 	}

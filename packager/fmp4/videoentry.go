@@ -27,9 +27,9 @@ func parseVisualEntry(ti *trakInfo, e box) error {
 	case "av01":
 		ti.codec = media.AV1
 	case "encv":
-		return &UnsupportedCodecError{Codec: "encrypted video (DRM/Common Encryption" + originalFormat(e, visualEntryHeader) + ")", Entry: e.typ, Video: true}
+		return unsupportedEntry("encrypted video (DRM/Common Encryption"+originalFormat(e, visualEntryHeader)+")", e.typ, true)
 	default:
-		return &UnsupportedCodecError{Codec: entryName(e.typ), Entry: e.typ, Video: true}
+		return unsupportedEntry(entryName(e.typ), e.typ, true)
 	}
 	if len(e.payload) < visualEntryHeader {
 		return fmt.Errorf("track %d: truncated %s sample entry", ti.id, e.typ)

@@ -43,7 +43,7 @@ func (s *adtsSyntax) frame(f []byte) (audioFrame, bool, error) {
 		return audioFrame{}, false, nil
 	}
 	if h.blocks != 1 {
-		return audioFrame{}, false, &UnsupportedCodecError{Codec: fmt.Sprintf("ADTS frames of %d AAC raw data blocks", h.blocks), StreamType: 0x0f}
+		return audioFrame{}, false, unsupportedErr(fmt.Sprintf("ADTS frames of %d AAC raw data blocks", h.blocks), 0x0f, false)
 	}
 	if s.asc == nil || h.config != s.cfg {
 		if err := s.configure(h.config); err != nil {
@@ -60,7 +60,7 @@ func (s *adtsSyntax) configure(cfg mpeg4audio.AudioSpecificConfig) error {
 	case channels == 7:
 		channels = 8
 	case channels == 0 || channels > 7:
-		return &UnsupportedCodecError{Codec: fmt.Sprintf("AAC with channel configuration %d", cfg.ChannelConfig), StreamType: 0x0f}
+		return unsupportedErr(fmt.Sprintf("AAC with channel configuration %d", cfg.ChannelConfig), 0x0f, false)
 	}
 	if cfg.SampleRate <= 0 {
 		return errors.New("invalid AAC sample rate")

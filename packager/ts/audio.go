@@ -29,7 +29,7 @@ func (d *Demuxer) setAudioFormat(u audioUnit) error {
 	}
 	was := d.audioFormat
 	if was.codec != f.codec {
-		return &UnsupportedCodecError{Codec: fmt.Sprintf("audio codec change from %s to %s", was.codec.Name(), f.codec.Name()), StreamType: d.audioType}
+		return unsupportedErr(fmt.Sprintf("audio codec change from %s to %s", was.codec.Name(), f.codec.Name()), d.audioType, false)
 	}
 	if was.key != f.key || was.sampleRate != f.sampleRate {
 		return fmt.Errorf("%s configuration changes mid-stream (%d Hz %d ch -> %d Hz %d ch), not supported",

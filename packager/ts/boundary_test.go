@@ -11,7 +11,7 @@ import (
 )
 
 // TestSegmentCutShort (issue 12 point 3): a segment cut at a packet boundary, in the middle
-// of the playlist, is an error about that segment (malformedError.Segment), found in the
+// of the playlist, is an error about that segment (media.MalformedError.Seg), found in the
 // next one: a PES short of its length, or, where the packager keeps the continuity
 // counters across segments (the PAT and PMT go on), a media counter that jumps. Where the
 // counters do not tell (a packager that starts every segment anew, a discontinuity), a
@@ -48,7 +48,7 @@ func TestSegmentCutShort(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := demuxBytes(t, c.segs)
-			var me *malformedError
+			var me *media.MalformedError
 			if !errors.As(err, &me) || me.Segment() != 1 || !bytesContains(err.Error(), "segment 1: media lost at its end, where segment 2 does not go on with it: ") ||
 				!bytesContains(err.Error(), c.want) {
 				t.Fatalf("err = %v; want an error about segment 1 saying %q", err, c.want)

@@ -19,42 +19,15 @@ import (
 // VideoTimescale is the timescale of video tracks: the MPEG-TS 90 kHz clock.
 const VideoTimescale = 90000
 
-// ErrUnsupportedCodec is matched (errors.Is) by every *UnsupportedCodecError.
-var ErrUnsupportedCodec = errors.New("unsupported codec")
-
-// ErrMalformed is matched (errors.Is) by errors about input that is not valid MPEG-TS,
-// H.264, HEVC or audio as this demuxer needs it.
-var ErrMalformed = errors.New("malformed MPEG-TS segment")
-
-// UnsupportedCodecError reports an audio or video stream in a codec we cannot package.
-type UnsupportedCodecError struct {
-	Codec      string // human-readable codec name, e.g. "MPEG-2 video"
-	StreamType uint8  // the PMT stream_type; 0 for packed audio
-}
-
-func (e *UnsupportedCodecError) Error() string {
-	if e.StreamType == 0 { // packed audio
-		return fmt.Sprintf("unsupported codec: %s; supported: %s", e.Codec, media.Supported)
+// unsupportedErr is the error for a stream of PMT stream type st in a codec we cannot
+// package (st 0: packed audio, which has no PMT).
+func unsupportedErr(codec string, st uint8, video bool) *media.UnsupportedCodecError {
+	e := &media.UnsupportedCodecError{Codec: codec, Video: video}
+	if st != 0 {
+		e.Declared = fmt.Sprintf("stream type 0x%02x", st)
 	}
-	return fmt.Sprintf("unsupported codec: %s (stream type 0x%02x); supported: %s", e.Codec, e.StreamType, media.Supported)
+	return e
 }
-
-// Is makes errors.Is(err, ErrUnsupportedCodec) true.
-func (e *UnsupportedCodecError) Is(target error) bool { return target == ErrUnsupportedCodec }
-
-type malformedError struct {
-	seg int
-	err error
-}
-
-func (e *malformedError) Error() string {
-	return fmt.Sprintf("malformed MPEG-TS segment %d: %v", e.seg, e.err)
-}
-func (e *malformedError) Unwrap() []error { return []error{ErrMalformed, e.err} }
-
-// Segment is the index (from 0, in the order fed) of the segment the error is about: the
-// one before the segment being read when what it lost shows only in the next one.
-func (e *malformedError) Segment() int { return e.seg }
 
 // Demuxer turns the MPEG-TS segments of one HLS rendition, fed in playlist order, into samples.
 //
@@ -86,7 +59,7 @@ func (e *malformedError) Segment() int { return e.seg }
 // segment in an error; so does a segment whose media does not cover its EXTINF
 // (media.Covers, checkCoverage). What shows only in the next segment (a PES or unit the
 // segment ends in and the next does not go on with; packets missing by the continuity
-// counters, pes.go) is an error about the segment before (malformedError.Segment).
+// counters, pes.go) is an error about the segment before (media.MalformedError.Seg).
 // Frames that cannot be decoded are left out and said in Notes.
 //
 // Video samples are in 90 kHz ticks; audio samples are in ticks of the audio sample rate
@@ -316,8 +289,8 @@ func (d *Demuxer) Segment(r io.Reader, emit func(media.Sample) error) (err error
 		if src.err != nil && errors.Is(err, src.err) {
 			return src.err // the reader's own (the origin, a size limit): not a malformed segment
 		}
-		var uc *UnsupportedCodecError
-		var me *malformedError
+		var uc *media.UnsupportedCodecError
+		var me *media.MalformedError
 		if errors.As(err, &uc) || errors.As(err, &me) {
 			return err
 		}
@@ -343,7 +316,7 @@ func (d *Demuxer) Segment(r io.Reader, emit func(media.Sample) error) (err error
 		d.tail.addAll(&d.pes.boundary)
 	}
 	if d.tail.any() && seg > 0 {
-		return &malformedError{seg: seg - 1, err: fmt.Errorf("media lost at its end, where segment %d does not go on with it: %s", seg, &d.tail)}
+		return malformedAt(seg-1, fmt.Errorf("media lost at its end, where segment %d does not go on with it: %s", seg, &d.tail))
 	}
 	if d.lost.any() {
 		return d.malformed("media lost: %s", &d.lost)
@@ -401,7 +374,7 @@ func (d *Demuxer) checkCoverage() error {
 // is in a codec we cannot package is refused. Streams left out are said in Notes.
 func (d *Demuxer) onPMT(streams []esInfo) error {
 	var video, audio *esInfo
-	var unsupported *UnsupportedCodecError
+	var unsupported *media.UnsupportedCodecError
 	unsupportedVideo := false
 	var left []string
 	for i, es := range streams {
@@ -420,7 +393,7 @@ func (d *Demuxer) onPMT(streams []esInfo) error {
 		case kind == kindVideoOther || kind == kindAudioOther:
 			isVideo := kind == kindVideoOther
 			if unsupported == nil || (isVideo && !unsupportedVideo) {
-				unsupported = &UnsupportedCodecError{Codec: name, StreamType: es.streamType}
+				unsupported = unsupportedErr(name, es.streamType, isVideo)
 				unsupportedVideo = isVideo
 			}
 		default:
@@ -450,10 +423,7 @@ func (d *Demuxer) onPMT(streams []esInfo) error {
 		if d.video == nil {
 			d.video = &media.Track{Kind: media.Video, Codec: codec, Timescale: VideoTimescale}
 		} else if d.video.Codec != codec {
-			return &UnsupportedCodecError{
-				Codec:      fmt.Sprintf("video codec change from %s to %s", d.video.Codec.Name(), codec.Name()),
-				StreamType: video.streamType,
-			}
+			return unsupportedErr(fmt.Sprintf("video codec change from %s to %s", d.video.Codec.Name(), codec.Name()), video.streamType, true)
 		}
 		d.vES.hevc = codec == media.H265
 		d.vES.poc.hevc = d.vES.hevc
@@ -477,8 +447,13 @@ func (d *Demuxer) onPMT(streams []esInfo) error {
 	return nil
 }
 
+// malformedAt is the error about segment seg (from 0, in the order fed).
+func malformedAt(seg int, err error) error {
+	return &media.MalformedError{Container: "MPEG-TS", Where: fmt.Sprintf("segment %d", seg), Seg: seg, Err: err}
+}
+
 func (d *Demuxer) malformed(format string, args ...any) error {
-	return &malformedError{seg: d.segIndex - 1, err: fmt.Errorf(format, args...)}
+	return malformedAt(d.segIndex-1, fmt.Errorf(format, args...))
 }
 
 func cloneAU(au [][]byte) [][]byte {
@@ -520,7 +495,7 @@ func (d *Demuxer) onVideo(u videoUnit) error {
 // onAudio receives one audio unit.
 func (d *Demuxer) onAudio(u audioUnit) error {
 	if err := d.setAudioFormat(u); err != nil {
-		var uc *UnsupportedCodecError
+		var uc *media.UnsupportedCodecError
 		if errors.As(err, &uc) {
 			return err
 		}

@@ -151,8 +151,8 @@ func TestUnsupportedCodec(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "x.ts")
 			testutil.Run(t, "ffmpeg", append(append([]string{"-v", "error", "-y"}, tc.args...), "-f", "mpegts", out)...)
 			_, err := demuxFiles(t, []string{out})
-			if !errors.Is(err, ErrUnsupportedCodec) {
-				t.Fatalf("err = %v, want ErrUnsupportedCodec", err)
+			if !errors.Is(err, media.ErrUnsupportedCodec) {
+				t.Fatalf("err = %v, want media.ErrUnsupportedCodec", err)
 			}
 			if !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("err = %q, want it to contain %q", err, tc.want)
@@ -191,8 +191,8 @@ func TestMalformed(t *testing.T) {
 			if (err != nil) != tc.wantErr {
 				t.Fatalf("err = %v, wantErr %v", err, tc.wantErr)
 			}
-			if err != nil && !errors.Is(err, ErrMalformed) {
-				t.Errorf("err = %v, want ErrMalformed", err)
+			if err != nil && !errors.Is(err, media.ErrMalformed) {
+				t.Errorf("err = %v, want media.ErrMalformed", err)
 			}
 		})
 	}

@@ -154,7 +154,7 @@ func (s *opusSyntax) frame(f []byte) (audioFrame, bool, error) {
 	if s.cfg == nil {
 		cfg, channels, err := codec.OpusTSConfig(s.desc, uint16(min(h.StartTrim, 0xffff)))
 		if err != nil {
-			return audioFrame{}, false, &UnsupportedCodecError{Codec: "Opus: " + err.Error(), StreamType: 0x06}
+			return audioFrame{}, false, unsupportedErr("Opus: "+err.Error(), 0x06, false)
 		}
 		key := ""
 		if len(cfg) >= 4 {

@@ -77,7 +77,7 @@ func TestEndlessVideoPES(t *testing.T) {
 			head, next := testutil.EndlessTS(esOf(tc.es, fill), testutil.TSH264)
 			h := &testutil.Hostile{Head: head, Next: next, Limit: 256 << 20, Probe: 4 << 20}
 			_, err := hostileSegment(t, h, nil)
-			if !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), tc.want) {
+			if !errors.Is(err, media.ErrMalformed) || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want %q", err, tc.want)
 			}
 			if h.N > 18<<20 {

@@ -68,7 +68,7 @@ func (d *Demuxer) readPacked(br *bufio.Reader) error {
 		d.aES.syn = syn
 		d.audioType = 0
 	} else if fmt.Sprintf("%T", syn) != fmt.Sprintf("%T", d.aES.syn) {
-		return &UnsupportedCodecError{Codec: fmt.Sprintf("packed audio switching from %s to %s", d.aES.syn.name(), syn.name())}
+		return unsupportedErr(fmt.Sprintf("packed audio switching from %s to %s", d.aES.syn.name(), syn.name()), 0, false)
 	}
 	if !stamped && !d.audioStarted {
 		// RFC 8216 requires the timestamp; without it, the playlist says where it starts.
