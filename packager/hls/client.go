@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 )
 
@@ -32,16 +33,17 @@ const (
 	DefaultMaxDuration = 24 * time.Hour
 )
 
-// Backoff parameters; variables so tests can shrink them.
-var (
+// Backoff parameters.
+const (
 	backoffBase = 250 * time.Millisecond
 	backoffMax  = 8 * time.Second
 	// maxRetryAfter caps how long a Retry-After header can make us wait.
 	maxRetryAfter = 30 * time.Second
 )
 
-// sleep waits d or until ctx is done. Tests replace it to avoid real waits.
-var sleep = func(ctx context.Context, d time.Duration) error {
+// sleepCtx waits d or until ctx is done: the wait between retries of a
+// Client whose tuning has no sleep.
+func sleepCtx(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
@@ -52,9 +54,6 @@ var sleep = func(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// now is the clock used to interpret Retry-After dates.
-var now = time.Now
-
 // NewHTTPClient returns the HTTP client a Client is meant to be given (Client.HTTP):
 // its transport (newTransport) keeps connections alive for reuse across playlists,
 // segments and jobs, so whoever makes the Clients should make it once and keep it as
@@ -64,8 +63,9 @@ func NewHTTPClient() *http.Client {
 	return &http.Client{Transport: newTransport()}
 }
 
-// defaultHTTP serves the Clients not given an HTTP client (Client.HTTP nil).
-var defaultHTTP = NewHTTPClient()
+// defaultHTTP serves the Clients not given an HTTP client (Client.HTTP nil),
+// made on first use.
+var defaultHTTP = sync.OnceValue(NewHTTPClient)
 
 // newTransport speaks HTTP/1.1 only, also to origins that offer HTTP/2: Fetch's parallel
 // requests are meant to be as many TCP connections, each with its own share of a distant
@@ -146,6 +146,19 @@ type Client struct {
 	tune tuning // sizes and seams tests change
 }
 
+// tuning holds the sizes of Fetch and the seams of the retries that tests
+// change, per Client so that such tests can run in parallel; zero fields take
+// the defaults.
+type tuning struct {
+	partSize    int // defaultPartSize; a multiple of blockSize, or smaller than it
+	blockSize   int // defaultBlockSize; a multiple of the AES block size
+	fetchBudget int // defaultFetchBudget
+	// sleep waits d or until ctx is done, between retries; nil: sleepCtx.
+	sleep func(ctx context.Context, d time.Duration) error
+	// now is the clock that reads Retry-After dates; nil: time.Now.
+	now func() time.Time
+}
+
 // Limits bound one stream's size; a zero (or negative) field means its
 // default. Exceeding one fails with an error matching ErrLimit that names the
 // config option (limits.playlist_size, limits.segment_size, limits.segments,
@@ -196,7 +209,23 @@ func (c *Client) httpClient() *http.Client {
 	if c.HTTP != nil {
 		return c.HTTP
 	}
-	return defaultHTTP
+	return defaultHTTP()
+}
+
+// sleep waits d or until ctx is done: c.tune.sleep, or sleepCtx.
+func (c *Client) sleep(ctx context.Context, d time.Duration) error {
+	if c.tune.sleep != nil {
+		return c.tune.sleep(ctx, d)
+	}
+	return sleepCtx(ctx, d)
+}
+
+// now is the time by c.tune.now, or time.Now.
+func (c *Client) now() time.Time {
+	if c.tune.now != nil {
+		return c.tune.now()
+	}
+	return time.Now()
 }
 
 func (c *Client) retries() int {

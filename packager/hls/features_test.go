@@ -167,6 +167,7 @@ func ffOrigin(t *testing.T) (*origin, string) {
 // TestFFmpegStreams fetches the streams ffmpeg made and compares the bodies
 // handed over with the clear segment files of the same ffmpeg run.
 func TestFFmpegStreams(t *testing.T) {
+	t.Parallel()
 	o, dir := ffOrigin(t)
 	clearSegs := clearSegments(t, dir)
 	var singleRanges []string
@@ -224,7 +225,7 @@ func TestFFmpegStreams(t *testing.T) {
 			clear(o.counts)
 			clear(o.ranges)
 			o.mu.Unlock()
-			c := &Client{Header: http.Header{"X-Origin-Auth": {"abc"}}}
+			c := quick(&Client{Header: http.Header{"X-Origin-Auth": {"abc"}}})
 			src, err := c.Resolve(context.Background(), o.URL+"/ff/"+tt.playlist, SelectOptions{})
 			if err != nil {
 				t.Fatal(err)
@@ -311,6 +312,7 @@ func TestFFmpegStreams(t *testing.T) {
 // byte-range offsets, IVs from the sequence number, 64-bit IVs, several keys
 // and maps, encrypted init sections, gaps.
 func TestHandcrafted(t *testing.T) {
+	t.Parallel()
 	o, dir := ffOrigin(t)
 	key, _ := hex.DecodeString(ffKeyHex)
 	keyB := []byte("0123456789ABCDEF")
@@ -439,7 +441,7 @@ func TestHandcrafted(t *testing.T) {
 			clear(o.ranges)
 			o.mu.Unlock()
 			o.page("/x/index.m3u8", tt.playlist)
-			c := &Client{}
+			c := quick(&Client{})
 			src, err := c.Resolve(context.Background(), o.URL+"/x/index.m3u8", SelectOptions{})
 			if err != nil {
 				t.Fatal(err)
@@ -536,6 +538,7 @@ func TestHandcrafted(t *testing.T) {
 // TestResolveFeatureErrors: what cannot be downloaded says so in one line,
 // without credentials or query strings.
 func TestResolveFeatureErrors(t *testing.T) {
+	t.Parallel()
 	o := newOrigin(t)
 	const head = "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:2\n"
 	seg := "#EXTINF:1,\na.ts\n#EXT-X-ENDLIST\n"
@@ -569,7 +572,7 @@ func TestResolveFeatureErrors(t *testing.T) {
 		{"map without host", "#EXT-X-MAP:URI=\"http:///i.mp4\"\n" + seg, ErrMalformed, "EXT-X-MAP: URI http:///i.mp4 has no host"},
 		{"only gaps", "#EXTINF:1,\n#EXT-X-GAP\na.ts\n#EXT-X-ENDLIST\n", ErrMalformed, "every segment is a gap"},
 	}
-	c := &Client{}
+	c := quick(&Client{})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			o.page("/e/index.m3u8", head+tt.playlist)
@@ -591,6 +594,7 @@ func TestResolveFeatureErrors(t *testing.T) {
 
 // TestFetchFeatureErrors: key, decryption and byte-range failures.
 func TestFetchFeatureErrors(t *testing.T) {
+	t.Parallel()
 	o, dir := ffOrigin(t)
 	single := readFF(t, dir, "single.ts")
 	c0 := readFF(t, dir, "c0.ts")
@@ -715,11 +719,12 @@ func TestFetchFeatureErrors(t *testing.T) {
 			}
 			o.page("/p/index.m3u8", head+tt.playlist+"#EXT-X-ENDLIST\n")
 			c := &Client{}
+			sleeps := record(c)
 			src, err := c.Resolve(context.Background(), o.URL+"/p/index.m3u8", SelectOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
-			takeSleeps()
+			sleeps.take()
 			got, err := fetchBodies(c, src.Segments, 2)
 			if tt.want != nil {
 				if err != nil {
@@ -747,7 +752,7 @@ func TestFetchFeatureErrors(t *testing.T) {
 					t.Errorf("%s requested %d times, want %d", p, k, n)
 				}
 			}
-			if s := takeSleeps(); tt.noRetries && len(s) != 0 {
+			if s := sleeps.take(); tt.noRetries && len(s) != 0 {
 				t.Errorf("retried %d times", len(s))
 			}
 		})
@@ -755,6 +760,7 @@ func TestFetchFeatureErrors(t *testing.T) {
 }
 
 func TestParseIV(t *testing.T) {
+	t.Parallel()
 	tests := []struct{ in, want string }{
 		{"0x0123456789abcdef0123456789ABCDEF", "0123456789abcdef0123456789abcdef"},
 		{"0X0000000000000abc", "00000000000000000000000000000abc"},
@@ -780,6 +786,7 @@ func TestParseIV(t *testing.T) {
 }
 
 func TestDecryptInPlace(t *testing.T) {
+	t.Parallel()
 	key := []byte("0123456789abcdef")
 	iv := ivOf("0x42")
 	for n := range 50 {

@@ -15,6 +15,7 @@ import (
 )
 
 func TestHostPolicy(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		origin  string
 		allowed []string
@@ -71,6 +72,7 @@ func foreign(t *testing.T) (*httptest.Server, *atomic.Int64) {
 }
 
 func TestResolveForbiddenHosts(t *testing.T) {
+	t.Parallel()
 	o := newOrigin(t)
 	f, hits := foreign(t)
 	const head = "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:4\n"
@@ -102,7 +104,7 @@ func TestResolveForbiddenHosts(t *testing.T) {
 			port := o.URL[strings.LastIndex(o.URL, ":")+1:]
 			r := strings.NewReplacer("{origin}", o.URL, "{port}", port)
 			o.page("/p/index.m3u8", head+r.Replace(tt.playlist))
-			c := &Client{AllowedHosts: tt.allowed}
+			c := quick(&Client{AllowedHosts: tt.allowed})
 			before := hits.Load()
 			src, err := c.Resolve(context.Background(), o.URL+"/p/index.m3u8", SelectOptions{})
 			if tt.wantMsg == "" {
@@ -137,7 +139,7 @@ func TestResolveForbiddenHosts(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			o.page("/p/master.m3u8", tt.playlist)
-			_, err := (&Client{}).Resolve(context.Background(), o.URL+"/p/master.m3u8", SelectOptions{})
+			_, err := quick(&Client{}).Resolve(context.Background(), o.URL+"/p/master.m3u8", SelectOptions{})
 			if !errors.Is(err, ErrForbiddenHost) || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("err = %v", err)
 			}
@@ -149,6 +151,7 @@ func TestResolveForbiddenHosts(t *testing.T) {
 }
 
 func TestRedirects(t *testing.T) {
+	t.Parallel()
 	o := newOrigin(t)
 	f, hits := foreign(t)
 	fhost := strings.TrimPrefix(f.URL, "http://")
@@ -195,7 +198,7 @@ func TestRedirects(t *testing.T) {
 			o.counts = map[string]int{}
 			o.mu.Unlock()
 			hits.Store(0)
-			c := &Client{AllowedHosts: tt.allowed}
+			c := quick(&Client{AllowedHosts: tt.allowed})
 			src, err := c.Resolve(context.Background(), o.URL+"/demo/144p/index.m3u8", SelectOptions{})
 			if err == nil {
 				err = c.Fetch(context.Background(), src.Segments, 2, func(i int, body io.Reader) error {
@@ -237,6 +240,7 @@ func TestRedirects(t *testing.T) {
 }
 
 func TestLimits(t *testing.T) {
+	t.Parallel()
 	o := newOrigin(t)
 	o.page("/l/many.m3u8", manyPlaylist(20))
 	o.page("/l/master.m3u8", "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\nmany.m3u8\n")
@@ -269,7 +273,7 @@ func TestLimits(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := &Client{Limits: tt.limits}
+			c := quick(&Client{Limits: tt.limits})
 			before := o.total()
 			src, err := c.Resolve(context.Background(), o.URL+tt.path, SelectOptions{})
 			if err == nil && tt.fetch {
@@ -309,6 +313,7 @@ func TestLimits(t *testing.T) {
 
 // TestHTMLPlaylist: an error page answered with 200 instead of a playlist.
 func TestHTMLPlaylist(t *testing.T) {
+	t.Parallel()
 	o := newOrigin(t)
 	for i, body := range []string{
 		"<!DOCTYPE html>\n<html><head><title>Login</title></head></html>",
@@ -321,7 +326,7 @@ func TestHTMLPlaylist(t *testing.T) {
 			io.WriteString(w, body)
 			return true
 		})
-		_, err := (&Client{}).Resolve(context.Background(), o.URL+p, SelectOptions{})
+		_, err := quick(&Client{}).Resolve(context.Background(), o.URL+p, SelectOptions{})
 		if want := "malformed playlist " + o.URL + p + ": the origin answered an HTML page, not an HLS playlist"; !errors.Is(err, ErrMalformed) || err.Error() != want {
 			t.Errorf("err = %v\nwant %s", err, want)
 		}

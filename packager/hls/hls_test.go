@@ -21,29 +21,47 @@ import (
 
 const fixtureDir = "../../testdata/demo/origin"
 
-// sleeps records the waits asked of the sleep seam; tests never really wait.
-var (
-	sleepsMu sync.Mutex
-	sleeps   []time.Duration
-)
-
 func TestMain(m *testing.M) {
-	sleep = func(ctx context.Context, d time.Duration) error {
-		sleepsMu.Lock()
-		sleeps = append(sleeps, d)
-		sleepsMu.Unlock()
-		return context.Cause(ctx)
-	}
 	code := m.Run()
 	removeFFmpegFixtures()
 	os.Exit(code)
 }
 
-func takeSleeps() []time.Duration {
-	sleepsMu.Lock()
-	defer sleepsMu.Unlock()
-	s := sleeps
-	sleeps = nil
+// noSleep is a Client's sleep seam that returns at once: tests never really
+// wait between retries.
+func noSleep(ctx context.Context, _ time.Duration) error { return context.Cause(ctx) }
+
+// quick gives c the noSleep seam and returns c.
+func quick(c *Client) *Client {
+	c.tune.sleep = noSleep
+	return c
+}
+
+// sleepLog records the waits a Client asks for between retries, instead of
+// waiting.
+type sleepLog struct {
+	mu sync.Mutex
+	d  []time.Duration
+}
+
+// record makes c's retries record their waits in a new sleepLog.
+func record(c *Client) *sleepLog {
+	l := &sleepLog{}
+	c.tune.sleep = func(ctx context.Context, d time.Duration) error {
+		l.mu.Lock()
+		l.d = append(l.d, d)
+		l.mu.Unlock()
+		return context.Cause(ctx)
+	}
+	return l
+}
+
+// take returns the waits recorded since the last take.
+func (l *sleepLog) take() []time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := l.d
+	l.d = nil
 	return s
 }
 
@@ -189,6 +207,7 @@ func manyPlaylist(n int) string {
 const mediaHead = "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:4\n"
 
 func TestResolve(t *testing.T) {
+	t.Parallel()
 	o := newOrigin(t)
 	o.page("/live.m3u8", mediaHead+"#EXTINF:4,\na.ts\n#EXTINF:4,\nb.ts\n")
 	o.page("/event.m3u8", mediaHead+"#EXT-X-PLAYLIST-TYPE:EVENT\n#EXTINF:4,\na.ts\n")
@@ -307,7 +326,7 @@ func TestResolve(t *testing.T) {
 		}},
 		{name: "only gaps", path: "/gap.m3u8", wantErr: ErrMalformed, wantMsg: "every segment is a gap"},
 	}
-	c := &Client{AllowedHosts: []string{"CDN.example."}} // an absolute URI points there
+	c := quick(&Client{AllowedHosts: []string{"CDN.example."}}) // an absolute URI points there
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s, err := c.Resolve(context.Background(), o.URL+tt.path, tt.opt)
@@ -380,13 +399,14 @@ func TestResolve(t *testing.T) {
 }
 
 func TestHeadersAndCredentials(t *testing.T) {
+	t.Parallel()
 	o := newOrigin(t)
 	o.fault("/demo/240p/seg_001.ts", func(w http.ResponseWriter, _ int) bool {
 		w.WriteHeader(http.StatusForbidden)
 		return true
 	})
 	u := strings.Replace(o.URL, "http://", "http://user:s3cret@", 1) + "/demo/master.m3u8?token=t0ken"
-	c := &Client{Header: http.Header{"Host": {"origin.example"}, "X-Origin-Auth": {"abc"}}}
+	c := quick(&Client{Header: http.Header{"Host": {"origin.example"}, "X-Origin-Auth": {"abc"}}})
 	src, err := c.Resolve(context.Background(), u, SelectOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -415,10 +435,11 @@ func TestHeadersAndCredentials(t *testing.T) {
 }
 
 func TestFetchInOrder(t *testing.T) {
+	t.Parallel()
 	for _, conc := range []int{1, 2, 8, 0} {
 		t.Run(fmt.Sprintf("concurrency=%d", conc), func(t *testing.T) {
 			o := newOrigin(t)
-			c := &Client{}
+			c := quick(&Client{})
 			src, err := c.Resolve(context.Background(), o.URL+"/demo/master.m3u8", SelectOptions{})
 			if err != nil {
 				t.Fatal(err)
@@ -451,12 +472,13 @@ func TestFetchInOrder(t *testing.T) {
 }
 
 func TestFetchManyBoundedConcurrency(t *testing.T) {
+	t.Parallel()
 	const n = 40
 	for _, conc := range []int{1, 3, 8} {
 		t.Run(fmt.Sprintf("concurrency=%d", conc), func(t *testing.T) {
 			o := newOrigin(t)
 			o.page("/many/index.m3u8", manyPlaylist(n))
-			c := &Client{}
+			c := quick(&Client{})
 			src, err := c.Resolve(context.Background(), o.URL+"/many/index.m3u8", SelectOptions{})
 			if err != nil {
 				t.Fatal(err)
@@ -505,6 +527,7 @@ func TestFetchManyBoundedConcurrency(t *testing.T) {
 }
 
 func TestFetchRetries(t *testing.T) {
+	t.Parallel()
 	const seg = "/demo/144p/seg_001.ts"
 	tests := []struct {
 		name      string
@@ -580,6 +603,7 @@ func TestFetchRetries(t *testing.T) {
 			// Credentials and a query in the URL must not reach the message.
 			base := strings.Replace(o.URL, "http://", "http://user:pw@", 1)
 			c := &Client{Retries: tt.retries}
+			sleeps := record(c)
 			src, err := c.Resolve(context.Background(), base+"/demo/144p/index.m3u8?sig=secret", SelectOptions{})
 			if err != nil {
 				t.Fatal(err)
@@ -587,7 +611,7 @@ func TestFetchRetries(t *testing.T) {
 			for i := range src.Segments {
 				src.Segments[i].URL.RawQuery = "sig=secret"
 			}
-			takeSleeps()
+			sleeps.take()
 			var got []int
 			err = c.Fetch(context.Background(), src.Segments, 3, func(i int, body io.Reader) error {
 				b, _ := io.ReadAll(body)
@@ -619,7 +643,7 @@ func TestFetchRetries(t *testing.T) {
 			if n := o.count(seg); n != tt.wantCount {
 				t.Errorf("requested %d times, want %d", n, tt.wantCount)
 			}
-			s := takeSleeps()
+			s := sleeps.take()
 			if len(s) != tt.wantCount-1 && !tt.anySleeps {
 				t.Errorf("slept %d times (%v), want %d", len(s), s, tt.wantCount-1)
 			}
@@ -638,30 +662,67 @@ func TestFetchRetries(t *testing.T) {
 }
 
 func TestRetryDelay(t *testing.T) {
+	t.Parallel()
 	for attempt := range 10 {
-		d := retryDelay(attempt, errors.New("x"))
+		d := (&Client{}).retryDelay(attempt, errors.New("x"))
 		hi := min(backoffBase<<attempt, backoffMax)
 		if d < hi/2 || d > hi {
 			t.Errorf("attempt %d: delay %v not in [%v, %v]", attempt, d, hi/2, hi)
 		}
 	}
-	if d, ok := parseRetryAfter(now().Add(10 * time.Second).UTC().Format(http.TimeFormat)); !ok || d < 8*time.Second || d > 11*time.Second {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	if d, ok := parseRetryAfter(now.Add(10*time.Second).Format(http.TimeFormat), now); !ok || d != 10*time.Second {
 		t.Errorf("Retry-After date: %v %v", d, ok)
 	}
-	if _, ok := parseRetryAfter("soon"); ok {
+	if d, ok := parseRetryAfter(now.Add(-time.Minute).Format(http.TimeFormat), now); !ok || d != 0 {
+		t.Errorf("Retry-After date past: %v %v", d, ok)
+	}
+	if d, ok := parseRetryAfter("7", now); !ok || d != 7*time.Second {
+		t.Errorf("Retry-After seconds: %v %v", d, ok)
+	}
+	if _, ok := parseRetryAfter("soon", now); ok {
 		t.Error("bad Retry-After accepted")
 	}
 }
 
-func TestFetchConnectionRefused(t *testing.T) {
+// TestRetryAfterDate: a Retry-After date is read on the Client's clock.
+func TestRetryAfterDate(t *testing.T) {
+	t.Parallel()
 	o := newOrigin(t)
-	c := &Client{Retries: 1}
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	const seg = "/demo/144p/seg_000.ts"
+	o.fault(seg, func(w http.ResponseWriter, n int) bool {
+		if n == 1 {
+			w.Header().Set("Retry-After", now.Add(20*time.Second).Format(http.TimeFormat))
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return true
+		}
+		return false
+	})
+	c := &Client{}
+	sleeps := record(c)
+	c.tune.now = func() time.Time { return now }
+	src, err := c.Resolve(context.Background(), o.URL+"/demo/144p/index.m3u8", SelectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Fetch(context.Background(), src.Segments[:1], 1, func(int, io.Reader) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if s := sleeps.take(); len(s) != 1 || s[0] != 20*time.Second {
+		t.Errorf("slept %v, want [20s]", s)
+	}
+}
+
+func TestFetchConnectionRefused(t *testing.T) {
+	t.Parallel()
+	o := newOrigin(t)
+	c := quick(&Client{Retries: 1})
 	src, err := c.Resolve(context.Background(), o.URL+"/demo/144p/index.m3u8", SelectOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	o.Close()
-	takeSleeps()
 	err = c.Fetch(context.Background(), src.Segments, 2, func(int, io.Reader) error { return nil })
 	var oe *OriginError
 	if !errors.As(err, &oe) || oe.Status != 0 || oe.Attempts != 2 {
@@ -674,6 +735,7 @@ func TestFetchConnectionRefused(t *testing.T) {
 }
 
 func TestStallTimeout(t *testing.T) {
+	t.Parallel()
 	o := newOrigin(t)
 	const seg = "/demo/144p/seg_000.ts"
 	o.fault(seg, func(w http.ResponseWriter, n int) bool {
@@ -686,7 +748,7 @@ func TestStallTimeout(t *testing.T) {
 		}
 		return false
 	})
-	c := &Client{StallTimeout: 200 * time.Millisecond}
+	c := quick(&Client{StallTimeout: 200 * time.Millisecond})
 	src, err := c.Resolve(context.Background(), o.URL+"/demo/144p/index.m3u8", SelectOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -715,8 +777,9 @@ func TestStallTimeout(t *testing.T) {
 }
 
 func TestTooLarge(t *testing.T) {
+	t.Parallel()
 	o := newOrigin(t)
-	c := &Client{}
+	c := quick(&Client{})
 	u, _ := resolveURI(mustURL(o.URL), "/demo/144p/seg_000.ts")
 	var buf bytes.Buffer
 	_, err := c.get(context.Background(), u, nil, &buf, sizeLimit{n: 1000, name: "limits.segment_size"})
@@ -746,8 +809,9 @@ func TestTooLarge(t *testing.T) {
 }
 
 func TestFetchCancel(t *testing.T) {
+	t.Parallel()
 	o := newOrigin(t)
-	c := &Client{}
+	c := quick(&Client{})
 	src, err := c.Resolve(context.Background(), o.URL+"/demo/144p/index.m3u8", SelectOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -785,9 +849,10 @@ func TestFetchCancel(t *testing.T) {
 }
 
 func TestFetchConsumerError(t *testing.T) {
+	t.Parallel()
 	o := newOrigin(t)
 	o.page("/many/index.m3u8", manyPlaylist(20))
-	c := &Client{}
+	c := quick(&Client{})
 	src, err := c.Resolve(context.Background(), o.URL+"/many/index.m3u8", SelectOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -810,6 +875,7 @@ func TestFetchConsumerError(t *testing.T) {
 }
 
 func TestFetchLaterFailureStopsEarly(t *testing.T) {
+	t.Parallel()
 	// Segment 0 is slow, segment 1 fails for good: the failure is
 	// reported without waiting for segment 0.
 	o := newOrigin(t)
@@ -820,7 +886,7 @@ func TestFetchLaterFailureStopsEarly(t *testing.T) {
 		w.WriteHeader(http.StatusNotFound)
 		return true
 	})
-	c := &Client{}
+	c := quick(&Client{})
 	src, err := c.Resolve(context.Background(), o.URL+"/demo/144p/index.m3u8", SelectOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -844,7 +910,8 @@ func TestFetchLaterFailureStopsEarly(t *testing.T) {
 }
 
 func TestFetchEmpty(t *testing.T) {
-	if err := (&Client{}).Fetch(context.Background(), nil, 4, nil); err != nil {
+	t.Parallel()
+	if err := quick(&Client{}).Fetch(context.Background(), nil, 4, nil); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -865,7 +932,7 @@ func BenchmarkFetch(b *testing.B) {
 		b.Run(fmt.Sprintf("concurrency=%d", conc), func(b *testing.B) {
 			o := newOrigin(b)
 			o.page("/many/index.m3u8", manyPlaylist(30))
-			c := &Client{}
+			c := quick(&Client{})
 			src, err := c.Resolve(context.Background(), o.URL+"/many/index.m3u8", SelectOptions{})
 			if err != nil {
 				b.Fatal(err)

@@ -22,7 +22,7 @@ func TestFetchInitSections(t *testing.T) {
 		o.page(path, body)
 	}
 	for _, broken := range []bool{false, true} {
-		c := &Client{}
+		c := quick(&Client{})
 		src, err := c.Resolve(context.Background(), o.URL+"/im/index.m3u8", SelectOptions{})
 		if err != nil {
 			t.Fatal(err)

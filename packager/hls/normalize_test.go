@@ -257,6 +257,7 @@ func deref[T any](p *T) any {
 // TestNormalizeSpellings: every lenient spelling, of a master and of a media
 // playlist, parses to what the canonical spelling does.
 func TestNormalizeSpellings(t *testing.T) {
+	t.Parallel()
 	for _, pl := range []struct {
 		name, text string
 		has        []string // in the canonical results: quoted spaces and commas kept
@@ -294,6 +295,7 @@ func TestNormalizeSpellings(t *testing.T) {
 
 // TestNormalizeLines pins the exact output on a few lines.
 func TestNormalizeLines(t *testing.T) {
+	t.Parallel()
 	tests := []struct{ in, want string }{
 		{"#EXTM3U\r\n#EXT-X-VERSION: 10\r\n", "#EXTM3U\n#EXT-X-VERSION:10\n"},
 		{"#EXTM3U\r#EXTINF: 6.0 , title  x \t\ra b.ts \t", "#EXTM3U\n#EXTINF:6.0, title  x\na b.ts\n"},
@@ -318,6 +320,7 @@ func TestNormalizeLines(t *testing.T) {
 
 // TestNormalizeStrictErrorsRemain: what players refuse too stays refused.
 func TestNormalizeStrictErrorsRemain(t *testing.T) {
+	t.Parallel()
 	for _, text := range []string{
 		"#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\n",                               // no URI line
 		"#EXTM3U\n#EXT-X-TARGETDURATION:4\n#EXTINF:four,\na.ts\n",                // bad duration
@@ -337,6 +340,7 @@ const iFramesMedia = "#EXTM3U\n#EXT-X-VERSION:4\n#EXT-X-TARGETDURATION:4\n#EXT-X
 // TestIFramesOnly: an I-frames-only playlist is never packaged, and the
 // I-frame streams of a master are never chosen.
 func TestIFramesOnly(t *testing.T) {
+	t.Parallel()
 	const msg = "I-frames-only playlist (EXT-X-I-FRAMES-ONLY): a trick-play index, not a video"
 	t.Run("parse", func(t *testing.T) {
 		for _, sp := range append([]spelling{{"canonical", func(s string) string { return s }}}, spellings...) {
@@ -368,7 +372,7 @@ func TestIFramesOnly(t *testing.T) {
 	o.page("/if/trick.m3u8", "#EXTM3U\n"+
 		"#EXT-X-STREAM-INF:BANDWIDTH=9000000\niframes.m3u8\n"+
 		"#EXT-X-STREAM-INF:BANDWIDTH=400000\n../demo/240p/index.m3u8\n")
-	c := &Client{}
+	c := quick(&Client{})
 	ctx := context.Background()
 
 	t.Run("entry playlist refused", func(t *testing.T) {
@@ -416,6 +420,7 @@ func TestIFramesOnly(t *testing.T) {
 // TestLenientResolve: a lenient master and its lenient variant resolve end
 // to end as the canonical ones do.
 func TestLenientResolve(t *testing.T) {
+	t.Parallel()
 	o := newOrigin(t)
 	o.page("/len/master.m3u8", "\xef\xbb\xbf#EXTM3U\r\n#EXT-X-VERSION: 10\r\n"+
 		"#EXT-X-STREAM-INF: RESOLUTION=426x240 , BANDWIDTH = 400000,\tCODECS=\"avc1.640015, mp4a.40.2\"  \r\n\r\n"+
@@ -423,7 +428,7 @@ func TestLenientResolve(t *testing.T) {
 		"#EXT-X-STREAM-INF:BANDWIDTH=200000, RESOLUTION=256x144\r\n../demo/144p/index.m3u8")
 	o.page("/len/index.m3u8", "#EXTM3U\r#EXT-X-VERSION: 3 \r#EXT-X-TARGETDURATION:\t4\r\r"+
 		"#EXTINF: 4.0 ,\r../demo/240p/seg_000.ts\r#EXTINF: 4,\r../demo/240p/seg_001.ts\r#EXTINF:4 , x\r../demo/240p/seg_002.ts\r#EXT-X-ENDLIST  ")
-	src, err := (&Client{}).Resolve(context.Background(), o.URL+"/len/master.m3u8", SelectOptions{})
+	src, err := quick(&Client{}).Resolve(context.Background(), o.URL+"/len/master.m3u8", SelectOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

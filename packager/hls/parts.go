@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"time"
 
 	"golang.org/x/sync/errgroup"
 )
@@ -34,26 +33,24 @@ const (
 	defaultFetchBudget = 8 << 20
 )
 
-// tuning holds the sizes and seams of Fetch and the retries that tests change,
-// per Client so that such tests can run in parallel; zero fields take the
-// defaults.
-type tuning struct {
-	partSize    int // defaultPartSize; a multiple of blockSize, or smaller than it
-	blockSize   int // defaultBlockSize; a multiple of the AES block size
-	fetchBudget int // defaultFetchBudget
-	// sleep waits d or until ctx is done, between retries; nil: the
-	// package's sleep.
-	sleep func(ctx context.Context, d time.Duration) error
-}
-
-var blockPool sync.Pool // *[]byte of defaultBlockSize (or a test's size)
+// blockPool holds blocks of defaultBlockSize; a block of another size (a
+// Client.tune's) is not kept.
+var blockPool sync.Pool // *[]byte
 
 func getBlock(size int) *[]byte {
-	if b, ok := blockPool.Get().(*[]byte); ok && len(*b) == size {
-		return b
+	if size == defaultBlockSize {
+		if b, ok := blockPool.Get().(*[]byte); ok {
+			return b
+		}
 	}
 	b := make([]byte, size)
 	return &b
+}
+
+func putBlock(b *[]byte) {
+	if len(*b) == defaultBlockSize {
+		blockPool.Put(b)
+	}
 }
 
 // errNoRange: a segment's first Range request was answered 416; it is asked
@@ -271,7 +268,7 @@ func (f *fetcher) drop(p *part) {
 // release gives back block k of p.
 func (f *fetcher) release(p *part, k int) {
 	if b := p.blocks[k]; b != nil {
-		blockPool.Put(b)
+		putBlock(b)
 		p.blocks[k] = nil
 		f.used -= f.blockSize
 		f.cond.Broadcast()

@@ -23,7 +23,7 @@ import (
 // partTuning shrinks the parts to n bytes, held in blocks of n/4 (n when that is
 // not a multiple of the AES block size).
 func partTuning(n int) tuning {
-	t := tuning{partSize: n, blockSize: n / 4}
+	t := tuning{partSize: n, blockSize: n / 4, sleep: noSleep}
 	if t.blockSize%16 != 0 {
 		t.blockSize = n
 	}
@@ -196,7 +196,7 @@ func TestFetchParts(t *testing.T) {
 						o := newPartOrigin(t, dir)
 						o.noRange = mode != "ranges"
 						o.chunked = mode == "no ranges, chunked"
-						c := &Client{}
+						c := quick(&Client{})
 						c.tune = partTuning(ps)
 						src, err := c.Resolve(context.Background(), o.URL+"/x/"+pl+".m3u8", SelectOptions{})
 						if err != nil {
@@ -250,7 +250,7 @@ func TestFetchPartsTinyEncrypted(t *testing.T) {
 	dir := ffmpegDir(t)
 	o := newPartOrigin(t, dir)
 	o.noRange = true
-	c := &Client{}
+	c := quick(&Client{})
 	c.tune = partTuning(16)
 	src, err := c.Resolve(context.Background(), o.URL+"/x/enc.m3u8", SelectOptions{})
 	if err != nil {
@@ -275,7 +275,7 @@ func TestFetchPartRetry(t *testing.T) {
 		}
 		return 0
 	}
-	c := &Client{}
+	c := quick(&Client{})
 	c.tune = partTuning(4096)
 	var sleeps atomic.Int32 // this client's retries, whatever other tests sleep
 	c.tune.sleep = func(ctx context.Context, _ time.Duration) error {
@@ -344,7 +344,7 @@ func TestFetchPartsBounded(t *testing.T) {
 	os.WriteFile(filepath.Join(pdir, "many.m3u8"), []byte(pl.String()), 0o644)
 	o := newPartOrigin(t, pdir)
 	o.delay = time.Millisecond
-	c := &Client{}
+	c := quick(&Client{})
 	c.tune = partTuning(ps)
 	src, err := c.Resolve(context.Background(), o.URL+"/x/many.m3u8", SelectOptions{})
 	if err != nil {
@@ -385,7 +385,7 @@ func TestFetchPartsReleased(t *testing.T) {
 	t.Parallel()
 	dir := ffmpegDir(t)
 	o := newPartOrigin(t, dir)
-	c := &Client{}
+	c := quick(&Client{})
 	c.tune = partTuning(1024)
 	src, err := c.Resolve(context.Background(), o.URL+"/x/enc.m3u8", SelectOptions{})
 	if err != nil {
@@ -444,7 +444,7 @@ func TestFetchBudget(t *testing.T) {
 	o := newPartOrigin(t, dir)
 	for _, pl := range []string{"clear.m3u8", "enc.m3u8"} {
 		t.Run(pl, func(t *testing.T) {
-			c := &Client{tune: tune}
+			c := quick(&Client{tune: tune})
 			src, err := c.Resolve(context.Background(), o.URL+"/x/"+pl, SelectOptions{})
 			if err != nil {
 				t.Fatal(err)

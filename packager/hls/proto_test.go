@@ -39,7 +39,7 @@ func TestFetchOverHTTPS(t *testing.T) {
 	tr := newTransport()
 	tr.TLSClientConfig = srv.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
 	defer tr.CloseIdleConnections()
-	c := &Client{HTTP: &http.Client{Transport: tr}}
+	c := quick(&Client{HTTP: &http.Client{Transport: tr}})
 	c.tune = partTuning(4096)
 	src, err := c.Resolve(context.Background(), srv.URL+"/v.m3u8", SelectOptions{})
 	if err != nil {
@@ -76,7 +76,7 @@ func TestNewHTTPClient(t *testing.T) {
 	if c := (&Client{HTTP: a}); c.httpClient() != a {
 		t.Error("the Client does not use its HTTP client")
 	}
-	if c := (&Client{}); c.httpClient() != defaultHTTP {
+	if c := (&Client{}); c.httpClient() != defaultHTTP() {
 		t.Error("a Client without one does not use the package default")
 	}
 }

@@ -10,6 +10,7 @@ import (
 
 // TestCheckRange: the one validator of the answers to Range requests.
 func TestCheckRange(t *testing.T) {
+	t.Parallel()
 	exact := rangeReq{first: 100, last: 199, exact: true, need: &ByteRange{Offset: 100, Length: 100}}
 	open := rangeReq{first: 0, last: 99} // a probe of unknown size: may end early
 	tail := rangeReq{first: 100, last: -1}
@@ -75,6 +76,7 @@ func TestCheckRange(t *testing.T) {
 // TestRangeShortBody: a body that ends early is a truncation worth a retry when its
 // length was announced, else a wrong answer; a 206 body past its range is one too.
 func TestRangeShortBody(t *testing.T) {
+	t.Parallel()
 	exact := rangeReq{first: 100, last: 199, exact: true, need: &ByteRange{Offset: 100, Length: 100}}
 	for _, tt := range []struct {
 		name    string

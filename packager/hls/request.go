@@ -87,7 +87,7 @@ func (c *Client) retry(ctx context.Context, u *url.URL, rng *ByteRange, try func
 			}
 			return oe
 		}
-		if err := c.sleep(ctx, retryDelay(attempt, err)); err != nil {
+		if err := c.sleep(ctx, c.retryDelay(attempt, err)); err != nil {
 			return err
 		}
 	}
@@ -96,7 +96,7 @@ func (c *Client) retry(ctx context.Context, u *url.URL, rng *ByteRange, try func
 // retryDelay is the wait before retry number attempt+1: exponential backoff
 // from backoffBase capped at backoffMax, with jitter in [d/2, d), raised to
 // the server's Retry-After (capped at maxRetryAfter) when it sent one.
-func retryDelay(attempt int, err error) time.Duration {
+func (c *Client) retryDelay(attempt int, err error) time.Duration {
 	d := backoffBase
 	for i := 0; i < attempt && d < backoffMax; i++ {
 		d *= 2
@@ -105,20 +105,20 @@ func retryDelay(attempt int, err error) time.Duration {
 	d = d/2 + rand.N(d/2+1)
 	var se *statusError
 	if errors.As(err, &se) && se.retryAfter != "" {
-		if ra, ok := parseRetryAfter(se.retryAfter); ok {
+		if ra, ok := parseRetryAfter(se.retryAfter, c.now()); ok {
 			d = max(d, min(ra, maxRetryAfter))
 		}
 	}
 	return d
 }
 
-// parseRetryAfter reads delay-seconds or an HTTP date.
-func parseRetryAfter(v string) (time.Duration, bool) {
+// parseRetryAfter reads delay-seconds or an HTTP date (the delay from now).
+func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
 	if n, err := strconv.ParseUint(v, 10, 32); err == nil {
 		return time.Duration(n) * time.Second, true
 	}
 	if t, err := http.ParseTime(v); err == nil {
-		return max(t.Sub(now()), 0), true
+		return max(t.Sub(now), 0), true
 	}
 	return 0, false
 }
@@ -318,12 +318,4 @@ func (c *Client) newRequest(ctx context.Context, u *url.URL) (*http.Request, err
 		}
 	}
 	return req, nil
-}
-
-// sleep waits d or until ctx is done: c.tune.sleep, or the package's sleep.
-func (c *Client) sleep(ctx context.Context, d time.Duration) error {
-	if c.tune.sleep != nil {
-		return c.tune.sleep(ctx, d)
-	}
-	return sleep(ctx, d)
 }
