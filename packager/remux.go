@@ -28,9 +28,6 @@ type rendition struct {
 	init  *hls.Map   // the init section the demuxer was given last
 }
 
-// initer is a demuxer that needs the init section (EXT-X-MAP) of its segments.
-type initer interface{ Init(data []byte) error }
-
 // renditions picks what the download type needs from the resolved source: the variant
 // (with its muxed audio), and the separate audio rendition when the variant has one.
 func renditions(src *hls.Source, typ Type) ([]*rendition, error) {
@@ -173,15 +170,13 @@ func segmentOf(err error, j int) int {
 func feed(r *rendition, j int, body hls.SegmentBody, emit func(media.Sample) error) error {
 	seg := r.segs[j]
 	if seg.Map != r.init {
-		in, ok := r.demux.(initer)
-		if !ok {
-			return fmt.Errorf("%w: an MPEG-TS rendition switches to fMP4 (EXT-X-MAP)", hls.ErrUnsupported)
-		}
 		data, err := body.Init()
 		if err != nil {
 			return err
 		}
-		if err := in.Init(data); err != nil {
+		if err := r.demux.Init(data); errors.Is(err, ts.ErrInitSection) {
+			return fmt.Errorf("%w: %w", hls.ErrUnsupported, err)
+		} else if err != nil {
 			return fmt.Errorf("init section %s: %w", hls.RedactURL(seg.Map.URL), err)
 		}
 		r.init = seg.Map

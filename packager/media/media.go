@@ -125,6 +125,10 @@ type Sample struct {
 // one continuous timeline. packager/ts implements it for MPEG-TS and packed audio,
 // packager/fmp4 for fMP4/CMAF.
 type Demuxer interface {
+	// Init takes the init section (EXT-X-MAP) of the segments that follow: it is given
+	// before the first segment that uses it and again whenever it changes. A container
+	// without init sections (MPEG-TS, packed audio) refuses it with an error.
+	Init(data []byte) error
 	// Segment demuxes one whole segment and calls emit for each complete sample,
 	// in decode order per track. A sample may be completed only by what follows (an
 	// access unit ends where the next begins, and may go on into the next segment):
