@@ -157,6 +157,10 @@ type tuning struct {
 	sleep func(ctx context.Context, d time.Duration) error
 	// now is the clock that reads Retry-After dates; nil: time.Now.
 	now func() time.Time
+	// dispatchWait, a test hook, is called (the fetcher's lock held) each
+	// time Fetch's dispatcher waits for a change, with the requests then in
+	// flight: at 0 nothing changes any more until the reader moves on.
+	dispatchWait func(inflight int)
 }
 
 // Limits bound one stream's size; a zero (or negative) field means its

@@ -65,6 +65,45 @@ func (l *sleepLog) take() []time.Duration {
 	return s
 }
 
+// settler tells when a Fetch has done all it can ahead of its reader.
+type settler chan struct{}
+
+// settle makes c's Fetches tell their settler when their dispatcher waits
+// with no request in flight.
+func settle(c *Client) settler {
+	s := make(settler, 1)
+	c.tune.dispatchWait = func(inflight int) {
+		if inflight == 0 {
+			select {
+			case s <- struct{}{}:
+			default:
+			}
+		}
+	}
+	return s
+}
+
+// wait, called by fn with its body, returns once the Fetch has done all it
+// can before fn reads on: every request it may make answered (or waiting for
+// the reader), no other to make.
+func (s settler) wait(body io.Reader) error {
+	f := body.(*segReader).f
+	select {
+	case <-s: // a report from before fn was called
+	default:
+	}
+	// The dispatcher may be waiting already: make it look again, and report.
+	f.mu.Lock()
+	f.cond.Broadcast()
+	f.mu.Unlock()
+	select {
+	case <-s:
+		return nil
+	case <-time.After(10 * time.Second):
+		return errors.New("the Fetch never settled")
+	}
+}
+
 // origin is a real HTTP server on 127.0.0.1 serving the fixture files, plus
 // handcrafted playlists and faults, counting requests and concurrency.
 type origin struct {
@@ -75,6 +114,7 @@ type origin struct {
 	pages     map[string]string                                  // path → body served as a playlist
 	faults    map[string]func(w http.ResponseWriter, n int) bool // path → fault for the n-th request (1-based); true: handled
 	blockers  map[string]bool                                    // path → hang until the client goes away
+	onBlock   func(path string)                                  // called as a request starts hanging
 	lastReq   *http.Request
 	mounts    map[string]string      // path prefix → directory served under it
 	ranges    map[string][]string    // path → Range headers received, in order
@@ -122,6 +162,7 @@ func newOrigin(t testing.TB) *origin {
 		page, isPage := o.pages[r.URL.Path]
 		fault := o.faults[r.URL.Path]
 		block := o.blockers[r.URL.Path]
+		onBlock := o.onBlock
 		delay := o.delay
 		o.mu.Unlock()
 
@@ -129,6 +170,9 @@ func newOrigin(t testing.TB) *origin {
 			time.Sleep(delay)
 		}
 		if block {
+			if onBlock != nil {
+				onBlock(r.URL.Path)
+			}
 			<-r.Context().Done()
 			return
 		}
@@ -489,17 +533,20 @@ func TestFetchManyBoundedConcurrency(t *testing.T) {
 			o.maxFlight.Store(0)
 			files := [][]byte{fixture(t, "demo/144p/seg_000.ts"), fixture(t, "demo/144p/seg_001.ts"), fixture(t, "demo/144p/seg_002.ts")}
 			next := 0
+			settled := settle(c)
 			err = c.Fetch(context.Background(), src.Segments, conc, func(i int, body io.Reader) error {
 				if i != next {
 					t.Fatalf("got %d, want %d", i, next)
 				}
 				next++
 				if i == 0 {
-					// A slow consumer: the fetcher may run ahead by at
+					// A slow consumer: the fetcher runs ahead by at
 					// most conc segments, so memory stays bounded.
-					time.Sleep(100 * time.Millisecond)
-					if started := o.total() - 1; started > 1+conc {
-						t.Errorf("%d segments requested while the consumer held segment 0, want ≤ %d", started, 1+conc)
+					if err := settled.wait(body); err != nil {
+						return err
+					}
+					if started := o.total() - 1; started > 1+conc || started < conc {
+						t.Errorf("%d segments requested while the consumer held segment 0, want %d to %d", started, conc, 1+conc)
 					}
 				}
 				b, _ := io.ReadAll(body)
@@ -816,22 +863,39 @@ func TestFetchCancel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Cancelled once segment 0 is delivered and segment 1's request hangs.
+	ctx, cancel := context.WithCancel(context.Background())
+	delivered, hanging := make(chan struct{}), make(chan struct{})
+	hang := sync.OnceFunc(func() { close(hanging) })
+	cancelled := make(chan time.Time, 1)
+	go func() {
+		<-delivered
+		<-hanging
+		cancelled <- time.Now()
+		cancel()
+	}()
 	o.mu.Lock()
 	o.blockers["/demo/144p/seg_001.ts"] = true
+	o.onBlock = func(string) { hang() }
 	o.mu.Unlock()
-	ctx, cancel := context.WithCancel(context.Background())
-	time.AfterFunc(100*time.Millisecond, cancel)
-	start := time.Now()
 	var got []int
 	err = c.Fetch(ctx, src.Segments, 2, func(i int, _ io.Reader) error {
 		got = append(got, i)
+		if i == 0 {
+			close(delivered)
+		}
 		return nil
 	})
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("err = %v, want context.Canceled", err)
 	}
-	if d := time.Since(start); d > 2*time.Second {
-		t.Errorf("took %v to stop", d)
+	select {
+	case at := <-cancelled:
+		if d := time.Since(at); d > 2*time.Second {
+			t.Errorf("took %v to stop", d)
+		}
+	default:
+		t.Error("Fetch returned before it was cancelled")
 	}
 	if fmt.Sprint(got) != "[0]" {
 		t.Errorf("delivered %v", got)
@@ -840,6 +904,7 @@ func TestFetchCancel(t *testing.T) {
 	// Resolve stops too.
 	o.mu.Lock()
 	o.blockers["/demo/master.m3u8"] = true
+	o.onBlock = nil
 	o.mu.Unlock()
 	ctx, cancel = context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()

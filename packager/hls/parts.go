@@ -167,7 +167,7 @@ func (f *fetcher) dispatch() error {
 	probe := 0 // next segment whose first part to issue
 	for {
 		for f.ctx.Err() == nil && (f.inflight >= f.conc || f.held >= f.maxHeld()) {
-			f.cond.Wait()
+			f.dispatchWait()
 		}
 		if f.ctx.Err() != nil {
 			return nil
@@ -200,7 +200,7 @@ func (f *fetcher) dispatch() error {
 			}
 		}
 		if p == nil {
-			f.cond.Wait()
+			f.dispatchWait()
 			continue
 		}
 		f.inflight++
@@ -216,6 +216,14 @@ func (f *fetcher) dispatch() error {
 			return f.produce(s, p)
 		})
 	}
+}
+
+// dispatchWait is dispatch's wait for a change (f.mu held).
+func (f *fetcher) dispatchWait() {
+	if h := f.c.tune.dispatchWait; h != nil {
+		h(f.inflight)
+	}
+	f.cond.Wait()
 }
 
 // handoff marks the full part p done and waits for the reader to read it

@@ -352,6 +352,7 @@ func TestFetchPartsBounded(t *testing.T) {
 	}
 	base := o.served.Load()
 	var consumed int64
+	settled := settle(c)
 	err = c.Fetch(context.Background(), src.Segments, conc, func(i int, body io.Reader) error {
 		b, err := io.ReadAll(body)
 		if err != nil {
@@ -361,7 +362,9 @@ func TestFetchPartsBounded(t *testing.T) {
 			return fmt.Errorf("segment %d: %d bytes, want %d", i, len(b), sizes[i])
 		}
 		consumed += int64(len(b))
-		time.Sleep(20 * time.Millisecond) // a slow consumer: let the fetches run ahead
+		if err := settled.wait(body); err != nil { // a slow consumer: the fetches run ahead
+			return err
+		}
 		if ahead := o.served.Load() - base - consumed; ahead > (conc+(conc+1)/2)*ps {
 			t.Errorf("after segment %d: %d bytes fetched ahead, more than %d", i, ahead, (conc+(conc+1)/2)*ps)
 		}
@@ -451,9 +454,12 @@ func TestFetchBudget(t *testing.T) {
 			}
 			most := 0
 			clear := clearSegments(t, dir)
+			settled := settle(c)
 			err = c.Fetch(context.Background(), src.Segments, 4, func(i int, body io.Reader) error {
 				r := body.(*segReader)
-				time.Sleep(20 * time.Millisecond) // let the requests run ahead
+				if err := settled.wait(body); err != nil { // the requests run ahead
+					return err
+				}
 				var got []byte
 				buf := make([]byte, 100)
 				for {
