@@ -43,14 +43,14 @@ func readyStore(t *testing.T, videos ...string) *storage.Local {
 	}
 	for i, v := range videos {
 		k := storage.Key{Video: v, Type: "default"}
-		tmp, err := store.TempPath(k)
+		st, err := store.Stage(k)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(tmp, []byte(strings.Repeat(v[:1], 100)), 0o644); err != nil {
+		if _, err := st.WriteAt([]byte(strings.Repeat(v[:1], 100)), 0); err != nil {
 			t.Fatal(err)
 		}
-		if err := store.Commit(k, tmp); err != nil {
+		if err := st.Commit(); err != nil {
 			t.Fatal(err)
 		}
 		at := time.Date(2030, 1, 1, 0, 0, i, 0, time.UTC)
@@ -322,15 +322,30 @@ func TestEvictAfterPackaging(t *testing.T) {
 // fullStore writes packaged files to /dev/full: a real ENOSPC on every write.
 type fullStore struct{ *storage.Local }
 
-func (s fullStore) TempPath(k storage.Key) (string, error) {
-	p, err := s.Local.TempPath(k)
+func (s fullStore) Stage(k storage.Key) (storage.Staging, error) {
+	st, err := s.Local.Stage(k)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	if err := os.Remove(p); err != nil {
-		return "", err
+	full, err := os.OpenFile("/dev/full", os.O_WRONLY, 0)
+	if err != nil {
+		st.Discard()
+		return nil, err
 	}
-	return p, os.Symlink("/dev/full", p)
+	return fullStaging{st, full}, nil
+}
+
+// fullStaging writes to /dev/full and is otherwise the store's staging.
+type fullStaging struct {
+	storage.Staging
+	full *os.File
+}
+
+func (s fullStaging) WriteAt(b []byte, off int64) (int, error) { return s.full.WriteAt(b, off) }
+
+func (s fullStaging) Discard() {
+	s.full.Close()
+	s.Staging.Discard()
 }
 
 // TestDiskFull: ENOSPC while writing ends the run in storage_error with a clear text,
@@ -392,8 +407,8 @@ func TestUnwritableStore(t *testing.T) {
 
 type noTemp struct{ *storage.Local }
 
-func (noTemp) TempPath(storage.Key) (string, error) {
-	return "", &os.PathError{Op: "open", Path: "/store/.tmp/v", Err: os.ErrPermission}
+func (noTemp) Stage(storage.Key) (storage.Staging, error) {
+	return nil, &os.PathError{Op: "open", Path: "/store/.tmp/v", Err: os.ErrPermission}
 }
 
 // TestOutputLimit: a file over MaxOutput ends in limit_exceeded, naming the limit.
@@ -441,17 +456,30 @@ func TestWait(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-o.Held
-	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-	st, _ := m.Wait(ctx, k)
-	cancel()
+	// Ended as soon as Wait waits on it.
+	ctx, cancel := context.WithCancel(context.Background())
+	st, _ := m.Wait(onWait(ctx, cancel), k)
 	if st.Status != storage.StatusInProgress {
 		t.Errorf("Wait timed out with %+v", st)
 	}
-	go func() {
-		time.Sleep(100 * time.Millisecond)
-		o.Release()
-	}()
-	if st, _ := m.Wait(context.Background(), k); st.Status != storage.StatusReady {
+	// The job ends once Wait waits for it.
+	if st, _ := m.Wait(onWait(context.Background(), o.Release), k); st.Status != storage.StatusReady {
 		t.Errorf("Wait ended with %+v", st)
 	}
+}
+
+// waitWatch is a context that calls a function, once, when first asked for
+// its Done channel: when Wait starts waiting on it.
+type waitWatch struct {
+	context.Context
+	once func()
+}
+
+func onWait(ctx context.Context, f func()) context.Context {
+	return &waitWatch{Context: ctx, once: sync.OnceFunc(f)}
+}
+
+func (w *waitWatch) Done() <-chan struct{} {
+	w.once()
+	return w.Context.Done()
 }

@@ -113,25 +113,16 @@ func (m *Manager) pack(ctx context.Context, d *download, client *hls.Client, s S
 	d.media = true
 	m.mu.Unlock()
 
-	tmp, err := m.store.TempPath(k)
+	st, err := m.store.Stage(k)
 	if err != nil {
 		return storage.Record{}, storageError{"creating the temp file", err}
 	}
-	committed := false
-	defer func() {
-		if !committed {
-			os.Remove(tmp)
-		}
-	}()
+	defer st.Discard() // no-op after Commit
 	opts := mp4.Options{ExpectedDuration: src.Duration}
 	if typ.AudioOnly() {
 		opts.Brand = mp4.BrandM4A
 	}
-	w, err := mp4.Create(tmp, opts)
-	if err != nil {
-		return storage.Record{}, storageError{"creating the temp file", err}
-	}
-	defer w.Abort() // no-op after Finish
+	w := mp4.NewWriter(st, opts)
 
 	tracks, notes, err := remux(ctx, client, rs, s.Concurrency, s.MaxOutput, w, func(done, total time.Duration) { m.progress(d, done, total) })
 	var se storageError
@@ -164,10 +155,9 @@ func (m *Manager) pack(ctx context.Context, d *download, client *hls.Client, s S
 	}
 	// Outside the lock: a Delete that comes meanwhile waits for the job to end, then
 	// removes what it committed.
-	if err := m.store.Commit(k, tmp); err != nil {
-		return storage.Record{}, storageError{"moving the packaged file into place", err}
+	if err := st.Commit(); err != nil {
+		return storage.Record{}, storageError{"storing the packaged file", err}
 	}
-	committed = true
 	rec.Status = storage.StatusReady
 	rec.Notes = notes
 	rec.Size, rec.ETag, rec.Ready = info.Size, etag, now().UTC().Truncate(time.Second)

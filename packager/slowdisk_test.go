@@ -38,9 +38,24 @@ func (s *slowStore) SaveRecord(r storage.Record) error {
 	return s.Local.SaveRecord(r)
 }
 
-func (s *slowStore) Commit(k storage.Key, tmp string) error {
-	s.hold("commit", k.Video)
-	return s.Local.Commit(k, tmp)
+func (s *slowStore) Stage(k storage.Key) (storage.Staging, error) {
+	st, err := s.Local.Stage(k)
+	if err != nil {
+		return nil, err
+	}
+	return slowStaging{st, s, k.Video}, nil
+}
+
+// slowStaging holds its Commit as slowStore says.
+type slowStaging struct {
+	storage.Staging
+	s     *slowStore
+	video string
+}
+
+func (st slowStaging) Commit() error {
+	st.s.hold("commit", st.video)
+	return st.Staging.Commit()
 }
 
 // TestSlowDisk: while a job's record save or commit waits on the disk, the state of

@@ -73,15 +73,13 @@ func Demux(d media.Demuxer, feed Feed, also func(media.Sample) error) (*Samples,
 type Writer[Info any] interface {
 	WriteSample(media.Sample) error
 	Finish(tracks []*media.Track) (Info, error)
-	Abort()
 }
 
-// PackageMP4 demuxes with feed and d into w (an *mp4.Writer from mp4.Create), like the
+// PackageMP4 demuxes with feed and d into w (an *mp4.Writer on a CreateFile), like the
 // packager, failing the test on any error. It returns the writer's Info and the samples
 // written.
 func PackageMP4[Info any](t testing.TB, w Writer[Info], d media.Demuxer, feed Feed) (Info, *Samples) {
 	t.Helper()
-	defer w.Abort() // a no-op after Finish
 	c, err := Demux(d, feed, w.WriteSample)
 	if err != nil {
 		t.Fatalf("demux: %v", err)
@@ -192,4 +190,16 @@ func contains(sets [][]byte, n []byte) bool {
 		}
 	}
 	return false
+}
+
+// CreateFile creates the file at path for an mp4.Writer to write, and closes it when the
+// test ends.
+func CreateFile(t testing.TB, path string) *os.File {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
 }

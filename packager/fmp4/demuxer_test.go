@@ -150,10 +150,7 @@ var x264 = []string{"-c:v", "libx264", "-preset", "veryfast", "-bf", "3", "-g", 
 // samples written.
 func packageMP4(t *testing.T, p playlist, out string) *testutil.Samples {
 	t.Helper()
-	w, err := mp4.Create(out, mp4.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := mp4.NewWriter(testutil.CreateFile(t, out), mp4.Options{})
 	d := NewDemuxer()
 	_, c := testutil.PackageMP4(t, w, d, feed(t, d, p))
 	checkSamples(t, p, c)

@@ -1,6 +1,7 @@
 package mp4
 
 import (
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -24,10 +25,11 @@ func BenchmarkMux(b *testing.B) {
 	dir := b.TempDir()
 	b.ReportAllocs()
 	for b.Loop() {
-		w, err := Create(filepath.Join(dir, "bench.mp4"), Options{ExpectedDuration: seconds * time.Second})
+		f, err := os.Create(filepath.Join(dir, "bench.mp4"))
 		if err != nil {
 			b.Fatal(err)
 		}
+		w := NewWriter(f, Options{ExpectedDuration: seconds * time.Second})
 		total = 0
 		a := int64(0)
 		for i := range int64(seconds * 25) {
@@ -47,6 +49,10 @@ func BenchmarkMux(b *testing.B) {
 		if _, err := w.Finish([]*media.Track{video, audio}); err != nil {
 			b.Fatal(err)
 		}
+		if err := f.Sync(); err != nil { // as the store does when it commits the file
+			b.Fatal(err)
+		}
+		f.Close()
 	}
 	b.SetBytes(total)
 }

@@ -169,10 +169,7 @@ func TestCodecFiles(t *testing.T) {
 			src, out := filepath.Join(dir, "src.mp4"), filepath.Join(dir, "out.mp4")
 			testutil.Run(t, "ffmpeg", append(append([]string{"-v", "error", "-y"}, tc.args...), src)...)
 			tracks, samples, ref := demuxMP4(t, src)
-			w, err := Create(out, Options{Brand: tc.brand})
-			if err != nil {
-				t.Fatal(err)
-			}
+			w := NewWriter(testutil.CreateFile(t, out), Options{Brand: tc.brand})
 			for _, s := range samples {
 				if err := w.WriteSample(s); err != nil {
 					t.Fatal(err)

@@ -1,14 +1,14 @@
 package mp4
 
 import (
-	"os"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
 
 // startWriteback asks the kernel to start writing n bytes of f at off to disk, without
 // waiting. It is advice: an error changes nothing (the fsync at the end still decides).
-func startWriteback(f *os.File, off, n int64) {
+func startWriteback(f syscall.Conn, off, n int64) {
 	rc, err := f.SyscallConn()
 	if err != nil {
 		return

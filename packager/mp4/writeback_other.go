@@ -2,8 +2,8 @@
 
 package mp4
 
-import "os"
+import "syscall"
 
 // startWriteback does nothing where sync_file_range does not exist: the fsync at the
 // end writes everything.
-func startWriteback(*os.File, int64, int64) {}
+func startWriteback(syscall.Conn, int64, int64) {}

@@ -6,7 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
+	"syscall"
 	"time"
 
 	"github.com/cespare/xxhash/v2"
@@ -69,13 +69,23 @@ func ChecksumOf(r io.ReaderAt, headerSize, size int64) (Checksum, error) {
 	return c, nil
 }
 
-// Writer writes one progressive MP4. Media bytes go to disk at a reserved offset as they
-// arrive; only the Index stays in memory.
+// File is where a Writer writes: a staging file of the store. The Writer writes the media
+// at increasing offsets behind a reserved space and the header last, in front; when the
+// header does not fit the reserve it reads the media back to move them (and may cut the
+// file shorter). A File that is also
+// a syscall.Conn (an *os.File) gets its write-back started as the media arrive.
+type File interface {
+	io.WriterAt
+	io.ReaderAt
+	Truncate(size int64) error
+}
+
+// Writer writes one progressive MP4. Media bytes go to the File at a reserved offset as
+// they arrive; only the Index stays in memory.
 type Writer struct {
-	path    string
 	opts    Options
 	reserve int64
-	f       *os.File
+	f       File
 	bw      *bufio.Writer
 	media   *xxhash.Digest // of the media written so far
 	x       Index
@@ -86,21 +96,12 @@ type Writer struct {
 	done bool
 }
 
-// Create starts writing a progressive MP4 at path (a temp path the caller chose; the
-// caller renames it when Finish succeeded).
-func Create(path string, opts Options) (*Writer, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	w := &Writer{path: path, opts: opts, reserve: reserveFor(opts), f: f, media: xxhash.New()}
-	if _, err := f.Seek(w.reserve, io.SeekStart); err != nil {
-		f.Close()
-		os.Remove(path)
-		return nil, err
-	}
+// NewWriter starts writing a progressive MP4 into f, which is empty. The caller owns f:
+// it makes it durable and publishes it once Finish succeeded, or drops it.
+func NewWriter(f File, opts Options) *Writer {
+	w := &Writer{opts: opts, reserve: reserveFor(opts), f: f, media: xxhash.New()}
 	w.bw = bufio.NewWriterSize(&writeBehind{f: f, off: w.reserve, started: w.reserve}, 1<<20)
-	return w, nil
+	return w
 }
 
 // WriteSample appends a sample's data to the media and its entry to the index. Audio
@@ -112,7 +113,7 @@ func (w *Writer) WriteSample(s media.Sample) error {
 		return w.err
 	}
 	if w.done {
-		return errors.New("mp4: write after Finish/Abort")
+		return errors.New("mp4: write after Finish")
 	}
 	if s.Track != nil && s.Track.Kind == media.Audio {
 		if len(w.held) > 0 {
@@ -170,22 +171,12 @@ func (w *Writer) write(s media.Sample) error {
 }
 
 // Finish writes ftyp+moov(+free)+mdat header in front of the media so the file reads
-// ftyp, moov, mdat; fsyncs and closes. On error the file is removed.
+// ftyp, moov, mdat. After an error the File holds no valid MP4.
 func (w *Writer) Finish(tracks []*media.Track) (Info, error) {
 	if w.done {
-		return Info{}, errors.New("mp4: Finish after Finish/Abort")
+		return Info{}, errors.New("mp4: Finish after Finish")
 	}
-	info, err := w.finish(tracks)
 	w.done = true
-	if err != nil {
-		w.f.Close()
-		os.Remove(w.path)
-		return Info{}, err
-	}
-	return info, nil
-}
-
-func (w *Writer) finish(tracks []*media.Track) (Info, error) {
 	if w.err != nil {
 		return Info{}, w.err
 	}
@@ -209,12 +200,6 @@ func (w *Writer) finish(tracks []*media.Track) (Info, error) {
 		if hdrSum, err = writeHeader(w.f, hdr); err != nil {
 			return Info{}, err
 		}
-		if err := w.f.Sync(); err != nil {
-			return Info{}, err
-		}
-		if err := w.f.Close(); err != nil {
-			return Info{}, err
-		}
 	}
 	info.HeaderSize = hdr.size()
 	info.Size = info.HeaderSize + w.x.MediaSize
@@ -223,59 +208,49 @@ func (w *Writer) finish(tracks []*media.Track) (Info, error) {
 	return info, nil
 }
 
-// relocate writes the compact header into a new file, moves the media after it (one
-// copy, copy_file_range on Linux) and renames the new file over w.path. It returns the
-// header and its checksum.
+// relocate moves the media right behind the compact header, which does not fit the
+// reserve (larger, or smaller by less than a free box), and writes that header in front.
+// Media moving up are moved from the end backwards, media moving down from the start,
+// so that none is overwritten before it is read. It returns the header and its checksum.
 func (w *Writer) relocate(tracks []*media.Track) (*header, uint64, error) {
 	hdr, err := planHeader(&w.x, tracks, w.opts.Brand, 0)
 	if err != nil {
 		return nil, 0, err
 	}
-	tmp := w.path + ".relocate"
-	nf, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	shift := hdr.size() - w.reserve
+	buf := make([]byte, relocateBlock)
+	for done := int64(0); done < w.x.MediaSize; {
+		n := min(w.x.MediaSize-done, relocateBlock)
+		from := w.reserve + done // moving down: the next block from the start
+		if shift > 0 {
+			from = w.reserve + w.x.MediaSize - done - n // moving up: from the end
+		}
+		if _, err := w.f.ReadAt(buf[:n], from); err != nil {
+			return nil, 0, fmt.Errorf("mp4: moving the media: %w", err)
+		}
+		if _, err := w.f.WriteAt(buf[:n], from+shift); err != nil {
+			return nil, 0, fmt.Errorf("mp4: moving the media: %w", err)
+		}
+		done += n
+	}
+	if shift < 0 {
+		if err := w.f.Truncate(hdr.size() + w.x.MediaSize); err != nil {
+			return nil, 0, fmt.Errorf("mp4: moving the media: %w", err)
+		}
+	}
+	sum, err := writeHeader(w.f, hdr)
 	if err != nil {
-		return nil, 0, err
-	}
-	fail := func(err error) (*header, uint64, error) {
-		nf.Close()
-		os.Remove(tmp)
-		return nil, 0, err
-	}
-	sum, err := writeHeader(nf, hdr)
-	if err != nil {
-		return fail(err)
-	}
-	if _, err := w.f.Seek(w.reserve, io.SeekStart); err != nil {
-		return fail(err)
-	}
-	if _, err := nf.Seek(hdr.size(), io.SeekStart); err != nil {
-		return fail(err)
-	}
-	n, err := io.Copy(nf, &io.LimitedReader{R: w.f, N: w.x.MediaSize})
-	if err != nil {
-		return fail(err)
-	}
-	if n != w.x.MediaSize {
-		return fail(fmt.Errorf("mp4: moved %d of %d media bytes", n, w.x.MediaSize))
-	}
-	if err := nf.Sync(); err != nil {
-		return fail(err)
-	}
-	if err := nf.Close(); err != nil {
-		os.Remove(tmp)
-		return nil, 0, err
-	}
-	w.f.Close()
-	if err := os.Rename(tmp, w.path); err != nil {
-		os.Remove(tmp)
 		return nil, 0, err
 	}
 	return hdr, sum, nil
 }
 
+// relocateBlock is the unit in which relocate moves the media.
+const relocateBlock = 1 << 20
+
 // writeHeader writes h at the start of f, but for the pad (left a hole, which reads as
 // zeros), and returns xxh64 of all its bytes.
-func writeHeader(f *os.File, h *header) (uint64, error) {
+func writeHeader(f io.WriterAt, h *header) (uint64, error) {
 	d := xxhash.New()
 	bw := bufio.NewWriterSize(io.NewOffsetWriter(f, 0), 64<<10)
 	if err := h.writeHead(io.MultiWriter(bw, d)); err != nil {
@@ -295,32 +270,23 @@ func writeHeader(f *os.File, h *header) (uint64, error) {
 	return d.Sum64(), nil
 }
 
-// Abort closes and removes what the Writer wrote.
-func (w *Writer) Abort() {
-	if w.done {
-		return
-	}
-	w.done = true
-	w.f.Close()
-	os.Remove(w.path)
-	os.Remove(w.path + ".relocate")
-}
-
 // writeBehind starts the kernel's write-back of every few MiB as soon as they are
 // written, so that the fsync before the file is published waits for the last ones
 // only: fsync of a whole 450 MB video took a third as long as packaging it.
 type writeBehind struct {
-	f            *os.File
+	f            File
 	off, started int64 // file offset written up to; write-back started up to
 }
 
 const writeBehindBytes = 8 << 20
 
 func (w *writeBehind) Write(b []byte) (int, error) {
-	n, err := w.f.Write(b)
+	n, err := w.f.WriteAt(b, w.off)
 	w.off += int64(n)
 	if w.off-w.started >= writeBehindBytes {
-		startWriteback(w.f, w.started, w.off-w.started)
+		if c, ok := w.f.(syscall.Conn); ok {
+			startWriteback(c, w.started, w.off-w.started)
+		}
 		w.started = w.off
 	}
 	return n, err

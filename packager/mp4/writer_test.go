@@ -17,10 +17,7 @@ import (
 // packageSegments demuxes TS segments into a progressive MP4 at out.
 func packageSegments(t *testing.T, segs []string, out string, opts Options) Info {
 	t.Helper()
-	w, err := Create(out, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := NewWriter(testutil.CreateFile(t, out), opts)
 	d := ts.NewDemuxer()
 	for _, p := range segs {
 		f, err := os.Open(p)
@@ -30,12 +27,10 @@ func packageSegments(t *testing.T, segs []string, out string, opts Options) Info
 		err = d.Segment(f, w.WriteSample)
 		f.Close()
 		if err != nil {
-			w.Abort()
 			t.Fatal(err)
 		}
 	}
 	if err := d.Flush(w.WriteSample); err != nil {
-		w.Abort()
 		t.Fatal(err)
 	}
 	info, err := w.Finish(d.Tracks())
@@ -125,8 +120,8 @@ func TestRelocate(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if _, err := os.Stat(out + ".relocate"); !os.IsNotExist(err) {
-					t.Errorf("temp file left behind: %v", err)
+				if int64(len(b)) != info.Size {
+					t.Errorf("file of %d bytes, Info.Size %d", len(b), info.Size)
 				}
 				outs = append(outs, b)
 			}
@@ -170,35 +165,28 @@ func checkChecksum(t *testing.T, file []byte, info Info) {
 	}
 }
 
-func TestAbortRemoves(t *testing.T) {
-	out := filepath.Join(t.TempDir(), "x.mp4")
-	w, err := Create(out, Options{})
-	if err != nil {
+// TestWriterDone: a Writer takes no sample after Finish, nor a second Finish; a Finish
+// without samples is an error.
+func TestWriterDone(t *testing.T) {
+	dir := t.TempDir()
+	a := audioTrack()
+	a.ID = 1
+	w := NewWriter(testutil.CreateFile(t, filepath.Join(dir, "x.mp4")), Options{})
+	if err := w.WriteSample(media.Sample{Track: a, DTS: 0, Sync: true, Data: []byte{1, 2, 3}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := w.WriteSample(media.Sample{Track: audioTrack(), DTS: 0, Sync: true, Data: []byte{1, 2, 3}}); err != nil {
+	if _, err := w.Finish([]*media.Track{a}); err != nil {
 		t.Fatal(err)
 	}
-	w.Abort()
-	if _, err := os.Stat(out); !os.IsNotExist(err) {
-		t.Errorf("file still there: %v", err)
-	}
-	if err := w.WriteSample(media.Sample{Track: audioTrack(), Data: []byte{1}}); err == nil {
-		t.Error("write after Abort: no error")
-	}
-}
-
-func TestFinishErrorRemoves(t *testing.T) {
-	out := filepath.Join(t.TempDir(), "x.mp4")
-	w, err := Create(out, Options{})
-	if err != nil {
-		t.Fatal(err)
+	if err := w.WriteSample(media.Sample{Track: a, Data: []byte{1}}); err == nil {
+		t.Error("write after Finish: no error")
 	}
 	if _, err := w.Finish(nil); err == nil {
-		t.Error("Finish without samples: no error")
+		t.Error("second Finish: no error")
 	}
-	if _, err := os.Stat(out); !os.IsNotExist(err) {
-		t.Errorf("file still there: %v", err)
+	w = NewWriter(testutil.CreateFile(t, filepath.Join(dir, "y.mp4")), Options{})
+	if _, err := w.Finish(nil); err == nil {
+		t.Error("Finish without samples: no error")
 	}
 }
 

@@ -174,18 +174,55 @@ func (l *Local) Remove(k Key) error {
 	return nil
 }
 
-// TempPath implements Store.
-func (l *Local) TempPath(k Key) (string, error) {
+// Stage implements Store: the file is written in .tmp and renamed into place.
+func (l *Local) Stage(k Key) (Staging, error) {
 	f, err := os.CreateTemp(filepath.Join(l.dir, ".tmp"), k.Video+"."+k.Type+"-*")
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	name := f.Name()
-	return name, f.Close()
+	return &localStaging{File: f, l: l, k: k}, nil
 }
 
-// Commit implements Store.
-func (l *Local) Commit(k Key, tmp string) error {
+// localStaging is a file in .tmp. It is an *os.File, so that the writer can ask the
+// kernel to start writing back (syscall.Conn) as it goes.
+type localStaging struct {
+	*os.File
+	l    *Local
+	k    Key
+	done bool
+}
+
+// Commit implements Staging.
+func (s *localStaging) Commit() error {
+	if s.done {
+		return errors.New("staging already committed or discarded")
+	}
+	err := s.Sync()
+	if cerr := s.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = s.l.publish(s.k, s.Name())
+	}
+	s.done = true
+	if err != nil {
+		os.Remove(s.Name())
+	}
+	return err
+}
+
+// Discard implements Staging.
+func (s *localStaging) Discard() {
+	if s.done {
+		return
+	}
+	s.done = true
+	s.Close()
+	os.Remove(s.Name())
+}
+
+// publish moves the complete file at tmp into place as k's packaged file.
+func (l *Local) publish(k Key, tmp string) error {
 	defer l.lockVideo(k.Video)()
 	if err := os.MkdirAll(filepath.Join(l.dir, k.Video), 0o755); err != nil {
 		return err

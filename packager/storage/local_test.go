@@ -36,14 +36,7 @@ func TestLocal(t *testing.T) {
 	if _, err := s.Open(k); !errors.Is(err, ErrNotExist) {
 		t.Errorf("Open before Commit: %v, want ErrNotExist", err)
 	}
-	tmp, err := s.TempPath(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(tmp, []byte("mp4!"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Commit(k, tmp); err != nil {
+	if err := put(s, k, "mp4!"); err != nil {
 		t.Fatal(err)
 	}
 	f, err := s.Open(k)

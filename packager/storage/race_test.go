@@ -1,7 +1,6 @@
 package storage
 
 import (
-	"os"
 	"sync"
 	"testing"
 )
@@ -17,16 +16,7 @@ func TestFolderRace(t *testing.T) {
 	audio, def := Key{Video: "v", Type: "audio"}, Key{Video: "v", Type: "default"}
 	ops := map[string]func() error{
 		"SaveRecord": func() error { return s.SaveRecord(Record{Video: "v", Type: "default"}) },
-		"Commit": func() error {
-			tmp, err := s.TempPath(def)
-			if err == nil {
-				err = os.WriteFile(tmp, []byte("mp4"), 0o644)
-			}
-			if err == nil {
-				err = s.Commit(def, tmp)
-			}
-			return err
-		},
+		"Commit":     func() error { return put(s, def, "mp4") },
 	}
 	failed := map[string]int{}
 	const tries = 300

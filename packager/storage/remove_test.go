@@ -2,7 +2,6 @@ package storage
 
 import (
 	"errors"
-	"os"
 	"testing"
 )
 
@@ -16,14 +15,7 @@ func TestRemove(t *testing.T) {
 	if err := s.SaveRecord(Record{Video: "v", Type: "audio", Status: StatusReady}); err != nil {
 		t.Fatal(err)
 	}
-	tmp, err := s.TempPath(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(tmp, []byte("m4a"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Commit(k, tmp); err != nil {
+	if err := put(s, k, "m4a"); err != nil {
 		t.Fatal(err)
 	}
 	for range 2 {

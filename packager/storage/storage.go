@@ -63,6 +63,21 @@ type File interface {
 	Stat() (os.FileInfo, error)
 }
 
+// Staging is a packaged file being written. The MP4 writer writes anywhere in it (the
+// media behind a reserved space, the header last, and it may move the media once) and
+// reads back what it moves. A remote store stages on local disk and uploads at Commit.
+type Staging interface {
+	io.WriterAt
+	io.ReaderAt
+	// Truncate cuts (or extends) the staged file to size bytes.
+	Truncate(size int64) error
+	// Commit makes the staged bytes durable and the packaged file of its key,
+	// atomically, replacing the one before; the staging is closed whatever it returns.
+	Commit() error
+	// Discard drops the staged bytes; after Commit it does nothing.
+	Discard()
+}
+
 // Store keeps records and packaged files. Implementations are safe for concurrent use;
 // keys are validated by the caller before they reach a Store.
 type Store interface {
@@ -76,11 +91,9 @@ type Store interface {
 	// Remove removes the packaged file of k and keeps its record (eviction); a file
 	// that is not there is no error.
 	Remove(k Key) error
-	// TempPath returns a new path where a packaging run may write k's file; it is
-	// removed by Commit, or by the caller when the run fails.
-	TempPath(k Key) (string, error)
-	// Commit makes the complete file at tmp the packaged file of k, atomically.
-	Commit(k Key, tmp string) error
+	// Stage starts a new packaged file for k. Nothing of it is seen until its Commit;
+	// a run that fails Discards it.
+	Stage(k Key) (Staging, error)
 	// Open opens k's packaged file, or returns ErrNotExist.
 	Open(k Key) (File, error)
 }

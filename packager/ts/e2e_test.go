@@ -108,10 +108,7 @@ type inPeriod struct {
 func packageTS(t *testing.T, periods ...inPeriod) (string, *testutil.Samples) {
 	t.Helper()
 	out := filepath.Join(t.TempDir(), "out.mp4")
-	w, err := mp4.Create(out, mp4.Options{ExpectedDuration: time.Minute})
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := mp4.NewWriter(testutil.CreateFile(t, out), mp4.Options{ExpectedDuration: time.Minute})
 	d := NewDemuxer()
 	_, c := testutil.PackageMP4(t, w, d, func(emit func(media.Sample) error) error {
 		for i, p := range periods {
