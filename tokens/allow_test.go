@@ -168,30 +168,50 @@ func TestGeoIPCloseDuringLookups(t *testing.T) {
 		t.Fatal(err)
 	}
 	ip := netip.MustParseAddr("81.2.69.142")
-	done := make(chan struct{})
-	var wg sync.WaitGroup
+	// Each of the lookups' goroutines signals its first lookup, and its first
+	// one begun after Close.
+	done, closed := make(chan struct{}), make(chan struct{})
+	var wg, started, afterClose sync.WaitGroup
 	for i := 0; i < 4; i++ {
 		wg.Add(1)
+		started.Add(1)
+		afterClose.Add(1)
 		go func() {
 			defer wg.Done()
+			first, sawClose, failed := true, false, false
 			for {
 				select {
 				case <-done:
 					return
 				default:
 				}
-				if c := g.Country(ip); c != "GB" && c != "" {
+				isClosed := false
+				select {
+				case <-closed:
+					isClosed = true
+				default:
+				}
+				if c := g.Country(ip); c != "GB" && c != "" && !failed {
 					t.Errorf("country %q", c)
-					return
+					failed = true
+				}
+				if first {
+					started.Done()
+					first = false
+				}
+				if isClosed && !sawClose {
+					afterClose.Done()
+					sawClose = true
 				}
 			}
 		}()
 	}
-	time.Sleep(10 * time.Millisecond)
+	started.Wait()
 	if err := g.Close(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(10 * time.Millisecond)
+	close(closed)
+	afterClose.Wait()
 	runtime.GC()
 	close(done)
 	wg.Wait()
