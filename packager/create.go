@@ -13,20 +13,7 @@ import (
 	"github.com/stream-downloads/caddy-stream-downloads/packager/storage"
 )
 
-// Defaults of the creation settings.
 const (
-	// DefaultMaxQueue is Settings.MaxQueue's default: enough for a burst of API calls,
-	// and a bound on what can be made to wait (a queued download is a few hundred bytes:
-	// its playlists are read when its job starts).
-	DefaultMaxQueue = 1000
-	// DefaultCreateWait is Settings.CreateWait's default: long enough for an origin that
-	// answers at all to say 404 or live, short of the timeouts of HTTP clients.
-	DefaultCreateWait = 10 * time.Second
-	// DefaultResolveTimeout is Settings.ResolveTimeout's default: past the retries of
-	// an origin that answers 429 with Retry-After (4 × 30 s at most), so that such a
-	// download fails with the origin's status rather than with this timeout.
-	DefaultResolveTimeout = 5 * time.Minute
-
 	// refusalTTL is how long the failure of an on-demand creation answers the GETs of
 	// the same download without asking the origin again: short, so that a video the
 	// origin gets is soon found, long enough to spare it a stranger's loop.
@@ -100,14 +87,14 @@ func (m *Manager) create(ctx context.Context, k storage.Key, origin string, anon
 		d.anon = false
 	}
 	if d == nil || d.rec.Status == storage.StatusError {
-		if m.waiting() >= m.settings.MaxQueue {
+		if m.sched.waiting() >= m.settings.MaxQueue {
 			m.mu.Unlock()
 			return State{}, ErrQueueFull
 		}
 		d = m.newDownload(k, origin, d)
 		d.anon = anon
 		switch {
-		case m.running < m.settings.MaxJobs && len(m.queue) == 0 && m.ctx.Err() == nil:
+		case m.sched.idle(m.settings.MaxJobs) && m.ctx.Err() == nil:
 			m.enqueue(d) // started at once: its job decides
 		case !anon:
 			if err := m.probe(ctx, k, d, origin); err != nil {
@@ -178,13 +165,13 @@ func (m *Manager) queueNew(k storage.Key, d *download) error {
 		return nil
 	}
 	d.committed = true
-	m.creating++ // counted against MaxQueue while its record is written
+	m.sched.creating++ // counted against MaxQueue while its record is written
 	rec := d.rec
 	m.mu.Unlock()
 	m.flush() // the eviction of the download d replaces writes its record first
 	err := m.store.SaveRecord(rec)
 	m.mu.Lock()
-	m.creating--
+	m.sched.creating--
 	if m.downloads[k] != d { // deleted meanwhile: the Delete waits for d.done
 		m.decide(d)
 		close(d.done)
@@ -208,12 +195,12 @@ func (m *Manager) queueNew(k storage.Key, d *download) error {
 // queued, by its key: its job reads them again when it starts. Call with m.mu held; it
 // is released while the origin answers.
 func (m *Manager) probe(ctx context.Context, k storage.Key, d *download, origin string) error {
-	m.creating++ // counted against MaxQueue meanwhile
+	m.sched.creating++ // counted against MaxQueue meanwhile
 	client, s, opt := m.client, m.settings, m.selectOptions(k)
 	m.mu.Unlock()
 	_, err := resolve(ctx, client, origin, opt, s.CreateWait)
 	m.mu.Lock()
-	m.creating--
+	m.sched.creating--
 	switch {
 	case m.downloads[k] != d: // deleted meanwhile: the Delete waits for d.done
 		m.decide(d)

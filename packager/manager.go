@@ -1,6 +1,11 @@
 // Package packager runs the packaging jobs: one per (video, type), at most MaxJobs at a
 // time, each fetching an HLS rendition from the origin and writing a progressive MP4 into
 // the store. A Manager outlives config reloads (the module keeps it in a usage pool).
+//
+// The rooms: manager.go is the registry (the downloads and their states: State, List,
+// Wait, Delete); create.go admits new downloads; scheduler.go is the job queue; run.go and
+// remux.go are one job; open.go pins files for delivery; evict.go keeps max_storage;
+// config.go holds the settings of the configs using the Manager.
 package packager
 
 import (
@@ -10,7 +15,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"go.uber.org/zap"
@@ -45,30 +49,6 @@ var (
 // deterministic the file comes back with the same bytes and ETag.
 const CodeEvicted = "evicted"
 
-// Settings are the parts of the configuration a job uses; the latest config wins.
-type Settings struct {
-	Header       http.Header // extra headers on origin requests
-	Concurrency  int         // parallel origin requests per job
-	MaxHeight    int         // cap on the variant chosen for "default"; 0: none
-	MaxJobs      int         // jobs running at once
-	MaxStorage   int64       // bytes of packaged files kept; beyond, the least recently used go; 0: no limit
-	Limits       hls.Limits  // what one stream may make a job fetch
-	MaxOutput    int64       // bytes of one packaged file; 0: no limit
-	AllowedHosts []string    // hosts besides the origin's that playlists may point at
-	// MaxQueue bounds the downloads waiting for a job slot. Beyond it, Create answers
-	// ErrQueueFull. 0: DefaultMaxQueue.
-	MaxQueue int
-	// CreateWait is how long Create waits for the origin to answer the playlists of a
-	// new download whose job starts at once, so that it can refuse a video the origin
-	// lacks or a live one; past it, Create answers in progress and the job goes on.
-	// 0: DefaultCreateWait.
-	CreateWait time.Duration
-	// ResolveTimeout bounds the resolution of a download's playlists (all of them,
-	// retries included); past it the download fails with an origin_error naming the
-	// playlist. 0: DefaultResolveTimeout.
-	ResolveTimeout time.Duration
-}
-
 // State is a download as the API reports it.
 type State struct {
 	storage.Record
@@ -97,10 +77,7 @@ type Manager struct {
 	client    *hls.Client
 	http      *http.Client // the client's connections, kept across reloads
 	downloads map[storage.Key]*download
-	queue     []*download // waiting for a slot, in arrival order
-	creating  int         // downloads created for the queue whose record is being saved
-	running   int
-	jobs      sync.WaitGroup
+	sched     scheduler
 	// later holds the disk writes decided under mu, in the order they were decided;
 	// flush does them once mu is released (a slow disk must not hold up the API).
 	later   []func()
@@ -204,56 +181,11 @@ func (m *Manager) fileIntact(r storage.Record) bool {
 	return err == nil && fi.Size() == r.Size
 }
 
-// Configure applies new settings (a config reload); running jobs keep theirs. Every
-// config that uses the manager configures it; the newest one still registered is in
-// force. The returned release unregisters these settings, so that a config that
-// fails after Provision, and is cleaned up without ever running, gives the settings
-// back to the config that goes on running.
-func (m *Manager) Configure(s Settings) (release func()) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	reg := &s
-	m.configs = append(m.configs, reg)
-	m.apply(s)
-	return func() {
-		m.mu.Lock()
-		defer m.mu.Unlock()
-		i := slices.Index(m.configs, reg)
-		if i < 0 {
-			return
-		}
-		m.configs = slices.Delete(m.configs, i, i+1)
-		if n := len(m.configs); n > 0 && i == n { // the newest went: the previous one is in force again
-			m.apply(*m.configs[n-1])
-		}
-	}
-}
-
-// apply puts s in force. Call with m.mu held.
-func (m *Manager) apply(s Settings) {
-	s.MaxJobs = max(s.MaxJobs, 1)
-	s.Concurrency = max(s.Concurrency, 1)
-	if s.MaxQueue <= 0 {
-		s.MaxQueue = DefaultMaxQueue
-	}
-	if s.CreateWait <= 0 {
-		s.CreateWait = DefaultCreateWait
-	}
-	if s.ResolveTimeout <= 0 {
-		s.ResolveTimeout = DefaultResolveTimeout
-	}
-	m.settings = s
-	// One HTTP client for the manager's life: jobs that run across a reload keep their
-	// connections to the origin.
-	m.client = &hls.Client{HTTP: m.http, Header: s.Header, Limits: s.Limits, AllowedHosts: s.AllowedHosts}
-	m.dispatch()
-}
-
 // Destruct stops every job and waits for them; in-progress records stay so that the
 // next start resumes them. It implements caddy.Destructor.
 func (m *Manager) Destruct() error {
 	m.cancel()
-	m.jobs.Wait()
+	m.sched.jobs.Wait()
 	m.mu.Lock()
 	m.saveRecency()
 	m.mu.Unlock()
@@ -347,126 +279,6 @@ func (m *Manager) Wait(ctx context.Context, k storage.Key) (State, bool) {
 			st, _ := m.State(k)
 			return st, true
 		}
-	}
-}
-
-// Open opens k's packaged file for delivery, or says why it cannot. The file is pinned
-// (never evicted) until it is closed, and the open counts as a use for the LRU order.
-func (m *Manager) Open(k storage.Key) (storage.File, State, error) {
-	m.mu.Lock()
-	d := m.downloads[k]
-	if d == nil {
-		m.mu.Unlock()
-		return nil, State{}, ErrNotCreated
-	}
-	st := d.state()
-	switch {
-	case st.Status == storage.StatusInProgress:
-		m.mu.Unlock()
-		return nil, st, ErrInProgress
-	case st.Evicted():
-		m.mu.Unlock()
-		return nil, st, ErrEvicted
-	case st.Status == storage.StatusError:
-		m.mu.Unlock()
-		return nil, st, ErrFailed
-	}
-	d.open++
-	d.lastUsed = now().UTC()
-	m.mu.Unlock()
-
-	f, err := m.store.Open(k)
-	if err != nil {
-		m.release(d)
-	}
-	if errors.Is(err, storage.ErrNotExist) {
-		m.log.Error("packaged file is missing: the download is marked evicted", zap.String("video", k.Video), zap.String("type", k.Type))
-		m.mu.Lock()
-		if m.downloads[k] == d && d.rec.Status == storage.StatusReady {
-			m.evictOne(d, "the packaged file was missing from storage; POST again (or GET it with on_demand) to package it again")
-		}
-		st = d.state()
-		m.mu.Unlock()
-		m.flush()
-		return nil, st, ErrEvicted
-	}
-	if err != nil {
-		return nil, st, err
-	}
-	return &pinnedFile{File: f, release: func() { m.release(d) }}, st, nil
-}
-
-// release ends one delivery of d's file; the store may be over max_storage only
-// because of pinned files, so the pass runs again when the last one is released.
-func (m *Manager) release(d *download) {
-	m.mu.Lock()
-	d.open--
-	if d.open == 0 && m.settings.MaxStorage > 0 && m.used() > m.settings.MaxStorage {
-		m.evict(nil)
-	}
-	m.mu.Unlock()
-	m.flush()
-}
-
-// pinnedFile is a packaged file being delivered; Close releases the pin.
-type pinnedFile struct {
-	storage.File
-	once    sync.Once
-	release func()
-}
-
-func (f *pinnedFile) Close() error {
-	err := f.File.Close()
-	f.once.Do(f.release)
-	return err
-}
-
-// SyscallConn passes the file descriptor on, so that the response can still be sent
-// with sendfile (net checks for syscall.Conn, not *os.File).
-func (f *pinnedFile) SyscallConn() (syscall.RawConn, error) {
-	if c, ok := f.File.(syscall.Conn); ok {
-		return c.SyscallConn()
-	}
-	return nil, errors.ErrUnsupported
-}
-
-// enqueue queues d's job and starts what the slots allow. Call with m.mu held.
-func (m *Manager) enqueue(d *download) {
-	d.rec.Status = storage.StatusInProgress
-	d.rec.ErrorCode, d.rec.ErrorText = "", ""
-	d.percent = 0
-	if d.done == nil {
-		d.done = make(chan struct{})
-	}
-	m.queue = append(m.queue, d)
-	m.dispatch()
-}
-
-// waiting is the number of downloads that wait for a job, which MaxQueue bounds. Call
-// with m.mu held.
-func (m *Manager) waiting() int { return len(m.queue) + m.creating }
-
-// unqueue drops d from the queue if it waits there. Call with m.mu held.
-func (m *Manager) unqueue(d *download) {
-	for i, q := range m.queue {
-		if q == d {
-			m.queue = append(m.queue[:i], m.queue[i+1:]...)
-			close(d.done)
-			return
-		}
-	}
-}
-
-// dispatch starts queued jobs while slots are free. Call with m.mu held.
-func (m *Manager) dispatch() {
-	for m.running < m.settings.MaxJobs && len(m.queue) > 0 && m.ctx.Err() == nil {
-		d := m.queue[0]
-		m.queue = m.queue[1:]
-		ctx, cancel := context.WithCancel(m.ctx)
-		d.cancel = cancel
-		m.running++
-		m.jobs.Add(1)
-		go m.run(ctx, d, m.client, m.settings, m.selectOptions(d.rec.Key()))
 	}
 }
 

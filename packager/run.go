@@ -26,13 +26,12 @@ func (m *Manager) run(ctx context.Context, d *download, client *hls.Client, s Se
 
 	m.mu.Lock()
 	defer func() {
-		m.running--
 		d.cancel()
 		m.decide(d) // a Create waiting for the playlists gets the outcome
 		close(d.done)
+		m.sched.done()
 		m.dispatch()
 		m.mu.Unlock()
-		m.jobs.Done()
 	}()
 	fields := []zap.Field{
 		zap.String("video", k.Video), zap.String("type", k.Type),

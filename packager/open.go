@@ -1,0 +1,94 @@
+package packager
+
+import (
+	"errors"
+	"sync"
+	"syscall"
+
+	"go.uber.org/zap"
+
+	"github.com/stream-downloads/caddy-stream-downloads/packager/storage"
+)
+
+// Delivery's side of the registry: a packaged file is opened pinned, so that the evictor
+// leaves it alone until the response is sent, and each open is a use for its LRU order.
+
+// Open opens k's packaged file for delivery, or says why it cannot. The file is pinned
+// (never evicted) until it is closed, and the open counts as a use for the LRU order.
+func (m *Manager) Open(k storage.Key) (storage.File, State, error) {
+	m.mu.Lock()
+	d := m.downloads[k]
+	if d == nil {
+		m.mu.Unlock()
+		return nil, State{}, ErrNotCreated
+	}
+	st := d.state()
+	switch {
+	case st.Status == storage.StatusInProgress:
+		m.mu.Unlock()
+		return nil, st, ErrInProgress
+	case st.Evicted():
+		m.mu.Unlock()
+		return nil, st, ErrEvicted
+	case st.Status == storage.StatusError:
+		m.mu.Unlock()
+		return nil, st, ErrFailed
+	}
+	d.open++
+	d.lastUsed = now().UTC()
+	m.mu.Unlock()
+
+	f, err := m.store.Open(k)
+	if err != nil {
+		m.release(d)
+	}
+	if errors.Is(err, storage.ErrNotExist) {
+		m.log.Error("packaged file is missing: the download is marked evicted", zap.String("video", k.Video), zap.String("type", k.Type))
+		m.mu.Lock()
+		if m.downloads[k] == d && d.rec.Status == storage.StatusReady {
+			m.evictOne(d, "the packaged file was missing from storage; POST again (or GET it with on_demand) to package it again")
+		}
+		st = d.state()
+		m.mu.Unlock()
+		m.flush()
+		return nil, st, ErrEvicted
+	}
+	if err != nil {
+		return nil, st, err
+	}
+	return &pinnedFile{File: f, release: func() { m.release(d) }}, st, nil
+}
+
+// release ends one delivery of d's file; the store may be over max_storage only
+// because of pinned files, so the pass runs again when the last one is released.
+func (m *Manager) release(d *download) {
+	m.mu.Lock()
+	d.open--
+	if d.open == 0 && m.settings.MaxStorage > 0 && m.used() > m.settings.MaxStorage {
+		m.evict(nil)
+	}
+	m.mu.Unlock()
+	m.flush()
+}
+
+// pinnedFile is a packaged file being delivered; Close releases the pin.
+type pinnedFile struct {
+	storage.File
+	once    sync.Once
+	release func()
+}
+
+func (f *pinnedFile) Close() error {
+	err := f.File.Close()
+	f.once.Do(f.release)
+	return err
+}
+
+// SyscallConn passes the file descriptor on, so that the response can still be sent
+// with sendfile (net checks for syscall.Conn, not *os.File).
+func (f *pinnedFile) SyscallConn() (syscall.RawConn, error) {
+	if c, ok := f.File.(syscall.Conn); ok {
+		return c.SyscallConn()
+	}
+	return nil, errors.ErrUnsupported
+}
