@@ -501,6 +501,8 @@ func TestMaxJobs(t *testing.T) {
 	}
 	<-origin.Held
 	// Whichever job got the slot is held at its segments; the other must not fetch any.
+	// From outside the process that absence can only be watched for a while; packager's
+	// TestScheduler checks the slots deterministically.
 	time.Sleep(200 * time.Millisecond)
 	segs := map[string]int{}
 	for path, n := range origin.Counts() {
