@@ -96,8 +96,12 @@ type Track struct {
 	// Config is the decoder configuration the sample entry carries, as the payload of
 	// its box (without box header): the AAC AudioSpecificConfig (ISO 14496-3) inside
 	// esds; the dac3 or dec3 payload of AC-3/E-AC-3 (ETSI TS 102 366 Annex F); the dOps
-	// payload of Opus; the av1C payload of AV1. Empty for MPEGAudio; H.264/HEVC use
-	// VPS/SPS/PPS.
+	// payload of Opus; the av1C payload of AV1. Empty for MPEGAudio. For H.264/HEVC,
+	// when set, the avcC/hvcC payload (ISO 14496-15) written as it is, whatever NAL
+	// length size it declares: the samples are the source's, copied verbatim (fMP4
+	// avc1/hvc1 sources); VPS/SPS/PPS then repeat its parameter sets for information.
+	// When empty the muxer builds the avcC/hvcC from VPS/SPS/PPS, for samples of
+	// 4-byte NAL lengths.
 	Config []byte
 }
 
@@ -112,8 +116,8 @@ type Sample struct {
 	CTO int32
 	// Sync is true for a sample a decoder can start from (IDR frame; every audio frame).
 	Sync bool
-	// Data is the payload as the MP4 stores it: H.264 and HEVC as 4-byte length-prefixed
-	// NAL units (AVCC/HVCC), AAC as a raw frame without ADTS header, AC-3 and MPEG audio
+	// Data is the payload as the MP4 stores it: H.264 and HEVC as length-prefixed NAL
+	// units (AVCC/HVCC; 4-byte lengths, or those of Track.Config when set), AAC as a raw frame without ADTS header, AC-3 and MPEG audio
 	// as whole frames (header included), E-AC-3 as the syncframes of 1536 PCM samples
 	// (with their dependent substreams), Opus as one packet without TS control header,
 	// AV1 as the temporal unit's OBUs as av1C's sample format has them. Only valid during the call

@@ -15,11 +15,21 @@ import (
 
 // sampleEntry writes the sample entry of t's codec (the one entry of its stsd) with the
 // decoder configuration box. A track without the configuration its codec needs is an
-// error: the file would not play.
+// error: the file would not play. H.264 and HEVC are written as avc1 and hvc1 with the
+// track's Config as their avcC or hvcC when it has one (the source's, copied as it is
+// with its samples), else with one built from the parameter sets.
 func sampleEntry(w *boxWriter, t *TrackIndex) error {
 	tr := t.Track
 	switch tr.Codec {
 	case media.H264:
+		if len(tr.Config) > 0 {
+			// AVCDecoderConfigurationRecord (ISO 14496-15 5.3.3.1): version 1, profile,
+			// compatibility, level, lengthSizeMinusOne, then the SPS and PPS arrays.
+			if len(tr.Config) < 7 || tr.Config[0] != 1 {
+				return errors.New("mp4: H.264 track with an invalid avcC (AVCDecoderConfigurationRecord)")
+			}
+			return visualSampleEntry(w, tr, "avc1", "", "avcC", tr.Config)
+		}
 		if len(tr.SPS) == 0 || len(tr.PPS) == 0 {
 			return errors.New("mp4: H.264 track without SPS/PPS")
 		}
@@ -33,6 +43,14 @@ func sampleEntry(w *boxWriter, t *TrackIndex) error {
 		}
 		return visualSampleEntry(w, tr, "avc1", "", "avcC", buf.Bytes())
 	case media.H265:
+		if len(tr.Config) > 0 {
+			// HEVCDecoderConfigurationRecord (ISO 14496-15 8.3.3.1): version 1, 22 bytes of
+			// profile, level and formats, then numOfArrays and the arrays.
+			if len(tr.Config) < 23 || tr.Config[0] != 1 {
+				return errors.New("mp4: HEVC track with an invalid hvcC (HEVCDecoderConfigurationRecord)")
+			}
+			return visualSampleEntry(w, tr, "hvc1", "", "hvcC", tr.Config)
+		}
 		rec, err := hvcCRecord(tr)
 		if err != nil {
 			return err

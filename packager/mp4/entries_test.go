@@ -242,6 +242,49 @@ func TestAV1SampleEntry(t *testing.T) {
 	}
 }
 
+// TestVerbatimVideoConfig: an H.264/HEVC track with a Config (an fMP4 avc1/hvc1
+// source's) gets it as its avcC/hvcC byte for byte, NAL length size included; without
+// one, the record is built from the parameter sets.
+func TestVerbatimVideoConfig(t *testing.T) {
+	built := func(tr *media.Track) (string, []byte) {
+		x := buildIndex(t, seq(tr, 0, 3600, 3600))
+		hdr, err := BuildHeader(x, []*media.Track{tr}, BrandMP4, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return stsdEntry(t, hdr)
+	}
+	// An avcC with lengthSizeMinusOne 1 (2-byte NAL lengths) and a byte of extension
+	// that a record built from the parameter sets would not have.
+	h := videoTrack()
+	_, fromSets := built(h)
+	avcC := append(append([]byte{1, 0x64, 0, 0x1f, 0xfd, 0xe1}, 0, byte(len(h.SPS[0]))), h.SPS[0]...)
+	avcC = append(append(avcC, 1, 0, byte(len(h.PPS[0]))), h.PPS[0]...)
+	avcC = append(avcC, 0xfc, 0xf8, 0xf8, 0)
+	h.Config = avcC
+	typ, e := built(h)
+	if cfg := onlyBox(t, e[78:], "avcC"); typ != "avc1" || !bytes.Equal(cfg, avcC) {
+		t.Errorf("%s with avcC % x, want avc1 with % x", typ, cfg, avcC)
+	}
+	if bytes.Equal(onlyBox(t, fromSets[78:], "avcC"), avcC) {
+		t.Errorf("the avcC built from the parameter sets is the verbatim one")
+	}
+	v := hevcTrack()
+	hvcC := append([]byte{1}, make([]byte, 20)...)
+	hvcC = append(hvcC, 0xf0|0x01, 0) // lengthSizeMinusOne 1, no arrays
+	v.Config = hvcC
+	if typ, e := built(v); typ != "hvc1" || !bytes.Equal(onlyBox(t, e[78:], "hvcC"), hvcC) {
+		t.Errorf("%s with hvcC % x, want hvc1 with % x", typ, onlyBox(t, e[78:], "hvcC"), hvcC)
+	}
+	for _, tr := range []*media.Track{videoTrack(), hevcTrack()} {
+		tr.Config = []byte{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23}
+		x := buildIndex(t, seq(tr, 0, 3600))
+		if _, err := BuildHeader(x, []*media.Track{tr}, BrandMP4, 0); err == nil || !strings.Contains(err.Error(), "invalid") {
+			t.Errorf("%s with a config of version 0: err = %v", tr.Codec, err)
+		}
+	}
+}
+
 // TestSampleEntryErrors: a track without what its codec's sample entry needs is an error
 // that says what is missing.
 func TestSampleEntryErrors(t *testing.T) {
