@@ -20,10 +20,25 @@
 //   - A tfdt that goes backwards (or does not advance) without a discontinuity is
 //     media.ErrMalformed.
 //
-// Codecs: H.264 and HEVC samples are rewritten with 4-byte NAL lengths, without AUD,
-// filler data and parameter sets equal to the sample entry's; AV1 and the audio codecs
-// (AAC, AC-3, E-AC-3, MP3/MP2, Opus) are copied as they are, with their sample entry's
-// configuration (esds, dac3, dec3, dOps, av1C) carried over.
+// Samples: every sample is copied as it is, with its sample entry's configuration
+// (avcC, hvcC, av1C, esds, dac3, dec3, dOps) carried over as Track.Config, so that what
+// is emitted (which samples, their sizes, which are sync samples) follows from the init
+// section and the moofs alone, without reading the media:
+//   - Sync samples are those the sample flags mark (trun first-sample or per-sample
+//     flags, else tfhd's default, else trex's). Only a sample the source gives no flags
+//     for (none in its trun or tfhd, and trex's default flags 0, which every muxer
+//     writes that puts them in the truns) is judged by its content: H.264/HEVC by a
+//     random-access NAL unit; AV1 as sync.
+//   - Video samples before the first sync sample cannot be decoded and are left out,
+//     as are empty samples.
+//   - A later init section whose H.264/HEVC parameter sets differ from the first one's
+//     puts its sets in band, in front of each sync sample (as from MPEG-TS).
+//
+// The exception is H.264/HEVC whose sample entry is avc3/hev1 (parameter sets in band;
+// the entry may lack them), or avc1/hvc1 without its parameter sets: there the samples
+// are rewritten with 4-byte NAL lengths, without AUD, filler data and parameter sets
+// equal to the sample entry's, which takes those of the first sync sample when it has
+// none, and written as avc1/hvc1.
 //
 // Segments are read as streams, box by box, holding the moofs whose samples are still to
 // come, the sample being read and what waits to be interleaved, each bounded whatever
@@ -34,7 +49,6 @@ package fmp4
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/big"
@@ -68,6 +82,10 @@ const maxTime = 1 << 60
 type stream struct {
 	track *media.Track
 	cur   *trakInfo // from the latest init; nil when the latest init lacks this kind
+	// verbatim: H.264/HEVC samples are copied as they are, in NAL units of nalLen-byte
+	// lengths, under the sample entry configuration of the first init (Track.Config).
+	verbatim bool
+	nalLen   int
 	// inband holds length-prefixed parameter sets of a later init that differ from the
 	// sample entry's: they go in front of each sync sample (as from TS).
 	inband []byte
@@ -230,7 +248,7 @@ func (d *Demuxer) setTrack(sp **stream, ti *trakInfo) error {
 			t.SampleRate, t.Channels = ti.sampleRate, ti.channels
 			t.FrameDuration, t.ObjectType = ti.frameDur, ti.objectType
 		}
-		*sp = &stream{track: t, cur: ti}
+		*sp = &stream{track: t, cur: ti, verbatim: ti.verbatim, nalLen: ti.nalLen}
 		return nil
 	}
 	t := st.track
@@ -248,13 +266,27 @@ func (d *Demuxer) setTrack(sp **stream, ti *trakInfo) error {
 		}
 	} else {
 		st.inband = nil
+		lenSize := 4 // of the rewritten samples
+		if st.verbatim {
+			// The samples of this init go out as they are under the first init's
+			// configuration: their NAL lengths must be of its size.
+			if ti.nalLen != st.nalLen {
+				return unsupportedEntry(fmt.Sprintf("%s whose NAL unit length size changes from %d to %d bytes at a new EXT-X-MAP", t.Codec.Name(), st.nalLen, ti.nalLen), ti.entry, true)
+			}
+			lenSize = st.nalLen
+		}
 		if len(t.SPS) == 0 && len(ti.sps) > 0 && !st.gotSync {
 			t.VPS, t.SPS, t.PPS = ti.vps, ti.sps, ti.pps
 			t.Width, t.Height = ti.width, ti.height
 		} else if len(ti.sps) > 0 && !(equalSets(t.VPS, ti.vps) && equalSets(t.SPS, ti.sps) && equalSets(t.PPS, ti.pps)) {
 			for _, set := range [][][]byte{ti.vps, ti.sps, ti.pps} {
 				for _, n := range set {
-					st.inband = binary.BigEndian.AppendUint32(st.inband, uint32(len(n)))
+					if uint64(len(n)) >= 1<<(8*lenSize) {
+						return malformedIn("init section", -1, fmt.Errorf("a parameter set of %d bytes does not fit NAL lengths of %d bytes", len(n), lenSize))
+					}
+					for i := lenSize - 1; i >= 0; i-- {
+						st.inband = append(st.inband, byte(len(n)>>(8*i)))
+					}
 					st.inband = append(st.inband, n...)
 				}
 			}

@@ -29,9 +29,12 @@ type trakInfo struct {
 	nalLen        int // NAL unit length field size: 1, 2 or 4
 	vps, sps, pps [][]byte
 	width, height int
+	// verbatim: an avc1/hvc1 entry with its parameter sets; its samples are copied as
+	// they are and config holds its avcC/hvcC (see the package documentation).
+	verbatim bool
 
 	// Audio.
-	config     []byte // media.Track.Config (AV1 too)
+	config     []byte // media.Track.Config (AV1, and H.264/HEVC when verbatim, too)
 	objectType uint8  // MPEG audio's esds objectTypeIndication
 	sampleRate int
 	channels   int
@@ -345,12 +348,3 @@ func entryName(typ string) string {
 	}
 	return fmt.Sprintf("sample entry %q", printable(typ))
 }
-
-// HEVC NAL unit types.
-const (
-	hevcVPS = 32
-	hevcSPS = 33
-	hevcPPS = 34
-	hevcAUD = 35
-	hevcFD  = 38
-)

@@ -67,8 +67,13 @@ func parseTrun(p []byte) (trun, error) {
 	return t, nil
 }
 
-// defaults are the sample fields a trun may leave out (tfhd, else trex).
-type defaults struct{ dur, size, flags uint32 }
+// defaults are the sample fields a trun may leave out (tfhd, else trex). flagsSet says
+// whether flags says anything: given by the tfhd, or a trex's that is not 0 (every init
+// has a trex, and muxers that put the flags in the truns leave its flags at 0).
+type defaults struct {
+	dur, size, flags uint32
+	flagsSet         bool
+}
 
 // sample reads entry i of the run.
 func (t *trun) sample(i int, def defaults) (dur, size, flags uint32, cto int32) {
@@ -90,6 +95,13 @@ func (t *trun) sample(i int, def defaults) (dur, size, flags uint32, cto int32) 
 		cto = int32(binary.BigEndian.Uint32(e)) // version 0 is unsigned; as mp4ff reads it
 	}
 	return
+}
+
+// flagsGiven reports whether the source gives sample i's flags (see sample): in the
+// trun, or as defaults that say something (defaults.flagsSet). When it does not, the
+// flags read are trex's 0, which says nothing about sync samples.
+func (t *trun) flagsGiven(i int, def defaults) bool {
+	return t.flags&trunFlags != 0 || (i == 0 && t.flags&trunFirstFlags != 0) || def.flagsSet
 }
 
 // run is a trun of a track we take whose samples are not all read yet: a cursor on its
@@ -188,7 +200,7 @@ func (d *Demuxer) parseMoof(m *moofBuf, start int64, hdr int) error {
 		}
 		var def defaults
 		if st != nil {
-			def = defaults{st.cur.defDur, st.cur.defSize, st.cur.defFlags}
+			def = defaults{st.cur.defDur, st.cur.defSize, st.cur.defFlags, st.cur.defFlags != 0}
 		}
 		if tfhd.HasDefaultSampleDuration() {
 			def.dur = tfhd.DefaultSampleDuration
@@ -197,7 +209,7 @@ func (d *Demuxer) parseMoof(m *moofBuf, start int64, hdr int) error {
 			def.size = tfhd.DefaultSampleSize
 		}
 		if tfhd.HasDefaultSampleFlags() {
-			def.flags = tfhd.DefaultSampleFlags
+			def.flags, def.flagsSet = tfhd.DefaultSampleFlags, true
 		}
 		var t int64
 		if tfdt != nil {

@@ -26,8 +26,11 @@ type rawSample struct {
 	dur   uint32
 	cto   int32
 	flags uint32
-	data  []byte
-	seq   int // place in decode order among its track's samples of the segment
+	// noFlags: the source gives no flags for the sample (trun.flagsGiven); flags is 0
+	// and video sync is decided from the content.
+	noFlags bool
+	data    []byte
+	seq     int // place in decode order among its track's samples of the segment
 }
 
 // heldOverhead is what a sample copied aside costs besides its data: its rawSample in a

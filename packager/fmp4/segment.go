@@ -267,7 +267,7 @@ func (d *Demuxer) readData(typ string, start, a, end int64) error {
 			return fmt.Errorf("sample data overlaps: track %d's sample at %d+%d starts before the end of the sample data before it (%d)", r.track, r.pos, size, s.dataEnd)
 		}
 		s.dataEnd = r.pos + int64(size)
-		if err := d.take(r.k, r.seq, rawSample{raw: r.t, dur: dur, cto: cto, flags: flags, data: data}); err != nil {
+		if err := d.take(r.k, r.seq, rawSample{raw: r.t, dur: dur, cto: cto, flags: flags, noFlags: !r.tr.flagsGiven(r.i, r.def), data: data}); err != nil {
 			return err
 		}
 		r.i++

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/stream-downloads/caddy-stream-downloads/packager/codec"
 	"github.com/stream-downloads/caddy-stream-downloads/packager/media"
 )
 
@@ -15,50 +16,108 @@ func sampleFlagsSync(flags uint32) bool {
 	return flags&0x00010000 == 0 && (flags>>24)&3 != 1
 }
 
-// videoSample converts a video sample to 4-byte NAL lengths without AUD, filler data
-// and parameter sets equal to the sample entry's. It reports whether the sample is a
-// sync sample (the flags say so and it holds an IDR/IRAP picture) and whether to keep
-// it (leading samples before the first decodable one are dropped).
+// videoSample gives the data of a video sample as the output stores it, whether it is a
+// sync sample, and whether to keep it: empty samples and the samples before the first
+// sync sample (which cannot be decoded) are left out.
+//
+// Sync samples are those the sample flags mark (sampleFlagsSync), wherever the source
+// gives flags; a sample without any (rawSample.noFlags) is a sync sample when it holds a
+// random-access picture (codec.RandomAccess), or for AV1, which has no such rule here,
+// as the flags of 0 it is read with say.
+//
+// AV1 samples and H.264/HEVC samples of a verbatim track (an avc1/hvc1 sample entry) are
+// copied as they are: what is kept and its size follow from the moof alone (the content
+// is read only for a sample without flags). Only sync samples after an init section
+// whose parameter sets changed carry more: the new sets in front (stream.inband).
+// Other H.264/HEVC samples are rewritten (rewrite).
 func (d *Demuxer) videoSample(st *stream, s rawSample) (out []byte, sync, keep bool, err error) {
-	t, ti := st.track, st.cur
-	if t.Codec == media.AV1 {
-		// Copied as it is: a temporal unit in the av1C sample format; sync from the flags.
+	t := st.track
+	if t.Codec != media.AV1 && !st.verbatim {
+		return d.rewrite(st, s)
+	}
+	if len(s.data) == 0 {
+		return nil, false, false, nil
+	}
+	switch {
+	case !s.noFlags || t.Codec == media.AV1:
 		sync = sampleFlagsSync(s.flags)
-		if !st.gotSync && !sync {
+	default:
+		sync = randomAccess(s.data, st.nalLen, t.Codec == media.H265)
+	}
+	if !st.gotSync {
+		if !sync {
 			d.skipped++
-			return nil, false, false, nil
+			return nil, false, false, nil // not decodable: dropped
+		}
+		if t.Width <= 0 || t.Height <= 0 {
+			return nil, false, false, errors.New("video width and height unknown (no parsable SPS, no size in the sample entry)")
 		}
 		st.gotSync = true
-		return s.data, sync, len(s.data) > 0, nil
 	}
+	if !sync || len(st.inband) == 0 {
+		return s.data, sync, true, nil
+	}
+	buf := d.sampleBuf(len(st.inband) + len(s.data))
+	buf = append(append(buf, st.inband...), s.data...)
+	d.buf = buf
+	return buf, true, true, nil
+}
+
+// sampleBuf is d.buf emptied, with room for n bytes.
+func (d *Demuxer) sampleBuf(n int) []byte {
+	if cap(d.buf) < n {
+		// At its size at once: growing by append to a sample of many MiB would leave
+		// several times that behind as garbage.
+		return make([]byte, 0, n)
+	}
+	return d.buf[:0]
+}
+
+// randomAccess reports whether a length-prefixed sample holds a random-access NAL unit
+// (an IDR picture; for HEVC an IRAP picture). A sample whose lengths do not walk holds
+// none that can be found.
+func randomAccess(data []byte, nalLen int, hevc bool) bool {
+	found := false
+	_ = forNALs(data, nalLen, func(n []byte) error {
+		if codec.RandomAccess(n, hevc) {
+			found = true
+			return errFound
+		}
+		return nil
+	})
+	return found
+}
+
+// errFound ends a walk of forNALs early.
+var errFound = errors.New("found")
+
+// rewrite converts a sample of an avc3/hev1 track (parameter sets in band; the sample
+// entry may lack them) to 4-byte NAL lengths without AUD, filler data and parameter
+// sets equal to the sample entry's, which takes those of the first sync sample when it
+// has none. The first sync sample must bring the parameter sets; samples before are
+// dropped.
+func (d *Demuxer) rewrite(st *stream, s rawSample) (out []byte, sync, keep bool, err error) {
+	t, ti := st.track, st.cur
 	hevc := t.Codec == media.H265
 	irap := false
 	var vps, sps, pps []byte
 	err = forNALs(s.data, ti.nalLen, func(n []byte) error {
-		typ := nalType(n, hevc)
-		if hevc {
-			switch {
-			case typ >= 16 && typ <= 21:
-				irap = true
-			case typ == hevcVPS && vps == nil:
+		if codec.RandomAccess(n, hevc) {
+			irap = true
+			return nil
+		}
+		switch codec.ParameterSetKind(n, hevc) {
+		case codec.VPS:
+			if vps == nil {
 				vps = n
-			case typ == hevcSPS && sps == nil:
-				sps = n
-			case typ == hevcPPS && pps == nil:
-				pps = n
 			}
-		} else {
-			switch typ {
-			case 5:
-				irap = true
-			case 7:
-				if sps == nil {
-					sps = n
-				}
-			case 8:
-				if pps == nil {
-					pps = n
-				}
+		case codec.SPS:
+			if sps == nil {
+				sps = n
+			}
+		case codec.PPS:
+			if pps == nil {
+				pps = n
 			}
 		}
 		return nil
@@ -66,8 +125,11 @@ func (d *Demuxer) videoSample(st *stream, s rawSample) (out []byte, sync, keep b
 	if err != nil {
 		return nil, false, false, fmt.Errorf("video sample at decode time %d: %v", s.raw, err)
 	}
-	sync = irap && sampleFlagsSync(s.flags)
-	if len(t.SPS) == 0 && irap && sps != nil && pps != nil && (!hevc || vps != nil) {
+	sync = irap
+	if !s.noFlags {
+		sync = sampleFlagsSync(s.flags)
+	}
+	if len(t.SPS) == 0 && sync && sps != nil && pps != nil && (!hevc || vps != nil) {
 		// avc3/hev1 without parameter sets in the sample entry: the first keyframe's.
 		t.SPS, t.PPS = [][]byte{bytes.Clone(sps)}, [][]byte{bytes.Clone(pps)}
 		if hevc {
@@ -87,47 +149,25 @@ func (d *Demuxer) videoSample(st *stream, s rawSample) (out []byte, sync, keep b
 		}
 		st.gotSync = true
 	}
-	buf := d.buf[:0]
-	if n := len(st.inband) + len(s.data) + 64; cap(buf) < n {
-		// At its size at once: growing by append to a sample of many MiB would leave
-		// several times that behind as garbage.
-		buf = make([]byte, 0, n)
-	}
+	buf := d.sampleBuf(len(st.inband) + len(s.data) + 64)
 	if sync {
 		buf = append(buf, st.inband...)
 	}
 	_ = forNALs(s.data, ti.nalLen, func(n []byte) error {
-		typ := nalType(n, hevc)
-		if hevc {
-			switch typ {
-			case hevcAUD, hevcFD:
-				return nil
-			case hevcVPS:
-				if containsSet(t.VPS, n) {
-					return nil
-				}
-			case hevcSPS:
-				if containsSet(t.SPS, n) {
-					return nil
-				}
-			case hevcPPS:
-				if containsSet(t.PPS, n) {
-					return nil
-				}
-			}
-		} else {
-			switch typ {
-			case 9, 12:
-				return nil
-			case 7:
-				if containsSet(t.SPS, n) {
-					return nil
-				}
-			case 8:
-				if containsSet(t.PPS, n) {
-					return nil
-				}
-			}
+		if codec.AUDOrFiller(n, hevc) {
+			return nil
+		}
+		var entry [][]byte
+		switch codec.ParameterSetKind(n, hevc) {
+		case codec.VPS:
+			entry = t.VPS
+		case codec.SPS:
+			entry = t.SPS
+		case codec.PPS:
+			entry = t.PPS
+		}
+		if containsSet(entry, n) {
+			return nil
 		}
 		buf = binary.BigEndian.AppendUint32(buf, uint32(len(n)))
 		buf = append(buf, n...)
@@ -147,13 +187,6 @@ func containsSet(sets [][]byte, n []byte) bool {
 		}
 	}
 	return false
-}
-
-func nalType(n []byte, hevc bool) byte {
-	if hevc {
-		return (n[0] >> 1) & 0x3f
-	}
-	return n[0] & 0x1f
 }
 
 // forNALs calls fn for each non-empty NAL unit of a length-prefixed sample (lenSize 1, 2

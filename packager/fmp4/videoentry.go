@@ -49,6 +49,9 @@ func parseVisualEntry(ti *trakInfo, e box) error {
 		if err := parseAvcC(ti, c.payload); err != nil {
 			return fmt.Errorf("track %d: invalid avcC: %v", ti.id, err)
 		}
+		if e.typ == "avc1" && len(ti.sps) > 0 && len(ti.pps) > 0 {
+			ti.verbatim, ti.config = true, bytes.Clone(c.payload)
+		}
 	case media.H265:
 		c, ok := kids["hvcC"]
 		if !ok {
@@ -56,6 +59,9 @@ func parseVisualEntry(ti *trakInfo, e box) error {
 		}
 		if err := parseHvcC(ti, c.payload); err != nil {
 			return fmt.Errorf("track %d: invalid hvcC: %v", ti.id, err)
+		}
+		if e.typ == "hvc1" && len(ti.vps) > 0 && len(ti.sps) > 0 && len(ti.pps) > 0 {
+			ti.verbatim, ti.config = true, bytes.Clone(c.payload)
 		}
 	case media.AV1:
 		c, ok := kids["av1C"]
@@ -176,7 +182,6 @@ func parseHvcC(ti *trakInfo, p []byte) error {
 		if pos+3 > len(p) {
 			return errors.New("truncated NAL unit array")
 		}
-		typ := p[pos] & 0x3f
 		n := int(binary.BigEndian.Uint16(p[pos+1:]))
 		pos += 3
 		for range n {
@@ -190,15 +195,13 @@ func parseHvcC(ti *trakInfo, p []byte) error {
 			}
 			nalu := bytes.Clone(p[pos : pos+l])
 			pos += l
-			if l == 0 {
-				continue
-			}
-			switch typ {
-			case hevcVPS:
+			// By the NAL unit's own header (the array's type repeats it).
+			switch codec.ParameterSetKind(nalu, true) {
+			case codec.VPS:
 				ti.vps = append(ti.vps, nalu)
-			case hevcSPS:
+			case codec.SPS:
 				ti.sps = append(ti.sps, nalu)
-			case hevcPPS:
+			case codec.PPS:
 				ti.pps = append(ti.pps, nalu)
 			}
 		}
