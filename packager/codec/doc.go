@@ -15,4 +15,10 @@
 // Opus in MPEG-TS. mp4ff's av1 package does read av1C and sequence headers; the few
 // lines AV1 needs here are ours too. The tests check all of it against both libraries
 // where they read the same fields.
+//
+// For H.264 and HEVC (nal.go, h264.go, hevc.go) it holds what both demuxers need beyond
+// mediacommon's SPS/PPS parsing: NAL unit classification (random access, parameter sets,
+// AUD and filler data), where access units begin in a byte stream, which access units a
+// decoder can start at or are sync samples (I slices, recovery point SEI, IRAP, RASL), and
+// the picture order count LSBs of slice headers.
 package codec

@@ -152,3 +152,39 @@ func Filler(n []byte, hevc bool) bool {
 	}
 	return t == uint8(h264.NALUTypeFillerData)
 }
+
+// AUBoundary classifies NAL unit n for finding where access units begin in a byte stream
+// (H.264 7.4.1.2.3, H.265 7.4.2.4.4). vcl: a slice (or H.264 slice data partition);
+// firstSlice: the first slice of a picture (H.264 first_mb_in_slice 0, read as the single
+// bit 1 that codes it; HEVC first_slice_segment_in_pic_flag), known when n holds the byte
+// after its header; startsAU: a NAL unit that begins the next access unit when it follows
+// a picture's slices (access unit delimiter, parameter sets, SEI, and the types the
+// standards reserve there: H.264 14 to 18, HEVC 41 to 44 and 48 to 55).
+func AUBoundary(n []byte, hevc bool) (vcl, firstSlice, startsAU bool) {
+	if len(n) == 0 {
+		return false, false, false
+	}
+	if hevc {
+		typ := h265.NALUType(n[0] >> 1 & 0x3f)
+		switch {
+		case typ <= h265.NALUType_RSV_IRAP_VCL23:
+			return true, len(n) > 2 && n[2]&0x80 != 0, false
+		case typ == h265.NALUType_AUD_NUT, typ == h265.NALUType_VPS_NUT, typ == h265.NALUType_SPS_NUT,
+			typ == h265.NALUType_PPS_NUT, typ == h265.NALUType_PREFIX_SEI_NUT,
+			typ >= 41 && typ <= 44, typ >= 48 && typ <= 55:
+			return false, false, true
+		}
+		return false, false, false
+	}
+	typ := h264.NALUType(n[0] & 0x1f)
+	switch {
+	case typ == h264.NALUTypeNonIDR, typ == h264.NALUTypeIDR, typ == h264.NALUTypeDataPartitionA:
+		return true, len(n) > 1 && n[1]&0x80 != 0, false
+	case typ == h264.NALUTypeDataPartitionB, typ == h264.NALUTypeDataPartitionC:
+		return true, false, false
+	case typ == h264.NALUTypeAccessUnitDelimiter, typ == h264.NALUTypeSPS, typ == h264.NALUTypePPS,
+		typ == h264.NALUTypeSEI, typ >= 14 && typ <= 18:
+		return false, false, true
+	}
+	return false, false, false
+}

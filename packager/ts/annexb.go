@@ -4,8 +4,7 @@ import (
 	"bytes"
 	"fmt"
 
-	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
-	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
+	"github.com/stream-downloads/caddy-stream-downloads/packager/codec"
 )
 
 // maxVideoAU bounds one H.264/HEVC access unit. The largest real ones (an 8K intra
@@ -143,33 +142,8 @@ func growAU(buf []byte, n int) []byte {
 // nal handles the NAL unit whose start code begins at p and header is at hdr.
 func (v *videoES) nal(p, hdr int) error {
 	h := v.buf[hdr:]
-	var vcl, startsAU, firstSlice bool
-	if v.hevc {
-		typ := h265.NALUType(h[0] >> 1 & 0x3f)
-		switch {
-		case typ <= h265.NALUType_RSV_IRAP_VCL23:
-			vcl, firstSlice = true, h[2]&0x80 != 0
-		case typ == h265.NALUType_AUD_NUT, typ == h265.NALUType_VPS_NUT, typ == h265.NALUType_SPS_NUT,
-			typ == h265.NALUType_PPS_NUT, typ == h265.NALUType_PREFIX_SEI_NUT,
-			typ >= 41 && typ <= 44, typ >= 48 && typ <= 55:
-			startsAU = true
-		}
-	} else {
-		typ := h264.NALUType(h[0] & 0x1f)
-		switch {
-		case typ == h264.NALUTypeNonIDR, typ == h264.NALUTypeIDR:
-			vcl, firstSlice = true, h[1]&0x80 != 0 // first_mb_in_slice == 0 is the single bit 1
-		case typ == h264.NALUTypeDataPartitionA:
-			vcl, firstSlice = true, h[1]&0x80 != 0
-		case typ == h264.NALUTypeDataPartitionB, typ == h264.NALUTypeDataPartitionC:
-			vcl = true
-		case typ == h264.NALUTypeAccessUnitDelimiter, typ == h264.NALUTypeSPS, typ == h264.NALUTypePPS,
-			typ == h264.NALUTypeSEI, typ >= 14 && typ <= 18:
-			startsAU = true
-		}
-	}
-	isAUD := (v.hevc && h265.NALUType(h[0]>>1&0x3f) == h265.NALUType_AUD_NUT) ||
-		(!v.hevc && h264.NALUType(h[0]&0x1f) == h264.NALUTypeAccessUnitDelimiter)
+	vcl, firstSlice, startsAU := codec.AUBoundary(h, v.hevc)
+	isAUD := codec.AUD(h, v.hevc)
 	if !v.inAU && !startsAU && !(vcl && firstSlice) {
 		return nil // not where a unit can start: skipped (and counted) until one does
 	}

@@ -5,6 +5,8 @@ import (
 
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
+
+	"github.com/stream-downloads/caddy-stream-downloads/packager/codec"
 )
 
 // Presentation times of access units whose PES carried none.
@@ -45,99 +47,52 @@ func (s *pocState) params(nalus [][]byte) {
 		if len(n) < 2 {
 			continue
 		}
-		if s.hevc {
-			switch h265.NALUType(n[0] >> 1 & 0x3f) {
-			case h265.NALUType_SPS_NUT:
-				if !bytes.Equal(n, s.spsBytes) {
-					s.spsBytes = append(s.spsBytes[:0], n...)
+		switch codec.ParameterSetKind(n, s.hevc) {
+		case codec.SPS:
+			if !bytes.Equal(n, s.spsBytes) {
+				s.spsBytes = append(s.spsBytes[:0], n...)
+				if s.hevc {
 					s.haveSPS = s.h265SPS.Unmarshal(n) == nil
-				}
-			case h265.NALUType_PPS_NUT:
-				if !bytes.Equal(n, s.ppsBytes) {
-					s.ppsBytes = append(s.ppsBytes[:0], n...)
-					s.havePPS = s.h265PPS.Unmarshal(n) == nil
+				} else {
+					s.haveSPS = s.h264SPS.Unmarshal(n) == nil
 				}
 			}
-		} else if h264.NALUType(n[0]&0x1f) == h264.NALUTypeSPS && !bytes.Equal(n, s.spsBytes) {
-			s.spsBytes = append(s.spsBytes[:0], n...)
-			s.haveSPS = s.h264SPS.Unmarshal(n) == nil
+		case codec.PPS:
+			if s.hevc && !bytes.Equal(n, s.ppsBytes) {
+				s.ppsBytes = append(s.ppsBytes[:0], n...)
+				s.havePPS = s.h265PPS.Unmarshal(n) == nil
+			}
 		}
 	}
 }
 
 // poc returns the picture order count (its LSBs, or 0 at an IDR) of an access unit, and
-// whether it restarts the count; ok is false when it cannot be read.
+// whether it restarts the count (an IDR or BLA picture); ok is false when it cannot be
+// read, and then idr says nothing. The slice headers are read by packager/codec.
 func (s *pocState) poc(nalus [][]byte) (poc int64, idr, ok bool) {
 	s.params(nalus)
 	for _, n := range nalus {
-		if len(n) < 3 {
+		if len(n) < 3 || !codec.VCL(n, s.hevc) {
 			continue
 		}
 		if s.hevc {
-			typ := h265.NALUType(n[0] >> 1 & 0x3f)
-			if typ > h265.NALUType_RSV_IRAP_VCL23 {
-				continue
-			}
-			if typ == h265.NALUType_IDR_W_RADL || typ == h265.NALUType_IDR_N_LP {
+			if codec.IDR(n, true) {
 				return 0, true, true
 			}
 			if !s.haveSPS || !s.havePPS {
 				return 0, false, false
 			}
-			r := newRBSP(n[2:])
-			if f, ok := r.bit(); !ok || f != 1 { // first_slice_segment_in_pic_flag
-				return 0, false, false
-			}
-			if typ >= h265.NALUType_BLA_W_LP {
-				r.pos++ // no_output_of_prior_pics_flag
-			}
-			if _, ok := r.ue(); !ok { // slice_pic_parameter_set_id
-				return 0, false, false
-			}
-			r.pos += int(s.h265PPS.NumExtraSliceHeaderBits)
-			if _, ok := r.ue(); !ok { // slice_type
-				return 0, false, false
-			}
-			if s.h265PPS.OutputFlagPresentFlag {
-				r.pos++
-			}
-			if s.h265SPS.SeparateColourPlaneFlag {
-				r.pos += 2
-			}
-			lsb, ok := r.bits(int(s.h265SPS.Log2MaxPicOrderCntLsbMinus4 + 4))
-			restart := typ >= h265.NALUType_BLA_W_LP && typ <= h265.NALUType_BLA_N_LP
-			return int64(lsb), restart, ok
+			lsb, ok := codec.HEVCSlicePOC(n, &s.h265SPS, &s.h265PPS)
+			return int64(lsb), codec.BLA(n, true), ok
 		}
-		typ := h264.NALUType(n[0] & 0x1f)
-		if typ != h264.NALUTypeIDR && typ != h264.NALUTypeNonIDR {
-			continue
+		if typ := h264.NALUType(codec.NALType(n, false)); typ != h264.NALUTypeIDR && typ != h264.NALUTypeNonIDR {
+			continue // a slice data partition
 		}
-		idr = typ == h264.NALUTypeIDR
-		sps := &s.h264SPS
-		if !s.haveSPS || sps.PicOrderCntType != 0 {
+		idr = codec.IDR(n, false)
+		if !s.haveSPS {
 			return 0, idr, false
 		}
-		r := newRBSP(n[1:])
-		for range 3 { // first_mb_in_slice, slice_type, pic_parameter_set_id
-			if _, ok := r.ue(); !ok {
-				return 0, idr, false
-			}
-		}
-		if sps.SeparateColourPlaneFlag {
-			r.pos += 2
-		}
-		r.pos += int(sps.Log2MaxFrameNumMinus4 + 4) // frame_num
-		if !sps.FrameMbsOnlyFlag {
-			if f, _ := r.bit(); f == 1 { // field_pic_flag: fields are not ordered here
-				return 0, idr, false
-			}
-		}
-		if idr {
-			if _, ok := r.ue(); !ok { // idr_pic_id
-				return 0, idr, false
-			}
-		}
-		lsb, ok := r.bits(int(sps.Log2MaxPicOrderCntLsbMinus4 + 4))
+		lsb, ok := codec.H264SlicePOC(n, &s.h264SPS)
 		return int64(lsb), idr, ok
 	}
 	return 0, false, false
