@@ -5,29 +5,19 @@ package ts
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
-	"slices"
-	"strings"
-	"time"
 
 	"github.com/stream-downloads/caddy-stream-downloads/packager/media"
 )
 
+// The Demuxer: its state, the flow of Segment and Flush, Tracks, Notes and its errors.
+// Where the rest is: streams chosen from the PMT (tracks.go), units placed on the timeline
+// (units.go, period.go), coverage of EXTINF (coverage.go), losses (losses.go).
+
 // VideoTimescale is the timescale of video tracks: the MPEG-TS 90 kHz clock.
 const VideoTimescale = 90000
-
-// unsupportedErr is the error for a stream of PMT stream type st in a codec we cannot
-// package (st 0: packed audio, which has no PMT).
-func unsupportedErr(codec string, st uint8, video bool) *media.UnsupportedCodecError {
-	e := &media.UnsupportedCodecError{Codec: codec, Video: video}
-	if st != 0 {
-		e.Declared = fmt.Sprintf("stream type 0x%02x", st)
-	}
-	return e
-}
 
 // Demuxer turns the MPEG-TS segments of one HLS rendition, fed in playlist order, into samples.
 //
@@ -142,34 +132,6 @@ type Demuxer struct {
 	curEmit func(media.Sample) error
 }
 
-// Bounds of the accounting and of implicit discontinuities (see the Demuxer doc).
-const (
-	// jumpBack and jumpAhead: how far the first unit of a segment may be behind or ahead
-	// of where the previous one ended (plus, ahead, any gap the playlist has there, as
-	// EXT-X-GAP segments make) before the segment starts a new period. Ahead, a source
-	// may have holes of its own (kept, as ffmpeg does); behind, anything more than a few
-	// frames cannot be played in order.
-	jumpBack  = VideoTimescale / 2
-	jumpAhead = 2 * VideoTimescale
-	// maxNotes bounds the notes kept of one stream.
-	maxNotes = 20
-)
-
-// coverage is how much media a segment yielded, in 90 kHz ticks, by track.
-type coverage struct {
-	ticks [2]int64 // idxVideo, idxAudio
-	units int
-}
-
-// event is an access unit held back until its period's offset is known.
-type event struct {
-	audio    bool
-	stamped  bool
-	pts, dts int64 // unwrapped, without the period offset
-	samples  int   // audio: PCM samples of the unit
-	au       [][]byte
-}
-
 var (
 	_ media.Demuxer    = (*Demuxer)(nil)
 	_ media.Accounting = (*Demuxer)(nil)
@@ -226,6 +188,9 @@ func (d *Demuxer) Notes() []media.Note {
 	}
 	return out
 }
+
+// maxNotes bounds the notes kept of one stream.
+const maxNotes = 20
 
 func (d *Demuxer) note(format string, args ...any) {
 	if len(d.notes) < maxNotes {
@@ -343,110 +308,6 @@ func (d *Demuxer) recoverPanic(err *error) {
 	}
 }
 
-// checkCoverage fails a segment whose media lasts much less than its EXTINF. A track that
-// falls short while the other does not may have ended there (audio often ends before the
-// video): that is a loss only once the track yields media again in a later segment.
-func (d *Demuxer) checkCoverage() error {
-	enough := func(got int64) bool {
-		return media.Covers(time.Duration(float64(got)/VideoTimescale*float64(time.Second)), d.seg.Duration)
-	}
-	for i, name := range [2]string{"video", "audio"} {
-		if d.short[i] != "" && d.cov.ticks[i] > 0 {
-			return d.malformed("media lost: %s, and the %s goes on after it", d.short[i], name)
-		}
-	}
-	if got := max(d.cov.ticks[idxVideo], d.cov.ticks[idxAudio]); !enough(got) {
-		return d.malformed("media lost: the segment holds %.3f s of media (%d units) but its EXTINF says %.3f s",
-			float64(got)/VideoTimescale, d.cov.units, d.seg.Duration.Seconds())
-	}
-	for i, name := range [2]string{"video", "audio"} {
-		if d.had[i] && d.short[i] == "" && !enough(d.cov.ticks[i]) {
-			d.short[i] = fmt.Sprintf("segment %d holds %.3f s of %s against its EXTINF of %.3f s",
-				d.segIndex-1, float64(d.cov.ticks[i])/VideoTimescale, name, d.seg.Duration.Seconds())
-		}
-		d.had[i] = d.had[i] || d.cov.ticks[i] > 0
-	}
-	return nil
-}
-
-// onPMT takes the streams of a program map table: the first H.264/HEVC video and the
-// first audio stream in a codec we read are read; a program whose only video (or audio)
-// is in a codec we cannot package is refused. Streams left out are said in Notes.
-func (d *Demuxer) onPMT(streams []esInfo) error {
-	var video, audio *esInfo
-	var unsupported *media.UnsupportedCodecError
-	unsupportedVideo := false
-	var left []string
-	for i, es := range streams {
-		kind, name := classify(es)
-		switch {
-		case kind == kindH264 || kind == kindH265:
-			if video == nil {
-				video = &streams[i]
-				continue
-			}
-		case kind.audio():
-			if audio == nil {
-				audio = &streams[i]
-				continue
-			}
-		case kind == kindVideoOther || kind == kindAudioOther:
-			isVideo := kind == kindVideoOther
-			if unsupported == nil || (isVideo && !unsupportedVideo) {
-				unsupported = unsupportedErr(name, es.streamType, isVideo)
-				unsupportedVideo = isVideo
-			}
-		default:
-			continue // not media
-		}
-		left = append(left, fmt.Sprintf("%s (PID 0x%x)", name, es.pid))
-	}
-	if unsupported != nil && ((unsupportedVideo && video == nil) || (!unsupportedVideo && audio == nil)) {
-		return unsupported
-	}
-	if video == nil && audio == nil {
-		return d.malformed("no video or audio stream in a codec we read in the program (%s)", media.Supported)
-	}
-	if len(left) > 0 && !slices.Equal(left, d.leftOut) {
-		d.leftOut = left
-		d.note("streams left out (one video and one audio stream are taken): %s", strings.Join(left, ", "))
-	}
-	d.declared = d.declared[:0]
-	d.segV, d.segA = video != nil, audio != nil
-	d.ord.other = [2]bool{idxVideo: audio != nil, idxAudio: video != nil}
-	if video != nil {
-		kind, _ := classify(*video)
-		codec := media.H264
-		if kind == kindH265 {
-			codec = media.H265
-		}
-		if d.video == nil {
-			d.video = &media.Track{Kind: media.Video, Codec: codec, Timescale: VideoTimescale}
-		} else if d.video.Codec != codec {
-			return unsupportedErr(fmt.Sprintf("video codec change from %s to %s", d.video.Codec.Name(), codec.Name()), video.streamType, true)
-		}
-		d.vES.hevc = codec == media.H265
-		d.vES.poc.hevc = d.vES.hevc
-		d.pes.follow(video.pid, &d.vES)
-		d.declared = append(d.declared, media.Video)
-	}
-	if audio != nil {
-		kind, _ := classify(*audio)
-		if d.aES.syn == nil || kind != d.audioKind {
-			d.aES.syn = newFrameSyntax(kind, audio.desc)
-			d.audioKind = kind
-		}
-		d.audioType = audio.streamType
-		d.pes.follow(audio.pid, &d.aES)
-		d.declared = append(d.declared, media.Audio)
-	}
-	d.pes.keepOnly(func(s *pesStream) bool {
-		return (video != nil && s.pid == video.pid && s.sink == esSink(&d.vES)) ||
-			(audio != nil && s.pid == audio.pid && s.sink == esSink(&d.aES))
-	})
-	return nil
-}
-
 // malformedAt is the error about segment seg (from 0, in the order fed).
 func malformedAt(seg int, err error) error {
 	return &media.MalformedError{Container: "MPEG-TS", Where: fmt.Sprintf("segment %d", seg), Seg: seg, Err: err}
@@ -454,74 +315,4 @@ func malformedAt(seg int, err error) error {
 
 func (d *Demuxer) malformed(format string, args ...any) error {
 	return malformedAt(d.segIndex-1, fmt.Errorf(format, args...))
-}
-
-func cloneAU(au [][]byte) [][]byte {
-	out := make([][]byte, len(au))
-	for i, n := range au {
-		out[i] = bytes.Clone(n)
-	}
-	return out
-}
-
-// onVideo receives one H.264 or HEVC access unit with raw 33-bit timestamps.
-func (d *Demuxer) onVideo(u videoUnit) error {
-	d.jump(u.seg, idxVideo, u.dts)
-	p := d.periodOf(u.seg)
-	dtsU := p.unwrap(u.dts)
-	ptsU := p.unwrap(u.pts)
-	// Coverage: the steps between units, a hole counting for at most a second.
-	step := int64(VideoTimescale / 25)
-	if p.haveV {
-		step = min(max(dtsU-p.lastV, 0), VideoTimescale)
-	}
-	d.cov.ticks[idxVideo] += step
-	d.cov.units++
-	if step > 0 {
-		p.vDelta = step
-	}
-	p.lastV, p.haveV = dtsU, true
-	if !p.resolved {
-		if !p.seen[idxVideo] || ptsU < p.firstPTS {
-			p.firstPTS = ptsU
-		}
-		p.observe(idxVideo, dtsU)
-		return d.holdBack(event{pts: ptsU, dts: dtsU, au: cloneAU(u.nalus)})
-	}
-	p.observe(idxVideo, dtsU)
-	return d.videoAU(ptsU+p.offset, dtsU+p.offset, u.nalus)
-}
-
-// onAudio receives one audio unit.
-func (d *Demuxer) onAudio(u audioUnit) error {
-	if err := d.setAudioFormat(u); err != nil {
-		var uc *media.UnsupportedCodecError
-		if errors.As(err, &uc) {
-			return err
-		}
-		return d.malformed("%v", err)
-	}
-	if u.stamped {
-		d.jump(u.seg, idxAudio, u.pts)
-	}
-	p := d.periodOf(u.seg)
-	d.cov.units++
-	dur := int64(u.samples) * VideoTimescale / int64(u.format.sampleRate)
-	var ptsU int64
-	if u.stamped {
-		ptsU = p.unwrap(u.pts)
-		p.aEnd, p.haveA = ptsU, true
-	}
-	p.aEnd += dur
-	d.cov.ticks[idxAudio] += dur
-	if !p.resolved {
-		if u.stamped {
-			p.observe(idxAudio, ptsU)
-		}
-		return d.holdBack(event{audio: true, stamped: u.stamped, pts: ptsU, samples: u.samples, au: [][]byte{bytes.Clone(u.data)}})
-	}
-	if u.stamped {
-		p.observe(idxAudio, ptsU)
-	}
-	return d.audioAU(ptsU+p.offset, u.stamped, u.samples, u.data)
 }

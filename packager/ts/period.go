@@ -130,6 +130,15 @@ const (
 	pendingOverhead = 96
 )
 
+// event is an access unit held back until its period's offset is known.
+type event struct {
+	audio    bool
+	stamped  bool
+	pts, dts int64 // unwrapped, without the period offset
+	samples  int   // audio: PCM samples of the unit
+	au       [][]byte
+}
+
 // holdBack holds a unit of the pending period back until its offset is known.
 func (d *Demuxer) holdBack(ev event) error {
 	d.pending = append(d.pending, ev)
@@ -217,6 +226,16 @@ func (d *Demuxer) resolve() error {
 	}
 	return nil
 }
+
+// Bounds of implicit discontinuities (see the Demuxer doc): jumpBack and jumpAhead, how
+// far the first unit of a segment may be behind or ahead of where the previous one ended
+// (plus, ahead, any gap the playlist has there, as EXT-X-GAP segments make) before the
+// segment starts a new period. Ahead, a source may have holes of its own (kept, as ffmpeg
+// does); behind, anything more than a few frames cannot be played in order.
+const (
+	jumpBack  = VideoTimescale / 2
+	jumpAhead = 2 * VideoTimescale
+)
 
 // jump checks the first unit of a segment (track i, raw timestamp ts) against where the
 // track's last unit ended, and starts a period there when it jumps (an implicit

@@ -89,28 +89,6 @@ type pesReader struct {
 	psiCC    [2]psiCC // of the PAT and the PMT
 }
 
-// psiCC follows the continuity counter of the PAT or of the PMT across segments.
-type psiCC struct {
-	seen    bool
-	last    uint8
-	fresh   bool // no packet of it in the current segment yet
-	carried bool // its first packet in the current segment went on from the segment before
-}
-
-// countPSI takes the continuity counter of a PAT (i 0) or PMT (i 1) packet.
-func (r *pesReader) countPSI(i int, cc uint8) {
-	c := &r.psiCC[i]
-	if c.fresh {
-		c.fresh = false
-		c.carried = c.seen && cc == (c.last+1)&0x0f && cc != 0
-	}
-	c.seen, c.last = true, cc
-}
-
-// countersCarried reports whether the segment's first PAT and PMT packets went on from
-// the segment before's: the packager keeps the counters across segments.
-func (r *pesReader) countersCarried() bool { return r.psiCC[0].carried && r.psiCC[1].carried }
-
 // follow routes the PES of pid to sink. A PID that already went to another sink
 // starts over (what it had in progress is lost).
 func (r *pesReader) follow(pid uint16, sink esSink) {
@@ -378,38 +356,6 @@ func (r *pesReader) end() {
 	for _, s := range r.streams {
 		r.drop(s)
 	}
-}
-
-// psi handles a packet of the PAT or of the PMT.
-func (r *pesReader) psi(p []byte, pid uint16) error {
-	if p[1]&0x80 != 0 {
-		return nil
-	}
-	payload, ok := packetPayload(p)
-	if !ok {
-		return nil
-	}
-	pusi := p[1]&0x40 != 0
-	r.countPSI(min(int(pid), 1), p[3]&0x0f)
-	if pid == 0 {
-		if sec := r.pat.write(payload, pusi); sec != nil {
-			if pmt, ok := parsePAT(sec); ok && (!r.havePAT || pmt != r.pmtPID) {
-				r.pmtPID, r.havePAT = pmt, true
-				r.pmt = psiSection{}
-			}
-		}
-		return nil
-	}
-	sec := r.pmt.write(payload, pusi)
-	if sec == nil || string(sec) == string(r.lastPMT) {
-		return nil
-	}
-	es, ok := parsePMT(sec)
-	if !ok {
-		return nil
-	}
-	r.lastPMT = append(r.lastPMT[:0], sec...)
-	return r.onPMT(es)
 }
 
 type pesHeader struct {
