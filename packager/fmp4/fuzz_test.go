@@ -33,6 +33,14 @@ func FuzzSegment(f *testing.F) {
 	for _, p := range hostileSeeds(f) {
 		f.Add(p[0], p[1])
 	}
+	// Synthetic H.264 with 2-byte NAL lengths: avc1 (verbatim) and avc3 (rewritten), with
+	// flags in the trun and with none (sync from the content).
+	ss := []vsample{{flagsSync, lp(2, nalAUD, testSPS, testPPS, nalIDR)}, {flagsNonSync, lp(2, nalP, nalFill)}}
+	for _, entry := range []string{"avc1", "avc3"} {
+		for _, mode := range []flagMode{perSample, noneGiven} {
+			f.Add(videoInit(entry, avcCOf(2, testSPS, testPPS), 0), videoFragment(0, mode, ss))
+		}
+	}
 	f.Fuzz(func(t *testing.T, init, seg []byte) {
 		d := NewDemuxer()
 		if err := d.Init(init); err != nil {
