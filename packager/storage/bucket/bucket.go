@@ -5,7 +5,9 @@
 // a finished local file; ranged reads. It is built on github.com/minio/minio-go/v7.
 //
 // Every key a caller passes is relative to Config.Prefix. The secret key never appears in an
-// error text or in Config's String form.
+// error text or in Config's String form. Requests that fail at the network or with a 5xx are
+// retried by minio-go with backoff (a refused connection gives up after about 4 s); callers
+// that must not wait that long (lease renewals, the API) pass a context with a deadline.
 package bucket
 
 import (
@@ -16,6 +18,7 @@ import (
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
+	"github.com/minio/minio-go/v7/pkg/s3utils"
 )
 
 const (
@@ -109,8 +112,8 @@ func (c Config) endpoint() (*url.URL, error) {
 	if c.Bucket == "" {
 		return nil, errors.New("bucket: bucket is required")
 	}
-	if strings.ContainsAny(c.Bucket, "/ ") {
-		return nil, fmt.Errorf("bucket: bucket %q is not a bucket name", c.Bucket)
+	if err := s3utils.CheckValidBucketName(c.Bucket); err != nil {
+		return nil, fmt.Errorf("bucket: bucket %q is not a valid bucket name: %v", c.Bucket, err)
 	}
 	if strings.HasPrefix(c.Prefix, "/") || strings.Contains(c.Prefix, "//") {
 		return nil, fmt.Errorf("bucket: prefix %q must not start with / or hold an empty segment", c.Prefix)
@@ -189,8 +192,8 @@ type Error struct {
 	Code string // the S3 error code when the server answered (PreconditionFailed, NoSuchKey, …)
 	// Status is the HTTP status when the server answered, else 0.
 	Status int
-	kind   error // ErrConflict, ErrNotExist, ErrTooLarge or nil
-	cause  error // the client's error, when no kind applies (context errors stay visible)
+	kinds  []error // of ErrConflict, ErrNotExist, ErrTooLarge
+	cause  error   // the client's own error (network, context), not a server's answer
 	text   string
 }
 
@@ -198,10 +201,7 @@ func (e *Error) Error() string { return e.text }
 
 // Unwrap exposes the sentinel kind and the cause.
 func (e *Error) Unwrap() []error {
-	var errs []error
-	if e.kind != nil {
-		errs = append(errs, e.kind)
-	}
+	errs := append([]error(nil), e.kinds...)
 	if e.cause != nil {
 		errs = append(errs, e.cause)
 	}
@@ -209,7 +209,9 @@ func (e *Error) Unwrap() []error {
 }
 
 // fail turns a client error into an *Error, mapping 412 and 409 ConditionalRequestConflict
-// to ErrConflict and 404 NoSuchKey to ErrNotExist.
+// to ErrConflict and 404 NoSuchKey to ErrNotExist. For a replace, a missing object is a lost
+// race too (it was deleted): both ErrNotExist and ErrConflict, whichever the server says
+// (AWS S3 and versitygw answer 404 NoSuchKey to If-Match on a missing key, others 412).
 func (b *Bucket) fail(op, key string, err error) error {
 	if err == nil {
 		return nil
@@ -219,12 +221,15 @@ func (b *Bucket) fail(op, key string, err error) error {
 	e.Code, e.Status = resp.Code, resp.StatusCode
 	switch {
 	case errors.Is(err, ErrTooLarge):
-		e.kind = ErrTooLarge
+		e.kinds = []error{ErrTooLarge}
 	case resp.StatusCode == 412 || resp.Code == "PreconditionFailed" ||
 		(resp.StatusCode == 409 && resp.Code == "ConditionalRequestConflict"):
-		e.kind = ErrConflict
+		e.kinds = []error{ErrConflict}
 	case resp.Code == "NoSuchKey" || (resp.StatusCode == 404 && resp.Code != "NoSuchBucket"):
-		e.kind = ErrNotExist
+		e.kinds = []error{ErrNotExist}
+		if op == "replace" {
+			e.kinds = append(e.kinds, ErrConflict)
+		}
 	}
 	// The client's own errors (network, context) stay in the chain; its server-response
 	// type does not, since its fields could carry request details.
@@ -232,7 +237,7 @@ func (b *Bucket) fail(op, key string, err error) error {
 		e.cause = err
 	}
 	msg := err.Error()
-	if e.kind == ErrConflict {
+	if errors.Is(e, ErrConflict) {
 		msg = ErrConflict.Error() + " (" + msg + ")"
 	}
 	e.text = scrub(fmt.Sprintf("bucket %s %s %q: %s", op, b.name, b.key(key), msg), b.secret)

@@ -29,8 +29,8 @@ func (b *Bucket) Create(ctx context.Context, key string, data []byte) (etag stri
 }
 
 // Replace writes data under key only if the object's ETag is still ifMatch
-// (`If-Match: "<ifMatch>"`) and returns the new ETag. A changed or deleted object gives
-// ErrConflict (S3 answers 412 for both; a missing object never matches).
+// (`If-Match: "<ifMatch>"`) and returns the new ETag. A changed object gives ErrConflict;
+// a deleted one gives an error that is both ErrConflict and ErrNotExist.
 func (b *Bucket) Replace(ctx context.Context, key string, data []byte, ifMatch string) (etag string, err error) {
 	ifMatch = strings.Trim(ifMatch, `"`)
 	if ifMatch == "" || ifMatch == "*" {
