@@ -72,8 +72,8 @@ type playback struct {
 	MS          int     `json:"ms"`
 }
 
-// browserCases are the downloads TestBrowserPlayback plays: the MP4 of H.264 with AAC, Opus
-// and MP3 in a <video>, and the M4A of Opus, MP3 and AAC in an <audio>. (Chromium decodes
+// browserCases are the downloads TestBrowserPlayback plays: the MP4 of H.264 with AAC (from
+// TS and from fMP4), Opus and MP3 in a <video>, and the M4A of Opus, MP3 and AAC in an <audio>. (Chromium decodes
 // neither AC-3 nor E-AC-3.)
 var browserCases = []struct {
 	video, typ string
@@ -83,6 +83,8 @@ var browserCases = []struct {
 	{video: "ts-h264-aac", typ: "default", source: "hi/index.m3u8"},
 	{video: "ts-opus", typ: "default", source: "play.m3u8"},
 	{video: "ts-mp3", typ: "default", source: "play.m3u8"},
+	{video: "fmp4-h264-aac", typ: "default", source: "play.m3u8"}, // samples copied verbatim
+	{video: "byterange-fmp4", typ: "default", source: "play.m3u8"},
 	{video: "ts-opus", typ: "audio"},
 	{video: "ts-mp3", typ: "audio"},
 	{video: "audio-only", typ: "audio"},
