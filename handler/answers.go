@@ -42,11 +42,17 @@ func (h *Handler) answerFor(err error, video string) (answer, bool) {
 		return answer{http.StatusTooManyRequests, limited.Error(), max(1, int((limited.retry+time.Second-1)/time.Second))}, true
 	case errors.Is(err, packager.ErrUnavailable):
 		return answer{http.StatusBadGateway, "download could not be created: the origin could not provide the video", 0}, true
+	case errors.Is(err, packager.ErrUnreachable):
+		return answer{http.StatusServiceUnavailable, "the shared store of this fleet did not answer; try again shortly", unreachableRetryAfter}, true
 	case errors.Is(err, packager.ErrQueueFull):
 		return answer{http.StatusServiceUnavailable, "too many downloads are waiting to be packaged (max_queue); try again later", queueRetryAfter}, true
 	}
 	return answer{}, false
 }
+
+// unreachableRetryAfter is the Retry-After, in seconds, of an answer that the fleet's
+// bucket did not give.
+const unreachableRetryAfter = 5
 
 // header sets a's headers on w, and returns w.
 func (a answer) header(w http.ResponseWriter) http.ResponseWriter {

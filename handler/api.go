@@ -78,7 +78,10 @@ func (h *Handler) api(w http.ResponseWriter, r *http.Request, video, typ string)
 		if typ != "" {
 			types = []string{typ}
 		}
-		found, err := h.Manager.Delete(video, types...)
+		found, err := h.Manager.Delete(r.Context(), video, types...)
+		if a, ok := h.answerFor(err, video); ok {
+			return writeError(a.header(w), a.status, a.msg)
+		}
 		if err != nil {
 			h.Logger.Error("deleting download", zap.String("video", video), zap.Error(err))
 			return writeError(w, http.StatusInternalServerError, "could not delete the download files: "+clientText(err))
@@ -96,7 +99,14 @@ func (h *Handler) api(w http.ResponseWriter, r *http.Request, video, typ string)
 func (h *Handler) writeStates(w http.ResponseWriter, r *http.Request, video, typ string) error {
 	result := map[string]entry{}
 	messages := []string{}
-	for _, st := range h.Manager.List(video) {
+	states, err := h.Manager.List(r.Context(), video)
+	if a, ok := h.answerFor(err, video); ok {
+		return writeError(a.header(w), a.status, a.msg)
+	}
+	if err != nil {
+		return err
+	}
+	for _, st := range states {
 		if typ != "" && st.Type != typ {
 			continue
 		}

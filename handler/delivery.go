@@ -40,7 +40,7 @@ func (h *Handler) deliver(w http.ResponseWriter, r *http.Request, idOrToken stri
 	if h.OnDemand > 0 {
 		f, st, err = h.openOnDemand(r, k)
 	} else {
-		f, st, err = h.Manager.Open(k)
+		f, st, err = h.Manager.Open(r.Context(), k)
 	}
 	if a, ok := h.answerFor(err, video); ok {
 		return writeLine(a.header(w), a.status, a.msg)
@@ -155,7 +155,10 @@ func (h *Handler) openOnDemand(r *http.Request, k packager.Key) (packager.File, 
 	// A file evicted between the wait and the open is packaged again, a few times at
 	// most; each round sleeps in Wait, so this never spins.
 	for range 3 {
-		st, ok := h.Manager.State(k)
+		st, ok, err := h.Manager.State(ctx, k)
+		if err != nil {
+			return nil, st, err
+		}
 		if !ok || st.Evicted() {
 			// A recent failure answers without a creation; a creation counts against
 			// the rates (strangers may ask for any id).
@@ -176,7 +179,7 @@ func (h *Handler) openOnDemand(r *http.Request, k packager.Key) (packager.File, 
 			}
 		}
 		h.Manager.Wait(ctx, k)
-		f, st, err := h.Manager.Open(k)
+		f, st, err := h.Manager.Open(r.Context(), k)
 		if !errors.Is(err, packager.ErrEvicted) && !errors.Is(err, packager.ErrNotCreated) || ctx.Err() != nil {
 			return f, st, err
 		}

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
-	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -183,11 +182,9 @@ func (l *rateLimits) prune(t time.Time) {
 	}
 }
 
-var validID = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
-
 // ValidID reports whether s may be a video id: it is checked before an id reaches a
 // path or a URL.
-func ValidID(s string) bool { return validID.MatchString(s) }
+func ValidID(s string) bool { return packager.ValidID(s) }
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler's method.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {

@@ -1,6 +1,7 @@
 package packager
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -29,7 +30,7 @@ func BenchmarkStatus(b *testing.B) {
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
-		if st := m.List(fmt.Sprintf("v%d", i%10_000)); len(st) != 1 {
+		if st, _ := m.List(context.Background(), fmt.Sprintf("v%d", i%10_000)); len(st) != 1 {
 			b.Fatalf("List found %d downloads", len(st))
 		}
 		i++

@@ -72,6 +72,9 @@ func (m *Manager) CreateOnDemand(ctx context.Context, k storage.Key, origin stri
 }
 
 func (m *Manager) create(ctx context.Context, k storage.Key, origin string, anon bool) (State, error) {
+	if m.fleet != nil {
+		return m.fleetCreate(ctx, k, origin, anon)
+	}
 	m.mu.Lock()
 	if err := m.refused(k); err != nil {
 		if anon {
@@ -318,6 +321,18 @@ func (m *Manager) refuse(k storage.Key, d *download, err error) {
 	}
 	d.prev = nil
 	m.decide(d)
+	if m.fleet != nil && d.fleet.hold != nil {
+		// Nothing is created: the object it was created with goes (after the job
+		// stopped renewing it).
+		m.later = append(m.later, func() {
+			if m.unhold(d) == nil {
+				return
+			}
+			if err := m.removeObjects(k); err != nil {
+				m.log.Warn("fleet: removing a refused download", zap.String("video", k.Video), zap.String("type", k.Type), zap.Error(err))
+			}
+		})
+	}
 }
 
 // decide lets Create's callers answer. Call with m.mu held.

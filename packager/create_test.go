@@ -95,7 +95,7 @@ func TestNoLocalPaths(t *testing.T) {
 	} else {
 		noPath("record save", err.Error())
 	}
-	if _, ok := m.State(storage.Key{Video: "rec", Type: "default"}); ok {
+	if _, ok := m.state(storage.Key{Video: "rec", Type: "default"}); ok {
 		t.Errorf("a download whose record could not be saved was created")
 	}
 
@@ -111,7 +111,7 @@ func TestNoLocalPaths(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(rec, "x"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := m.Delete("del"); !errors.Is(err, ErrStorage) {
+	if _, err := m.Delete(context.Background(), "del"); !errors.Is(err, ErrStorage) {
 		t.Errorf("Delete: %v, want a storage error", err)
 	} else {
 		noPath("delete", err.Error())

@@ -20,11 +20,17 @@ import (
 func (m *Manager) used() int64 {
 	var n int64
 	for _, d := range m.downloads {
-		if d.rec.Status == storage.StatusReady {
+		if m.kept(d) {
 			n += d.rec.Size
 		}
 	}
 	return n
+}
+
+// kept reports whether d's packaged file is in the local store: every ready one, but
+// in a fleet only those copied here (the bucket keeps them all). Call with m.mu held.
+func (m *Manager) kept(d *download) bool {
+	return d.rec.Status == storage.StatusReady && (m.fleet == nil || d.fleet.cached)
 }
 
 // evict evicts least-recently-used ready files until the store is within max_storage.
@@ -46,7 +52,7 @@ func (m *Manager) evict(keep *download) {
 	}
 	var cands []*download
 	for _, d := range m.downloads {
-		if d.rec.Status == storage.StatusReady && d.open == 0 && d != keep {
+		if m.kept(d) && d.open == 0 && d != keep {
 			cands = append(cands, d)
 		}
 	}
@@ -79,6 +85,10 @@ func (m *Manager) evict(keep *download) {
 // its file. If the record cannot be saved, the file stays and d is ready again (unless
 // it changed meanwhile). Call with m.mu held, and flush after releasing it.
 func (m *Manager) evictOne(d *download, reason string) {
+	if m.fleet != nil { // only the local copy goes: the download stays ready in the bucket
+		m.uncache(d.rec.Key(), d)
+		return
+	}
 	ready := d.rec
 	rec := ready
 	rec.Status, rec.ErrorCode, rec.ErrorText = storage.StatusError, CodeEvicted, reason
@@ -108,7 +118,7 @@ func (m *Manager) evictOne(d *download, reason string) {
 // with their last use. Call with m.mu held, and flush after releasing it.
 func (m *Manager) saveRecency() {
 	for _, d := range m.downloads {
-		if d.rec.Status != storage.StatusReady || !d.lastUsed.After(d.rec.LastUsed) {
+		if !m.kept(d) || !d.lastUsed.After(d.rec.LastUsed) {
 			continue
 		}
 		d.rec.LastUsed = d.lastUsed

@@ -63,7 +63,7 @@ func readyStore(t *testing.T, videos ...string) *storage.Local {
 }
 
 func status(m *Manager, v string) string {
-	st, ok := m.State(storage.Key{Video: v, Type: "default"})
+	st, ok := m.state(storage.Key{Video: v, Type: "default"})
 	if !ok {
 		return "missing"
 	}
@@ -101,11 +101,11 @@ func TestEvictAtStart(t *testing.T) {
 			t.Errorf("file of %s exists: %v", v, fileExists(store, v))
 		}
 	}
-	st, _ := m.State(storage.Key{Video: "a", Type: "default"})
+	st, _ := m.state(storage.Key{Video: "a", Type: "default"})
 	if st.Status != storage.StatusError || st.ErrorCode != CodeEvicted || !strings.Contains(st.ErrorText, "max_storage") || st.Percent != 0 {
 		t.Errorf("evicted state %+v", st)
 	}
-	if _, _, err := m.Open(storage.Key{Video: "a", Type: "default"}); !errors.Is(err, ErrEvicted) {
+	if _, _, err := m.Open(context.Background(), storage.Key{Video: "a", Type: "default"}); !errors.Is(err, ErrEvicted) {
 		t.Errorf("Open of an evicted file: %v, want ErrEvicted", err)
 	}
 	m.Destruct()
@@ -131,14 +131,14 @@ func TestEvictLRU(t *testing.T) {
 
 	// Use a, b, c: the order is now d, a, b, c.
 	for _, v := range []string{"a", "b"} { // c below
-		f, _, err := m.Open(storage.Key{Video: v, Type: "default"})
+		f, _, err := m.Open(context.Background(), storage.Key{Video: v, Type: "default"})
 		if err != nil {
 			t.Fatal(err)
 		}
 		f.Close()
 	}
 	// c is being delivered: it is pinned.
-	pinned, st, err := m.Open(storage.Key{Video: "c", Type: "default"})
+	pinned, st, err := m.Open(context.Background(), storage.Key{Video: "c", Type: "default"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,7 +190,7 @@ func TestRecencyPersisted(t *testing.T) {
 	videos := []string{"a", "b", "c"}
 	store := readyStore(t, videos...)
 	m := NewManager(store, Settings{}, zap.NewNop())
-	f, _, err := m.Open(storage.Key{Video: "a", Type: "default"})
+	f, _, err := m.Open(context.Background(), storage.Key{Video: "a", Type: "default"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,7 +209,7 @@ func TestRecencyNoStall(t *testing.T) {
 	store := readyStore(t, "a")
 	o := newDemo(t, "b")
 	m := NewManager(store, Settings{}, zap.NewNop())
-	f, _, err := m.Open(storage.Key{Video: "a", Type: "default"})
+	f, _, err := m.Open(context.Background(), storage.Key{Video: "a", Type: "default"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -243,7 +243,7 @@ func TestMissingFile(t *testing.T) {
 	m := NewManager(store, Settings{}, zap.NewNop())
 	defer m.Destruct()
 	os.Remove(filepath.Join(store.Dir(), "a", "default.mp4"))
-	if _, _, err := m.Open(storage.Key{Video: "a", Type: "default"}); !errors.Is(err, ErrEvicted) {
+	if _, _, err := m.Open(context.Background(), storage.Key{Video: "a", Type: "default"}); !errors.Is(err, ErrEvicted) {
 		t.Errorf("Open: %v, want ErrEvicted", err)
 	}
 	if s := status(m, "a"); s != "evicted" {
@@ -295,7 +295,7 @@ func TestEvictAfterPackaging(t *testing.T) {
 	// it is used after two was packaged.
 	m.Configure(Settings{MaxJobs: 1, Concurrency: 2, MaxStorage: 2*one.Size + one.Size/2})
 	create(t, m, o, "two")
-	f, _, err := m.Open(storage.Key{Video: "one", Type: "default"})
+	f, _, err := m.Open(context.Background(), storage.Key{Video: "one", Type: "default"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -376,7 +376,7 @@ func TestDiskFull(t *testing.T) {
 		t.Errorf("%s, want %s", got, want)
 	}
 	for _, v := range []string{"x", "ok"} {
-		f, _, err := m.Open(storage.Key{Video: v, Type: "default"})
+		f, _, err := m.Open(context.Background(), storage.Key{Video: v, Type: "default"})
 		if err != nil {
 			t.Fatalf("%s after the failure: %v", v, err)
 		}

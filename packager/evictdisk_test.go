@@ -1,6 +1,7 @@
 package packager
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -46,7 +47,7 @@ func TestEvictionOffLock(t *testing.T) {
 	}()
 	m.store = store
 	m.Configure(Settings{MaxStorage: 150}) // a and b must go, c stays
-	f, _, err := m.Open(storage.Key{Video: "c", Type: "default"})
+	f, _, err := m.Open(context.Background(), storage.Key{Video: "c", Type: "default"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +74,7 @@ func TestEvictionOffLock(t *testing.T) {
 		saved = append(saved, r.Video+"="+string(r.Status))
 		answered := make(chan string, 1)
 		go func() {
-			g, _, err := m.Open(storage.Key{Video: "c", Type: "default"})
+			g, _, err := m.Open(context.Background(), storage.Key{Video: "c", Type: "default"})
 			if err != nil {
 				t.Errorf("opening c: %v", err)
 			} else {

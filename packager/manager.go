@@ -82,6 +82,8 @@ type Manager struct {
 	// flush does them once mu is released (a slow disk must not hold up the API).
 	later   []func()
 	flushMu sync.Mutex // one flush at a time, so that the writes keep their order
+	// fleet is set when the Manager is one instance of a fleet (NewFleetManager).
+	fleet *fleet
 	// refusals are the recent failures of on-demand creations (see CreateOnDemand).
 	refusals map[storage.Key]refusal
 	thrash   int // downloads packaged again soon after their eviction, for the log
@@ -114,22 +116,14 @@ type download struct {
 	// saved into rec.LastUsed (and the record file) lazily: at each eviction pass (with
 	// max_storage) and at Destruct, not on every delivery.
 	lastUsed time.Time
+	// fleet is what it knows of its object in a fleet's bucket (Manager.fleet).
+	fleet mirror
 }
 
 // NewManager loads the store's records and starts again the downloads that were in
 // progress when the process stopped.
 func NewManager(store storage.Store, s Settings, log *zap.Logger) *Manager {
-	ctx, cancel := context.WithCancel(context.Background())
-	m := &Manager{
-		store:     store,
-		log:       log,
-		ctx:       ctx,
-		cancel:    cancel,
-		downloads: make(map[storage.Key]*download),
-		refusals:  make(map[storage.Key]refusal),
-		http:      hls.NewHTTPClient(),
-	}
-	m.apply(s) // the settings until a config registers its own with Configure
+	m := newManager(store, s, log)
 	recs, errs := store.Records()
 	for _, err := range errs {
 		log.Error("skipping unreadable download record", zap.Error(err))
@@ -170,6 +164,21 @@ func NewManager(store storage.Store, s Settings, log *zap.Logger) *Manager {
 	return m
 }
 
+func newManager(store storage.Store, s Settings, log *zap.Logger) *Manager {
+	ctx, cancel := context.WithCancel(context.Background())
+	m := &Manager{
+		store:     store,
+		log:       log,
+		ctx:       ctx,
+		cancel:    cancel,
+		downloads: make(map[storage.Key]*download),
+		refusals:  make(map[storage.Key]refusal),
+		http:      hls.NewHTTPClient(),
+	}
+	m.apply(s) // the settings until a config registers its own with Configure
+	return m
+}
+
 // fileIntact reports whether the packaged file of a ready record is there whole.
 func (m *Manager) fileIntact(r storage.Record) bool {
 	f, err := m.store.Open(r.Key())
@@ -194,8 +203,18 @@ func (m *Manager) Destruct() error {
 	return nil
 }
 
-// State returns the state of k.
-func (m *Manager) State(k storage.Key) (State, bool) {
+// State returns the state of k. In a fleet it is read from the bucket when what this
+// instance knows is older than Fleet.Staleness; ErrUnreachable when the bucket does not
+// answer (but for a ready download, shown as last known).
+func (m *Manager) State(ctx context.Context, k storage.Key) (State, bool, error) {
+	if err := m.refresh(ctx, k); err != nil {
+		return State{}, false, err
+	}
+	st, ok := m.state(k)
+	return st, ok, nil
+}
+
+func (m *Manager) state(k storage.Key) (State, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	d := m.downloads[k]
@@ -205,8 +224,14 @@ func (m *Manager) State(k storage.Key) (State, bool) {
 	return d.state(), true
 }
 
-// List returns the states of the video's downloads, oldest first.
-func (m *Manager) List(video string) []State {
+// List returns the states of the video's downloads, oldest first (refreshed as State
+// does).
+func (m *Manager) List(ctx context.Context, video string) ([]State, error) {
+	for _, typ := range dltype.Fixed() {
+		if err := m.refresh(ctx, storage.Key{Video: video, Type: typ.Name}); err != nil {
+			return nil, err
+		}
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var out []State
@@ -216,12 +241,18 @@ func (m *Manager) List(video string) []State {
 		}
 	}
 	sortStates(out)
-	return out
+	return out, nil
 }
 
 // Delete removes the downloads of video whose type is in types (all when empty),
-// stopping their jobs first. It reports whether there was anything to delete.
-func (m *Manager) Delete(video string, types ...string) (bool, error) {
+// stopping their jobs first. It reports whether there was anything to delete. In a
+// fleet the bucket's objects and files go first; the other instances see it within
+// Fleet.Staleness, and one packaging it stops at its next renewal.
+func (m *Manager) Delete(ctx context.Context, video string, types ...string) (bool, error) {
+	found, err := m.deleteObjects(ctx, video, types)
+	if err != nil {
+		return false, err
+	}
 	m.mu.Lock()
 	var victims []*download
 	for k, d := range m.downloads {
@@ -249,12 +280,16 @@ func (m *Manager) Delete(video string, types ...string) (bool, error) {
 			}
 		}
 	}
-	return len(victims) > 0, firstErr
+	return found || len(victims) > 0, firstErr
 }
 
 // Wait waits until k is no longer in progress, or ctx is done, and returns its state;
-// false when k does not exist. It sleeps on the job's done channel, never polls.
+// false when k does not exist. It sleeps on the job's done channel, never polls (but in
+// a fleet, for a download packaged by another instance: every Fleet.Staleness).
 func (m *Manager) Wait(ctx context.Context, k storage.Key) (State, bool) {
+	if m.fleet != nil {
+		return m.fleetWait(ctx, k)
+	}
 	for {
 		m.mu.Lock()
 		d := m.downloads[k]
@@ -276,7 +311,7 @@ func (m *Manager) Wait(ctx context.Context, k storage.Key) (State, bool) {
 		stopped := m.downloads[k] == d && d.done == done && d.rec.Status == storage.StatusInProgress
 		m.mu.Unlock()
 		if stopped { // the job was interrupted (shutdown) and not started again
-			st, _ := m.State(k)
+			st, _ := m.state(k)
 			return st, true
 		}
 	}

@@ -1,6 +1,7 @@
 package packager
 
 import (
+	"context"
 	"errors"
 	"sync"
 	"syscall"
@@ -15,7 +16,11 @@ import (
 
 // Open opens k's packaged file for delivery, or says why it cannot. The file is pinned
 // (never evicted) until it is closed, and the open counts as a use for the LRU order.
-func (m *Manager) Open(k storage.Key) (storage.File, State, error) {
+// In a fleet, a file without a local copy is read from the bucket (within ctx).
+func (m *Manager) Open(ctx context.Context, k storage.Key) (storage.File, State, error) {
+	if err := m.refresh(ctx, k); err != nil {
+		return nil, State{}, err
+	}
 	m.mu.Lock()
 	d := m.downloads[k]
 	if d == nil {
@@ -36,11 +41,25 @@ func (m *Manager) Open(k storage.Key) (storage.File, State, error) {
 	}
 	d.open++
 	d.lastUsed = now().UTC()
+	remote := m.fleet != nil && !d.fleet.cached
 	m.mu.Unlock()
 
-	f, err := m.store.Open(k)
+	var f storage.File
+	var err error
+	if remote {
+		f, err = m.openRemote(ctx, k, d)
+	} else {
+		f, err = m.store.Open(k)
+	}
 	if err != nil {
 		m.release(d)
+	}
+	if m.fleet != nil && !remote && errors.Is(err, storage.ErrNotExist) {
+		m.log.Warn("fleet: the local copy is missing: reading the bucket's", zap.String("video", k.Video), zap.String("type", k.Type))
+		m.mu.Lock()
+		d.fleet.cached = false
+		m.mu.Unlock()
+		return m.Open(ctx, k)
 	}
 	if errors.Is(err, storage.ErrNotExist) {
 		m.log.Error("packaged file is missing: the download is marked evicted", zap.String("video", k.Video), zap.String("type", k.Type))

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/stream-downloads/caddy-stream-downloads/packager/hls"
+	"github.com/stream-downloads/caddy-stream-downloads/packager/lease"
 	"github.com/stream-downloads/caddy-stream-downloads/packager/media"
 	"github.com/stream-downloads/caddy-stream-downloads/packager/mp4"
 	"github.com/stream-downloads/caddy-stream-downloads/packager/storage"
@@ -32,6 +33,7 @@ func (m *Manager) run(ctx context.Context, d *download, client *hls.Client, s Se
 		m.sched.done()
 		m.dispatch()
 		m.mu.Unlock()
+		m.flush() // a refusal's removal from the fleet's bucket
 	}()
 	fields := []zap.Field{
 		zap.String("video", k.Video), zap.String("type", k.Type),
@@ -46,8 +48,18 @@ func (m *Manager) run(ctx context.Context, d *download, client *hls.Client, s Se
 		return
 	}
 	if err != nil && ctx.Err() != nil {
-		// Shutdown or reload: the record stays in progress and the next start resumes it.
+		// Shutdown or reload: the record stays in progress and the next start resumes it
+		// (in a fleet: its lease expires, and an instance takes it over).
 		m.log.Info("packaging interrupted", append(fields, zap.String("outcome", "interrupted"))...)
+		return
+	}
+	if m.fleet != nil && (errors.Is(err, lease.ErrLost) || errors.Is(err, ErrUnreachable)) {
+		// Another instance has it now, or the bucket did not take the file: its lease
+		// runs out and an instance (this one too) packages it again once the bucket
+		// answers. What the bucket says of it is read again.
+		m.log.Warn("packaging stopped: left to the fleet", append(fields, zap.String("outcome", "lost"), zap.Error(err))...)
+		d.fleet.read = time.Time{}
+		m.later = append(m.later, func() { m.unhold(d) })
 		return
 	}
 	if err != nil && d.anon && !d.media {
@@ -70,9 +82,16 @@ func (m *Manager) run(ctx context.Context, d *download, client *hls.Client, s Se
 	// API, and the API shows the outcome once it is saved. A Delete meanwhile waits for
 	// d.done, closed after this, then removes the record.
 	m.mu.Unlock()
-	if err := m.store.SaveRecord(rec); err != nil {
-		// The API shows the outcome all the same; a restart packages it again.
-		m.log.Error("saving download record", zap.String("video", k.Video), zap.String("type", k.Type), zap.Error(err))
+	switch {
+	case m.fleet != nil && err != nil:
+		m.fail(d, rec) // the failure is the bucket's record; nothing is kept locally
+	case m.fleet != nil && !d.fleet.cached:
+		// Published, but not kept here (the local copy could not be written).
+	default:
+		if err := m.store.SaveRecord(rec); err != nil {
+			// The API shows the outcome all the same; a restart packages it again.
+			m.log.Error("saving download record", zap.String("video", k.Video), zap.String("type", k.Type), zap.Error(err))
+		}
 	}
 	m.mu.Lock()
 	if m.downloads[k] != d {
@@ -152,15 +171,30 @@ func (m *Manager) pack(ctx context.Context, d *download, client *hls.Client, s S
 	if gone {
 		return storage.Record{}, context.Canceled
 	}
-	// Outside the lock: a Delete that comes meanwhile waits for the job to end, then
-	// removes what it committed.
-	if err := st.Commit(); err != nil {
-		return storage.Record{}, storageError{"storing the packaged file", err}
-	}
 	rec.Status = storage.StatusReady
 	rec.Notes = notes
 	rec.Size, rec.ETag, rec.Ready = info.Size, etag, now().UTC().Truncate(time.Second)
 	rec.LastUsed = now().UTC()
+	if m.fleet != nil {
+		// The bucket's copy is the download; the local one only a cache.
+		if err := m.publish(ctx, d, st, rec); err != nil {
+			return storage.Record{}, err
+		}
+	}
+	// Outside the lock: a Delete that comes meanwhile waits for the job to end, then
+	// removes what it committed.
+	if err := st.Commit(); err != nil {
+		if m.fleet != nil {
+			m.log.Warn("fleet: keeping a local copy of a packaged file", zap.String("video", k.Video), zap.String("type", k.Type), zap.Error(err))
+			return rec, nil
+		}
+		return storage.Record{}, storageError{"storing the packaged file", err}
+	}
+	if m.fleet != nil {
+		m.mu.Lock()
+		d.fleet.cached = true
+		m.mu.Unlock()
+	}
 	return rec, nil
 }
 

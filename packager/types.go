@@ -1,6 +1,8 @@
 package packager
 
 import (
+	"regexp"
+
 	"github.com/stream-downloads/caddy-stream-downloads/packager/dltype"
 	"github.com/stream-downloads/caddy-stream-downloads/packager/hls"
 	"github.com/stream-downloads/caddy-stream-downloads/packager/storage"
@@ -67,3 +69,15 @@ var (
 	// ErrLive: the origin's playlist is live (no EXT-X-ENDLIST).
 	ErrLive = hls.ErrLive
 )
+
+var validID = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
+
+// ValidID reports whether s may be a video id: 1 to 128 letters, digits, '-' and '_'.
+// Every id is checked before it reaches a path, a URL or a bucket key.
+func ValidID(s string) bool { return validID.MatchString(s) }
+
+// validKey reports whether video and typ make a key this version knows.
+func validKey(video, typ string) bool {
+	_, ok := ParseType(typ)
+	return ok && ValidID(video)
+}

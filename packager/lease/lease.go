@@ -51,6 +51,8 @@ type Doc struct {
 	// File is the key of the packaged file once ready: it carries the generation of
 	// the lease that published it.
 	File string `json:"file,omitempty"`
+	// FileETag is the bucket's ETag of File: reads of it are conditional on it.
+	FileETag string `json:"file_etag,omitempty"`
 }
 
 // Lease says who packages a download. A download that is ready or failed has no holder.

@@ -1,0 +1,181 @@
+package packager
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/stream-downloads/caddy-stream-downloads/internal/testutil"
+	"github.com/stream-downloads/caddy-stream-downloads/packager/storage"
+	"github.com/stream-downloads/caddy-stream-downloads/packager/storage/bucket"
+)
+
+// fleetOf starts n Managers sharing one bucket of a real S3 server (versitygw), each
+// with its own local cache. Leases are short, so that takeovers happen within a test.
+func fleetOf(t *testing.T, n int, s Settings) ([]*Manager, *bucket.Bucket) {
+	t.Helper()
+	endpoint, name, ak, sk := testutil.StartS3(t)
+	b, err := bucket.New(bucket.Config{Endpoint: endpoint, Bucket: name, AccessKey: ak, SecretKey: sk, PathStyle: true, Prefix: "fleet"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ms []*Manager
+	for i := range n {
+		cache, err := storage.NewLocal(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := NewFleetManager(cache, s, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)).Named(fmt.Sprint("node", i)),
+			Fleet{Bucket: b, Node: fmt.Sprint("node", i), Lease: 1500 * time.Millisecond, Staleness: 200 * time.Millisecond})
+		t.Cleanup(func() { m.Destruct() })
+		ms = append(ms, m)
+	}
+	return ms, b
+}
+
+// read returns the whole packaged file of k as m delivers it.
+func read(t *testing.T, m *Manager, k storage.Key) ([]byte, State) {
+	t.Helper()
+	f, st, err := m.Open(context.Background(), k)
+	if err != nil {
+		t.Fatalf("open %v: %v", k, err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(f)
+	if err != nil {
+		t.Fatalf("read %v: %v", k, err)
+	}
+	return b, st
+}
+
+// waitFor polls m's state of k until it is not in progress.
+func waitFor(t *testing.T, m *Manager, k storage.Key) State {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	st, ok := m.Wait(ctx, k)
+	if !ok || st.Status == storage.StatusInProgress {
+		t.Fatalf("%v: %+v (exists %v) after a minute", k, st, ok)
+	}
+	return st
+}
+
+// TestFleetOnce: the same download created on every instance at once is packaged once
+// (each segment fetched once from the origin), and every instance shows it ready with
+// the same ETag and delivers the same bytes, from the bucket first, then from its own
+// copy.
+func TestFleetOnce(t *testing.T) {
+	o := newDemo(t, "v")
+	ms, _ := fleetOf(t, 3, Settings{MaxJobs: 2, Concurrency: 2})
+	k := storage.Key{Video: "v", Type: "default"}
+	var wg sync.WaitGroup
+	for i := range 9 {
+		m := ms[i%len(ms)]
+		wg.Go(func() {
+			if _, err := m.Create(context.Background(), k, o.URL+"/v/master.m3u8"); err != nil {
+				t.Errorf("create: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	var want []byte
+	var etag string
+	for i, m := range ms {
+		st := waitFor(t, m, k)
+		if st.Status != storage.StatusReady {
+			t.Fatalf("node%d: %+v", i, st)
+		}
+		b, st := read(t, m, k)
+		if want == nil {
+			want, etag = b, st.ETag
+		} else if !bytes.Equal(b, want) || st.ETag != etag {
+			t.Errorf("node%d delivers %d bytes (ETag %s), node0 %d (ETag %s)", i, len(b), st.ETag, len(want), etag)
+		}
+	}
+	for path, n := range o.Counts() {
+		if strings.HasSuffix(path, ".ts") && n != 1 {
+			t.Errorf("%s fetched %d times", path, n)
+		}
+	}
+	// The copies made while delivering from the bucket are delivered the same.
+	for i, m := range ms {
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			m.mu.Lock()
+			cached := m.downloads[k].fleet.cached
+			m.mu.Unlock()
+			if cached || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if b, _ := read(t, m, k); !bytes.Equal(b, want) {
+			t.Errorf("node%d: its local copy differs", i)
+		}
+	}
+}
+
+// TestFleetDelete: a download deleted on one instance is gone on the others within the
+// staleness bound, files included; created again, it is packaged again.
+func TestFleetDelete(t *testing.T) {
+	o := newDemo(t, "v")
+	ms, b := fleetOf(t, 2, Settings{MaxJobs: 1})
+	k := storage.Key{Video: "v", Type: "default"}
+	if _, err := ms[0].Create(context.Background(), k, o.URL+"/v/master.m3u8"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ms[0], k)
+	read(t, ms[1], k)
+	found, err := ms[1].Delete(context.Background(), "v")
+	if err != nil || !found {
+		t.Fatalf("delete: %v, %v", found, err)
+	}
+	time.Sleep(ms[0].fleet.Staleness)
+	if _, ok, err := ms[0].State(context.Background(), k); ok || err != nil {
+		t.Errorf("after the delete on node1, node0 has it: %v, %v", ok, err)
+	}
+	if _, _, err := ms[0].Open(context.Background(), k); !errors.Is(err, ErrNotCreated) {
+		t.Errorf("open after the delete: %v", err)
+	}
+	keys, err := b.Keys(context.Background(), "")
+	if err != nil || len(keys) != 0 {
+		t.Errorf("bucket after the delete: %v, %v", keys, err)
+	}
+}
+
+// TestFleetTakeOver: an instance that stops while packaging (its lease is not renewed)
+// has its download taken over by another, which completes it; the result is the same
+// file as an uninterrupted run's.
+func TestFleetTakeOver(t *testing.T) {
+	o := newDemo(t, "v", "ref")
+	ms, _ := fleetOf(t, 2, Settings{MaxJobs: 1})
+	ref := create(t, ms[1], o, "ref")
+	o.HoldSegmentsAfter(0)
+	k := storage.Key{Video: "v", Type: "default"}
+	if _, err := ms[0].Create(context.Background(), k, o.URL+"/v/master.m3u8"); err != nil {
+		t.Fatal(err)
+	}
+	<-o.Held
+	ms[0].Destruct() // as a crash: the lease stays, unrenewed
+	o.Release()
+	start := time.Now()
+	st := waitFor(t, ms[1], k)
+	if st.Status != storage.StatusReady {
+		t.Fatalf("taken over: %+v", st)
+	}
+	t.Logf("taken over and packaged in %v", time.Since(start))
+	refBytes, _ := read(t, ms[1], ref.Key())
+	got, _ := read(t, ms[1], k)
+	if st.ETag != ref.ETag || !bytes.Equal(got, refBytes) {
+		t.Errorf("taken-over file: %d bytes, an uninterrupted run's %d", len(got), len(refBytes))
+	}
+}
