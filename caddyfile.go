@@ -49,7 +49,26 @@ func init() {
 //	        output_size   <size>           # default 100GiB
 //	        duration      <duration>       # default 24h
 //	    }
+//	    store s3 {                         # a fleet's shared bucket (SPEC §6); storage_dir
+//	                                       # becomes this instance's local cache
+//	        endpoint   <url>               # required: https://s3.example.com, http://127.0.0.1:9000
+//	        bucket     <name>              # required; must exist
+//	        region     <region>            # default: asked of the server
+//	        prefix     <prefix>            # keys under <prefix>/; default: none
+//	        access_key <key>               # required
+//	        secret_key <secret>            # required; e.g. {env.S3_SECRET_KEY}, never logged
+//	        path_style                     # path-style requests (most self-hosted servers)
+//	        lease      <duration>          # default 30s, at least 3s: a holder silent this
+//	                                       # long is taken over (renewed every third of it)
+//	        node       <name>              # this instance in leases; unique in the fleet.
+//	                                       # Default: host name-<8 random hex> per process
+//	    }
 //	}
+//
+// With store s3 the bucket must honour conditional writes (If-None-Match: * and If-Match on
+// PutObject): that is checked with the key probes/<node> when the config loads, which fails
+// if the bucket does not or refuses the check (access denied, no such bucket); a bucket
+// that cannot be reached then is not fatal (a warning, and the instance starts degraded).
 func (s *StreamDownloads) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the directive name
 	if d.NextArg() {
@@ -173,6 +192,10 @@ func (s *StreamDownloads) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := s.unmarshalLimits(d); err != nil {
 				return err
 			}
+		case "store":
+			if err := s.unmarshalStore(d); err != nil {
+				return err
+			}
 		default:
 			return d.Errf("unknown option %q in stream_downloads", opt)
 		}
@@ -256,6 +279,104 @@ func (s *StreamDownloads) unmarshalLimits(d *caddyfile.Dispenser) error {
 		if err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// unmarshalStore reads the store s3 { … } block.
+func (s *StreamDownloads) unmarshalStore(d *caddyfile.Dispenser) error {
+	if s.Store != nil {
+		return d.Err("store: given twice (one store per handler)")
+	}
+	if !d.NextArg() {
+		return d.Err("store: missing the kind of store (store s3 { … })")
+	}
+	if kind := d.Val(); kind != "s3" {
+		return d.Errf("store: unknown kind %q (the only kind is s3: store s3 { … })", kind)
+	}
+	if d.NextArg() {
+		return d.Err("store s3: takes a block, not values")
+	}
+	c := new(S3Store)
+	n := 0
+	for nesting := d.Nesting(); d.NextBlock(nesting); n++ {
+		opt := d.Val()
+		var dst *string
+		switch opt {
+		case "endpoint":
+			dst = &c.Endpoint
+		case "bucket":
+			dst = &c.Bucket
+		case "region":
+			dst = &c.Region
+		case "prefix":
+			dst = &c.Prefix
+		case "access_key":
+			dst = &c.AccessKey
+		case "secret_key":
+			dst = &c.SecretKey
+		case "node":
+			dst = &c.Node
+		case "path_style":
+			if d.NextArg() {
+				return d.Err("store s3 path_style: takes no value")
+			}
+			c.PathStyle = true
+			continue
+		case "lease":
+			var v string
+			if err := storeArg(d, &v); err != nil {
+				return err
+			}
+			dur, err := caddy.ParseDuration(v)
+			if err != nil || dur < minLease {
+				return d.Errf("store s3 lease: %q is not a duration of at least %s", v, minLease)
+			}
+			c.Lease = caddy.Duration(dur)
+			continue
+		default:
+			return d.Errf("unknown option %q in store s3 (endpoint, bucket, region, prefix, access_key, secret_key, path_style, lease, node)", opt)
+		}
+		if err := storeArg(d, dst); err != nil {
+			return err
+		}
+	}
+	if n == 0 {
+		return d.Err("store s3: missing its block { endpoint … bucket … access_key … secret_key … }")
+	}
+	for _, req := range []struct{ opt, v string }{{"endpoint", c.Endpoint}, {"bucket", c.Bucket}, {"access_key", c.AccessKey}, {"secret_key", c.SecretKey}} {
+		if req.v == "" {
+			return d.Errf("store s3 %s: required", req.opt)
+		}
+	}
+	// The values without placeholders are checked now; the others once expanded, when the
+	// config loads (a valid stand-in takes their place here).
+	check := *c
+	for _, f := range []struct {
+		v     *string
+		stand string
+	}{{&check.Endpoint, "http://127.0.0.1:9000"}, {&check.Bucket, "bucket"}, {&check.Region, "region"}, {&check.Prefix, "prefix"},
+		{&check.AccessKey, "key"}, {&check.SecretKey, "secret"}, {&check.Node, "node"}} {
+		if hasLoadPlaceholder(*f.v) {
+			*f.v = f.stand
+		}
+	}
+	if err := check.validate(); err != nil {
+		return d.Err(err.Error())
+	}
+	s.Store = &Store{S3: c}
+	return nil
+}
+
+// storeArg reads the single argument of the current option of store s3 into dst.
+func storeArg(d *caddyfile.Dispenser, dst *string) error {
+	opt := d.Val()
+	if !d.NextArg() {
+		return d.Errf("store s3 %s: missing value", opt)
+	}
+	*dst = d.Val()
+	if d.NextArg() {
+		return d.Errf("store s3 %s: takes one value", opt)
 	}
 	return nil
 }

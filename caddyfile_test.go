@@ -120,6 +120,60 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 				AllowedHosts:  []string{"{env.CDN_HOSTS}"},
 			},
 		},
+		{
+			name: "store s3",
+			input: `stream_downloads {
+				origin http://o/{video_id}.m3u8
+				store s3 {
+					endpoint https://s3.example.com:9000
+					bucket downloads
+					region eu-west-1
+					prefix fleet/a
+					access_key AKID
+					secret_key {env.S3_SECRET}
+					path_style
+					lease 45s
+					node edge-1.example
+				}
+			}`,
+			want: StreamDownloads{Origin: "http://o/{video_id}.m3u8", Store: &Store{S3: &S3Store{
+				Endpoint: "https://s3.example.com:9000", Bucket: "downloads", Region: "eu-west-1", Prefix: "fleet/a",
+				AccessKey: "AKID", SecretKey: "{env.S3_SECRET}", PathStyle: true,
+				Lease: caddy.Duration(45 * time.Second), Node: "edge-1.example",
+			}}},
+		},
+		{
+			name:  "store s3 minimal",
+			input: "stream_downloads {\n origin http://o/x\n store s3 {\n endpoint http://127.0.0.1:9000\n bucket bk1\n access_key a\n secret_key s3cr3t-key\n }\n}",
+			want:  StreamDownloads{Origin: "http://o/x", Store: &Store{S3: &S3Store{Endpoint: "http://127.0.0.1:9000", Bucket: "bk1", AccessKey: "a", SecretKey: "s3cr3t-key"}}},
+		},
+		{
+			name:  "store s3 placeholders checked at load",
+			input: "stream_downloads {\n origin http://o/x\n store s3 {\n endpoint {env.S3_ENDPOINT}\n bucket {env.S3_BUCKET}\n prefix {env.S3_PREFIX}\n access_key {file./run/secrets/ak}\n secret_key {file./run/secrets/sk}\n node {env.HOSTNAME}\n }\n}",
+			want: StreamDownloads{Origin: "http://o/x", Store: &Store{S3: &S3Store{Endpoint: "{env.S3_ENDPOINT}", Bucket: "{env.S3_BUCKET}", Prefix: "{env.S3_PREFIX}",
+				AccessKey: "{file./run/secrets/ak}", SecretKey: "{file./run/secrets/sk}", Node: "{env.HOSTNAME}"}}},
+		},
+		{name: "store without kind", input: "stream_downloads {\n origin http://o/x\n store {\n endpoint http://h\n }\n}", err: "store: missing the kind of store"},
+		{name: "store of another kind", input: "stream_downloads {\n origin http://o/x\n store gcs {\n endpoint http://h\n }\n}", err: `store: unknown kind "gcs"`},
+		{name: "store s3 without block", input: "stream_downloads {\n origin http://o/x\n store s3\n}", err: "store s3: missing its block"},
+		{name: "store s3 empty block", input: "stream_downloads {\n origin http://o/x\n store s3 {\n }\n}", err: "store s3: missing its block"},
+		{name: "store s3 with values", input: "stream_downloads {\n origin http://o/x\n store s3 mybucket {\n endpoint http://h\n }\n}", err: "store s3: takes a block, not values"},
+		{name: "store twice", input: "stream_downloads {\n origin http://o/x\n store s3 {\n endpoint http://h\n bucket bk1\n access_key a\n secret_key s3cr3t-key\n }\n store s3 {\n endpoint http://h\n }\n}", err: "store: given twice"},
+		{name: "store s3 unknown option", input: "stream_downloads {\n origin http://o/x\n store s3 {\n endpoint http://h\n colour blue\n }\n}", err: `unknown option "colour" in store s3`},
+		{name: "store s3 path_style with a value", input: "stream_downloads {\n origin http://o/x\n store s3 {\n endpoint http://h\n path_style true\n }\n}", err: "store s3 path_style: takes no value"},
+		{name: "store s3 missing value", input: "stream_downloads {\n origin http://o/x\n store s3 {\n endpoint\n }\n}", err: "store s3 endpoint: missing value"},
+		{name: "store s3 two values", input: "stream_downloads {\n origin http://o/x\n store s3 {\n bucket a b\n }\n}", err: "store s3 bucket: takes one value"},
+		{name: "store s3 no endpoint", input: "stream_downloads {\n origin http://o/x\n store s3 {\n bucket bk1\n access_key a\n secret_key s3cr3t-key\n }\n}", err: "store s3 endpoint: required"},
+		{name: "store s3 no bucket", input: "stream_downloads {\n origin http://o/x\n store s3 {\n endpoint http://h\n access_key a\n secret_key s3cr3t-key\n }\n}", err: "store s3 bucket: required"},
+		{name: "store s3 no access_key", input: "stream_downloads {\n origin http://o/x\n store s3 {\n endpoint http://h\n bucket bk1\n secret_key s3cr3t-key\n }\n}", err: "store s3 access_key: required"},
+		{name: "store s3 no secret_key", input: "stream_downloads {\n origin http://o/x\n store s3 {\n endpoint http://h\n bucket bk1\n access_key a\n }\n}", err: "store s3 secret_key: required"},
+		{name: "store s3 endpoint not a URL", input: "stream_downloads {\n origin http://o/x\n store s3 {\n endpoint s3.example.com\n bucket bk1\n access_key a\n secret_key s3cr3t-key\n }\n}", err: "store s3 endpoint: "},
+		{name: "store s3 endpoint with a path", input: "stream_downloads {\n origin http://o/x\n store s3 {\n endpoint http://h/b1\n bucket bk1\n access_key a\n secret_key s3cr3t-key\n }\n}", err: "store s3 endpoint: "},
+		{name: "store s3 bad bucket", input: "stream_downloads {\n origin http://o/x\n store s3 {\n endpoint http://h\n bucket -bad-\n access_key a\n secret_key s3cr3t-key\n }\n}", err: "store s3 bucket: "},
+		{name: "store s3 bad prefix", input: "stream_downloads {\n origin http://o/x\n store s3 {\n endpoint http://h\n bucket bk1\n prefix /a\n access_key a\n secret_key s3cr3t-key\n }\n}", err: "store s3 prefix: "},
+		{name: "store s3 short lease", input: "stream_downloads {\n origin http://o/x\n store s3 {\n lease 2s\n }\n}", err: "store s3 lease: "},
+		{name: "store s3 bad lease", input: "stream_downloads {\n origin http://o/x\n store s3 {\n lease soon\n }\n}", err: "store s3 lease: "},
+		{name: "store s3 bad node", input: "stream_downloads {\n origin http://o/x\n store s3 {\n endpoint http://h\n bucket bk1\n access_key a\n secret_key s3cr3t-key\n node a/b\n }\n}", err: "store s3 node: "},
 		{name: "origin host per request", input: "stream_downloads {\n origin https://{http.request.host}/hls/{video_id}.m3u8\n}", want: StreamDownloads{Origin: "https://{http.request.host}/hls/{video_id}.m3u8"}},
 		{name: "public_url without a placeholder is checked", input: "stream_downloads {\n origin http://o/x\n public_url {http.request.host}\n}", err: "public_url"},
 	}
@@ -379,5 +433,163 @@ func TestSizeJSON(t *testing.T) {
 	var z Size
 	if err := json.Unmarshal([]byte(`"lots"`), &z); err == nil {
 		t.Error(`"lots" parsed as a size`)
+	}
+}
+
+// TestAdaptStore: the store s3 block adapts to "store": {"s3": {…}} with the documented
+// snake_case names, its placeholders kept as written (no secret in the JSON), and that JSON
+// reads back into the same options.
+func TestAdaptStore(t *testing.T) {
+	const secret = "secret-of-the-environment"
+	t.Setenv("SD_ADAPT_S3_SECRET", secret)
+	input := ":8080 {\n" +
+		"\tstream_downloads {\n" +
+		"\t\torigin http://origin/{video_id}/master.m3u8\n" +
+		"\t\tstore s3 {\n" +
+		"\t\t\tendpoint http://127.0.0.1:9000\n" +
+		"\t\t\tbucket downloads\n" +
+		"\t\t\tregion us-east-1\n" +
+		"\t\t\tprefix fleet\n" +
+		"\t\t\taccess_key AKID\n" +
+		"\t\t\tsecret_key {env.SD_ADAPT_S3_SECRET}\n" +
+		"\t\t\tpath_style\n" +
+		"\t\t\tlease 1m\n" +
+		"\t\t\tnode edge-1\n" +
+		"\t\t}\n" +
+		"\t}\n" +
+		"}\n"
+	out, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(input), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(warnings) > 0 {
+		t.Errorf("warnings: %v", warnings)
+	}
+	if strings.Contains(string(out), secret) {
+		t.Errorf("the adapted JSON holds the secret: %s", out)
+	}
+	var cfg struct {
+		Apps struct {
+			HTTP struct {
+				Servers map[string]struct {
+					Routes []struct {
+						Handle []map[string]any `json:"handle"`
+					} `json:"routes"`
+				} `json:"servers"`
+			} `json:"http"`
+		} `json:"apps"`
+	}
+	if err := json.Unmarshal(out, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"s3": map[string]any{"endpoint": "http://127.0.0.1:9000", "bucket": "downloads", "region": "us-east-1",
+		"prefix": "fleet", "access_key": "AKID", "secret_key": "{env.SD_ADAPT_S3_SECRET}", "path_style": true,
+		"lease": float64(time.Minute), "node": "edge-1"}}
+	if routes := cfg.Apps.HTTP.Servers["srv0"].Routes; len(routes) != 1 || !reflect.DeepEqual(routes[0].Handle[0]["store"], want) {
+		t.Errorf("adapted to %s, want \"store\": %v", out, want)
+	}
+
+	// The JSON config, as written by hand (durations as strings).
+	var s StreamDownloads
+	in := `{"origin":"http://o/x","store":{"s3":{"endpoint":"http://127.0.0.1:9000","bucket":"downloads","region":"us-east-1",` +
+		`"prefix":"fleet","access_key":"AKID","secret_key":"{env.X}","path_style":true,"lease":"30s","node":"n1"}}}`
+	if err := json.Unmarshal([]byte(in), &s); err != nil {
+		t.Fatal(err)
+	}
+	wantS := StreamDownloads{Origin: "http://o/x", Store: &Store{S3: &S3Store{Endpoint: "http://127.0.0.1:9000", Bucket: "downloads",
+		Region: "us-east-1", Prefix: "fleet", AccessKey: "AKID", SecretKey: "{env.X}", PathStyle: true,
+		Lease: caddy.Duration(30 * time.Second), Node: "n1"}}}
+	if !reflect.DeepEqual(s, wantS) {
+		t.Errorf("JSON read as %+v %+v, want %+v", s, *s.Store.S3, *wantS.Store.S3)
+	}
+	// Without a store, no "store" in the JSON.
+	b, err := json.Marshal(StreamDownloads{Origin: "http://o/x"})
+	if err != nil || strings.Contains(string(b), "store") {
+		t.Errorf("JSON of a config without a store: %s %v", b, err)
+	}
+}
+
+// TestValidateStore: the store's options are checked when the config loads (once expanded),
+// naming the option, never echoing the secret.
+func TestValidateStore(t *testing.T) {
+	const secret = "secret-never-echoed"
+	okStore := S3Store{Endpoint: "http://127.0.0.1:9000", Bucket: "downloads", AccessKey: "AKID", SecretKey: secret}
+	cases := []struct {
+		name   string
+		modify func(*S3Store)
+		err    string
+	}{
+		{"valid", func(*S3Store) {}, ""},
+		{"valid with all", func(c *S3Store) {
+			c.Region, c.Prefix, c.PathStyle, c.Lease, c.Node = "auto", "a/b", true, caddy.Duration(3*time.Second), "edge-1.example_2"
+		}, ""},
+		{"no endpoint", func(c *S3Store) { c.Endpoint = "" }, "store s3 endpoint: is required"},
+		{"endpoint without scheme", func(c *S3Store) { c.Endpoint = "s3.example.com" }, "store s3 endpoint: "},
+		{"endpoint ftp", func(c *S3Store) { c.Endpoint = "ftp://s3.example.com" }, "store s3 endpoint: "},
+		{"endpoint with credentials", func(c *S3Store) { c.Endpoint = "http://AKID:" + secret + "@h" }, "store s3 endpoint: "},
+		{"endpoint holding the secret", func(c *S3Store) { c.Endpoint = secret }, "store s3 endpoint: "},
+		{"no bucket", func(c *S3Store) { c.Bucket = "" }, "store s3 bucket: is required"},
+		{"bad bucket", func(c *S3Store) { c.Bucket = "-bad-" }, "store s3 bucket: "},
+		{"bad prefix", func(c *S3Store) { c.Prefix = "a//b" }, "store s3 prefix: "},
+		{"no access_key", func(c *S3Store) { c.AccessKey = "" }, "store s3 access_key: is required"},
+		{"no secret_key", func(c *S3Store) { c.SecretKey = "" }, "store s3 secret_key: is required"},
+		{"short lease", func(c *S3Store) { c.Lease = caddy.Duration(time.Second) }, "store s3 lease: 1s is below the minimum of 3s"},
+		{"negative lease", func(c *S3Store) { c.Lease = caddy.Duration(-time.Second) }, "store s3 lease: "},
+		{"node with a slash", func(c *S3Store) { c.Node = "a/b" }, "store s3 node: "},
+		{"node with a space", func(c *S3Store) { c.Node = "a b" }, "store s3 node: "},
+		{"node too long", func(c *S3Store) { c.Node = strings.Repeat("n", 129) }, "store s3 node: "},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			st := okStore
+			c.modify(&st)
+			s := StreamDownloads{Origin: "http://o/{video_id}.m3u8", FetchConcurrency: 8, MaxJobs: 2, Store: &Store{S3: &st}}
+			err := s.Validate()
+			if c.err == "" && err != nil || c.err != "" && (err == nil || !strings.Contains(err.Error(), c.err)) {
+				t.Errorf("error %v, want %q", err, c.err)
+			}
+			if err != nil && strings.Contains(err.Error(), secret) {
+				t.Errorf("the error echoes the secret: %v", err)
+			}
+		})
+	}
+	s := StreamDownloads{Origin: "http://o/{video_id}.m3u8", FetchConcurrency: 8, MaxJobs: 2, Store: &Store{}}
+	if err := s.Validate(); err == nil || !strings.Contains(err.Error(), "store: needs an s3 block") {
+		t.Errorf("a store without s3: %v", err)
+	}
+	if n := defaultNode(); !validNodeName(n) || n != defaultNode() || len(n) < 10 || n[len(n)-9] != '-' {
+		t.Errorf("default node %q: want a valid name, <host>-<8 hex>, the same each time", n)
+	}
+}
+
+// TestExpandStorePlaceholders: every string of the store s3 block takes {env.*} and
+// {file.*} (the secret from the environment here); an empty one fails naming the option,
+// without the secret.
+func TestExpandStorePlaceholders(t *testing.T) {
+	const secret = "s3-secret-from-the-environment"
+	dir := t.TempDir()
+	akFile := filepath.Join(dir, "ak")
+	if err := os.WriteFile(akFile, []byte("AKID\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("SD_S3_SECRET", secret)
+	t.Setenv("SD_S3_HOST", "s3.example.com")
+	t.Setenv("SD_S3_X", "x")
+	s := StreamDownloads{Origin: "http://o/{video_id}", Store: &Store{S3: &S3Store{
+		Endpoint: "https://{env.SD_S3_HOST}", Bucket: "b-{env.SD_S3_X}", Region: "r-{env.SD_S3_X}", Prefix: "p/{env.SD_S3_X}",
+		AccessKey: "{file." + akFile + "}", SecretKey: "{env.SD_S3_SECRET}", Node: "n-{env.SD_S3_X}",
+	}}}
+	if err := s.expandPlaceholders(); err != nil {
+		t.Fatal(err)
+	}
+	want := S3Store{Endpoint: "https://s3.example.com", Bucket: "b-x", Region: "r-x", Prefix: "p/x", AccessKey: "AKID", SecretKey: secret, Node: "n-x"}
+	if *s.Store.S3 != want {
+		t.Errorf("got %+v, want %+v", *s.Store.S3, want)
+	}
+	os.Unsetenv("SD_S3_SECRET")
+	s.Store.S3.SecretKey = "{env.SD_S3_SECRET}"
+	err := s.expandPlaceholders()
+	if err == nil || !strings.Contains(err.Error(), "store s3 secret_key: evaluated placeholder {env.SD_S3_SECRET} is empty") {
+		t.Errorf("an unset secret: %v", err)
 	}
 }

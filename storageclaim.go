@@ -15,6 +15,9 @@ import (
 type storageUse struct {
 	origin   string
 	settings packager.Settings
+	// store is the handler's store s3 block without its credentials (S3Store.claimed),
+	// or nil: the store and how the manager uses it (lease, node) must agree too.
+	store *S3Store
 }
 
 // storageOptions names the options behind the fields of packager.Settings; a field not
@@ -31,7 +34,22 @@ var (
 	// (told apart by its context), with the settings of the first handler and the
 	// number of handlers using them.
 	claims = map[storageClaim]*storageClaimed{}
+	// storeClaims are the stores (store s3's endpoint, bucket and prefix) in use by the
+	// handlers of each loaded config, with their storage directory: one store, one
+	// directory (two managers of one process on one store would hold leases under one
+	// node name).
+	storeClaims = map[storeClaim]*storeClaimed{}
 )
+
+type storeClaim struct {
+	identity string
+	config   <-chan struct{}
+}
+
+type storeClaimed struct {
+	dir   string
+	users int
+}
 
 type storageClaim struct {
 	dir    string
@@ -50,6 +68,15 @@ type storageClaimed struct {
 func claimStorage(dir string, config <-chan struct{}, use storageUse) (release func(), err error) {
 	claimsMu.Lock()
 	defer claimsMu.Unlock()
+	var sk storeClaim
+	if use.store != nil {
+		sk = storeClaim{use.store.identity(), config}
+		if sc := storeClaims[sk]; sc != nil && sc.dir != dir {
+			return nil, fmt.Errorf("store s3: another stream_downloads handler of this config uses the same bucket and prefix (endpoint %s, bucket %s, prefix %q) with another storage_dir (%s, here %s); "+
+				"handlers of one instance that share a store must share its storage_dir too (the same downloads), or use another prefix",
+				use.store.Endpoint, use.store.Bucket, use.store.Prefix, sc.dir, dir)
+		}
+	}
 	k := storageClaim{dir, config}
 	c := claims[k]
 	if c == nil {
@@ -61,6 +88,14 @@ func claimStorage(dir string, config <-chan struct{}, use storageUse) (release f
 			"give each its own storage_dir, or the same settings", dir, strings.Join(diff, ", "), strings.Join(storageOptionNames(), ", "))
 	}
 	c.users++
+	var sc *storeClaimed
+	if use.store != nil {
+		if sc = storeClaims[sk]; sc == nil {
+			sc = &storeClaimed{dir: dir}
+			storeClaims[sk] = sc
+		}
+		sc.users++
+	}
 	var once sync.Once
 	return func() {
 		once.Do(func() {
@@ -68,6 +103,11 @@ func claimStorage(dir string, config <-chan struct{}, use storageUse) (release f
 			defer claimsMu.Unlock()
 			if c.users--; c.users == 0 {
 				delete(claims, k)
+			}
+			if sc != nil {
+				if sc.users--; sc.users == 0 {
+					delete(storeClaims, sk)
+				}
 			}
 		})
 	}, nil
@@ -78,6 +118,18 @@ func (u storageUse) differences(o storageUse) []string {
 	var diff []string
 	if u.origin != o.origin {
 		diff = append(diff, "origin")
+	}
+	switch {
+	case (u.store == nil) != (o.store == nil):
+		diff = append(diff, "store")
+	case u.store != nil:
+		a, b := reflect.ValueOf(*u.store), reflect.ValueOf(*o.store)
+		for i := range a.NumField() {
+			if a.Field(i).Interface() != b.Field(i).Interface() {
+				name, _, _ := strings.Cut(a.Type().Field(i).Tag.Get("json"), ",")
+				diff = append(diff, "store s3 "+name)
+			}
+		}
 	}
 	a, b := reflect.ValueOf(u.settings), reflect.ValueOf(o.settings)
 	for i := range a.NumField() {
@@ -90,7 +142,7 @@ func (u storageUse) differences(o storageUse) []string {
 
 // storageOptionNames names the options that handlers sharing a storage_dir must agree on.
 func storageOptionNames() []string {
-	names := []string{"origin"}
+	names := []string{"origin", "store"}
 	t := reflect.TypeFor[packager.Settings]()
 	for i := range t.NumField() {
 		names = append(names, storageOption(t.Field(i).Name))

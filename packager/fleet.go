@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -28,6 +29,10 @@ type Fleet struct {
 	Lease time.Duration
 	// Staleness bounds how old a state shown from memory may be; 0: DefaultStaleness.
 	Staleness time.Duration
+	// Unchecked says the caller could not check that the bucket honours conditional
+	// writes (it did not answer): the Manager checks it in the background, answering
+	// ErrUnreachable until it has.
+	Unchecked bool
 }
 
 // Defaults of the fleet settings.
@@ -50,7 +55,8 @@ var ErrUnreachable = errors.New("the shared store (bucket) is unreachable")
 // fleet is the Manager's side of the bucket.
 type fleet struct {
 	Fleet
-	watch lease.Watcher
+	watch   lease.Watcher
+	checked atomic.Bool // the bucket honours conditional writes
 }
 
 // The bucket's keys, under the configured prefix:
@@ -100,6 +106,7 @@ func NewFleetManager(cache *storage.Local, s Settings, log *zap.Logger, f Fleet)
 	}
 	m := newManager(cache, s, log)
 	m.fleet = &fleet{Fleet: f}
+	m.fleet.checked.Store(!f.Unchecked)
 	recs, errs := cache.Records()
 	for _, err := range errs {
 		log.Warn("skipping unreadable cache record", zap.Error(err))
@@ -122,8 +129,14 @@ func NewFleetManager(cache *storage.Local, s Settings, log *zap.Logger, f Fleet)
 	return m
 }
 
+// errUnchecked: the bucket has not been checked for conditional writes yet.
+var errUnchecked = errors.New("its conditional writes are not checked yet")
+
 // read reads k's object, bounded by bucketTimeout.
 func (f *fleet) read(ctx context.Context, k storage.Key) (lease.Doc, string, error) {
+	if !f.checked.Load() {
+		return lease.Doc{}, "", errUnchecked
+	}
 	ctx, cancel := context.WithTimeout(ctx, bucketTimeout)
 	defer cancel()
 	return lease.Read(ctx, f.Bucket, docKey(k))

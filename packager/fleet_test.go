@@ -179,3 +179,51 @@ func TestFleetTakeOver(t *testing.T) {
 		t.Errorf("taken-over file: %d bytes, an uninterrupted run's %d", len(got), len(refBytes))
 	}
 }
+
+// TestFleetUnchecked: an instance whose bucket did not answer at start answers
+// ErrUnreachable (503) until it has checked the bucket's conditional writes in the
+// background, then works; a bucket that stops answering mid-run leaves ready downloads
+// with a local copy delivered.
+func TestFleetUnchecked(t *testing.T) {
+	o := newDemo(t, "v")
+	s3 := testutil.StartS3Server(t)
+	b, err := bucket.New(bucket.Config{Endpoint: s3.Endpoint, Bucket: s3.Bucket, AccessKey: s3.AccessKey, SecretKey: s3.SecretKey, PathStyle: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s3.Stop()
+	cache, err := storage.NewLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := NewFleetManager(cache, Settings{MaxJobs: 1}, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)),
+		Fleet{Bucket: b, Node: "n", Lease: 1500 * time.Millisecond, Staleness: 200 * time.Millisecond, Unchecked: true})
+	defer m.Destruct()
+	k := storage.Key{Video: "v", Type: "default"}
+	if _, err := m.Create(context.Background(), k, o.URL+"/v/master.m3u8"); !errors.Is(err, ErrUnreachable) {
+		t.Fatalf("create before the bucket answers: %v, want ErrUnreachable", err)
+	}
+	s3.Start()
+	deadline := time.Now().Add(30 * time.Second)
+	for !m.fleet.checked.Load() {
+		if time.Now().After(deadline) {
+			t.Fatal("the bucket was not checked 30 s after it came back")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if _, err := m.Create(context.Background(), k, o.URL+"/v/master.m3u8"); err != nil {
+		t.Fatal(err)
+	}
+	if waitFor(t, m, k).Status != storage.StatusReady {
+		t.Fatal("not ready")
+	}
+	want, _ := read(t, m, k)
+	s3.Stop()
+	time.Sleep(m.fleet.Staleness) // what is known of it is stale now: the bucket is asked, and does not answer
+	if got, _ := read(t, m, k); !bytes.Equal(got, want) {
+		t.Error("the local copy, delivered while the bucket is away, differs")
+	}
+	if _, err := m.Create(context.Background(), storage.Key{Video: "w", Type: "default"}, o.URL+"/w/master.m3u8"); !errors.Is(err, ErrUnreachable) {
+		t.Errorf("create while the bucket is away: %v, want ErrUnreachable", err)
+	}
+}

@@ -18,8 +18,8 @@ import (
 
 // refresh brings k's download up to date with its object when what is known of it is
 // older than Staleness; a download whose object is gone is forgotten here too. While the
-// bucket does not answer, a ready download is shown as it was known (and delivered from
-// its local copy): availability over freshness.
+// bucket does not answer, a ready download with a local copy is shown as it was known,
+// and delivered: availability over freshness.
 func (m *Manager) refresh(ctx context.Context, k storage.Key) error {
 	if m.fleet == nil {
 		return nil
@@ -43,9 +43,9 @@ func (m *Manager) refresh(ctx context.Context, k storage.Key) error {
 		return nil
 	case err != nil:
 		m.mu.Lock()
-		ready := d != nil && m.downloads[k] == d && d.rec.Status == storage.StatusReady
+		local := d != nil && m.downloads[k] == d && m.kept(d)
 		m.mu.Unlock()
-		if ready {
+		if local {
 			return nil
 		}
 		return unreachable("reading the download", err)
@@ -145,6 +145,7 @@ func (m *Manager) takeOver(k storage.Key, doc lease.Doc, etag string) {
 // whether or not anyone asks for them: it looks at the held ones (by their markers).
 func (m *Manager) sweep() {
 	defer m.sched.jobs.Done()
+	m.check()
 	t := time.NewTicker(m.fleet.Lease)
 	defer t.Stop()
 	for {
@@ -152,6 +153,9 @@ func (m *Manager) sweep() {
 		case <-m.ctx.Done():
 			return
 		case <-t.C:
+		}
+		if !m.fleet.checked.Load() {
+			continue
 		}
 		ctx, cancel := context.WithTimeout(m.ctx, m.fleet.Lease)
 		keys, err := m.fleet.Bucket.Keys(ctx, "leases/")
@@ -169,6 +173,33 @@ func (m *Manager) sweep() {
 			}
 		}
 		cancel()
+	}
+}
+
+// check checks, until it has, that the bucket honours conditional writes (the caller
+// could not at start): every few seconds while it does not answer. A bucket that answers
+// but does not honour them stays unchecked (the fleet would package twice): the log
+// says so, and the API answers 503.
+func (m *Manager) check() {
+	for wait := time.Second; !m.fleet.checked.Load(); wait = min(2*wait, 30*time.Second) {
+		ctx, cancel := context.WithTimeout(m.ctx, bucketTimeout)
+		err := m.fleet.Bucket.CheckConditional(ctx, "probes/"+m.fleet.Node)
+		cancel()
+		switch {
+		case err == nil:
+			m.fleet.checked.Store(true)
+			m.log.Info("fleet: the bucket answers and honours conditional writes")
+			return
+		case errors.Is(err, bucket.ErrNoConditionalWrites):
+			m.log.Error("fleet: the bucket does not honour conditional writes; this instance answers 503 until it is replaced", zap.Error(err))
+			return
+		}
+		m.log.Debug("fleet: the bucket does not answer yet", zap.Error(err))
+		select {
+		case <-m.ctx.Done():
+			return
+		case <-time.After(wait):
+		}
 	}
 }
 
