@@ -315,34 +315,34 @@ var defaultNode = sync.OnceValue(func() string {
 // probes/<node>, that the bucket honours conditional writes. A bucket that does not, or
 // that refuses the check (access denied, no such bucket: a 4xx), fails the load; one that
 // cannot be reached (network, timeout, 5xx) only logs a warning: the instance starts
-// degraded and its manager retries.
-func (s *S3Store) open(ctx context.Context, log *zap.Logger) (*bucket.Bucket, error) {
-	b, err := bucket.New(s.bucketConfig())
+// degraded (unchecked), and its manager checks in the background, answering 503 until then.
+func (s *S3Store) open(ctx context.Context, log *zap.Logger) (b *bucket.Bucket, unchecked bool, err error) {
+	b, err = bucket.New(s.bucketConfig())
 	if err != nil {
-		return nil, storeConfigError(err, s.SecretKey)
+		return nil, false, storeConfigError(err, s.SecretKey)
 	}
 	cctx, cancel := context.WithTimeout(ctx, storeCheckTimeout)
 	defer cancel()
 	err = b.CheckConditional(cctx, "probes/"+s.Node)
 	if err == nil {
-		return b, nil
+		return b, false, nil
 	}
 	msg := err.Error() // bucket errors are scrubbed already
 	if s.SecretKey != "" {
 		msg = strings.ReplaceAll(msg, s.SecretKey, "REDACTED")
 	}
 	if errors.Is(err, bucket.ErrNoConditionalWrites) {
-		return nil, fmt.Errorf("store s3: %s (endpoint %s)", msg, s.Endpoint)
+		return nil, false, fmt.Errorf("store s3: %s (endpoint %s)", msg, s.Endpoint)
 	}
 	var be *bucket.Error
 	if errors.As(err, &be) && be.Status >= 400 && be.Status < 500 &&
 		be.Status != http.StatusRequestTimeout && be.Status != http.StatusTooManyRequests {
-		return nil, fmt.Errorf("store s3: the bucket refused the start-up check of conditional writes (check bucket, region, prefix, access_key and secret_key): %s", msg)
+		return nil, false, fmt.Errorf("store s3: the bucket refused the start-up check of conditional writes (check bucket, region, prefix, access_key and secret_key): %s", msg)
 	}
 	log.Warn("bucket unreachable at start; starting degraded",
 		zap.String("endpoint", s.Endpoint), zap.String("bucket", s.Bucket), zap.String("prefix", s.Prefix),
 		zap.String("node", s.Node), zap.String("error", msg))
-	return b, nil
+	return b, true, nil
 }
 
 // defaultMaxOutput is Limits.OutputSize's default.
@@ -486,13 +486,13 @@ func (s *StreamDownloads) Provision(ctx caddy.Context) error {
 		if base == nil {
 			base = context.Background()
 		}
-		b, err := s3.open(base, s.logger)
+		b, unchecked, err := s3.open(base, s.logger)
 		if err != nil {
 			return err
 		}
 		cacheDir := s3.cacheDir(dir)
 		key = dir + "\x00s3\x00" + s3.identity()
-		fleet := packager.Fleet{Bucket: b, Node: s3.Node, Lease: time.Duration(s3.Lease)}
+		fleet := packager.Fleet{Bucket: b, Node: s3.Node, Lease: time.Duration(s3.Lease), Unchecked: unchecked}
 		newManager = func() (caddy.Destructor, error) {
 			cache, err := storage.NewLocal(cacheDir)
 			if err != nil {
