@@ -75,6 +75,11 @@ func TestStoreS3(t *testing.T) {
 		if code, _ := e.call("GET", "/a/stream/demo/downloads"); code == 0 {
 			t.Error("the API does not answer")
 		}
+		// A reload with the same store checks the bucket again and keeps its manager.
+		testcaddy.Load(t, e.cfg)
+		if code, _ := e.call("GET", "/a/stream/demo/downloads"); code == 0 {
+			t.Error("the API does not answer after a reload")
+		}
 		b, _ := os.ReadFile(logFile)
 		if strings.Contains(string(b), "unreachable") || strings.Contains(string(b), s3.SecretKey) {
 			t.Errorf("log:\n%s", b)
