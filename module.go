@@ -210,7 +210,7 @@ const (
 	minLease            = 3 * time.Second
 	storeCheckTimeout   = 10 * time.Second // of the start-up check of the bucket
 	maxNodeNameLength   = 128
-	storeCacheDirPrefix = "s3-"
+	storeCacheDirPrefix = ".s3-" // a dot: no video id starts so (ValidID), so no video folder is taken for it
 )
 
 // bucketConfig is the bucket client's configuration of s.

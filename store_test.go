@@ -45,7 +45,7 @@ func logOption(file string) string {
 // cacheFolder is where the local cache of a store lives under storage_dir.
 func cacheFolder(dir, endpoint, bucket, prefix string) string {
 	sum := sha256.Sum256([]byte(endpoint + "\n" + bucket + "\n" + prefix))
-	return filepath.Join(dir, "s3-"+hex.EncodeToString(sum[:])[:12])
+	return filepath.Join(dir, ".s3-"+hex.EncodeToString(sum[:])[:12])
 }
 
 // TestStoreS3 loads configs with store s3 against a real S3 server (versitygw): one with
