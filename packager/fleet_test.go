@@ -227,3 +227,71 @@ func TestFleetUnchecked(t *testing.T) {
 		t.Errorf("create while the bucket is away: %v, want ErrUnreachable", err)
 	}
 }
+
+// TestFleetRace: a holder whose renewals do not get through (a test hook drops them)
+// while its job goes on loses the lease to another instance; both runs package the
+// video, and exactly one publishes: the bucket holds one file, the taker's, and the
+// download is ready with it.
+func TestFleetRace(t *testing.T) {
+	o := newDemo(t, "v")
+	ms, b := fleetOf(t, 2, Settings{MaxJobs: 1})
+	var mu sync.Mutex
+	mute := map[string]bool{"node0": true}
+	skipRenewal = func(node string) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return mute[node]
+	}
+	t.Cleanup(func() { skipRenewal = nil })
+	o.HoldSegmentsAfter(0)
+	k := storage.Key{Video: "v", Type: "default"}
+	if _, err := ms[0].Create(context.Background(), k, o.URL+"/v/master.m3u8"); err != nil {
+		t.Fatal(err)
+	}
+	<-o.Held
+	ms[0].mu.Lock()
+	first := ms[0].downloads[k].done // node0's job
+	ms[0].mu.Unlock()
+	// node1 looks at it until the lease has expired and takes it over.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, _, err := ms[1].State(context.Background(), k); err != nil {
+			t.Fatal(err)
+		}
+		ms[1].mu.Lock()
+		d := ms[1].downloads[k]
+		taken := d != nil && d.fleet.hold != nil
+		ms[1].mu.Unlock()
+		if taken {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("node1 did not take the download over")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	mu.Lock()
+	mute["node0"] = false
+	mu.Unlock()
+	o.Release()
+	st := waitFor(t, ms[1], k)
+	if st.Status != storage.StatusReady {
+		t.Fatalf("after the race: %+v", st)
+	}
+	select { // node0's run packages the video too, and tries to publish it
+	case <-first:
+	case <-time.After(time.Minute):
+		t.Fatal("node0's run did not end")
+	}
+	keys, err := b.Keys(context.Background(), "files/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != 1 || keys[0] != fileKey(k, 2) {
+		t.Errorf("files in the bucket: %v, want only %v", keys, fileKey(k, 2))
+	}
+	doc, _, err := ms[1].fleet.read(context.Background(), k)
+	if err != nil || doc.File != fileKey(k, 2) || doc.Lease.Generation != 2 {
+		t.Errorf("the download's object: %+v, %v", doc, err)
+	}
+}

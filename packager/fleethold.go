@@ -52,6 +52,10 @@ func (m *Manager) claim(ctx context.Context, k storage.Key, origin string, seen 
 	return c, nil
 }
 
+// skipRenewal is a test hook: renewals of the instances for which it returns true are not
+// sent, as if they were lost on the way.
+var skipRenewal func(node string) bool
+
 // hold makes d the download this instance packages under c, and starts renewing c.
 // Call with m.mu held.
 func (m *Manager) hold(d *download, c *lease.Claim) {
@@ -84,7 +88,7 @@ func (m *Manager) renew(d *download, h *holding) {
 		m.mu.Lock()
 		p := d.percent
 		m.mu.Unlock()
-		if p == published && now().Sub(last) < f.Lease/3 {
+		if p == published && now().Sub(last) < f.Lease/3 || skipRenewal != nil && skipRenewal(f.Node) {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(m.ctx, f.Lease/3)
@@ -149,7 +153,20 @@ func (m *Manager) publish(ctx context.Context, d *download, st storage.Staging, 
 	h.mu.Lock() // the renewals go on meanwhile
 	key := fileKey(k, h.claim.Generation())
 	h.mu.Unlock()
-	fileETag, err := b.Upload(ctx, key, st, rec.Size)
+	var fileETag string
+	var err error
+	for try := range 3 { // the file is there whole: a failed upload is sent again
+		if try > 0 {
+			select {
+			case <-time.After(time.Duration(try) * time.Second):
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		if fileETag, err = b.Upload(ctx, key, st, rec.Size); err == nil {
+			break
+		}
+	}
 	if err != nil {
 		return unreachable("uploading the packaged file", err)
 	}
