@@ -8,9 +8,12 @@
 #   memory:    peak RSS (VmHWM) of a fresh Caddy packaging the 10- and 60-minute videos;
 #   writes:    bytes the Caddy process wrote to disk per output byte;
 #   delivery:  wrk (64 connections) on the whole file and on 1 MiB ranges, module vs
-#              file_server on the same file, plain and with a signed token.
+#              file_server on the same file, plain and with a signed token;
+#   fleet:     three instances sharing a bucket (versitygw) vs one without: time to ready,
+#              origin requests per segment, the holder's local disk traffic.
 #
-# Needs ffmpeg, curl, wrk (apt-get install wrk). Ports 18080-18093 on 127.0.0.1.
+# Needs ffmpeg, curl, wrk (apt-get install wrk), versitygw for the fleet (go install
+# github.com/versity/versitygw/cmd/versitygw@v1.8.0). Ports 18080-18094 on 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}
@@ -19,7 +22,7 @@ MBPS=${MBPS:-50}
 WRK_SECONDS=${WRK_SECONDS:-10}
 VIDEOS=${VIDEOS:-"ts10 fmp410"}
 LONG=${LONG:-"ts60"}
-PARTS=${PARTS:-"loopback shaped memory delivery"} # which comparisons to run
+PARTS=${PARTS:-"loopback shaped memory delivery fleet"} # which comparisons to run
 data=bench/data
 work=bench/work
 bin=bench/bin
@@ -31,8 +34,9 @@ go build -o "$bin/caddy" ./cmd/caddy
 go build -o "$bin/shapedorigin" ./bench/shapedorigin
 
 pids=()
+node_pids=()
 edge_pid=
-cleanup() { for p in "${pids[@]}" $edge_pid; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+cleanup() { for p in "${pids[@]}" "${node_pids[@]}" $edge_pid; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
 
 wait_port() { for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$1/" && return; sleep 0.1; done; echo "port $1 did not open" >&2; exit 1; }
@@ -228,6 +232,121 @@ for kind in whole range; do
 	row "signed delivery ($kind file), MB/s" "$sm" "file_server $fm" "$(ratio "$sm" "$fm")" "≥ 0.85"
 done
 stop_edge
+}
+
+# Fleet: three instances sharing a bucket (a local versitygw on 18094) vs one instance
+# without a bucket, packaging the 10-minute video from a counting origin on 18093. Rows:
+# time from the POST on node 1 to ready as node 2 shows it, vs one local instance; the
+# same with a fleet of one (what the bucket's path costs: the upload and the object
+# writes); origin requests per segment; the holder's bytes written to and read from
+# local disk per output byte.
+has fleet && {
+vgw=$(command -v versitygw || echo "$(go env GOPATH)/bin/versitygw")
+[ -x "$vgw" ] || { echo "fleet: versitygw missing: go install github.com/versity/versitygw/cmd/versitygw@v1.8.0" >&2; exit 1; }
+rm -rf "$work/s3" && mkdir -p "$work/s3/bench" # a top-level folder is a bucket to versitygw's posix backend
+ROOT_ACCESS_KEY=bench ROOT_SECRET_KEY=bench-secret "$vgw" --port 127.0.0.1:18094 --quiet posix "$PWD/$work/s3" >"$work/s3.log" 2>&1 &
+pids+=($!)
+cat > "$work/counting.Caddyfile" <<CADDY
+{
+	admin off
+	auto_https off
+}
+http://127.0.0.1:18093 {
+	bind 127.0.0.1
+	root * $PWD/$data
+	file_server
+	log {
+		output file $PWD/$work/origin-requests.log
+		format json
+	}
+}
+CADDY
+"$bin/caddy" run --config "$work/counting.Caddyfile" --adapter caddyfile >"$work/counting.out" 2>&1 &
+pids+=($!)
+wait_port 18093
+for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:18094/" && break; sleep 0.1; done
+# start_node <port> <storage dir> <name> <prefix>: an instance of the fleet.
+start_node() {
+	cat > "$work/node-$3.Caddyfile" <<CADDY
+{
+	admin off
+	auto_https off
+	log {
+		output file $PWD/$work/node-$3.log
+	}
+}
+http://127.0.0.1:$1 {
+	bind 127.0.0.1
+	stream_downloads {
+		origin http://127.0.0.1:18093/{video_id}/index.m3u8
+		api_token bench
+		storage_dir $2
+		store s3 {
+			endpoint http://127.0.0.1:18094
+			bucket bench
+			prefix $4
+			access_key bench
+			secret_key bench-secret
+			path_style
+			node $3
+		}
+	}
+}
+CADDY
+	"$bin/caddy" run --config "$work/node-$3.Caddyfile" --adapter caddyfile >"$work/node-$3.out" 2>&1 &
+	node_pids+=($!)
+	wait_port "$1"
+}
+stop_nodes() { for p in "${node_pids[@]}"; do kill "$p" 2>/dev/null || true; done; for p in "${node_pids[@]}"; do wait "$p" 2>/dev/null || true; done; node_pids=(); }
+# fleet_run <nodes> <run>: POST on the first node, poll the last one; prints "seconds
+# written_bytes read_bytes output_bytes" (bytes of the first node's process).
+fleet_run() {
+	local prefix="run$2-$1" port t0 t1 status
+	for i in $(seq "$1"); do start_node $((18080 + i)) "$PWD/$work/fleet-$prefix-$i" "n$i" "$prefix"; done
+	local last=$((18080 + $1))
+	sync
+	t0=$(now)
+	curl -sf -X POST -H 'Authorization: Bearer bench' "http://127.0.0.1:18081/b/stream/$short/downloads" >/dev/null
+	while :; do
+		status=$(curl -s -H 'Authorization: Bearer bench' "http://127.0.0.1:$last/b/stream/$short/downloads" | grep -o '"status":"[a-z]*"' || true)
+		[ "$status" = '"status":"inprogress"' ] || [ -z "$status" ] || break
+		sleep 0.05
+	done
+	t1=$(now)
+	[ "$status" = '"status":"ready"' ] || { echo "fleet packaging ended $status" >&2; cat "$work"/node-n*.log >&2; exit 1; }
+	local wb rb size
+	wb=$(awk '/^write_bytes/ {print $2}' "/proc/${node_pids[0]}/io")
+	rb=$(awk '/^rchar/ {print $2}' "/proc/${node_pids[0]}/io")
+	size=$(curl -sI "http://127.0.0.1:18081/$short/downloads/default.mp4" | awk 'tolower($1) == "content-length:" {print $2+0}')
+	stop_nodes
+	echo "$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", b-a}') $wb $rb $size"
+}
+# segment_bytes: bytes of segments the counting origin sent since its log was emptied.
+segment_bytes() {
+	grep "\"uri\":\"/$short/seg_" "$work/origin-requests.log" | grep -o '"size":[0-9]*' | awk -F: '{n += $2} END {print n+0}'
+}
+one=() three=() single=() wpb=() rpb=() fetched=() local_fetched=()
+for r in $(seq "$RUNS"); do
+	: >"$work/origin-requests.log"
+	read -r secs _ _ _ < <(package "$short" 18093)
+	single+=("$secs")
+	local_fetched+=("$(segment_bytes)")
+	read -r secs _ _ _ < <(fleet_run 1 "$r")
+	one+=("$secs")
+	: >"$work/origin-requests.log"
+	read -r secs wb rb size < <(fleet_run 3 "$r")
+	three+=("$secs")
+	fetched+=("$(awk -v a="$(segment_bytes)" -v b="${local_fetched[-1]}" 'BEGIN {printf "%.2f", a/b}')")
+	wpb+=("$(awk -v a="$wb" -v b="$size" 'BEGIN {printf "%.3f", a/b}')")
+	rpb+=("$(awk -v a="$rb" -v b="$size" 'BEGIN {printf "%.3f", a/b}')")
+done
+m_single=$(printf '%s\n' "${single[@]}" | median)
+m_one=$(printf '%s\n' "${one[@]}" | median)
+m_three=$(printf '%s\n' "${three[@]}" | median)
+row "fleet: time to ready, 3 nodes (POST on node 1, seen on node 3)" "$m_three s" "1 node, no bucket $m_single s" "$(ratio "$m_three" "$m_single")" ""
+row "fleet: time to ready, 1 node with the bucket" "$m_one s" "1 node, no bucket $m_single s" "$(ratio "$m_one" "$m_single")" ""
+row "fleet: segment bytes fetched from the origin, 3 nodes" "" "1 node, no bucket" "$(printf '%s\n' "${fetched[@]}" | median)" "1.00"
+row "fleet: holder's bytes written / read (rchar) per output byte" "$(printf '%s\n' "${wpb[@]}" | median) / $(printf '%s\n' "${rpb[@]}" | median)" "" "" "written ≤ 1.1"
 }
 
 {

@@ -295,3 +295,29 @@ func TestFleetRace(t *testing.T) {
 		t.Errorf("the download's object: %+v, %v", doc, err)
 	}
 }
+
+// TestFleetOnDemand: an on-demand creation of a video the origin lacks is refused on the
+// instance that asked, and leaves nothing in the bucket; one the origin has is packaged
+// once and shown ready on the other instance.
+func TestFleetOnDemand(t *testing.T) {
+	o := newDemo(t, "v")
+	ms, b := fleetOf(t, 2, Settings{MaxJobs: 1})
+	missing := storage.Key{Video: "nothere", Type: "default"}
+	if _, err := ms[0].CreateOnDemand(context.Background(), missing, o.URL+"/nothere/master.m3u8"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("on-demand creation of a missing video: %v, want ErrNotFound", err)
+	}
+	ms[0].flush()
+	if keys, err := b.Keys(context.Background(), ""); err != nil || len(keys) != 0 {
+		t.Errorf("bucket after a refused creation: %v, %v", keys, err)
+	}
+	if err := ms[0].Refused(missing); !errors.Is(err, ErrNotFound) {
+		t.Errorf("the refusal is not remembered: %v", err)
+	}
+	k := storage.Key{Video: "v", Type: "default"}
+	if _, err := ms[0].CreateOnDemand(context.Background(), k, o.URL+"/v/master.m3u8"); err != nil {
+		t.Fatal(err)
+	}
+	if st := waitFor(t, ms[1], k); st.Status != storage.StatusReady {
+		t.Fatalf("on node1: %+v", st)
+	}
+}
