@@ -208,29 +208,7 @@ func TestAdapt(t *testing.T) {
 		"\t}\n" +
 		"\tfile_server\n" +
 		"}\n"
-	out, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(input), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(warnings) > 0 {
-		t.Errorf("warnings: %v", warnings)
-	}
-	var cfg struct {
-		Apps struct {
-			HTTP struct {
-				Servers map[string]struct {
-					Routes []struct {
-						Match  []map[string]any `json:"match"`
-						Handle []map[string]any `json:"handle"`
-					} `json:"routes"`
-				} `json:"servers"`
-			} `json:"http"`
-		} `json:"apps"`
-	}
-	if err := json.Unmarshal(out, &cfg); err != nil {
-		t.Fatal(err)
-	}
-	routes := cfg.Apps.HTTP.Servers["srv0"].Routes
+	out, routes := adaptRoutes(t, input)
 	if len(routes) != 2 || routes[1].Handle[0]["handler"] != "file_server" {
 		t.Fatalf("want stream_downloads, then file_server, got %s", out)
 	}
@@ -458,34 +436,14 @@ func TestAdaptStore(t *testing.T) {
 		"\t\t}\n" +
 		"\t}\n" +
 		"}\n"
-	out, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(input), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(warnings) > 0 {
-		t.Errorf("warnings: %v", warnings)
-	}
+	out, routes := adaptRoutes(t, input)
 	if strings.Contains(string(out), secret) {
 		t.Errorf("the adapted JSON holds the secret: %s", out)
-	}
-	var cfg struct {
-		Apps struct {
-			HTTP struct {
-				Servers map[string]struct {
-					Routes []struct {
-						Handle []map[string]any `json:"handle"`
-					} `json:"routes"`
-				} `json:"servers"`
-			} `json:"http"`
-		} `json:"apps"`
-	}
-	if err := json.Unmarshal(out, &cfg); err != nil {
-		t.Fatal(err)
 	}
 	want := map[string]any{"s3": map[string]any{"endpoint": "http://127.0.0.1:9000", "bucket": "downloads", "region": "us-east-1",
 		"prefix": "fleet", "access_key": "AKID", "secret_key": "{env.SD_ADAPT_S3_SECRET}", "path_style": true,
 		"lease": float64(time.Minute), "node": "edge-1"}}
-	if routes := cfg.Apps.HTTP.Servers["srv0"].Routes; len(routes) != 1 || !reflect.DeepEqual(routes[0].Handle[0]["store"], want) {
+	if len(routes) != 1 || !reflect.DeepEqual(routes[0].Handle[0]["store"], want) {
 		t.Errorf("adapted to %s, want \"store\": %v", out, want)
 	}
 
@@ -592,4 +550,36 @@ func TestExpandStorePlaceholders(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "store s3 secret_key: evaluated placeholder {env.SD_S3_SECRET} is empty") {
 		t.Errorf("an unset secret: %v", err)
 	}
+}
+
+// adaptedRoute is a route of an adapted config.
+type adaptedRoute struct {
+	Match  []map[string]any `json:"match"`
+	Handle []map[string]any `json:"handle"`
+}
+
+// adaptRoutes adapts a Caddyfile, failing the test on an error or a warning, and returns
+// the JSON and the routes of its server srv0.
+func adaptRoutes(t *testing.T, input string) ([]byte, []adaptedRoute) {
+	t.Helper()
+	out, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(input), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(warnings) > 0 {
+		t.Errorf("warnings: %v", warnings)
+	}
+	var cfg struct {
+		Apps struct {
+			HTTP struct {
+				Servers map[string]struct {
+					Routes []adaptedRoute `json:"routes"`
+				} `json:"servers"`
+			} `json:"http"`
+		} `json:"apps"`
+	}
+	if err := json.Unmarshal(out, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	return out, cfg.Apps.HTTP.Servers["srv0"].Routes
 }

@@ -111,6 +111,14 @@ func (m *Manager) create(ctx context.Context, k storage.Key, origin string, anon
 			}
 		}
 	}
+	m.mu.Unlock()
+	return m.decision(ctx, d)
+}
+
+// decision waits until d's creation is decided (see Create), or ctx is done, and returns
+// what Create answers. Call without m.mu.
+func (m *Manager) decision(ctx context.Context, d *download) (State, error) {
+	m.mu.Lock()
 	decided := d.decided
 	m.mu.Unlock()
 	if decided != nil {

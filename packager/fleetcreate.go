@@ -92,16 +92,6 @@ func (m *Manager) claimAndQueue(ctx context.Context, k storage.Key, origin strin
 		m.decide(d) // waiting for a slot: nothing more to wait for here
 	}
 	m.enqueue(d)
-	decided := d.decided
 	m.mu.Unlock()
-	select {
-	case <-decided:
-	case <-ctx.Done():
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if d.refused != nil {
-		return State{}, d.refused
-	}
-	return d.state(), nil
+	return m.decision(ctx, d)
 }
