@@ -76,12 +76,9 @@ func (m *Manager) create(ctx context.Context, k storage.Key, origin string, anon
 		return m.fleetCreate(ctx, k, origin, anon)
 	}
 	m.mu.Lock()
-	if err := m.refused(k); err != nil {
-		if anon {
-			m.mu.Unlock()
-			return State{}, err
-		}
-		delete(m.refusals, k) // the API asks again
+	if err := m.refusedFor(k, anon); err != nil {
+		m.mu.Unlock()
+		return State{}, err
 	}
 	d := m.downloads[k]
 	if d != nil && !anon && d.anon {
@@ -399,6 +396,17 @@ func (m *Manager) refused(k storage.Key) error {
 		return nil
 	}
 	return r.err
+}
+
+// refusedFor is the recent refusal that answers an on-demand creation of k (anon); the
+// API's creation asks again, so it drops the refusal. Call with m.mu held.
+func (m *Manager) refusedFor(k storage.Key, anon bool) error {
+	err := m.refused(k)
+	if err != nil && !anon {
+		delete(m.refusals, k)
+		return nil
+	}
+	return err
 }
 
 // Refused returns the recent failure of an on-demand creation of k (see

@@ -21,12 +21,9 @@ import (
 // slot is answered in progress at once (its object exists already: the fleet sees it).
 func (m *Manager) fleetCreate(ctx context.Context, k storage.Key, origin string, anon bool) (State, error) {
 	m.mu.Lock()
-	if err := m.refused(k); err != nil {
-		if anon {
-			m.mu.Unlock()
-			return State{}, err
-		}
-		delete(m.refusals, k) // the API asks again
+	if err := m.refusedFor(k, anon); err != nil {
+		m.mu.Unlock()
+		return State{}, err
 	}
 	if d := m.downloads[k]; d != nil && d.fleet.hold != nil {
 		if !anon {
