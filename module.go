@@ -308,6 +308,9 @@ func (s *StreamDownloads) Provision(ctx caddy.Context) error {
 		cacheDir := s3.cacheDir(dir)
 		key = dir + "\x00s3\x00" + s3.identity()
 		fleet := packager.Fleet{Bucket: b, Node: s3.Node, Lease: time.Duration(s3.Lease), Unchecked: unchecked}
+		// A running manager of this bucket takes the new credentials, lease and node name
+		// with the other settings (Configure).
+		settings.Fleet = &fleet
 		newManager = func() (caddy.Destructor, error) {
 			cache, err := storage.NewLocal(cacheDir)
 			if err != nil {

@@ -48,6 +48,10 @@ type Settings struct {
 	// retries included); past it the download fails with an origin_error naming the
 	// playlist. 0: DefaultResolveTimeout.
 	ResolveTimeout time.Duration
+	// Fleet is the bucket client and lease settings of a fleet's config; nil without.
+	// Only a Manager made by NewFleetManager reads it (a reload may change credentials,
+	// lease and node name, not the bucket).
+	Fleet *Fleet
 }
 
 // Configure applies new settings (a config reload); running jobs keep theirs. Every
@@ -87,6 +91,9 @@ func (m *Manager) apply(s Settings) {
 	}
 	if s.ResolveTimeout <= 0 {
 		s.ResolveTimeout = DefaultResolveTimeout
+	}
+	if m.fleet != nil && s.Fleet != nil {
+		m.fleet.set(*s.Fleet)
 	}
 	m.settings = s
 	// One HTTP client for the manager's life: jobs that run across a reload keep their

@@ -31,7 +31,8 @@ type Fleet struct {
 	Staleness time.Duration
 	// Unchecked says the caller could not check that the bucket honours conditional
 	// writes (it did not answer): the Manager checks it in the background, answering
-	// ErrUnreachable until it has.
+	// ErrUnreachable until it has. Only NewFleetManager's is read: a reload keeps the
+	// bucket (endpoint, bucket, prefix) its Manager was made for.
 	Unchecked bool
 }
 
@@ -54,9 +55,24 @@ var ErrUnreachable = errors.New("the shared store (bucket) is unreachable")
 
 // fleet is the Manager's side of the bucket.
 type fleet struct {
-	Fleet
+	cur     atomic.Pointer[Fleet] // the newest config's (Settings.Fleet)
 	watch   lease.Watcher
 	checked atomic.Bool // the bucket honours conditional writes
+}
+
+// conf returns the fleet settings in force.
+func (f *fleet) conf() *Fleet { return f.cur.Load() }
+
+// set puts f in force, with its defaults: a reload may change the bucket's credentials,
+// the lease of new claims and the node's name; leases held keep their duration.
+func (f *fleet) set(c Fleet) {
+	if c.Lease <= 0 {
+		c.Lease = DefaultLease
+	}
+	if c.Staleness <= 0 {
+		c.Staleness = DefaultStaleness
+	}
+	f.cur.Store(&c)
 }
 
 // The bucket's keys, under the configured prefix:
@@ -98,14 +114,9 @@ type holding struct {
 // progress here when the process stopped are not resumed here: their leases expire and
 // an instance takes them over (this one, or another).
 func NewFleetManager(cache *storage.Local, s Settings, log *zap.Logger, f Fleet) *Manager {
-	if f.Lease <= 0 {
-		f.Lease = DefaultLease
-	}
-	if f.Staleness <= 0 {
-		f.Staleness = DefaultStaleness
-	}
 	m := newManager(cache, s, log)
-	m.fleet = &fleet{Fleet: f}
+	m.fleet = new(fleet)
+	m.fleet.set(f)
 	m.fleet.checked.Store(!f.Unchecked)
 	recs, errs := cache.Records()
 	for _, err := range errs {
@@ -139,7 +150,7 @@ func (f *fleet) read(ctx context.Context, k storage.Key) (lease.Doc, string, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, bucketTimeout)
 	defer cancel()
-	return lease.Read(ctx, f.Bucket, docKey(k))
+	return lease.Read(ctx, f.conf().Bucket, docKey(k))
 }
 
 // unreachable wraps a bucket failure for the API.

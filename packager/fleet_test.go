@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/stream-downloads/caddy-stream-downloads/internal/testutil"
+	"github.com/stream-downloads/caddy-stream-downloads/packager/lease"
 	"github.com/stream-downloads/caddy-stream-downloads/packager/storage"
 	"github.com/stream-downloads/caddy-stream-downloads/packager/storage/bucket"
 )
@@ -139,7 +140,7 @@ func TestFleetDelete(t *testing.T) {
 	if err != nil || !found {
 		t.Fatalf("delete: %v, %v", found, err)
 	}
-	time.Sleep(ms[0].fleet.Staleness)
+	time.Sleep(ms[0].fleet.conf().Staleness)
 	if _, ok, err := ms[0].State(context.Background(), k); ok || err != nil {
 		t.Errorf("after the delete on node1, node0 has it: %v, %v", ok, err)
 	}
@@ -219,7 +220,7 @@ func TestFleetUnchecked(t *testing.T) {
 	}
 	want, _ := read(t, m, k)
 	s3.Stop()
-	time.Sleep(m.fleet.Staleness) // what is known of it is stale now: the bucket is asked, and does not answer
+	time.Sleep(m.fleet.conf().Staleness) // what is known of it is stale now: the bucket is asked, and does not answer
 	if got, _ := read(t, m, k); !bytes.Equal(got, want) {
 		t.Error("the local copy, delivered while the bucket is away, differs")
 	}
@@ -319,5 +320,38 @@ func TestFleetOnDemand(t *testing.T) {
 	}
 	if st := waitFor(t, ms[1], k); st.Status != storage.StatusReady {
 		t.Fatalf("on node1: %+v", st)
+	}
+}
+
+// TestFleetReconfigure: a reload's fleet settings (Settings.Fleet) are in force for the
+// claims made after it — another node name, another lease — and the previous ones come
+// back when that config is released.
+func TestFleetReconfigure(t *testing.T) {
+	o := newDemo(t, "v", "w")
+	ms, b := fleetOf(t, 1, Settings{MaxJobs: 1})
+	m := ms[0]
+	before := *m.fleet.conf()
+	renamed := before
+	renamed.Node, renamed.Lease = "renamed", 7*time.Second
+	m.Configure(Settings{MaxJobs: 1, Fleet: &before}) // the running config, as the module registers it
+	release := m.Configure(Settings{MaxJobs: 1, Fleet: &renamed})
+	o.HoldSegmentsAfter(0)
+	k := storage.Key{Video: "v", Type: "default"}
+	if _, err := m.Create(context.Background(), k, o.URL+"/v/master.m3u8"); err != nil {
+		t.Fatal(err)
+	}
+	<-o.Held
+	doc, _, err := lease.Read(context.Background(), b, docKey(k))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if doc.Lease.Holder != "renamed" || doc.Lease.Duration != 7*time.Second {
+		t.Errorf("lease after the reload: %+v, want holder renamed for 7s", doc.Lease)
+	}
+	o.Release()
+	waitFor(t, m, k)
+	release()
+	if got := *m.fleet.conf(); got.Node != before.Node || got.Lease != before.Lease {
+		t.Errorf("after the release: node %q lease %v, want %q %v", got.Node, got.Lease, before.Node, before.Lease)
 	}
 }

@@ -28,7 +28,7 @@ func (m *Manager) openRemote(ctx context.Context, k storage.Key, d *download) (s
 	}
 	m.cacheLater(k, d)
 	// The request's context: the body is read while the response is sent.
-	return m.fleet.Bucket.NewReader(ctx, key, size, etag, ready), nil
+	return m.fleet.conf().Bucket.NewReader(ctx, key, size, etag, ready), nil
 }
 
 // cacheLater copies d's file from the bucket into the local store, once at a time per
@@ -67,7 +67,7 @@ func (m *Manager) cache(k storage.Key, d *download) error {
 	m.mu.Lock()
 	rec, key, etag := d.rec, d.fleet.file, d.fleet.fileETag
 	m.mu.Unlock()
-	r := m.fleet.Bucket.NewReader(m.ctx, key, rec.Size, etag, rec.Ready)
+	r := m.fleet.conf().Bucket.NewReader(m.ctx, key, rec.Size, etag, rec.Ready)
 	defer r.Close()
 	st, err := m.store.Stage(k)
 	if err != nil {
@@ -92,7 +92,7 @@ func (m *Manager) cache(k storage.Key, d *download) error {
 func (m *Manager) removeObjects(k storage.Key) error {
 	ctx, cancel := context.WithTimeout(m.ctx, bucketTimeout)
 	defer cancel()
-	b := m.fleet.Bucket
+	b := m.fleet.conf().Bucket
 	err := b.Delete(ctx, docKey(k))
 	if err != nil {
 		return unreachable("deleting the download", err)

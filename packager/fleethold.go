@@ -29,7 +29,7 @@ func (m *Manager) claim(ctx context.Context, k storage.Key, origin string, seen 
 	}
 	ctx, cancel := context.WithTimeout(ctx, bucketTimeout)
 	defer cancel()
-	f := m.fleet
+	f := m.fleet.conf()
 	var c *lease.Claim
 	var err error
 	if seen == nil {
@@ -44,7 +44,7 @@ func (m *Manager) claim(ctx context.Context, k storage.Key, origin string, seen 
 	if _, err := f.Bucket.Create(ctx, markerKey(k), []byte(f.Node)); err != nil && !errors.Is(err, bucket.ErrConflict) {
 		m.log.Warn("fleet: writing the lease marker", zap.String("video", k.Video), zap.String("type", k.Type), zap.Error(err))
 	}
-	f.watch.Forget(docKey(k))
+	m.fleet.watch.Forget(docKey(k))
 	fields := []zap.Field{zap.String("video", k.Video), zap.String("type", k.Type), zap.Int64("generation", c.Generation())}
 	if seen != nil && seen.Lease.Held() {
 		m.log.Info("fleet: took over a download whose lease expired", append(fields, zap.String("holder", seen.Lease.Holder))...)
@@ -72,7 +72,7 @@ func (m *Manager) hold(d *download, c *lease.Claim) {
 func (m *Manager) renew(d *download, h *holding) {
 	defer m.sched.jobs.Done()
 	defer close(h.ended)
-	f := m.fleet
+	f := m.fleet.conf()
 	every := min(f.Lease/3, f.Staleness)
 	tick := time.NewTicker(every)
 	defer tick.Stop()
@@ -149,7 +149,7 @@ func (m *Manager) publish(ctx context.Context, d *download, st storage.Staging, 
 	if h == nil {
 		return lease.ErrLost
 	}
-	b := m.fleet.Bucket
+	b := m.fleet.conf().Bucket
 	h.mu.Lock() // the renewals go on meanwhile
 	key := fileKey(k, h.claim.Generation())
 	h.mu.Unlock()
@@ -237,7 +237,7 @@ func (m *Manager) giveUp(ctx context.Context, h *holding, update func(*lease.Doc
 	k := h.claim.Doc().Record.Key()
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), bucketTimeout)
 	defer cancel()
-	if err := m.fleet.Bucket.Delete(ctx, markerKey(k)); err != nil {
+	if err := m.fleet.conf().Bucket.Delete(ctx, markerKey(k)); err != nil {
 		m.log.Debug("fleet: removing a lease marker", zap.String("video", k.Video), zap.String("type", k.Type), zap.Error(err))
 	}
 	return nil
@@ -247,7 +247,7 @@ func (m *Manager) giveUp(ctx context.Context, h *holding, update func(*lease.Doc
 func (m *Manager) discard(key string) {
 	ctx, cancel := context.WithTimeout(context.Background(), bucketTimeout)
 	defer cancel()
-	if err := m.fleet.Bucket.Delete(ctx, key); err != nil {
+	if err := m.fleet.conf().Bucket.Delete(ctx, key); err != nil {
 		m.log.Warn("fleet: removing a file that was not published", zap.String("key", key), zap.Error(err))
 	}
 }

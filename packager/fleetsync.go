@@ -26,7 +26,7 @@ func (m *Manager) refresh(ctx context.Context, k storage.Key) error {
 	}
 	m.mu.Lock()
 	d := m.downloads[k]
-	fresh := d != nil && (d.fleet.hold != nil || now().Sub(d.fleet.read) < m.fleet.Staleness)
+	fresh := d != nil && (d.fleet.hold != nil || now().Sub(d.fleet.read) < m.fleet.conf().Staleness)
 	m.mu.Unlock()
 	if fresh {
 		return nil
@@ -146,7 +146,7 @@ func (m *Manager) takeOver(k storage.Key, doc lease.Doc, etag string) {
 func (m *Manager) sweep() {
 	defer m.sched.jobs.Done()
 	m.check()
-	t := time.NewTicker(m.fleet.Lease)
+	t := time.NewTicker(m.fleet.conf().Lease)
 	defer t.Stop()
 	for {
 		select {
@@ -157,8 +157,8 @@ func (m *Manager) sweep() {
 		if !m.fleet.checked.Load() {
 			continue
 		}
-		ctx, cancel := context.WithTimeout(m.ctx, m.fleet.Lease)
-		keys, err := m.fleet.Bucket.Keys(ctx, "leases/")
+		ctx, cancel := context.WithTimeout(m.ctx, m.fleet.conf().Lease)
+		keys, err := m.fleet.conf().Bucket.Keys(ctx, "leases/")
 		if err != nil {
 			m.log.Debug("fleet: listing held downloads", zap.Error(err))
 		}
@@ -183,7 +183,7 @@ func (m *Manager) sweep() {
 func (m *Manager) check() {
 	for wait := time.Second; !m.fleet.checked.Load(); wait = min(2*wait, 30*time.Second) {
 		ctx, cancel := context.WithTimeout(m.ctx, bucketTimeout)
-		err := m.fleet.Bucket.CheckConditional(ctx, "probes/"+m.fleet.Node)
+		err := m.fleet.conf().Bucket.CheckConditional(ctx, "probes/"+m.fleet.conf().Node)
 		cancel()
 		switch {
 		case err == nil:
@@ -219,7 +219,7 @@ func (m *Manager) sweepOne(ctx context.Context, k storage.Key) error {
 	done := d == nil || d.rec.Status != storage.StatusInProgress
 	m.mu.Unlock()
 	if done {
-		return m.fleet.Bucket.Delete(ctx, markerKey(k))
+		return m.fleet.conf().Bucket.Delete(ctx, markerKey(k))
 	}
 	return nil
 }
@@ -237,7 +237,7 @@ func (m *Manager) fleetWait(ctx context.Context, k storage.Key) (State, bool) {
 			done = d.done
 		}
 		m.mu.Unlock()
-		t := time.NewTimer(m.fleet.Staleness)
+		t := time.NewTimer(m.fleet.conf().Staleness)
 		select {
 		case <-done:
 		case <-t.C:
