@@ -3,6 +3,7 @@ package packager
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"go.uber.org/zap"
@@ -67,15 +68,18 @@ func (m *Manager) hold(d *download, c *lease.Claim) {
 	go m.renew(d, h)
 }
 
-// renew renews h every third of the lease, and publishes d's progress as it changes,
-// at most every Staleness, until the job ends or the lease is lost.
+// renew renews h every third of its lease, and publishes d's progress as it changes, at
+// most every Staleness, until the job ends or the lease is lost. It wakes at the lease's
+// deadline at the latest: a holder that could not renew stops then, not a tick later.
 func (m *Manager) renew(d *download, h *holding) {
 	defer m.sched.jobs.Done()
 	defer close(h.ended)
-	f := m.fleet.conf()
-	every := min(f.Lease/3, f.Staleness)
-	tick := time.NewTicker(every)
-	defer tick.Stop()
+	h.mu.Lock()
+	dur := h.claim.Doc().Lease.Duration
+	h.mu.Unlock()
+	every := min(dur/3, m.fleet.conf().Staleness)
+	timer := time.NewTimer(every)
+	defer timer.Stop()
 	last, published := now(), 0.0
 	for {
 		select {
@@ -83,15 +87,23 @@ func (m *Manager) renew(d *download, h *holding) {
 			return
 		case <-m.ctx.Done():
 			return
-		case <-tick.C:
+		case <-timer.C:
 		}
+		h.mu.Lock()
+		left := h.claim.Deadline().Sub(now())
+		h.mu.Unlock()
+		if left <= 0 {
+			m.lose(d, h, fmt.Errorf("%w: not renewed for the lease's duration less its margin", lease.ErrLost))
+			return
+		}
+		timer.Reset(min(every, left))
 		m.mu.Lock()
 		p := d.percent
 		m.mu.Unlock()
-		if p == published && now().Sub(last) < f.Lease/3 || skipRenewal != nil && skipRenewal(f.Node) {
+		if p == published && now().Sub(last) < dur/3 || skipRenewal != nil && skipRenewal(m.fleet.conf().Node) {
 			continue
 		}
-		ctx, cancel := context.WithTimeout(m.ctx, f.Lease/3)
+		ctx, cancel := context.WithTimeout(m.ctx, min(dur/3, left))
 		h.mu.Lock()
 		err := h.claim.Renew(ctx, func(doc *lease.Doc) { doc.Percent = p })
 		h.mu.Unlock()
@@ -102,7 +114,7 @@ func (m *Manager) renew(d *download, h *holding) {
 		case errors.Is(err, lease.ErrLost):
 			m.lose(d, h, err)
 			return
-		default: // the bucket did not answer: again at the next tick, while the lease lasts
+		default: // the bucket did not answer: again at the next wake, while the lease lasts
 			m.log.Debug("fleet: renewing a lease", zap.String("video", d.rec.Video), zap.String("type", d.rec.Type), zap.Error(err))
 		}
 	}

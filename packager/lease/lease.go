@@ -139,10 +139,12 @@ func (c *Claim) Doc() Doc { return c.doc }
 func (c *Claim) Generation() int64 { return c.doc.Lease.Generation }
 
 // Valid reports whether the holder may go on: the time since it sent its last
-// successful write is short of the lease duration less the margin.
-func (c *Claim) Valid() bool {
-	return now().Sub(c.sent) < c.doc.Lease.Duration-c.margin
-}
+// successful write is short of the lease duration less the margin (Deadline).
+func (c *Claim) Valid() bool { return now().Before(c.Deadline()) }
+
+// Deadline is when the holder must have stopped unless it renews before: the lease
+// duration less the margin after it sent its last successful write.
+func (c *Claim) Deadline() time.Time { return c.sent.Add(c.doc.Lease.Duration - c.margin) }
 
 // Renew writes the object again with what update changes (progress), which renews the
 // lease. A claim that is no longer Valid, or whose object changed or went, returns
