@@ -48,6 +48,8 @@ type Settings struct {
 	// retries included); past it the download fails with an origin_error naming the
 	// playlist. 0: DefaultResolveTimeout.
 	ResolveTimeout time.Duration
+	// Listener hears what becomes of downloads (metrics, events, webhooks); nil: none.
+	Listener Listener
 	// Fleet is the bucket client and lease settings of a fleet's config; nil without.
 	// Only a Manager made by NewFleetManager reads it (a reload may change credentials,
 	// lease and node name, not the bucket).
@@ -100,4 +102,18 @@ func (m *Manager) apply(s Settings) {
 	// connections to the origin.
 	m.client = &hls.Client{HTTP: m.http, Header: s.Header, Limits: s.Limits, AllowedHosts: s.AllowedHosts}
 	m.dispatch()
+}
+
+// Listener hears what becomes of downloads: the module's metrics, Caddy events and
+// webhooks. The newest config's is in force. Its methods are called without the
+// Manager's lock, from the job or the request that decided, and must not block (they
+// queue what takes time). In a fleet, only the instance that decided calls them: the one
+// that published the file or recorded the failure, the one that took the DELETE.
+type Listener interface {
+	// Ready: a packaging run made rec's file; took is the run's time.
+	Ready(rec Record, took time.Duration)
+	// Failed: a packaging run ended in error; rec says why.
+	Failed(rec Record, took time.Duration)
+	// Deleted: the download k was deleted through the API.
+	Deleted(k Key)
 }

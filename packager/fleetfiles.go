@@ -111,12 +111,12 @@ func (m *Manager) removeObjects(k storage.Key) error {
 }
 
 // deleteObjects removes from the bucket the downloads of video whose type is in types
-// (all when empty), and reports whether there were any. Without a fleet it does nothing.
-func (m *Manager) deleteObjects(ctx context.Context, video string, types []string) (bool, error) {
+// (all when empty), and returns their keys. Without a fleet it does nothing.
+func (m *Manager) deleteObjects(ctx context.Context, video string, types []string) ([]storage.Key, error) {
 	if m.fleet == nil {
-		return false, nil
+		return nil, nil
 	}
-	found := false
+	var found []storage.Key
 	for _, typ := range dltype.Fixed() {
 		if len(types) > 0 && !slices.Contains(types, typ.Name) {
 			continue
@@ -127,12 +127,12 @@ func (m *Manager) deleteObjects(ctx context.Context, video string, types []strin
 		case errors.Is(err, bucket.ErrNotExist):
 			continue
 		case err != nil:
-			return false, unreachable("reading the download", err)
+			return nil, unreachable("reading the download", err)
 		}
 		if err := m.removeObjects(k); err != nil {
-			return false, err
+			return nil, err
 		}
-		found = true
+		found = append(found, k)
 	}
 	return found, nil
 }

@@ -265,6 +265,7 @@ func (m *Manager) Delete(ctx context.Context, video string, types ...string) (bo
 			}
 		}
 	}
+	listener := m.settings.Listener
 	m.mu.Unlock()
 	// An eviction of a victim decided before it left the map writes its record first.
 	m.flush()
@@ -280,7 +281,17 @@ func (m *Manager) Delete(ctx context.Context, video string, types ...string) (bo
 			}
 		}
 	}
-	return found || len(victims) > 0, firstErr
+	if m.fleet == nil { // in a fleet, the objects it removed from the bucket say
+		for _, d := range victims {
+			found = append(found, d.rec.Key())
+		}
+	}
+	if listener != nil {
+		for _, k := range found {
+			listener.Deleted(k)
+		}
+	}
+	return len(found) > 0 || len(victims) > 0, firstErr
 }
 
 // Wait waits until k is no longer in progress, or ctx is done, and returns its state;

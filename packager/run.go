@@ -81,16 +81,24 @@ func (m *Manager) run(ctx context.Context, d *download, client *hls.Client, s Se
 	// The record is saved outside the lock, so that a slow disk does not hold up the
 	// API, and the API shows the outcome once it is saved. A Delete meanwhile waits for
 	// d.done, closed after this, then removes the record.
+	cached, listener := d.fleet.cached, m.settings.Listener
 	m.mu.Unlock()
 	switch {
 	case m.fleet != nil && err != nil:
 		m.fail(d, rec) // the failure is the bucket's record; nothing is kept locally
-	case m.fleet != nil && !d.fleet.cached:
+	case m.fleet != nil && !cached:
 		// Published, but not kept here (the local copy could not be written).
 	default:
 		if err := m.store.SaveRecord(rec); err != nil {
 			// The API shows the outcome all the same; a restart packages it again.
 			m.log.Error("saving download record", zap.String("video", k.Video), zap.String("type", k.Type), zap.Error(err))
+		}
+	}
+	if listener != nil {
+		if err != nil {
+			listener.Failed(rec, now().Sub(start))
+		} else {
+			listener.Ready(rec, now().Sub(start))
 		}
 	}
 	m.mu.Lock()
