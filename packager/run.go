@@ -144,30 +144,9 @@ func (m *Manager) pack(ctx context.Context, d *download, client *hls.Client, s S
 		return storage.Record{}, storageError{"creating the temp file", err}
 	}
 	defer st.Discard() // no-op after Commit
-	opts := mp4.Options{ExpectedDuration: src.Duration}
-	if typ.AudioOnly() {
-		opts.Brand = mp4.BrandM4A
-	}
-	w := mp4.NewWriter(st, opts)
-
-	tracks, notes, err := remux(ctx, client, rs, s.Concurrency, s.MaxOutput, w, func(done, total time.Duration) { m.progress(d, done, total) })
-	var se storageError
-	var le limitError
-	switch { // the disk's or the limit's fault, not the segment's: say so plainly
-	case errors.As(err, &se):
-		return storage.Record{}, se
-	case errors.As(err, &le):
-		return storage.Record{}, le
-	}
+	info, notes, err := packInto(ctx, client, src, typ, rs, s.Concurrency, s.MaxOutput, st, func(done, total time.Duration) { m.progress(d, done, total) })
 	if err != nil {
 		return storage.Record{}, err
-	}
-	info, err := w.Finish(tracks)
-	if err != nil {
-		return storage.Record{}, diskError("writing the packaged file", err)
-	}
-	if s.MaxOutput > 0 && info.Size > s.MaxOutput {
-		return storage.Record{}, limitError{s.MaxOutput}
 	}
 	// From the content, so it survives re-packaging (the output is deterministic) and eviction.
 	etag := `"` + hex.EncodeToString(info.Checksum[:]) + `"`
@@ -204,6 +183,38 @@ func (m *Manager) pack(ctx context.Context, d *download, client *hls.Client, s S
 		m.mu.Unlock()
 	}
 	return rec, nil
+}
+
+// packInto fetches and remuxes the renditions rs of src into f as a download of type
+// typ, and finishes the file: the one code path of the Manager's jobs (pack) and of
+// Package, so that both make the same bytes of the same source.
+func packInto(ctx context.Context, client *hls.Client, src *hls.Source, typ Type, rs []*rendition, concurrency int, maxOutput int64, f mp4.File, progress func(done, total time.Duration)) (mp4.Info, []string, error) {
+	opts := mp4.Options{ExpectedDuration: src.Duration}
+	if typ.AudioOnly() {
+		opts.Brand = mp4.BrandM4A
+	}
+	w := mp4.NewWriter(f, opts)
+
+	tracks, notes, err := remux(ctx, client, rs, concurrency, maxOutput, w, progress)
+	var se storageError
+	var le limitError
+	switch { // the disk's or the limit's fault, not the segment's: say so plainly
+	case errors.As(err, &se):
+		return mp4.Info{}, nil, se
+	case errors.As(err, &le):
+		return mp4.Info{}, nil, le
+	}
+	if err != nil {
+		return mp4.Info{}, nil, err
+	}
+	info, err := w.Finish(tracks)
+	if err != nil {
+		return mp4.Info{}, nil, diskError("writing the packaged file", err)
+	}
+	if maxOutput > 0 && info.Size > maxOutput {
+		return mp4.Info{}, nil, limitError{maxOutput}
+	}
+	return info, notes, nil
 }
 
 // progress moves d's percentage up to what done of total says, short of 100 which
