@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"go.uber.org/zap"
 )
 
 // Defaults and limits.
@@ -142,6 +144,14 @@ type Client struct {
 	// Names are not resolved to check their addresses: a listed name must be
 	// trusted not to point at internal addresses.
 	AllowedHosts []string
+
+	// Log receives Debug lines about retries, stalls and redirects, with URLs
+	// redacted (RedactURL: no query, no user info) and never a header: give it
+	// the job's logger, naming its video and type. nil: no log.
+	Log *zap.Logger
+
+	// Meter counts origin requests, bytes and retries; nil: none.
+	Meter Meter
 
 	tune tuning // sizes and seams tests change
 }

@@ -87,7 +87,9 @@ func (c *Client) retry(ctx context.Context, u *url.URL, rng *ByteRange, try func
 			}
 			return oe
 		}
-		if err := c.sleep(ctx, c.retryDelay(attempt, err)); err != nil {
+		delay := c.retryDelay(attempt, err)
+		c.logRetry(u, rng, attempt, delay, err)
+		if err := c.sleep(ctx, delay); err != nil {
 			return err
 		}
 	}
@@ -132,6 +134,7 @@ type call struct {
 	resp     *http.Response
 	watchdog *time.Timer
 	stall    time.Duration
+	meter    Meter // counts the body's bytes; nil: none
 }
 
 // send is the one way every origin request goes out: a GET of u through hc
@@ -151,21 +154,29 @@ func (c *Client) send(ctx context.Context, hc *http.Client, u *url.URL, rangeHea
 	}
 	stall := c.stallTimeout()
 	k := &call{ctx: ctx, actx: actx, cancel: cancel, stall: stall}
-	k.watchdog = time.AfterFunc(stall, func() { cancel(&stallError{timeout: stall.String()}) })
+	k.watchdog = time.AfterFunc(stall, func() {
+		if ctx.Err() == nil {
+			c.logStall(u, stall)
+		}
+		cancel(&stallError{timeout: stall.String()})
+	})
 	resp, err := hc.Do(req)
 	if err != nil {
 		err = k.fail(err)
 		k.close()
+		c.countRequest(u, nil, err)
 		return nil, err
 	}
 	k.resp = resp
+	k.meter = c.Meter
+	c.countRequest(u, k, nil)
 	return k, nil
 }
 
 // body is the response's body, re-arming the watchdog as bytes arrive.
 func (k *call) body() io.Reader {
 	k.watchdog.Reset(k.stall)
-	return &progressReader{r: k.resp.Body, watchdog: k.watchdog, stall: k.stall}
+	return &progressReader{r: k.resp.Body, watchdog: k.watchdog, stall: k.stall, meter: k.meter}
 }
 
 // fail is err, or the stall that caused it when the attempt ended by itself.
@@ -289,12 +300,16 @@ type progressReader struct {
 	r        io.Reader
 	watchdog *time.Timer
 	stall    time.Duration
+	meter    Meter
 }
 
 func (p *progressReader) Read(b []byte) (int, error) {
 	n, err := p.r.Read(b)
 	if n > 0 {
 		p.watchdog.Reset(p.stall)
+		if p.meter != nil {
+			p.meter.OriginBytes(n)
+		}
 	}
 	return n, err
 }
