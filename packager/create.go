@@ -206,6 +206,7 @@ func (m *Manager) probe(ctx context.Context, k storage.Key, d *download, origin 
 	m.sched.creating++ // counted against MaxQueue meanwhile
 	client, s, opt := m.client, m.settings, m.selectOptions(k)
 	m.mu.Unlock()
+	client = m.jobClient(client, k, nil)
 	_, err := resolve(ctx, client, origin, opt, s.CreateWait)
 	m.mu.Lock()
 	m.sched.creating--

@@ -72,6 +72,9 @@ func (m *Manager) evict(keep *download) {
 		size := d.rec.Size
 		m.log.Info("evicting packaged file", zap.String("video", d.rec.Video), zap.String("type", d.rec.Type),
 			zap.Int64("bytes", size), zap.Time("last_used", d.lastUsed))
+		if mt := m.metered(); mt != nil {
+			mt.Evicted(size)
+		}
 		m.evictOne(d, fmt.Sprintf("the packaged file was evicted to keep storage within max_storage (%d bytes); POST again (or GET it with on_demand) to package it again", limit))
 		used -= size
 	}

@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -86,7 +87,10 @@ type Manager struct {
 	fleet *fleet
 	// refusals are the recent failures of on-demand creations (see CreateOnDemand).
 	refusals map[storage.Key]refusal
-	thrash   int // downloads packaged again soon after their eviction, for the log
+	thrash   int       // downloads packaged again soon after their eviction, for the log
+	failures []Failure // the last failed runs, for Snapshot
+
+	meter atomic.Pointer[meterBox] // Instrument's
 }
 
 // download is one (video, type); its fields are guarded by Manager.mu.
@@ -118,6 +122,10 @@ type download struct {
 	lastUsed time.Time
 	// fleet is what it knows of its object in a fleet's bucket (Manager.fleet).
 	fleet mirror
+	// started is when its job started, while it runs (zero otherwise); fetched counts
+	// the bytes the job got from the origin (Snapshot).
+	started time.Time
+	fetched atomic.Int64
 }
 
 // NewManager loads the store's records and starts again the downloads that were in
@@ -298,6 +306,27 @@ func (m *Manager) Delete(ctx context.Context, video string, types ...string) (bo
 // false when k does not exist. It sleeps on the job's done channel, never polls (but in
 // a fleet, for a download packaged by another instance: every Fleet.Staleness).
 func (m *Manager) Wait(ctx context.Context, k storage.Key) (State, bool) {
+	mt := m.metered()
+	if mt == nil {
+		return m.wait(ctx, k)
+	}
+	start := now()
+	st, ok := m.wait(ctx, k)
+	outcome := "gone"
+	switch {
+	case !ok:
+	case st.Status == storage.StatusReady:
+		outcome = "ready"
+	case st.Status == storage.StatusInProgress:
+		outcome = "timeout"
+	default:
+		outcome = "error"
+	}
+	mt.Waited(outcome, now().Sub(start))
+	return st, ok
+}
+
+func (m *Manager) wait(ctx context.Context, k storage.Key) (State, bool) {
 	if m.fleet != nil {
 		return m.fleetWait(ctx, k)
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/stream-downloads/caddy-stream-downloads/packager/hls"
 	"github.com/stream-downloads/caddy-stream-downloads/packager/lease"
@@ -23,6 +24,8 @@ import (
 func (m *Manager) run(ctx context.Context, d *download, client *hls.Client, s Settings, opt hls.SelectOptions) {
 	start := now()
 	k := d.rec.Key()
+	client, ended := m.startJob(d, client)
+	defer ended()
 	rec, err := m.pack(ctx, d, client, s, opt)
 
 	m.mu.Lock()
@@ -71,7 +74,10 @@ func (m *Manager) run(ctx context.Context, d *download, client *hls.Client, s Se
 	if err != nil {
 		rec = d.rec
 		failRecord(&rec, err)
-		m.log.Error("packaging failed", append(fields, zap.String("outcome", "error"), zap.String("reason", rec.ErrorText), errDetail(err))...)
+		m.noteFailure(k, rec.ErrorCode, rec.ErrorText)
+		// Error for the server's faults (disk, bugs); what the origin gave is Warn.
+		m.log.Log(failLevel(rec.ErrorCode), "packaging failed", append(fields, zap.String("outcome", "error"),
+			zap.String("code", rec.ErrorCode), zap.String("reason", rec.ErrorText), errDetail(err))...)
 	} else {
 		m.log.Info("packaging done", append(fields, zap.String("outcome", "ready"))...)
 		for _, n := range rec.Notes {
@@ -293,6 +299,17 @@ type limitError struct{ limit int64 }
 
 func (e limitError) Error() string {
 	return fmt.Sprintf("the packaged file would exceed the output size limit (limits output_size) of %d bytes", e.limit)
+}
+
+// failLevel is the log level of a failed run with errorReasonCode code: Error for the
+// server's faults (storage_error, internal_error), Warn for unusable input (not_found,
+// origin_error, unsupported_input, malformed_*, live, limit_exceeded, forbidden_host).
+func failLevel(code string) zapcore.Level {
+	switch code {
+	case "storage_error", "internal_error":
+		return zapcore.ErrorLevel
+	}
+	return zapcore.WarnLevel
 }
 
 // classify turns a run's error into the errorReasonCode and errorReasonText of the API.
