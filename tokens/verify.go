@@ -36,6 +36,29 @@ func (e *invalidError) Unwrap() error { return ErrInvalid }
 
 func invalid(msg string) error { return &invalidError{msg} }
 
+// Reason is a short name of why Verify refused a token, for metrics: "expired",
+// "not_yet_valid", "bad_signature", "unknown_key", "algorithm", "malformed" or
+// "invalid" (the claims' types, a missing sub or kid, …); "" for nil.
+func Reason(err error) string {
+	switch err {
+	case nil:
+		return ""
+	case errExpired:
+		return "expired"
+	case errNotYet:
+		return "not_yet_valid"
+	case errBadSignature:
+		return "bad_signature"
+	case errUnknownKID:
+		return "unknown_key"
+	case errAlg, errAlgUnknown:
+		return "algorithm"
+	case errMalformed, errTooLong, errEmpty:
+		return "malformed"
+	}
+	return "invalid"
+}
+
 var (
 	errEmpty        = invalid("no token")
 	errTooLong      = invalid("token too long")
@@ -156,11 +179,18 @@ func (t *tokenClaims) Validate() error {
 // Any failure is an error wrapping ErrInvalid whose message is one short line safe to
 // show a client. The returned claims must not be modified.
 func (v *Verifier) Verify(token string) (*Claims, error) {
+	c, _, err := v.VerifyCached(token)
+	return c, err
+}
+
+// VerifyCached is Verify that also reports whether the token was found in the cache of
+// verified tokens (its signature not checked again).
+func (v *Verifier) VerifyCached(token string) (*Claims, bool, error) {
 	switch {
 	case token == "":
-		return nil, errEmpty
+		return nil, false, errEmpty
 	case len(token) > MaxTokenLen:
-		return nil, errTooLong
+		return nil, false, errTooLong
 	}
 	var h [sha256.Size]byte
 	if v.cache != nil {
@@ -168,23 +198,23 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 		if tc := v.cache.get(h); tc != nil {
 			if err := v.validator.Validate(&tc.RegisteredClaims); err != nil {
 				v.cache.remove(h)
-				return nil, claimsError(err)
+				return nil, true, claimsError(err)
 			}
 			v.hits.Add(1)
 			cp := *tc.claims
-			return &cp, nil
+			return &cp, true, nil
 		}
 		v.misses.Add(1)
 	}
 	tc, err := v.verify(token)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if v.cache != nil {
 		v.cache.put(h, tc)
 	}
 	cp := *tc.claims
-	return &cp, nil
+	return &cp, false, nil
 }
 
 func (v *Verifier) verify(token string) (*tokenClaims, error) {
