@@ -4,9 +4,13 @@ import (
 	"errors"
 	"net/http"
 	"net/netip"
+	"path"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/stream-downloads/caddy-stream-downloads/packager"
+	"github.com/stream-downloads/caddy-stream-downloads/tokens"
 )
 
 // errRefused is an access refusal: status is 401 or 403, msg one line for the client.
@@ -20,36 +24,56 @@ func (e *errRefused) Error() string { return e.msg }
 // access decides whether the request may have the files of the video or token in the
 // path, and returns the video id the files belong to. A plain id is served unless every
 // video is private (require_signed_urls); a token is verified, names the video in its
-// sub, and its access rules apply (SPEC §5).
+// sub, and its access rules apply (SPEC §5). Each check of a token (or of its lack)
+// is counted (Meter.TokenCheck), and each refusal heard (Denied).
 func (h *Handler) access(r *http.Request, idOrToken string) (string, error) {
+	video, result, cached, err := h.checkAccess(r, idOrToken)
+	if result == "" { // a public video by its id: nothing was checked
+		return video, err
+	}
+	if h.Meter != nil {
+		h.Meter.TokenCheck(result, cached)
+	}
+	var ref *errRefused
+	if h.Denied != nil && errors.As(err, &ref) {
+		typ, _ := packager.TypeFromFile(path.Base(r.URL.Path))
+		h.Denied(r, Denial{Video: video, Type: typ.Name, Status: ref.status, Result: result, Reason: ref.msg})
+	}
+	return video, err
+}
+
+// checkAccess is access, with the result of the token check ("" when there was none)
+// and whether the token was in the verification cache. The video is returned also
+// when it is refused, when known.
+func (h *Handler) checkAccess(r *http.Request, idOrToken string) (video, result string, cached bool, err error) {
 	if ValidID(idOrToken) {
 		if h.RequireSigned {
-			return "", &errRefused{http.StatusUnauthorized, "this video needs a signed URL"}
+			return idOrToken, "unsigned", false, &errRefused{http.StatusUnauthorized, "this video needs a signed URL"}
 		}
-		return idOrToken, nil
+		return idOrToken, "", false, nil
 	}
 	if strings.Count(idOrToken, ".") != 2 {
-		return "", &errRefused{http.StatusBadRequest, "invalid video id"}
+		return "", "malformed", false, &errRefused{http.StatusBadRequest, "invalid video id"}
 	}
 	if h.Verifier == nil {
-		return "", &errRefused{http.StatusUnauthorized, "signed URLs are not configured here"}
+		return "", "not_configured", false, &errRefused{http.StatusUnauthorized, "signed URLs are not configured here"}
 	}
-	claims, err := h.Verifier.Verify(idOrToken)
+	claims, cached, err := h.Verifier.VerifyCached(idOrToken)
 	if err != nil {
 		// The verifier's messages are written to be shown and never hold the token.
-		return "", &errRefused{http.StatusUnauthorized, err.Error()}
+		return "", tokens.Reason(err), cached, &errRefused{http.StatusUnauthorized, err.Error()}
 	}
 	if !ValidID(claims.Subject) {
-		return "", &errRefused{http.StatusUnauthorized, "invalid token: sub is not a video id"}
+		return "", "invalid", cached, &errRefused{http.StatusUnauthorized, "invalid token: sub is not a video id"}
 	}
 	if h.RequireSigned && !claims.Downloadable {
-		return "", &errRefused{http.StatusForbidden, "this token does not allow downloads"}
+		return claims.Subject, "not_downloadable", cached, &errRefused{http.StatusForbidden, "this token does not allow downloads"}
 	}
 	ip := clientIP(r)
 	if !claims.Allow(ip, h.country(r, ip)) {
-		return "", &errRefused{http.StatusForbidden, "access denied by the token's access rules"}
+		return claims.Subject, "rule_blocked", cached, &errRefused{http.StatusForbidden, "access denied by the token's access rules"}
 	}
-	return claims.Subject, nil
+	return claims.Subject, "ok", cached, nil
 }
 
 // clientIP is Caddy's client address: the peer, or what trusted proxies say it is.

@@ -6,7 +6,9 @@ package handler
 import (
 	"crypto/sha256"
 	"crypto/subtle"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -52,6 +54,13 @@ type Handler struct {
 	// such a GET answers 429. 0: DefaultOnDemandClientRate, DefaultOnDemandRate.
 	OnDemandClientRate int
 	OnDemandRate       int
+
+	// Meter counts the requests answered, the bytes delivered and the token checks
+	// (the module's metrics); nil: none.
+	Meter Meter
+	// Denied, when set, hears each delivery refused because of its token or its lack
+	// of one (the stream_download_denied event). It never gets the token.
+	Denied func(r *http.Request, d Denial)
 
 	hashOnce    sync.Once
 	tokenHashes [][sha256.Size]byte
@@ -188,22 +197,106 @@ func ValidID(s string) bool { return packager.ValidID(s) }
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler's method.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	kind, serve := h.route(r)
+	if serve == nil {
+		return next.ServeHTTP(w, r)
+	}
+	if h.Meter == nil {
+		return serve(w, r)
+	}
+	cw := &countingWriter{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}}
+	err := serve(cw, r)
+	status := cw.status
+	if status == 0 { // nothing written: the error is Caddy's to answer
+		var he caddyhttp.HandlerError
+		switch {
+		case errors.As(err, &he) && he.StatusCode != 0:
+			status = he.StatusCode
+		case err != nil:
+			status = http.StatusInternalServerError
+		default:
+			status = http.StatusOK
+		}
+	}
+	h.Meter.Request(kind, status, cw.bytes)
+	return err
+}
+
+// route names the kind of r ("delivery", "api" or "token") and the method that serves
+// it; nil when r is for the next handler.
+func (h *Handler) route(r *http.Request) (string, func(http.ResponseWriter, *http.Request) error) {
 	seg := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
 	n := len(seg)
 	if n >= 3 && seg[n-2] == "downloads" {
 		if typ, ok := packager.TypeFromFile(seg[n-1]); ok {
-			return h.deliver(w, r, seg[n-3], typ)
+			return "delivery", func(w http.ResponseWriter, r *http.Request) error { return h.deliver(w, r, seg[n-3], typ) }
 		}
 	}
 	switch {
 	case n >= 3 && seg[n-1] == "downloads" && seg[n-3] == "stream":
-		return h.api(w, r, seg[n-2], "")
+		return "api", func(w http.ResponseWriter, r *http.Request) error { return h.api(w, r, seg[n-2], "") }
 	case n >= 4 && seg[n-2] == "downloads" && seg[n-4] == "stream":
-		return h.api(w, r, seg[n-3], seg[n-1])
+		return "api", func(w http.ResponseWriter, r *http.Request) error { return h.api(w, r, seg[n-3], seg[n-1]) }
 	case n >= 3 && seg[n-1] == "token" && seg[n-3] == "stream":
-		return h.signToken(w, r, seg[n-2])
+		return "token", func(w http.ResponseWriter, r *http.Request) error { return h.signToken(w, r, seg[n-2]) }
 	}
-	return next.ServeHTTP(w, r)
+	return "", nil
+}
+
+// Meter counts what the handler answers, for the module's metrics. Its methods must be
+// cheap and safe for concurrent use.
+type Meter interface {
+	// Request: a request of kind "delivery", "api" or "token" was answered with status
+	// and bytes of body.
+	Request(kind string, status int, bytes int64)
+	// TokenCheck: a delivery's token (or its lack) was judged: result is "ok",
+	// "unsigned" (a plain id where a token is needed), "malformed", "not_configured",
+	// "expired", "not_yet_valid", "bad_signature", "unknown_key", "algorithm",
+	// "invalid", "not_downloadable" or "rule_blocked"; cached: the
+	// token's signature was verified before (the verification cache).
+	TokenCheck(result string, cached bool)
+}
+
+// Denial is a delivery refused because of its token, for Handler.Denied.
+type Denial struct {
+	Video  string // the video asked for; empty when a token that does not verify hides it
+	Type   string // the download type of the file asked for
+	Status int    // 400, 401 or 403
+	Result string // as Meter.TokenCheck's
+	Reason string // the one line the client got
+}
+
+// countingWriter notes the status and the body bytes of an answer. Its ReadFrom keeps
+// the underlying writer's (sendfile).
+type countingWriter struct {
+	*caddyhttp.ResponseWriterWrapper
+	status int
+	bytes  int64
+}
+
+func (c *countingWriter) WriteHeader(status int) {
+	if c.status == 0 && status >= 200 || status == http.StatusSwitchingProtocols {
+		c.status = status
+	}
+	c.ResponseWriterWrapper.WriteHeader(status)
+}
+
+func (c *countingWriter) Write(b []byte) (int, error) {
+	if c.status == 0 {
+		c.status = http.StatusOK
+	}
+	n, err := c.ResponseWriterWrapper.Write(b)
+	c.bytes += int64(n)
+	return n, err
+}
+
+func (c *countingWriter) ReadFrom(r io.Reader) (int64, error) {
+	if c.status == 0 {
+		c.status = http.StatusOK
+	}
+	n, err := c.ResponseWriterWrapper.ReadFrom(r)
+	c.bytes += n
+	return n, err
 }
 
 // authorized checks the bearer token in constant time against every configured one.
