@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
@@ -23,15 +24,22 @@ var validFilename = regexp.MustCompile(`^[A-Za-z0-9_-]{1,120}$`)
 func (h *Handler) deliver(w http.ResponseWriter, r *http.Request, idOrToken string, typ packager.Type) error {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
-		return writeLine(w, http.StatusMethodNotAllowed, "method not allowed: use GET or HEAD")
+		return refuse(w, r, http.StatusMethodNotAllowed, "method not allowed: use GET or HEAD")
 	}
 	video, err := h.access(r, idOrToken)
+	var ref *errRefused
+	if errors.As(err, &ref) && errorRoutes(r, ref.status, ref.msg) {
+		if ref.status == http.StatusUnauthorized {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="stream_downloads"`)
+		}
+		return pageError(w, ref.status, ref.msg)
+	}
 	if done, werr := refusal(w, err); done {
 		return werr
 	}
 	name := r.URL.Query().Get("filename")
 	if r.URL.Query().Has("filename") && !validFilename.MatchString(name) {
-		return writeLine(w, http.StatusBadRequest, "invalid filename: use 1 to 120 of A-Z a-z 0-9 _ -")
+		return refuse(w, r, http.StatusBadRequest, "invalid filename: use 1 to 120 of A-Z a-z 0-9 _ -")
 	}
 
 	k := packager.Key{Video: video, Type: typ.Name}
@@ -43,7 +51,7 @@ func (h *Handler) deliver(w http.ResponseWriter, r *http.Request, idOrToken stri
 		f, st, err = h.Manager.Open(r.Context(), k)
 	}
 	if a, ok := h.answerFor(err, video); ok {
-		return writeLine(a.header(w), a.status, a.msg)
+		return refuse(a.header(w), r, a.status, a.msg)
 	}
 	switch {
 	case errors.Is(err, errCreate):
@@ -190,6 +198,88 @@ func (h *Handler) openOnDemand(r *http.Request, k packager.Key) (packager.File, 
 // retryAfter is the Retry-After, in seconds, of a 503 for a file being packaged.
 func retryAfter(onDemand time.Duration) int {
 	return max(5, int(onDemand/time.Second))
+}
+
+// refuse answers a delivery that cannot be served: through the site's handle_errors
+// routes when they would handle it (errorRoutes), else with writeLine's one line. The
+// headers already set on w (Retry-After, Allow, WWW-Authenticate) are kept either way.
+func refuse(w http.ResponseWriter, r *http.Request, status int, msg string) error {
+	if errorRoutes(r, status, msg) {
+		return pageError(w, status, msg)
+	}
+	return writeLine(w, status, msg)
+}
+
+// pageError hands status to Caddy's error routes, msg being {http.error.message}: one
+// line, without paths or tokens, as writeLine's. Caddy's server logs an error that its
+// routes handled at Debug, so a client polling a download being packaged (503) adds no
+// ERROR line; the body, Content-Type included, is the routes' to write.
+func pageError(w http.ResponseWriter, status int, msg string) error {
+	w.Header().Set("Cache-Control", "no-store")
+	return caddyhttp.Error(status, errors.New(msg))
+}
+
+// errorRoutes reports whether the server's handle_errors routes would handle an error
+// of status for r: a route matches it (the site's host matcher, a handle_errors status
+// list) and has a handler of its own, directly or in the subroutes it holds. Without
+// such a route Caddy's server would answer the bare status with no body — and log a 5xx
+// at ERROR — so the delivery answers itself (docs/spec.md §3.2).
+func errorRoutes(r *http.Request, status int, msg string) bool {
+	srv, _ := r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server)
+	if srv == nil || srv.Errors == nil || len(srv.Errors.Routes) == 0 {
+		return false
+	}
+	// The routes' matchers see the error as Caddy's server will give it to them, in a
+	// replacer of their own: the request's is left as it is.
+	herr := caddyhttp.HandlerError{StatusCode: status, Err: errors.New(msg)}
+	orig, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	repl := caddy.NewReplacer()
+	repl.Map(func(key string) (any, bool) {
+		switch key {
+		case "http.error":
+			return herr, true
+		case "http.error.status_code":
+			return status, true
+		case "http.error.status_text":
+			return http.StatusText(status), true
+		case "http.error.message":
+			return msg, true
+		case "http.error.id", "http.error.trace":
+			return "", true
+		}
+		if orig == nil {
+			return nil, false
+		}
+		return orig.Get(key)
+	})
+	ctx := context.WithValue(r.Context(), caddyhttp.ErrorCtxKey, error(herr))
+	ctx = context.WithValue(ctx, caddy.ReplacerCtxKey, repl)
+	return handles(srv.Errors.Routes, r.WithContext(ctx))
+}
+
+// handles reports whether routes would handle r: a route that matches it and has a
+// handler other than a subroute, or a subroute that handles r. A matcher that fails
+// counts as handling: Caddy's server then answers as it sees fit.
+func handles(routes caddyhttp.RouteList, r *http.Request) bool {
+	for _, route := range routes {
+		ok, err := route.MatcherSets.AnyMatchWithError(r)
+		if err != nil {
+			return true
+		}
+		if !ok {
+			continue
+		}
+		for _, mh := range route.Handlers {
+			sub, isSub := mh.(*caddyhttp.Subroute)
+			if !isSub || handles(sub.Routes, r) {
+				return true
+			}
+		}
+		if route.Terminal {
+			return false
+		}
+	}
+	return false
 }
 
 // writeLine answers status with a one-line plain-text reason.
