@@ -42,6 +42,8 @@ func init() {
 //	    on_demand_client_rate <n>          # on-demand creations a minute per client; default 10
 //	    on_demand_rate    <n>              # on-demand creations a minute in all; default 120
 //	    allowed_hosts     <host>...        # besides the origin's
+//	    notify_url        <url>            # repeatable: webhooks on ready/error/deleted (docs/webhooks.md)
+//	    notify_secret     <secret>         # required with notify_url: the HMAC key, 16+ characters
 //	    limits {
 //	        playlist_size <size>           # default 16MiB
 //	        segments      <n>              # default 100000
@@ -188,6 +190,22 @@ func (s *StreamDownloads) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("allowed_hosts: missing host names")
 			}
 			s.AllowedHosts = append(s.AllowedHosts, hosts...)
+		case "notify_url":
+			var u string
+			if err := oneArg(d, &u); err != nil {
+				return err
+			}
+			if err := checkURLArg(u); err != nil {
+				return d.Errf("notify_url: %v", err)
+			}
+			s.NotifyURL = append(s.NotifyURL, u)
+		case "notify_secret":
+			if s.NotifySecret != "" {
+				return d.Err("notify_secret: given twice")
+			}
+			if err := oneArg(d, &s.NotifySecret); err != nil {
+				return err
+			}
 		case "limits":
 			if err := s.unmarshalLimits(d); err != nil {
 				return err
@@ -202,6 +220,12 @@ func (s *StreamDownloads) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	}
 	if s.Origin == "" {
 		return d.Err("origin: required (the HLS playlist URL of a video, with {video_id})")
+	}
+	if len(s.NotifyURL) > 0 && s.NotifySecret == "" {
+		return d.Err("notify_url: needs notify_secret, the key receivers verify the Webhook-Signature with (unsigned webhooks are refused)")
+	}
+	if len(s.NotifyURL) == 0 && s.NotifySecret != "" {
+		return d.Err("notify_secret: set without notify_url")
 	}
 	return nil
 }

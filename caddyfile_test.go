@@ -176,6 +176,17 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		{name: "store s3 bad node", input: "stream_downloads {\n origin http://o/x\n store s3 {\n endpoint http://h\n bucket bk1\n access_key a\n secret_key s3cr3t-key\n node a/b\n }\n}", err: "store s3 node: "},
 		{name: "origin host per request", input: "stream_downloads {\n origin https://{http.request.host}/hls/{video_id}.m3u8\n}", want: StreamDownloads{Origin: "https://{http.request.host}/hls/{video_id}.m3u8"}},
 		{name: "public_url without a placeholder is checked", input: "stream_downloads {\n origin http://o/x\n public_url {http.request.host}\n}", err: "public_url"},
+		{name: "notify_url and notify_secret", input: "stream_downloads {\n origin http://o/x\n notify_url https://app.example/hook\n notify_url http://127.0.0.1:9/h?k=1\n notify_secret 0123456789abcdef\n}",
+			want: StreamDownloads{Origin: "http://o/x", NotifyURL: []string{"https://app.example/hook", "http://127.0.0.1:9/h?k=1"}, NotifySecret: "0123456789abcdef"}},
+		{name: "notify placeholders", input: "stream_downloads {\n origin http://o/x\n notify_url {env.HOOK_URL}\n notify_secret {file./run/secrets/hook}\n}",
+			want: StreamDownloads{Origin: "http://o/x", NotifyURL: []string{"{env.HOOK_URL}"}, NotifySecret: "{file./run/secrets/hook}"}},
+		{name: "notify_url not a URL", input: "stream_downloads {\n origin http://o/x\n notify_url app.example/hook\n notify_secret 0123456789abcdef\n}", err: "notify_url: "},
+		{name: "notify_url ftp", input: "stream_downloads {\n origin http://o/x\n notify_url ftp://app.example/hook\n notify_secret 0123456789abcdef\n}", err: "notify_url: "},
+		{name: "notify_url two values", input: "stream_downloads {\n origin http://o/x\n notify_url http://a/ http://b/\n notify_secret 0123456789abcdef\n}", err: "notify_url: takes one value"},
+		{name: "notify_url without notify_secret", input: "stream_downloads {\n origin http://o/x\n notify_url http://a/\n}", err: "notify_url: needs notify_secret"},
+		{name: "notify_secret without notify_url", input: "stream_downloads {\n origin http://o/x\n notify_secret 0123456789abcdef\n}", err: "notify_secret: set without notify_url"},
+		{name: "notify_secret twice", input: "stream_downloads {\n origin http://o/x\n notify_url http://a/\n notify_secret 0123456789abcdef\n notify_secret 0123456789abcdeg\n}", err: "notify_secret: given twice"},
+		{name: "notify_secret missing value", input: "stream_downloads {\n origin http://o/x\n notify_url http://a/\n notify_secret\n}", err: "notify_secret: missing value"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -388,6 +399,16 @@ func TestValidate(t *testing.T) {
 		{"empty token", func(s *StreamDownloads) { s.APIToken = []string{""} }, "api_token"},
 		{"bad public_url", func(s *StreamDownloads) { s.PublicURL = "x" }, "public_url"},
 		{"private videos without keys", func(s *StreamDownloads) { s.RequireSignedURLs = true }, "require_signed_urls: needs at least one signing_key"},
+		{"notify", func(s *StreamDownloads) {
+			s.NotifyURL, s.NotifySecret = []string{"https://a/h", "http://b:8/"}, "0123456789abcdef"
+		}, ""},
+		{"notify_url not a URL", func(s *StreamDownloads) {
+			s.NotifyURL, s.NotifySecret = []string{"https://a/h", "/h?token=t0k3n"}, "0123456789abcdef"
+		}, "notify_url: value 2 of 2 is not"},
+		{"notify_url with a brace", func(s *StreamDownloads) { s.NotifyURL, s.NotifySecret = []string{"https://a/{x}"}, "0123456789abcdef" }, "notify_url: value 1 of 1"},
+		{"notify_url without notify_secret", func(s *StreamDownloads) { s.NotifyURL = []string{"https://a/h"} }, "notify_url: needs notify_secret"},
+		{"notify_secret without notify_url", func(s *StreamDownloads) { s.NotifySecret = "0123456789abcdef" }, "notify_secret: set without notify_url"},
+		{"short notify_secret", func(s *StreamDownloads) { s.NotifyURL, s.NotifySecret = []string{"https://a/h"}, "short-s3cret" }, "notify_secret: shorter than 16"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

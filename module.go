@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/stream-downloads/caddy-stream-downloads/handler"
+	"github.com/stream-downloads/caddy-stream-downloads/notify"
 	"github.com/stream-downloads/caddy-stream-downloads/packager"
 	"github.com/stream-downloads/caddy-stream-downloads/packager/hls"
 	"github.com/stream-downloads/caddy-stream-downloads/packager/storage"
@@ -137,6 +138,15 @@ type StreamDownloads struct {
 	// (in a sub-folder of its own per bucket and prefix). Without it, nothing is shared.
 	Store *Store `json:"store,omitempty"`
 
+	// NotifyURL lists the URLs that get a webhook, a signed JSON POST, when a download
+	// becomes ready, fails or is deleted (docs/webhooks.md): retried for an hour, queued
+	// in storage_dir/.webhooks. Needs notify_secret.
+	NotifyURL []string `json:"notify_url,omitempty"`
+
+	// NotifySecret is the HMAC-SHA256 key of the webhooks' Webhook-Signature header, at
+	// least 16 characters (e.g. {env.DOWNLOADS_WEBHOOK_SECRET}); never logged.
+	NotifySecret string `json:"notify_secret,omitempty"`
+
 	handler    *handler.Handler
 	release    func() // gives the manager back the settings of the config before
 	geoip      *tokens.GeoIP
@@ -144,6 +154,8 @@ type StreamDownloads struct {
 	logger     *zap.Logger
 
 	releaseClaim func() // ends this handler's use of its storage_dir in its config
+
+	releaseNotify func() // ends this handler's use of its storage_dir's webhook sender
 }
 
 // Limits bound one video's packaging; zero fields take the defaults.
@@ -276,7 +288,7 @@ func (s *StreamDownloads) Provision(ctx caddy.Context) error {
 	// Handlers of this config that share the directory must agree on its settings; a
 	// reload (another config) may change them.
 	if ctx.Context != nil {
-		use := storageUse{origin: s.Origin, settings: settings}
+		use := storageUse{origin: s.Origin, settings: settings, notify: s.notifyUse()}
 		if s3 := s.s3(); s3 != nil {
 			use.store = s3.claimed()
 		}
@@ -285,6 +297,17 @@ func (s *StreamDownloads) Provision(ctx caddy.Context) error {
 			return err
 		}
 		s.releaseClaim = release
+	}
+
+	// Webhooks: one sender per directory, across reloads, with the newest config's URLs
+	// and secret; the manager's Listener only queues (on disk).
+	if len(s.NotifyURL) > 0 {
+		wh, release, err := notify.Acquire(dir, notify.Config{URLs: s.NotifyURL, Secret: s.NotifySecret}, s.logger)
+		if err != nil {
+			return fmt.Errorf("notify_url: opening the webhook queue in storage_dir: %w", err)
+		}
+		s.releaseNotify = release
+		settings.Listener = wh.Listener(s.PublicURL)
 	}
 
 	// Without a store, one manager per directory. With store s3, one per directory and
@@ -425,6 +448,9 @@ func (s *StreamDownloads) Validate() error {
 			return fmt.Errorf("api_token: a token must be non-empty and without spaces")
 		}
 	}
+	if err := s.validateNotify(); err != nil {
+		return err
+	}
 	if s.Store != nil {
 		if s.Store.S3 == nil {
 			return fmt.Errorf("store: needs an s3 block (store s3 { endpoint … bucket … access_key … secret_key … }), the only kind of store")
@@ -434,6 +460,36 @@ func (s *StreamDownloads) Validate() error {
 		}
 	}
 	return nil
+}
+
+// minNotifySecret is notify_secret's least length.
+const minNotifySecret = 16
+
+// validateNotify checks notify_url and notify_secret, never quoting either (a URL may
+// hold a token).
+func (s *StreamDownloads) validateNotify() error {
+	for i, u := range s.NotifyURL {
+		if err := checkHTTPURL(u); err != nil || strings.ContainsAny(u, "{}") {
+			return fmt.Errorf("notify_url: value %d of %d is not an absolute http:// or https:// URL", i+1, len(s.NotifyURL))
+		}
+	}
+	switch {
+	case len(s.NotifyURL) > 0 && s.NotifySecret == "":
+		return fmt.Errorf("notify_url: needs notify_secret, the key receivers verify the Webhook-Signature with (unsigned webhooks are refused)")
+	case len(s.NotifyURL) == 0 && s.NotifySecret != "":
+		return fmt.Errorf("notify_secret: set without notify_url")
+	case s.NotifySecret != "" && len(s.NotifySecret) < minNotifySecret:
+		return fmt.Errorf("notify_secret: shorter than %d characters", minNotifySecret)
+	}
+	return nil
+}
+
+// notifyUse is what handlers sharing a storage_dir must agree on of webhooks.
+func (s *StreamDownloads) notifyUse() notifyUse {
+	if len(s.NotifyURL) == 0 {
+		return notifyUse{}
+	}
+	return notifyUse{urls: strings.Join(s.NotifyURL, "\n"), secret: s.NotifySecret, publicURL: s.PublicURL}
 }
 
 // s3 is the store s3 block, or nil.
@@ -456,6 +512,9 @@ func (s *StreamDownloads) Cleanup() error {
 	}
 	if s.releaseClaim != nil {
 		s.releaseClaim()
+	}
+	if s.releaseNotify != nil {
+		s.releaseNotify()
 	}
 	if s.managerKey != "" {
 		if _, derr := managers.Delete(s.managerKey); err == nil {

@@ -18,6 +18,16 @@ type storageUse struct {
 	// store is the handler's store s3 block without its credentials (S3Store.claimed),
 	// or nil: the store and how the manager uses it (lease, node) must agree too.
 	store *S3Store
+	// notify is the handler's webhooks: one sender and one Listener per directory.
+	notify notifyUse
+}
+
+// notifyUse is what handlers sharing a storage_dir must agree on of webhooks: all zero
+// without notify_url.
+type notifyUse struct {
+	urls      string // notify_url, one a line
+	secret    string // notify_secret
+	publicURL string // public_url, the base of the events' url
 }
 
 // storageOptions names the options behind the fields of packager.Settings; a field not
@@ -131,6 +141,15 @@ func (u storageUse) differences(o storageUse) []string {
 			}
 		}
 	}
+	if u.notify.urls != o.notify.urls {
+		diff = append(diff, "notify_url")
+	}
+	if u.notify.secret != o.notify.secret {
+		diff = append(diff, "notify_secret")
+	}
+	if u.notify.publicURL != o.notify.publicURL {
+		diff = append(diff, "public_url (the webhooks' url)")
+	}
 	a, b := reflect.ValueOf(u.settings), reflect.ValueOf(o.settings)
 	for i := range a.NumField() {
 		if !reflect.DeepEqual(a.Field(i).Interface(), b.Field(i).Interface()) {
@@ -142,7 +161,7 @@ func (u storageUse) differences(o storageUse) []string {
 
 // storageOptionNames names the options that handlers sharing a storage_dir must agree on.
 func storageOptionNames() []string {
-	names := []string{"origin", "store"}
+	names := []string{"origin", "store", "notify_url", "notify_secret", "public_url (with notify_url)"}
 	t := reflect.TypeFor[packager.Settings]()
 	for i := range t.NumField() {
 		names = append(names, storageOption(t.Field(i).Name))
