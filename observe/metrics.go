@@ -177,7 +177,7 @@ func (m *Metrics) Waited(outcome string, took time.Duration) {
 // Request implements handler.Meter.
 func (m *Metrics) Request(kind string, status int, bytes int64) {
 	m.requests.WithLabelValues(kind, strconv.Itoa(status)).Inc()
-	if kind == "delivery" && bytes > 0 {
+	if kind == "delivery" && status/100 == 2 && bytes > 0 { // the files, not the refusals
 		m.delivered.Add(float64(bytes))
 	}
 }
