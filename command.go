@@ -1,25 +1,38 @@
 package streamdownloads
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
+	"github.com/stream-downloads/caddy-stream-downloads/packager"
+	"github.com/stream-downloads/caddy-stream-downloads/packager/hls"
 	"github.com/stream-downloads/caddy-stream-downloads/tokens"
 )
 
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "stream-downloads",
-		Usage: "keygen [--type rsa|ec|ed25519] | sign --key <file> --video <id> [flags]",
-		Short: "Makes signing keys and signed tokens for stream_downloads",
+		Usage: "keygen [--type rsa|ec|ed25519] | sign --key <file> --video <id> [flags] | package <playlist-url> -o <file> [flags]",
+		Short: "Packages HLS into an MP4 file; makes signing keys and signed tokens for stream_downloads",
 		Long: `
-Tools for the signed URLs of stream_downloads (no running Caddy needed).
+Tools of stream_downloads (no running Caddy needed).
 
+  package fetches an HLS stream and writes it as one MP4 (or M4A with --audio): the
+          same bytes the module serves for the same source, with a progress bar.
   keygen  prints a new key pair: its kid, the private key as PEM and as a base64 JWK,
           and the public key likewise. Save the private PEM to a file and configure it
           with "signing_key <kid> <file>".
@@ -27,7 +40,7 @@ Tools for the signed URLs of stream_downloads (no running Caddy needed).
           /<token>/downloads/default.mp4.
 `,
 		CobraFunc: func(cmd *cobra.Command) {
-			cmd.AddCommand(keygenCommand(), signCommand())
+			cmd.AddCommand(keygenCommand(), signCommand(), packageCommand())
 		},
 	})
 }
@@ -129,4 +142,418 @@ func signCommand() *cobra.Command {
 	f.Bool("downloadable", false, "allow /downloads/ files of a private video")
 	f.String("access-rules", "", `JSON list of access rules, e.g. '[{"type":"ip.src","ip":["203.0.113.0/24"],"action":"allow"},{"type":"any","action":"block"}]'`)
 	return c
+}
+
+// Exit statuses of `caddy stream-downloads package` (docs/cli.md).
+const (
+	exitFailed      = 1   // the packaging failed: the line on stderr says why
+	exitUsage       = 2   // bad arguments or flags
+	exitInterrupted = 130 // SIGINT (Ctrl-C), or the run's context cancelled
+	exitTerminated  = 143 // SIGTERM
+)
+
+// packageIO is where the package command reads and writes: the process's by default,
+// a test's otherwise.
+type packageIO struct {
+	stdout, stderr io.Writer
+	stdoutTTY      bool       // stdout is a terminal: -o - is refused
+	tty            bool       // stderr is a terminal: a progress bar, else plain lines
+	width          func() int // the terminal's columns; nil: 80
+	exit           func(code int)
+	signals        bool // SIGINT and SIGTERM cancel the run
+	now            func() time.Time
+}
+
+// processIO is packageIO of the process: os.Stdout, os.Stderr, os.Exit and the signals.
+func processIO() *packageIO {
+	fd := int(os.Stderr.Fd())
+	return &packageIO{
+		stdout: os.Stdout, stderr: os.Stderr,
+		stdoutTTY: term.IsTerminal(int(os.Stdout.Fd())),
+		tty:       term.IsTerminal(fd),
+		width: func() int {
+			w, _, err := term.GetSize(fd)
+			if err != nil {
+				return 0
+			}
+			return w
+		},
+		exit:    os.Exit,
+		signals: true,
+		now:     time.Now,
+	}
+}
+
+func packageCommand() *cobra.Command { return newPackageCommand(nil) }
+
+// newPackageCommand is the package command on pio (nil: the process's).
+func newPackageCommand(pio *packageIO) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "package <playlist-url> -o <file>",
+		Short: "Packages an HLS stream into an MP4 (or M4A) file, as the module does",
+		Long: `
+Fetches the HLS stream at <playlist-url> (a multivariant or a media playlist) and
+writes it as one faststart MP4: the same bytes the stream_downloads module serves
+for the same source and type. With --audio it writes the audio alone, an M4A.
+
+The file is written next to <file> under a temporary name and renamed at the end:
+a failure or Ctrl-C leaves no partial file (an existing <file> is replaced only by
+a complete one). "-o -" writes to stdout once the file is complete (it is staged in
+the temp directory first: an MP4's header is written last).
+
+On a terminal a progress bar is drawn on stderr (percent, bytes fetched, rate,
+ETA); otherwise a plain line every 10 % or 5 s. Exit status: 0 done; 1 failed, with
+one line "package: <errorReasonCode>: <reason>" (the codes of the module's API:
+not_found, live, origin_error, …); 2 bad usage; 130 interrupted (SIGINT), 143
+terminated (SIGTERM). See docs/cli.md.
+`,
+		Example: `  caddy stream-downloads package https://origin.example.com/v1/master.m3u8 -o v1.mp4
+  caddy stream-downloads package --audio --header "Authorization: Bearer $TOKEN" https://origin.example.com/v1/master.m3u8 -o v1.m4a
+  caddy stream-downloads package --max-height 720 -q https://origin.example.com/v1/master.m3u8 -o - | ffprobe -`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p := pio
+			if p == nil {
+				p = processIO()
+			}
+			if code := runPackage(cmd, args, p); code != 0 {
+				p.exit(code)
+			}
+			return nil
+		},
+	}
+	c.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
+		p := pio
+		if p == nil {
+			p = processIO()
+		}
+		fmt.Fprintf(p.stderr, "package: %v (see --help)\n", err)
+		p.exit(exitUsage)
+		return err
+	})
+	f := c.Flags()
+	f.StringP("output", "o", "", `the file to write ("-": stdout); required`)
+	f.Bool("audio", false, "write the audio alone, as an M4A (the module's audio download)")
+	f.Int("max-height", 0, "take the tallest variant no taller than this (as max_height); 0: the best")
+	f.StringArray("header", nil, `a header on every origin request, "Name: value" (repeatable)`)
+	f.StringArray("allow-host", nil, "a host besides the playlist's that playlists may point at, as allowed_hosts (repeatable)")
+	f.Int("concurrency", hls.DefaultConcurrency, "parallel origin requests (as fetch_concurrency)")
+	f.BoolP("quiet", "q", false, "no progress and no summary; failures are still said")
+	return c
+}
+
+// runPackage runs the package command and returns its exit status.
+func runPackage(cmd *cobra.Command, args []string, pio *packageIO) int {
+	usage := func(format string, a ...any) int {
+		fmt.Fprintf(pio.stderr, "package: "+format+" (see --help)\n", a...)
+		return exitUsage
+	}
+	f := cmd.Flags()
+	out, _ := f.GetString("output")
+	audio, _ := f.GetBool("audio")
+	maxHeight, _ := f.GetInt("max-height")
+	headers, _ := f.GetStringArray("header")
+	hosts, _ := f.GetStringArray("allow-host")
+	concurrency, _ := f.GetInt("concurrency")
+	quiet, _ := f.GetBool("quiet")
+	switch {
+	case len(args) != 1:
+		return usage("one playlist URL is needed, %d given", len(args))
+	case out == "":
+		return usage("-o <file> is required")
+	case out == "-" && pio.stdoutTTY:
+		return usage("refusing to write an MP4 to a terminal: redirect stdout, or give -o <file>")
+	case maxHeight < 0:
+		return usage("--max-height must not be negative")
+	case concurrency < 1:
+		return usage("--concurrency must be at least 1")
+	}
+	if u, err := url.Parse(args[0]); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return usage("%q is not an http or https URL", args[0])
+	}
+	header := make(http.Header)
+	for _, h := range headers {
+		name, value, ok := strings.Cut(h, ":")
+		name = strings.TrimSpace(name)
+		if !ok || name == "" || strings.ContainsAny(name, " \t\r\n") || strings.ContainsAny(value, "\r\n") {
+			return usage(`--header %q: want "Name: value"`, h)
+		}
+		header.Add(name, strings.TrimSpace(value))
+	}
+	opts := packager.PackageOptions{
+		Type:         packager.DefaultType,
+		MaxHeight:    maxHeight,
+		Header:       header,
+		Concurrency:  concurrency,
+		MaxOutput:    defaultMaxOutput,
+		AllowedHosts: hosts,
+	}
+	if audio {
+		opts.Type = packager.AudioType
+	}
+
+	ctx, cancel := context.WithCancelCause(cmd.Context())
+	defer cancel(nil)
+	if pio.signals {
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+		defer signal.Stop(sig)
+		go func() {
+			select {
+			case s := <-sig:
+				cancel(signalCause{s})
+			case <-ctx.Done():
+			}
+		}()
+	}
+	var view *progressView
+	if !quiet {
+		view = newProgressView(pio)
+		opts.Progress = view.update
+	}
+
+	target := out
+	if out == "-" {
+		dir, err := os.MkdirTemp("", "stream-downloads-package-")
+		if err != nil {
+			fmt.Fprintf(pio.stderr, "package: storage_error: %v\n", err)
+			return exitFailed
+		}
+		defer os.RemoveAll(dir)
+		target = filepath.Join(dir, "out"+opts.Type.Ext)
+	}
+	res, err := packager.Package(ctx, args[0], target, opts)
+	copying := err == nil && out == "-"
+	if copying {
+		err = copyToStdout(ctx, pio.stdout, target)
+	}
+	if view != nil {
+		view.clear()
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			code, what := exitInterrupted, "interrupted"
+			if s, ok := context.Cause(ctx).(signalCause); ok && s.Signal == syscall.SIGTERM {
+				code, what = exitTerminated, "terminated"
+			}
+			left := "no file written"
+			if copying {
+				left = "stdout may hold part of the file"
+			}
+			fmt.Fprintf(pio.stderr, "package: %s: %s\n", what, left)
+			return code
+		}
+		code, text := packager.Classify(err)
+		fmt.Fprintf(pio.stderr, "package: %s: %s\n", code, oneLine(text))
+		return exitFailed
+	}
+	if !quiet {
+		where := out
+		if out == "-" {
+			where = "stdout"
+		}
+		var what []string
+		what = append(what, formatBytes(res.Size))
+		if v := res.Variant; v.Height > 0 && !opts.Type.AudioOnly() {
+			what = append(what, fmt.Sprintf("%dx%d", v.Width, v.Height))
+		}
+		what = append(what, res.Duration.Round(time.Second).String()+" of media")
+		fmt.Fprintf(pio.stderr, "package: wrote %s (%s) in %s, %s fetched\n", where, strings.Join(what, ", "),
+			res.Took.Round(10*time.Millisecond), formatBytes(res.Fetched))
+		for _, n := range res.Notes {
+			fmt.Fprintf(pio.stderr, "package: note: %s\n", oneLine(n))
+		}
+	}
+	return 0
+}
+
+// signalCause is the cause of a run cancelled by a signal.
+type signalCause struct{ os.Signal }
+
+func (s signalCause) Error() string { return s.Signal.String() + " received" }
+
+// copyToStdout copies the finished file to w (-o -), stopping when ctx is cancelled.
+func copyToStdout(ctx context.Context, w io.Writer, path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	buf := make([]byte, 1<<20)
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		n, rerr := f.Read(buf)
+		if n > 0 {
+			if _, err := w.Write(buf[:n]); err != nil {
+				return fmt.Errorf("writing to stdout: %w", err)
+			}
+		}
+		if rerr == io.EOF {
+			return nil
+		}
+		if rerr != nil {
+			return rerr
+		}
+	}
+}
+
+// oneLine is s with its line breaks made spaces: a failure is said in one line.
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}
+
+// progressView shows a Package run's progress on stderr: a bar redrawn in place at most
+// ten times a second on a terminal, else a plain line at each 10 % and every 5 s.
+type progressView struct {
+	pio      *packageIO
+	last     time.Time // when a line was last drawn or printed
+	lastStep int       // plain lines: the last 10 % step printed
+	drawn    bool      // a bar is on the terminal's line
+	rate     rateMeter
+}
+
+// Redraw and plain-line periods.
+const (
+	barPeriod   = 100 * time.Millisecond
+	plainPeriod = 5 * time.Second
+)
+
+func newProgressView(pio *packageIO) *progressView {
+	if pio.now == nil {
+		pio.now = time.Now
+	}
+	return &progressView{pio: pio, lastStep: -1}
+}
+
+// update takes Package's progress (its calls do not overlap).
+func (v *progressView) update(p packager.Progress) {
+	now := v.pio.now()
+	v.rate.add(now, p.Fetched)
+	if p.Finished {
+		return // the summary line says it
+	}
+	if v.pio.tty {
+		if !v.last.IsZero() && now.Sub(v.last) < barPeriod {
+			return
+		}
+		v.last = now
+		width := 80
+		if v.pio.width != nil {
+			if w := v.pio.width(); w > 0 {
+				width = w
+			}
+		}
+		line := barLine(p, v.rate.perSecond(), width)
+		fmt.Fprint(v.pio.stderr, "\r"+line+"\x1b[K")
+		v.drawn = true
+		return
+	}
+	if p.Total == 0 {
+		return
+	}
+	step := int(p.Fraction() * 10)
+	if step == v.lastStep && now.Sub(v.last) < plainPeriod {
+		return
+	}
+	v.lastStep, v.last = step, now
+	fmt.Fprintf(v.pio.stderr, "package: %3.0f%% of %s, %s fetched, %s written, %s/s, ETA %s\n",
+		100*p.Fraction(), p.Total.Round(time.Second), formatBytes(p.Fetched), formatBytes(p.Written),
+		formatBytes(int64(v.rate.perSecond())), eta(p))
+}
+
+// clear erases the bar, so that what follows starts a clean line.
+func (v *progressView) clear() {
+	if v.drawn {
+		fmt.Fprint(v.pio.stderr, "\r\x1b[K")
+		v.drawn = false
+	}
+}
+
+// barLine is the terminal's progress line, at most width-1 columns:
+// " 42% [=========>            ] 12.3 MB  2.1 MB/s  ETA 0:07".
+func barLine(p packager.Progress, rate float64, width int) string {
+	if p.Total == 0 {
+		return fitWidth("reading the playlists… "+formatBytes(p.Fetched), width-1)
+	}
+	f := p.Fraction()
+	tail := fmt.Sprintf(" %s  %s/s  ETA %s", formatBytes(p.Fetched), formatBytes(int64(rate)), eta(p))
+	head := fmt.Sprintf("%3.0f%% ", 100*f)
+	n := min(50, width-1-len(head)-len(tail)-2)
+	if n < 10 {
+		return fitWidth(head+strings.TrimSpace(tail), width-1)
+	}
+	full := int(f * float64(n))
+	bar := strings.Repeat("=", full)
+	if full < n {
+		bar += ">" + strings.Repeat(" ", n-full-1)
+	}
+	return head + "[" + bar + "]" + tail
+}
+
+// fitWidth cuts s to n runes.
+func fitWidth(s string, n int) string {
+	r := []rune(s)
+	if n > 0 && len(r) > n {
+		return string(r[:n])
+	}
+	return s
+}
+
+// eta is the time left at the pace so far (playlist time done per second), as "1:02:03"
+// or "0:07"; "--:--" until there is a pace.
+func eta(p packager.Progress) string {
+	f := p.Fraction()
+	if f <= 0 || p.Elapsed <= 0 {
+		return "--:--"
+	}
+	left := time.Duration(float64(p.Elapsed) * (1 - f) / f).Round(time.Second)
+	h, m, s := int(left.Hours()), int(left.Minutes())%60, int(left.Seconds())%60
+	if h > 0 {
+		return fmt.Sprintf("%d:%02d:%02d", h, m, s)
+	}
+	return fmt.Sprintf("%d:%02d", m, s)
+}
+
+// formatBytes is n in SI units: "950 B", "12.3 MB".
+func formatBytes(n int64) string {
+	const unit = 1000
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit && exp < 4; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %cB", float64(n)/float64(div), "kMGTP"[exp])
+}
+
+// rateMeter is the rate of a growing count over the last few seconds.
+type rateMeter struct {
+	t []time.Time
+	n []int64
+}
+
+const rateWindow = 3 * time.Second
+
+func (r *rateMeter) add(t time.Time, n int64) {
+	r.t, r.n = append(r.t, t), append(r.n, n)
+	i := 0
+	for i < len(r.t)-2 && t.Sub(r.t[i+1]) >= rateWindow {
+		i++
+	}
+	r.t, r.n = r.t[i:], r.n[i:]
+}
+
+// perSecond is the count's growth per second over the window; 0 before two samples.
+func (r *rateMeter) perSecond() float64 {
+	if len(r.t) < 2 {
+		return 0
+	}
+	d := r.t[len(r.t)-1].Sub(r.t[0]).Seconds()
+	if d <= 0 {
+		return 0
+	}
+	return float64(r.n[len(r.n)-1]-r.n[0]) / d
 }
