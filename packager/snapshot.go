@@ -27,7 +27,7 @@ type Snapshot struct {
 	// Jobs are the packaging runs of this instance, oldest first.
 	Jobs []Job `json:"jobs"`
 	// Queue are the downloads waiting for a job, in the order they will start.
-	Queue []Key `json:"queue"`
+	Queue []Queued `json:"queue"`
 	// Storage is the use of the local store.
 	Storage Usage `json:"storage"`
 	// Errors are the last failed runs, newest last.
@@ -41,6 +41,12 @@ type Job struct {
 	Percent float64   `json:"percent"`
 	Bytes   int64     `json:"bytes"` // fetched from the origin so far
 	Since   time.Time `json:"since"`
+}
+
+// Queued is a download waiting for a job.
+type Queued struct {
+	Video string `json:"video"`
+	Type  string `json:"type"`
 }
 
 // Usage is the packaged files kept in the local store.
@@ -66,7 +72,7 @@ func (m *Manager) Snapshot() Snapshot {
 	s := Snapshot{
 		MaxJobs: m.settings.MaxJobs,
 		Jobs:    []Job{},
-		Queue:   make([]Key, 0, len(m.sched.queue)),
+		Queue:   make([]Queued, 0, len(m.sched.queue)),
 		Errors:  append([]Failure{}, m.failures...),
 	}
 	if m.fleet != nil {
@@ -75,7 +81,7 @@ func (m *Manager) Snapshot() Snapshot {
 		}
 	}
 	for _, d := range m.sched.queue {
-		s.Queue = append(s.Queue, d.rec.Key())
+		s.Queue = append(s.Queue, Queued{Video: d.rec.Video, Type: d.rec.Type})
 	}
 	for _, d := range m.downloads {
 		if !d.started.IsZero() {
