@@ -200,6 +200,9 @@ func (s *Sender) poke() {
 	}
 }
 
+// timeFormat is the payload's time: RFC 3339 in UTC, to the millisecond.
+const timeFormat = "2006-01-02T15:04:05.000Z07:00"
+
 // Enqueue queues ev for each URL of the config in force: on disk, then for the sender,
 // which it wakes. It does not wait for any sending. ev's ID and Time are set here when
 // empty.
@@ -209,7 +212,7 @@ func (s *Sender) Enqueue(ev Event) {
 		ev.ID = NewID()
 	}
 	if ev.Time == "" {
-		ev.Time = now.UTC().Format(time.RFC3339Nano)
+		ev.Time = now.UTC().Format(timeFormat)
 	}
 	body, err := json.Marshal(ev)
 	if err != nil {

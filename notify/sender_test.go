@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/stream-downloads/caddy-stream-downloads/packager"
 )
 
 // fakeClock is the tests' time: it moves only when told.
@@ -357,5 +359,49 @@ func TestNewestConfig(t *testing.T) {
 	}
 	if len(other.received()) != 1 || s.Queued() != 0 {
 		t.Errorf("the URL no longer configured: %d attempts, %d queued", len(other.received()), s.Queued())
+	}
+}
+
+// TestListener: the packager's outcomes become the documented payloads, one id each,
+// the same id for every URL.
+func TestListener(t *testing.T) {
+	const secret = "listener-secret-0123"
+	r1, r2 := newReceiver(t, secret, http.StatusOK), newReceiver(t, secret, http.StatusOK)
+	c := newFakeClock()
+	s := newSender(t, t.TempDir(), c, Options{})
+	s.Configure(Config{URLs: []string{r1.URL, r2.URL}, Secret: secret})
+	l := s.Listener("https://edge.example/dl/")
+	l.Ready(packager.Record{Video: "v1", Type: "default", Status: packager.StatusReady, Size: 1234}, time.Second)
+	l.Failed(packager.Record{Video: "v2", Type: "audio", Status: packager.StatusError, ErrorCode: "origin_error", ErrorText: "origin answered 404"}, time.Second)
+	l.Deleted(packager.Key{Video: "v3", Type: "default"})
+	idle(t, s, c)
+	when := c.Now().UTC().Format(timeFormat)
+	want := []Event{
+		{Event: "ready", Time: when, Video: "v1", Type: "default", Status: "ready", URL: "https://edge.example/dl/v1/downloads/default.mp4", PercentComplete: 100, Size: 1234},
+		{Event: "error", Time: when, Video: "v2", Type: "audio", Status: "error", URL: "https://edge.example/dl/v2/downloads/audio.m4a", ErrorReasonCode: "origin_error", ErrorReasonText: "origin answered 404"},
+		{Event: "deleted", Time: when, Video: "v3", Type: "default", Status: "deleted", URL: "https://edge.example/dl/v3/downloads/default.mp4"},
+	}
+	got1, got2 := r1.received(), r2.received()
+	if len(got1) != 3 || len(got2) != 3 {
+		t.Fatalf("received %d and %d, want 3 each", len(got1), len(got2))
+	}
+	ids := map[string]bool{}
+	for i := range got1 {
+		a, b := got1[i], got2[i]
+		if !a.ok || !b.ok || a.id != a.ev.ID || a.id != b.id || !strings.HasPrefix(a.id, "evt_") || ids[a.id] {
+			t.Errorf("delivery %d: verified %v %v, ids %s %s %s", i, a.ok, b.ok, a.id, b.id, a.ev.ID)
+		}
+		ids[a.id] = true
+		ev := a.ev
+		ev.ID = ""
+		if ev != want[i] || b.ev != a.ev {
+			t.Errorf("payload %d: %+v, want %+v", i, ev, want[i])
+		}
+	}
+	// Without public_url, no url.
+	s.Listener("").Deleted(packager.Key{Video: "v4", Type: "default"})
+	idle(t, s, c)
+	if got := r1.received(); len(got) != 4 || got[3].ev.URL != "" {
+		t.Errorf("without public_url: %+v", got)
 	}
 }
