@@ -67,7 +67,7 @@ func (h *Handler) api(w http.ResponseWriter, r *http.Request, video, typ string)
 			return writeError(a.header(w), a.status, a.msg)
 		}
 		if err != nil {
-			h.Logger.Error("creating download", zap.String("video", video), zap.Error(err))
+			h.Logger.Error("creating download", zap.String("video", video), zap.String("type", typ), zap.Error(err))
 			return writeError(w, http.StatusInternalServerError, "could not create the download: "+clientText(err))
 		}
 		return h.writeStates(w, r, video, typ)
@@ -83,7 +83,7 @@ func (h *Handler) api(w http.ResponseWriter, r *http.Request, video, typ string)
 			return writeError(a.header(w), a.status, a.msg)
 		}
 		if err != nil {
-			h.Logger.Error("deleting download", zap.String("video", video), zap.Error(err))
+			h.Logger.Error("deleting download", zap.String("video", video), zap.String("type", allTypes(typ)), zap.Error(err))
 			return writeError(w, http.StatusInternalServerError, "could not delete the download files: "+clientText(err))
 		}
 		if !found {
@@ -197,3 +197,11 @@ func (h *Handler) signToken(w http.ResponseWriter, r *http.Request, video string
 
 // now is the clock seam for token lifetimes.
 var now = time.Now
+
+// allTypes is the type field of a log line about typ, "*" when empty (every type).
+func allTypes(typ string) string {
+	if typ == "" {
+		return "*"
+	}
+	return typ
+}
