@@ -202,6 +202,9 @@ func TestWebhooks(t *testing.T) {
 	if code, _ := e.call("DELETE", "/acct/stream/w1/downloads"); code != http.StatusOK {
 		t.Fatalf("DELETE w1: %d", code)
 	}
+	for deadline := time.Now().Add(5 * time.Second); len(queuedWebhooks(t, e.dir)) < 2 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
 	if q := queuedWebhooks(t, e.dir); len(q) != 2 {
 		t.Fatalf("queued while the receiver is down: %v, want 2", q)
 	}
