@@ -604,3 +604,23 @@ func adaptRoutes(t *testing.T, input string) ([]byte, []adaptedRoute) {
 	}
 	return out, cfg.Apps.HTTP.Servers["srv0"].Routes
 }
+
+// TestAdaptNotify: notify_url and notify_secret adapt to the JSON options notify_url (a
+// list) and notify_secret, the secret's placeholder kept, not its value.
+func TestAdaptNotify(t *testing.T) {
+	t.Setenv("SD_ADAPT_HOOK_SECRET", "value-of-the-environment")
+	_, routes := adaptRoutes(t, ":8080 {\n\tstream_downloads {\n\t\torigin http://o/{video_id}.m3u8\n"+
+		"\t\tnotify_url https://app.example/a\n\t\tnotify_url https://app.example/b\n\t\tnotify_secret {env.SD_ADAPT_HOOK_SECRET}\n\t}\n}\n")
+	h := routes[0].Handle[0]
+	if !reflect.DeepEqual(h["notify_url"], []any{"https://app.example/a", "https://app.example/b"}) || h["notify_secret"] != "{env.SD_ADAPT_HOOK_SECRET}" {
+		t.Errorf("handler JSON %v", h)
+	}
+	var s StreamDownloads
+	b, _ := json.Marshal(h)
+	if err := json.Unmarshal(b, &s); err != nil || len(s.NotifyURL) != 2 || s.NotifySecret != "{env.SD_ADAPT_HOOK_SECRET}" {
+		t.Errorf("JSON back: %+v %v", s, err)
+	}
+	if err := s.expandPlaceholders(); err != nil || s.NotifySecret != "value-of-the-environment" {
+		t.Errorf("expanded: %q %v", s.NotifySecret, err)
+	}
+}
