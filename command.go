@@ -11,11 +11,14 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"golang.org/x/term"
 
 	"github.com/stream-downloads/caddy-stream-downloads/packager"
@@ -238,6 +241,7 @@ terminated (SIGTERM). See docs/cli.md.
 	f.StringArray("allow-host", nil, "a host besides the playlist's that playlists may point at, as allowed_hosts (repeatable)")
 	f.Int("concurrency", hls.DefaultConcurrency, "parallel origin requests (as fetch_concurrency)")
 	f.BoolP("quiet", "q", false, "no progress and no summary; failures are still said")
+	f.BoolP("verbose", "v", false, "log the origin requests' retries, stalls and redirects on stderr")
 	return c
 }
 
@@ -255,6 +259,7 @@ func runPackage(cmd *cobra.Command, args []string, pio *packageIO) int {
 	hosts, _ := f.GetStringArray("allow-host")
 	concurrency, _ := f.GetInt("concurrency")
 	quiet, _ := f.GetBool("quiet")
+	verbose, _ := f.GetBool("verbose")
 	switch {
 	case len(args) != 1:
 		return usage("one playlist URL is needed, %d given", len(args))
@@ -305,10 +310,12 @@ func runPackage(cmd *cobra.Command, args []string, pio *packageIO) int {
 			}
 		}()
 	}
-	var view *progressView
+	view := newProgressView(pio)
 	if !quiet {
-		view = newProgressView(pio)
 		opts.Progress = view.update
+	}
+	if verbose {
+		opts.Log = debugLogger(view)
 	}
 
 	target := out
@@ -326,9 +333,7 @@ func runPackage(cmd *cobra.Command, args []string, pio *packageIO) int {
 	if copying {
 		err = copyToStdout(ctx, pio.stdout, target)
 	}
-	if view != nil {
-		view.clear()
-	}
+	view.clear()
 	if err != nil {
 		if ctx.Err() != nil {
 			code, what := exitInterrupted, "interrupted"
@@ -406,6 +411,7 @@ func oneLine(s string) string {
 // progressView shows a Package run's progress on stderr: a bar redrawn in place at most
 // ten times a second on a terminal, else a plain line at each 10 % and every 5 s.
 type progressView struct {
+	mu       sync.Mutex // update and Write come from different goroutines
 	pio      *packageIO
 	last     time.Time // when a line was last drawn or printed
 	lastStep int       // plain lines: the last 10 % step printed
@@ -428,6 +434,8 @@ func newProgressView(pio *packageIO) *progressView {
 
 // update takes Package's progress (its calls do not overlap).
 func (v *progressView) update(p packager.Progress) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
 	now := v.pio.now()
 	v.rate.add(now, p.Fetched)
 	if p.Finished {
@@ -464,10 +472,35 @@ func (v *progressView) update(p packager.Progress) {
 
 // clear erases the bar, so that what follows starts a clean line.
 func (v *progressView) clear() {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.erase()
+}
+
+func (v *progressView) erase() {
 	if v.drawn {
 		fmt.Fprint(v.pio.stderr, "\r\x1b[K")
 		v.drawn = false
 	}
+}
+
+// Write writes log lines to stderr, erasing the bar first (the next update draws it
+// again below them).
+func (v *progressView) Write(p []byte) (int, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.erase()
+	if v.pio.tty {
+		v.last = time.Time{} // the bar comes back at the next update
+	}
+	return v.pio.stderr.Write(p)
+}
+
+// debugLogger is --verbose's logger: the origin client's Debug lines, as text, through w.
+func debugLogger(w io.Writer) *zap.Logger {
+	cfg := zap.NewDevelopmentEncoderConfig()
+	cfg.TimeKey = ""
+	return zap.New(zapcore.NewCore(zapcore.NewConsoleEncoder(cfg), zapcore.AddSync(w), zap.DebugLevel))
 }
 
 // barLine is the terminal's progress line, at most width-1 columns:

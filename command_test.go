@@ -472,3 +472,34 @@ func TestPackageBinary(t *testing.T) {
 		}
 	})
 }
+
+// TestPackageCLIVerbose: -v logs the origin client's retries on stderr, between the
+// progress lines, and the file is whole.
+func TestPackageCLIVerbose(t *testing.T) {
+	o := testutil.NewOrigin(t, testutil.DemoOrigin(t))
+	files := o.Config.Handler
+	var once sync.Once
+	o.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		failed := false
+		if strings.HasSuffix(r.URL.Path, "/seg_001.ts") {
+			once.Do(func() { failed = true })
+		}
+		if failed {
+			http.Error(w, "busy", http.StatusServiceUnavailable)
+			return
+		}
+		files.ServeHTTP(w, r)
+	})
+	url := o.URL + "/demo/master.m3u8"
+	out := filepath.Join(t.TempDir(), "out.mp4")
+	r := runPackageCLI(t, context.Background(), false, "-v", url, "-o", out)
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	if !regexp.MustCompile(`(?m)^DEBUG\tretrying origin request\t.*seg_001\.ts.*503`).MatchString(r.stderr) {
+		t.Errorf("no retry logged:\n%s", r.stderr)
+	}
+	if !bytes.Equal(mustRead(t, out), moduleFile(t, url, packager.DefaultType, 0)) {
+		t.Error("the file differs from the module's")
+	}
+}

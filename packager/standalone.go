@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/stream-downloads/caddy-stream-downloads/packager/hls"
 )
 
@@ -37,6 +39,9 @@ type PackageOptions struct {
 	AllowedHosts []string
 	// ResolveTimeout bounds the reading of the playlists; 0: DefaultResolveTimeout.
 	ResolveTimeout time.Duration
+	// Log receives the origin client's Debug lines (retries, stalls, redirects, their
+	// URLs redacted), as a job's logger does in the module; nil: none.
+	Log *zap.Logger
 	// HTTP is the client of origin requests; nil: a new hls.NewHTTPClient. Its
 	// Transport is wrapped to count the bytes fetched.
 	HTTP *http.Client
@@ -133,7 +138,7 @@ func Package(ctx context.Context, playlistURL, out string, o PackageOptions) (Re
 		rt = http.DefaultTransport
 	}
 	hc.Transport = countingTransport{rt, &fetched}
-	client := &hls.Client{HTTP: &hc, Header: o.Header, Limits: o.Limits, AllowedHosts: o.AllowedHosts}
+	client := &hls.Client{HTTP: &hc, Header: o.Header, Limits: o.Limits, AllowedHosts: o.AllowedHosts, Log: o.Log}
 
 	// Progress: one goroutine calls it, so calls never overlap.
 	var pmu sync.Mutex
