@@ -307,8 +307,8 @@ func (m *Manager) Delete(ctx context.Context, video string, types ...string) (bo
 // a fleet, for a download packaged by another instance: every Fleet.Staleness).
 func (m *Manager) Wait(ctx context.Context, k storage.Key) (State, bool) {
 	mt := m.metered()
-	if mt == nil {
-		return m.wait(ctx, k)
+	if before, ok := m.state(k); mt == nil || !ok || before.Status != storage.StatusInProgress {
+		return m.wait(ctx, k) // no wait to count
 	}
 	start := now()
 	st, ok := m.wait(ctx, k)
