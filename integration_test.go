@@ -320,7 +320,7 @@ func checkRanges(t *testing.T, url string, whole []byte, etag string) {
 	}
 }
 
-// TestAPIErrors checks the answers to bad requests (SPEC §3.1) and that they reach
+// TestAPIErrors checks the answers to bad requests (docs/spec.md §3.1) and that they reach
 // neither the origin nor the disk.
 func TestAPIErrors(t *testing.T) {
 	origin := testutil.NewOrigin(t, t.TempDir())

@@ -176,7 +176,7 @@ func TestQueueHoldsKeys(t *testing.T) {
 }
 
 // TestQueuedPOSTAnswers: a POST that must wait for a job slot still answers 404 for a
-// video the origin does not have and 409 for a live one (SPEC §3.1), and creates
+// video the origin does not have and 409 for a live one (docs/spec.md §3.1), and creates
 // nothing; a video that exists is queued.
 func TestQueuedPOSTAnswers(t *testing.T) {
 	src := demoCopies(t, "run", "q1")

@@ -100,7 +100,7 @@ func tamper(t *testing.T, token string, c jwt.MapClaims) string {
 	return parts[0] + "." + base64.RawURLEncoding.EncodeToString(b) + "." + parts[2]
 }
 
-// TestSignedURLs runs hostile and edge cases of SPEC §5 through a real Caddy. Site
+// TestSignedURLs runs hostile and edge cases of docs/spec.md §5 through a real Caddy. Site
 // "proxied" trusts 127.0.0.1 as a proxy (so X-Forwarded-For sets the client address)
 // and looks countries up in MaxMind's GeoLite2 test database; site "direct" trusts no
 // proxy and takes the country from a header. Both serve the same store.

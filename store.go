@@ -1,6 +1,6 @@
 package streamdownloads
 
-// The `store s3` block: a fleet's bucket (SPEC §6, docs/fleet.md), its options, their
+// The `store s3` block: a fleet's bucket (docs/spec.md §6, docs/fleet.md), its options, their
 // checks, and opening the bucket at load.
 
 import (

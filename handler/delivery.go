@@ -155,7 +155,7 @@ func clampPos(s string) (string, bool) {
 var errCreate = errors.New("creating the download")
 
 // openOnDemand opens k's file, first creating the download when it does not exist or
-// was evicted, and waiting up to h.OnDemand while it is packaged (SPEC §2 on_demand).
+// was evicted, and waiting up to h.OnDemand while it is packaged (docs/spec.md §2 on_demand).
 // A download that failed for another reason is not retried by a GET: that takes a POST.
 func (h *Handler) openOnDemand(r *http.Request, k packager.Key) (packager.File, packager.State, error) {
 	ctx, cancel := context.WithTimeout(r.Context(), h.OnDemand)

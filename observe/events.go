@@ -13,7 +13,7 @@ import (
 	"github.com/stream-downloads/caddy-stream-downloads/packager"
 )
 
-// The Caddy events of the module (SPEC §7), emitted through Caddy's events app with
+// The Caddy events of the module (docs/spec.md §7), emitted through Caddy's events app with
 // the handler module as their origin.
 const (
 	EventReady   = "stream_download_ready"   // video, type, size, etag, seconds

@@ -16,7 +16,7 @@ import (
 	"github.com/stream-downloads/caddy-stream-downloads/packager/storage/bucket"
 )
 
-// Fleet makes a Manager one of many instances sharing a bucket (SPEC §6): the bucket
+// Fleet makes a Manager one of many instances sharing a bucket (docs/spec.md §6): the bucket
 // holds the download records, their leases and the packaged files; the Manager's local
 // store is a read-through cache of files bounded by max_storage.
 type Fleet struct {

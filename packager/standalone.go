@@ -259,7 +259,7 @@ func Package(ctx context.Context, playlistURL, out string, o PackageOptions) (Re
 
 // Classify returns the errorReasonCode and errorReasonText the module's API would show
 // for a packaging run that failed with err ("not_found", "live", "origin_error",
-// "storage_error", …; see the SPEC). A cancelled run is "canceled".
+// "storage_error", …; see docs/spec.md). A cancelled run is "canceled".
 func Classify(err error) (code, text string) {
 	if errors.Is(err, context.Canceled) {
 		return "canceled", "the packaging was cancelled"

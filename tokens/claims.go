@@ -11,7 +11,7 @@ import (
 	"time"
 )
 
-// MaxRules is the most access rules a token may carry (SPEC §5).
+// MaxRules is the most access rules a token may carry (docs/spec.md §5).
 const MaxRules = 5
 
 // Rule types and actions.

@@ -1,4 +1,4 @@
-// Package tokens verifies and issues the signed viewer tokens of SPEC §5: JWTs signed
+// Package tokens verifies and issues the signed viewer tokens of docs/spec.md §5: JWTs signed
 // with RS256, ES256 or EdDSA keys, carrying sub (the video id), kid, exp, nbf,
 // downloadable and accessRules; it loads the signing keys (PEM, JWK, JWK set), evaluates
 // access rules, and looks up countries in a MaxMind database.

@@ -12,7 +12,7 @@ import (
 
 // This file plans the header: which tracks, in which order, how large the moov is and so
 // where the media starts, whether chunk offsets need co64, and the free box that fills a
-// reserve. Planning writes nothing (SPEC §4: the layout computation stays apart from the
+// reserve. Planning writes nothing (docs/spec.md §4: the layout computation stays apart from the
 // byte copying): the Writer plans after the media, and a writer that sends the header
 // before the media arrives can plan from an Index alone.
 
@@ -25,7 +25,7 @@ const (
 	BrandMP4 Brand = iota
 	// BrandM4A is for the audio download type: major "M4A ", compatible M4A isom iso2
 	// mp41 when every track is AAC; otherwise (AC-3, E-AC-3, MP3/MP2, Opus) what BrandMP4
-	// writes for them, major isom, compatible isom iso2 mp41 (the SPEC keeps "M4A " for
+	// writes for them, major isom, compatible isom iso2 mp41 (docs/spec.md keeps "M4A " for
 	// AAC/ALAC; ffmpeg writes these brands too, adding dby1 for AC-3 and E-AC-3).
 	BrandM4A
 )

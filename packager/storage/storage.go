@@ -1,5 +1,5 @@
 // Package storage keeps packaged files and their download records. The local disk is the
-// first implementation; a shared S3 bucket (SPEC §6) will be the second.
+// first implementation; a shared S3 bucket (docs/spec.md §6) will be the second.
 package storage
 
 import (

@@ -7,7 +7,7 @@ import (
 
 // losses counts, per segment, the media the demuxer could not use: packets missing or
 // damaged, bytes that belong to no unit, units cut short. Any of it ends the run in an
-// error (SPEC §4: a file is ready only with every sample of the source), so each is
+// error (docs/spec.md §4: a file is ready only with every sample of the source), so each is
 // counted where it happens and reported together at the end of the segment.
 //
 // What the first packets of a segment find missing of what the segment before left in

@@ -1,5 +1,5 @@
 // Package bucket is a small client of an S3-compatible bucket (AWS S3, Cloudflare R2, MinIO,
-// Ceph RGW, versitygw, …) for the fleet store (SPEC §6, issue 14): small objects written with
+// Ceph RGW, versitygw, …) for the fleet store (docs/spec.md §6, issue 14): small objects written with
 // conditional requests (Create with If-None-Match: *, Replace with If-Match: <etag>), whose
 // lost races all come back as ErrConflict; large files uploaded in bounded multipart parts from
 // a finished local file; ranged reads. It is built on github.com/minio/minio-go/v7.
