@@ -305,6 +305,8 @@ func runPackage(cmd *cobra.Command, args []string, pio *packageIO) int {
 		go func() {
 			select {
 			case s := <-sig:
+				// The run stops and removes its temp file; a second signal kills at once.
+				signal.Stop(sig)
 				cancel(signalCause{s})
 			case <-ctx.Done():
 			}
