@@ -143,12 +143,17 @@ func Package(ctx context.Context, playlistURL, out string, o PackageOptions) (Re
 	// Progress: one goroutine calls it, so calls never overlap.
 	var pmu sync.Mutex
 	var done, total time.Duration
+	var ended bool // the last call was made: a tick after it says nothing
 	report := func(finished bool) {
 		if o.Progress == nil {
 			return
 		}
 		pmu.Lock()
 		defer pmu.Unlock()
+		if ended {
+			return
+		}
+		ended = finished
 		o.Progress(Progress{Done: done, Total: total, Fetched: fetched.Load(), Written: written.Load(),
 			Elapsed: time.Since(start), Finished: finished})
 	}
