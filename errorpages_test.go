@@ -37,7 +37,7 @@ func TestErrorPages(t *testing.T) {
 	origin := testutil.NewOrigin(t, testutil.DemoOrigin(t))
 	port := testutil.FreePort(t)
 	storage := t.TempDir()
-	// Three sites on one server (one port), told apart by Host; they share the store.
+	// Four sites on one server (one port), told apart by Host; they share the store.
 	block := fmt.Sprintf(`	stream_downloads {
 		origin %s/{video_id}/master.m3u8
 		api_token %s
@@ -72,6 +72,16 @@ http://only404.test:%[1]d {
 	bind 127.0.0.1
 %[2]s	handle_errors 404 {
 		respond "custom 404"
+	}
+}
+
+http://rewrite.test:%[1]d {
+	bind 127.0.0.1
+	uri strip_prefix /media
+%[2]s	handle_errors {
+		handle /media/* {
+			respond "custom media {err.status_code}"
+		}
 	}
 }
 `, port, block)
@@ -124,6 +134,13 @@ http://only404.test:%[1]d {
 		want{"plain.test", "download not found\n", plain},
 		want{"pages.test", "<p>custom 404: download not found</p>", html},
 		want{"only404.test", "custom 404", plain})
+
+	// The error routes see the request as it came, before the rewrite (as Caddy gives it
+	// to them): /media/… is theirs, a path without /media is not.
+	check("404 of a rewritten path", "/media/demo/downloads/default.mp4", http.StatusNotFound,
+		want{"rewrite.test", "custom media 404", plain})
+	check("404 of a path the error routes do not match", "/demo/downloads/default.mp4", http.StatusNotFound,
+		want{"rewrite.test", "download not found\n", plain})
 
 	// 403: a valid token whose access rules block everyone.
 	blocked := mint(t, jwt.SigningMethodRS256, s.rsa, "k1", claims(jwt.MapClaims{

@@ -254,7 +254,13 @@ func errorRoutes(r *http.Request, status int, msg string) bool {
 	})
 	ctx := context.WithValue(r.Context(), caddyhttp.ErrorCtxKey, error(herr))
 	ctx = context.WithValue(ctx, caddy.ReplacerCtxKey, repl)
-	return handles(srv.Errors.Routes, r.WithContext(ctx))
+	er := r.WithContext(ctx)
+	// And the request as the server gives it to them: as it came, before any rewrite.
+	if orig, ok := r.Context().Value(caddyhttp.OriginalRequestCtxKey).(http.Request); ok && orig.URL != nil {
+		u := *orig.URL
+		er.Method, er.RemoteAddr, er.RequestURI, er.URL = orig.Method, orig.RemoteAddr, orig.RequestURI, &u
+	}
+	return handles(srv.Errors.Routes, er)
 }
 
 // handles reports whether routes would handle r: a route that matches it and has a
