@@ -19,6 +19,7 @@ import (
 
 	"github.com/stream-downloads/caddy-stream-downloads/handler"
 	"github.com/stream-downloads/caddy-stream-downloads/notify"
+	"github.com/stream-downloads/caddy-stream-downloads/observe"
 	"github.com/stream-downloads/caddy-stream-downloads/packager"
 	"github.com/stream-downloads/caddy-stream-downloads/packager/hls"
 	"github.com/stream-downloads/caddy-stream-downloads/packager/storage"
@@ -307,7 +308,12 @@ func (s *StreamDownloads) Provision(ctx caddy.Context) error {
 			return fmt.Errorf("notify_url: opening the webhook queue in storage_dir: %w", err)
 		}
 		s.releaseNotify = release
-		settings.Listener = wh.Listener(s.PublicURL)
+		// Appended to the metrics' and events' fan-out, when there is one.
+		if m, ok := settings.Listener.(observe.Multi); ok {
+			settings.Listener = append(m[:len(m):len(m)], wh.Listener(s.PublicURL)) // a copy: m may be shared
+		} else {
+			settings.Listener = wh.Listener(s.PublicURL)
+		}
 	}
 
 	// Without a store, one manager per directory. With store s3, one per directory and
