@@ -2,6 +2,7 @@ package notify
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -11,6 +12,10 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/stream-downloads/caddy-stream-downloads/packager"
 )
@@ -403,5 +408,39 @@ func TestListener(t *testing.T) {
 	idle(t, s, c)
 	if got := r1.received(); len(got) != 4 || got[3].ev.URL != "" {
 		t.Errorf("without public_url: %+v", got)
+	}
+}
+
+// TestLogsKeepSecrets: no log line holds the secret, the signature, or the URL's user
+// info or query (which may hold credentials).
+func TestLogsKeepSecrets(t *testing.T) {
+	const secret = "never-log-this-secret"
+	r := newReceiver(t, secret, http.StatusServiceUnavailable, http.StatusForbidden)
+	core, logs := observer.New(zapcore.DebugLevel)
+	c := newFakeClock()
+	s := newSender(t, t.TempDir(), c, Options{Logger: zap.New(core)})
+	u := strings.Replace(r.URL, "http://", "http://user:pa55word@", 1) + "/hook?token=query-t0ken"
+	s.Configure(Config{URLs: []string{u}, Secret: secret})
+	s.Enqueue(Event{Event: EventReady, Video: "v", Type: "default", Status: "ready"})
+	c.set(idle(t, s, c))
+	s.poke()
+	idle(t, s, c)
+	got := r.received()
+	if len(got) != 2 {
+		t.Fatalf("%d attempts, want 2 (503, then 403: dropped)", len(got))
+	}
+	if logs.FilterMessageSnippet("refused by the receiver").Len() != 1 {
+		t.Errorf("no log line for the refused delivery: %v", logs.All())
+	}
+	for _, e := range logs.All() {
+		line := e.Message
+		for k, v := range e.ContextMap() {
+			line += fmt.Sprintf(" %s=%v", k, v)
+		}
+		for _, bad := range []string{secret, "pa55word", "query-t0ken", got[0].sig, got[1].sig} {
+			if strings.Contains(line, bad) {
+				t.Errorf("log line holds %q: %s", bad, line)
+			}
+		}
 	}
 }
