@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -386,7 +387,11 @@ func TestListener(t *testing.T) {
 		{Event: "error", Time: when, Video: "v2", Type: "audio", Status: "error", URL: "https://edge.example/dl/v2/downloads/audio.m4a", ErrorReasonCode: "origin_error", ErrorReasonText: "origin answered 404"},
 		{Event: "deleted", Time: when, Video: "v3", Type: "default", Status: "deleted", URL: "https://edge.example/dl/v3/downloads/default.mp4"},
 	}
+	// Sent at once by several workers: in any order.
 	got1, got2 := r1.received(), r2.received()
+	for _, g := range [][]received{got1, got2} {
+		sort.Slice(g, func(i, j int) bool { return g[i].ev.Video < g[j].ev.Video })
+	}
 	if len(got1) != 3 || len(got2) != 3 {
 		t.Fatalf("received %d and %d, want 3 each", len(got1), len(got2))
 	}
