@@ -300,6 +300,20 @@ func (s *StreamDownloads) Provision(ctx caddy.Context) error {
 		s.releaseClaim = release
 	}
 
+	// What operators see (observe): the manager's Listener is a fan-out, to this
+	// config's Caddy events, the manager's metrics (added below, once the manager is
+	// known) and the webhooks.
+	listeners := observe.Multi{}
+	if ctx.Context != nil {
+		events, err := observe.NewEvents(ctx, s.logger)
+		if err != nil {
+			return fmt.Errorf("loading the events app: %w", err)
+		}
+		listeners = append(listeners, events)
+		s.handler.Denied = events.Denied
+	}
+	settings.Listener = listeners
+
 	// Webhooks: one sender per directory, across reloads, with the newest config's URLs
 	// and secret; the manager's Listener only queues (on disk).
 	if len(s.NotifyURL) > 0 {
@@ -323,7 +337,7 @@ func (s *StreamDownloads) Provision(ctx caddy.Context) error {
 		if err != nil {
 			return nil, fmt.Errorf("storage_dir %s: %w", dir, err)
 		}
-		return packager.NewManager(store, settings, s.logger), nil
+		return newManaged(packager.NewManager(store, settings, s.logger), dir), nil
 	}
 	if s3 := s.s3(); s3 != nil {
 		base := ctx.Context
@@ -345,7 +359,7 @@ func (s *StreamDownloads) Provision(ctx caddy.Context) error {
 			if err != nil {
 				return nil, fmt.Errorf("storage_dir %s: %w", cacheDir, err)
 			}
-			return packager.NewFleetManager(cache, settings, s.logger, fleet), nil
+			return newManaged(packager.NewFleetManager(cache, settings, s.logger, fleet), s3.label(cacheDir)), nil
 		}
 	}
 	val, _, err := managers.LoadOrNew(key, newManager)
@@ -353,7 +367,16 @@ func (s *StreamDownloads) Provision(ctx caddy.Context) error {
 		return err
 	}
 	s.managerKey = key
-	s.handler.Manager = val.(*packager.Manager)
+	mgd := val.(*managed)
+	s.handler.Manager = mgd.Manager
+	// The manager's metrics, into this config's registry (the admin endpoint's /metrics).
+	if err := mgd.metrics.Register(ctx.GetMetricsRegistry()); err != nil {
+		s.logger.Warn("registering the metrics", zap.Error(err))
+	}
+	s.handler.Meter = mgd.metrics
+	if l, ok := settings.Listener.(observe.Multi); ok {
+		settings.Listener = append(observe.Multi{mgd.metrics}, l...)
+	}
 	s.release = s.handler.Manager.Configure(settings)
 	return nil
 }
