@@ -51,7 +51,7 @@ func init() {
 //	        output_size   <size>           # default 100GiB
 //	        duration      <duration>       # default 24h
 //	    }
-//	    store s3 {                         # a fleet's shared bucket (SPEC §6); storage_dir
+//	    store s3 {                         # a fleet's shared bucket (docs/spec.md §6); storage_dir
 //	                                       # becomes this instance's local cache
 //	        endpoint   <url>               # required: https://s3.example.com, http://127.0.0.1:9000
 //	        bucket     <name>              # required; must exist

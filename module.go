@@ -1,5 +1,5 @@
 // Package streamdownloads is the Caddy module http.handlers.stream_downloads: it gives
-// every video behind an HLS origin a downloadable, faststart MP4 (see SPEC.md).
+// every video behind an HLS origin a downloadable, faststart MP4 (see docs/spec.md).
 package streamdownloads
 
 import (
@@ -134,7 +134,7 @@ type StreamDownloads struct {
 	AllowedHosts []string `json:"allowed_hosts,omitempty"`
 
 	// Store, when set, keeps the download records and packaged files in a store shared
-	// by a fleet of instances (SPEC §6) instead of storage_dir alone: storage_dir then
+	// by a fleet of instances (docs/spec.md §6) instead of storage_dir alone: storage_dir then
 	// becomes this instance's local read-through cache of files, bounded by max_storage
 	// (in a sub-folder of its own per bucket and prefix). Without it, nothing is shared.
 	Store *Store `json:"store,omitempty"`

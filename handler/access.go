@@ -24,7 +24,7 @@ func (e *errRefused) Error() string { return e.msg }
 // access decides whether the request may have the files of the video or token in the
 // path, and returns the video id the files belong to. A plain id is served unless every
 // video is private (require_signed_urls); a token is verified, names the video in its
-// sub, and its access rules apply (SPEC §5). Each check of a token (or of its lack)
+// sub, and its access rules apply (docs/spec.md §5). Each check of a token (or of its lack)
 // is counted (Meter.TokenCheck), and each refusal heard (Denied).
 func (h *Handler) access(r *http.Request, idOrToken string) (string, error) {
 	video, result, cached, err := h.checkAccess(r, idOrToken)

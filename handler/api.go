@@ -165,7 +165,7 @@ const maxTokenRequest = 64 << 10
 const defaultTokenLifetime = time.Hour
 
 // signToken serves POST …/stream/{video}/token: a viewer token for video, signed with
-// the private signing key, with the optional claims of the JSON body (SPEC §5).
+// the private signing key, with the optional claims of the JSON body (docs/spec.md §5).
 func (h *Handler) signToken(w http.ResponseWriter, r *http.Request, video string) error {
 	if ok, err := h.checkAPI(w, r, video); !ok {
 		return err
