@@ -61,6 +61,8 @@ type adminManager struct {
 	// and local cache.
 	Store string `json:"store"`
 	packager.Snapshot
+	// Fleet is what the whole fleet is doing, in a fleet.
+	Fleet *packager.FleetCounts `json:"fleet,omitempty"`
 }
 
 func (a *AdminView) serve(w http.ResponseWriter, r *http.Request) error {
@@ -70,7 +72,7 @@ func (a *AdminView) serve(w http.ResponseWriter, r *http.Request) error {
 	ans := adminAnswer{Managers: []adminManager{}}
 	managers.Range(func(_, v any) bool {
 		if m, ok := v.(*managed); ok {
-			ans.Managers = append(ans.Managers, adminManager{Store: m.store, Snapshot: m.Snapshot()})
+			ans.Managers = append(ans.Managers, adminManager{Store: m.store, Snapshot: m.Snapshot(), Fleet: m.FleetCounts(r.Context())})
 		}
 		return true
 	})

@@ -355,3 +355,24 @@ func TestFleetReconfigure(t *testing.T) {
 		t.Errorf("after the release: node %q lease %v, want %q %v", got.Node, got.Lease, before.Node, before.Lease)
 	}
 }
+
+// TestFleetCounts: every instance counts the downloads held anywhere in the fleet (their
+// lease markers); none once they are ready.
+func TestFleetCounts(t *testing.T) {
+	o := newDemo(t, "v")
+	ms, _ := fleetOf(t, 2, Settings{MaxJobs: 1})
+	o.HoldSegmentsAfter(0)
+	k := storage.Key{Video: "v", Type: "default"}
+	if _, err := ms[0].Create(context.Background(), k, o.URL+"/v/master.m3u8"); err != nil {
+		t.Fatal(err)
+	}
+	<-o.Held
+	if c := ms[1].FleetCounts(context.Background()); c == nil || c.InProgress != 1 || c.Error != "" {
+		t.Errorf("while node0 packages: %+v, want 1 in progress", c)
+	}
+	o.Release()
+	waitFor(t, ms[0], k)
+	if c := ms[1].FleetCounts(context.Background()); c == nil || c.InProgress != 0 {
+		t.Errorf("once ready: %+v, want none in progress", c)
+	}
+}

@@ -1,6 +1,7 @@
 package packager
 
 import (
+	"context"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -214,4 +215,40 @@ func (j jobMeter) Retry() {
 	if j.mt != nil {
 		j.mt.Retry()
 	}
+}
+
+// FleetCounts is what the admin view shows of a whole fleet, as the bucket says.
+type FleetCounts struct {
+	// InProgress is the number of downloads an instance of the fleet holds (their lease
+	// markers), counted up to maxFleetCount; Capped says there were more.
+	InProgress int  `json:"in_progress"`
+	Capped     bool `json:"capped,omitempty"`
+	// Error says why the bucket could not be asked.
+	Error string `json:"error,omitempty"`
+}
+
+// maxFleetCount bounds the markers FleetCounts lists.
+const maxFleetCount = 10_000
+
+// FleetCounts counts what the whole fleet is doing; nil without a fleet. It reads the
+// bucket (within ctx), never under the lock.
+func (m *Manager) FleetCounts(ctx context.Context) *FleetCounts {
+	if m.fleet == nil {
+		return nil
+	}
+	var c FleetCounts
+	ctx, cancel := context.WithTimeout(ctx, bucketTimeout)
+	defer cancel()
+	for _, err := range m.fleet.conf().Bucket.List(ctx, "leases/") {
+		if err != nil {
+			c.Error = err.Error()
+			break
+		}
+		if c.InProgress == maxFleetCount {
+			c.Capped = true
+			break
+		}
+		c.InProgress++
+	}
+	return &c
 }
