@@ -93,10 +93,10 @@ func TestCaddyfilesFormatted(t *testing.T) {
 	}
 }
 
-// TestInstallJSON: the JSON config of docs/install.md is a valid Caddy config whose
+// TestInstallJSON: the JSON config of README.md is a valid Caddy config whose
 // stream_downloads handler has only options the module knows.
 func TestInstallJSON(t *testing.T) {
-	b, err := os.ReadFile(filepath.Join(testutil.RepoRoot(t), "docs", "install.md"))
+	b, err := os.ReadFile(filepath.Join(testutil.RepoRoot(t), "README.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +146,7 @@ func TestInstallJSON(t *testing.T) {
 		}
 	}
 	if found == 0 {
-		t.Fatal("no stream_downloads handler in a ```json block of docs/install.md")
+		t.Fatal("no stream_downloads handler in a ```json block of README.md")
 	}
 }
 
