@@ -3,7 +3,6 @@
 package streamdownloads
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -18,11 +17,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/stream-downloads/caddy-stream-downloads/handler"
-	"github.com/stream-downloads/caddy-stream-downloads/notify"
-	"github.com/stream-downloads/caddy-stream-downloads/observe"
 	"github.com/stream-downloads/caddy-stream-downloads/packager"
 	"github.com/stream-downloads/caddy-stream-downloads/packager/hls"
-	"github.com/stream-downloads/caddy-stream-downloads/packager/storage"
 	"github.com/stream-downloads/caddy-stream-downloads/tokens"
 )
 
@@ -300,85 +296,7 @@ func (s *StreamDownloads) Provision(ctx caddy.Context) error {
 		s.releaseClaim = release
 	}
 
-	// What operators see (observe): the manager's Listener is a fan-out, to this
-	// config's Caddy events, the manager's metrics (added below, once the manager is
-	// known) and the webhooks.
-	listeners := observe.Multi{}
-	if ctx.Context != nil {
-		events, err := observe.NewEvents(ctx, s.logger)
-		if err != nil {
-			return fmt.Errorf("loading the events app: %w", err)
-		}
-		listeners = append(listeners, events)
-		s.handler.Denied = events.Denied
-	}
-	settings.Listener = listeners
-
-	// Webhooks: one sender per directory, across reloads, with the newest config's URLs
-	// and secret; the manager's Listener only queues (on disk).
-	if len(s.NotifyURL) > 0 {
-		wh, release, err := notify.Acquire(dir, notify.Config{URLs: s.NotifyURL, Secret: s.NotifySecret}, s.logger)
-		if err != nil {
-			return fmt.Errorf("notify_url: opening the webhook queue in storage_dir: %w", err)
-		}
-		s.releaseNotify = release
-		// Appended to the metrics' and events' fan-out, when there is one.
-		if m, ok := settings.Listener.(observe.Multi); ok {
-			settings.Listener = append(m[:len(m):len(m)], wh.Listener(s.PublicURL)) // a copy: m may be shared
-		} else {
-			settings.Listener = wh.Listener(s.PublicURL)
-		}
-	}
-
-	// Without a store, one manager per directory. With store s3, one per directory and
-	// store, whose local cache is a folder of its own.
-	key, newManager := dir, func() (caddy.Destructor, error) {
-		store, err := storage.NewLocal(dir)
-		if err != nil {
-			return nil, fmt.Errorf("storage_dir %s: %w", dir, err)
-		}
-		return newManaged(packager.NewManager(store, settings, s.logger), dir), nil
-	}
-	if s3 := s.s3(); s3 != nil {
-		base := ctx.Context
-		if base == nil {
-			base = context.Background()
-		}
-		b, unchecked, err := s3.open(base, s.logger)
-		if err != nil {
-			return err
-		}
-		cacheDir := s3.cacheDir(dir)
-		key = dir + "\x00s3\x00" + s3.identity()
-		fleet := packager.Fleet{Bucket: b, Node: s3.Node, Lease: time.Duration(s3.Lease), Unchecked: unchecked}
-		// A running manager of this bucket takes the new credentials, lease and node name
-		// with the other settings (Configure).
-		settings.Fleet = &fleet
-		newManager = func() (caddy.Destructor, error) {
-			cache, err := storage.NewLocal(cacheDir)
-			if err != nil {
-				return nil, fmt.Errorf("storage_dir %s: %w", cacheDir, err)
-			}
-			return newManaged(packager.NewFleetManager(cache, settings, s.logger, fleet), s3.label(cacheDir)), nil
-		}
-	}
-	val, _, err := managers.LoadOrNew(key, newManager)
-	if err != nil {
-		return err
-	}
-	s.managerKey = key
-	mgd := val.(*managed)
-	s.handler.Manager = mgd.Manager
-	// The manager's metrics, into this config's registry (the admin endpoint's /metrics).
-	if err := mgd.metrics.Register(ctx.GetMetricsRegistry()); err != nil {
-		s.logger.Warn("registering the metrics", zap.Error(err))
-	}
-	s.handler.Meter = mgd.metrics
-	if l, ok := settings.Listener.(observe.Multi); ok {
-		settings.Listener = append(observe.Multi{mgd.metrics}, l...)
-	}
-	s.release = s.handler.Manager.Configure(settings)
-	return nil
+	return s.provisionManager(ctx, dir, settings)
 }
 
 // provisionTokens loads the signing keys and the GeoIP database. raw are the signing
@@ -489,36 +407,6 @@ func (s *StreamDownloads) Validate() error {
 		}
 	}
 	return nil
-}
-
-// minNotifySecret is notify_secret's least length.
-const minNotifySecret = 16
-
-// validateNotify checks notify_url and notify_secret, never quoting either (a URL may
-// hold a token).
-func (s *StreamDownloads) validateNotify() error {
-	for i, u := range s.NotifyURL {
-		if err := checkHTTPURL(u); err != nil || strings.ContainsAny(u, "{}") {
-			return fmt.Errorf("notify_url: value %d of %d is not an absolute http:// or https:// URL", i+1, len(s.NotifyURL))
-		}
-	}
-	switch {
-	case len(s.NotifyURL) > 0 && s.NotifySecret == "":
-		return fmt.Errorf("notify_url: needs notify_secret, the key receivers verify the Webhook-Signature with (unsigned webhooks are refused)")
-	case len(s.NotifyURL) == 0 && s.NotifySecret != "":
-		return fmt.Errorf("notify_secret: set without notify_url")
-	case s.NotifySecret != "" && len(s.NotifySecret) < minNotifySecret:
-		return fmt.Errorf("notify_secret: shorter than %d characters", minNotifySecret)
-	}
-	return nil
-}
-
-// notifyUse is what handlers sharing a storage_dir must agree on of webhooks.
-func (s *StreamDownloads) notifyUse() notifyUse {
-	if len(s.NotifyURL) == 0 {
-		return notifyUse{}
-	}
-	return notifyUse{urls: strings.Join(s.NotifyURL, "\n"), secret: s.NotifySecret, publicURL: s.PublicURL}
 }
 
 // s3 is the store s3 block, or nil.
