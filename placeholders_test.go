@@ -237,17 +237,7 @@ func TestSharedStorageDir(t *testing.T) {
 	port1, port2 := testutil.FreePort(t), testutil.FreePort(t)
 	dir := t.TempDir()
 	site := func(port int, options string) string {
-		return fmt.Sprintf(`
-http://127.0.0.1:%d {
-	bind 127.0.0.1
-	stream_downloads {
-		origin %s/{video_id}/master.m3u8
-		api_token %s
-		storage_dir %s
-%s
-	}
-}
-`, port, origin.URL, apiToken, dir, options)
+		return sharedSite(port, origin.URL+"/{video_id}/master.m3u8", dir, "\t\tapi_token "+apiToken+"\n"+options)
 	}
 	const secret = "Bearer origin-credentials-not-to-echo"
 	for _, c := range []struct {
@@ -313,4 +303,11 @@ func loadShared(t *testing.T, config string, want []string, secret string) {
 			t.Errorf("the error echoes a secret: %q", err)
 		}
 	}
+}
+
+// sharedSite is a site on 127.0.0.1:port whose stream_downloads block has origin, the
+// storage_dir dir and the option lines options, for the configs of loadShared.
+func sharedSite(port int, origin, dir, options string) string {
+	return fmt.Sprintf("\nhttp://127.0.0.1:%d {\n\tbind 127.0.0.1\n\tstream_downloads {\n\t\torigin %s\n\t\tstorage_dir %s\n%s\n\t}\n}\n",
+		port, origin, dir, options)
 }

@@ -115,10 +115,7 @@ func TestStoreS3(t *testing.T) {
 	t.Run("sites sharing a storage_dir", func(t *testing.T) {
 		dir := t.TempDir()
 		port1, port2 := testutil.FreePort(t), testutil.FreePort(t)
-		site := func(port int, block string) string {
-			return fmt.Sprintf("http://127.0.0.1:%d {\n\tbind 127.0.0.1\n\tstream_downloads {\n\t\torigin %s\n\t\tstorage_dir %s\n%s\t}\n}\n",
-				port, noOrigin, dir, block)
-		}
+		site := func(port int, block string) string { return sharedSite(port, noOrigin, dir, block) }
 		a := storeBlock(s3.Endpoint, s3.Bucket, s3.AccessKey, "{env.SD_TEST_S3_SECRET}", "prefix a")
 		for _, c := range []struct {
 			name, block1, block2 string

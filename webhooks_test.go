@@ -267,16 +267,7 @@ func TestWebhookOptions(t *testing.T) {
 	port1, port2 := testutil.FreePort(t), testutil.FreePort(t)
 	dir := t.TempDir()
 	site := func(port int, options string) string {
-		return fmt.Sprintf(`
-http://127.0.0.1:%d {
-	bind 127.0.0.1
-	stream_downloads {
-		origin %s/{video_id}/master.m3u8
-		storage_dir %s
-%s
-	}
-}
-`, port, origin.URL, dir, options)
+		return sharedSite(port, origin.URL+"/{video_id}/master.m3u8", dir, options)
 	}
 	const secret = "notify-secret-not-to-echo"
 	hook := "\t\tnotify_url http://127.0.0.1:9/hook\n\t\tnotify_secret " + secret + "\n"
