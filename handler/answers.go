@@ -33,7 +33,7 @@ func (h *Handler) answerFor(err error, video string) (answer, bool) {
 	case errors.Is(err, packager.ErrLive):
 		return answer{http.StatusConflict, "video " + video + " is a live stream (no EXT-X-ENDLIST); only finished videos can be downloaded", 0}, true
 	case errors.Is(err, packager.ErrInProgress):
-		return answer{http.StatusServiceUnavailable, "download is being prepared, try again shortly", retryAfter(h.OnDemand)}, true
+		return answer{http.StatusServiceUnavailable, "download is being prepared, try again shortly", inProgressRetry(err, h.OnDemand)}, true
 	case errors.Is(err, packager.ErrEvicted):
 		return answer{http.StatusNotFound, "download not available: its file was removed to free storage; create it again", 0}, true
 	case errors.Is(err, packager.ErrFailed):
@@ -60,4 +60,15 @@ func (a answer) header(w http.ResponseWriter) http.ResponseWriter {
 		w.Header().Set("Retry-After", strconv.Itoa(a.retry))
 	}
 	return w
+}
+
+// inProgressRetry is the Retry-After, in seconds, of a download being packaged: when the
+// run's progress so far says it will be ready (at least a second), else retryAfter's
+// constant.
+func inProgressRetry(err error, onDemand time.Duration) int {
+	var ip *packager.InProgressError
+	if errors.As(err, &ip) && ip.ETA > 0 {
+		return max(1, int((ip.ETA+time.Second-1)/time.Second))
+	}
+	return retryAfter(onDemand)
 }

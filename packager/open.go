@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync"
 	"syscall"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -31,7 +32,7 @@ func (m *Manager) Open(ctx context.Context, k storage.Key) (storage.File, State,
 	switch {
 	case st.Status == storage.StatusInProgress:
 		m.mu.Unlock()
-		return nil, st, ErrInProgress
+		return nil, st, m.inProgress(d)
 	case st.Evicted():
 		m.mu.Unlock()
 		return nil, st, ErrEvicted
@@ -110,4 +111,27 @@ func (f *pinnedFile) SyscallConn() (syscall.RawConn, error) {
 		return c.SyscallConn()
 	}
 	return nil, errors.ErrUnsupported
+}
+
+// InProgressError is ErrInProgress with when the file may be ready: ETA is the run's
+// time so far scaled by what is left of it (0: not known yet, before any progress, or
+// for a download another instance of a fleet packages).
+type InProgressError struct{ ETA time.Duration }
+
+func (e *InProgressError) Error() string { return ErrInProgress.Error() }
+
+// Is makes errors.Is(err, ErrInProgress) true.
+func (e *InProgressError) Is(target error) bool { return target == ErrInProgress }
+
+// maxETA bounds the estimate: a run that has barely started says little.
+const maxETA = 30 * time.Minute
+
+// inProgress is the error of an Open of d while it is packaged. Call with m.mu held.
+func (m *Manager) inProgress(d *download) error {
+	e := &InProgressError{}
+	if !d.started.IsZero() && d.percent > 0 {
+		took := now().Sub(d.started)
+		e.ETA = min(maxETA, time.Duration(float64(took)*(100-d.percent)/d.percent))
+	}
+	return e
 }
