@@ -81,16 +81,14 @@ type File interface {
 }
 
 // Writer writes one progressive MP4. Media bytes go to the File at a reserved offset as
-// they arrive; only the Index stays in memory.
+// they arrive, where its Planner places them; only the Index stays in memory.
 type Writer struct {
-	opts    Options
-	reserve int64
-	f       File
-	bw      *bufio.Writer
-	media   *xxhash.Digest // of the media written so far
-	x       Index
-	held    []heldSample // audio samples not written yet, their data in heldB
-	heldB   []byte
+	opts  Options
+	p     *Planner // every layout decision: the Writer only copies bytes
+	f     File
+	bw    *bufio.Writer
+	media *xxhash.Digest // of the media written so far
+	heldB []byte         // the data of the audio samples the Planner holds back
 
 	err  error
 	done bool
@@ -99,15 +97,15 @@ type Writer struct {
 // NewWriter starts writing a progressive MP4 into f, which is empty. The caller owns f:
 // it makes it durable and publishes it once Finish succeeded, or drops it.
 func NewWriter(f File, opts Options) *Writer {
-	w := &Writer{opts: opts, reserve: reserveFor(opts), f: f, media: xxhash.New()}
-	w.bw = bufio.NewWriterSize(&writeBehind{f: f, off: w.reserve, started: w.reserve}, 1<<20)
+	w := &Writer{opts: opts, p: NewPlanner(opts), f: f, media: xxhash.New()}
+	w.bw = bufio.NewWriterSize(&writeBehind{f: f, off: w.p.reserve, started: w.p.reserve}, 1<<20)
 	return w
 }
 
-// WriteSample appends a sample's data to the media and its entry to the index. Audio
-// samples are held back and written in runs of about a second (holdAudio): demuxers hand
-// out audio and video a frame or two at a time, and a chunk per frame would make the
-// index grow several times faster than the samples.
+// WriteSample appends a sample's data to the media and its entry to the index, in the
+// order the Planner decides: audio samples are held back and written in runs of about a
+// second (holdAudio), since demuxers hand out audio and video a frame or two at a time,
+// and a chunk per frame would make the index grow several times faster than the samples.
 func (w *Writer) WriteSample(s media.Sample) error {
 	if w.err != nil {
 		return w.err
@@ -115,26 +113,21 @@ func (w *Writer) WriteSample(s media.Sample) error {
 	if w.done {
 		return errors.New("mp4: write after Finish")
 	}
-	if s.Track != nil && s.Track.Kind == media.Audio {
-		if len(w.held) > 0 {
-			first := w.held[0]
-			if first.Track != s.Track || s.DTS-first.DTS >= int64(holdAudio*first.Track.Timescale) || len(w.heldB)+len(s.Data) > holdAudioBytes {
-				if err := w.writeHeld(); err != nil {
-					return err
-				}
-			}
-		}
-		w.heldB = append(w.heldB, s.Data...)
-		w.held = append(w.held, heldSample{s, len(s.Data)})
-		w.held[len(w.held)-1].Data = nil // the caller may reuse it
-		return nil
+	flushed, now, err := w.p.Add(s, int64(len(s.Data)))
+	if err != nil {
+		w.err = err
+		return err
 	}
-	return w.write(s)
-}
-
-type heldSample struct {
-	media.Sample
-	n int // bytes of data
+	if flushed > 0 {
+		if err := w.writeHeld(); err != nil {
+			return err
+		}
+	}
+	if now {
+		return w.write(s.Data)
+	}
+	w.heldB = append(w.heldB, s.Data...) // the caller may reuse s.Data
+	return nil
 }
 
 // Audio is held back for holdAudio seconds of it at most, and holdAudioBytes.
@@ -143,35 +136,25 @@ const (
 	holdAudioBytes = 256 << 10
 )
 
+// writeHeld writes the data of the samples held back, which the Planner just placed
+// (all of them: it places what it holds at once).
 func (w *Writer) writeHeld() error {
-	off := 0
-	for _, h := range w.held {
-		s := h.Sample
-		s.Data = w.heldB[off : off+h.n]
-		off += h.n
-		if err := w.write(s); err != nil {
-			return err
-		}
-	}
-	w.held, w.heldB = w.held[:0], w.heldB[:0]
-	return nil
+	err := w.write(w.heldB)
+	w.heldB = w.heldB[:0]
+	return err
 }
 
-func (w *Writer) write(s media.Sample) error {
-	if err := w.x.Add(s, int64(len(s.Data))); err != nil {
-		w.err = err
-		return err
-	}
-	if _, err := w.bw.Write(s.Data); err != nil {
+func (w *Writer) write(b []byte) error {
+	if _, err := w.bw.Write(b); err != nil {
 		w.err = fmt.Errorf("mp4: writing media: %w", err)
 		return w.err
 	}
-	w.media.Write(s.Data)
+	w.media.Write(b)
 	return nil
 }
 
 // Finish writes ftyp+moov(+free)+mdat header in front of the media so the file reads
-// ftyp, moov, mdat. After an error the File holds no valid MP4.
+// ftyp, moov, mdat, as the Planner plans it. After an error the File holds no valid MP4.
 func (w *Writer) Finish(tracks []*media.Track) (Info, error) {
 	if w.done {
 		return Info{}, errors.New("mp4: Finish after Finish")
@@ -179,6 +162,9 @@ func (w *Writer) Finish(tracks []*media.Track) (Info, error) {
 	w.done = true
 	if w.err != nil {
 		return Info{}, w.err
+	}
+	if _, err := w.p.Flush(); err != nil {
+		return Info{}, err
 	}
 	if err := w.writeHeld(); err != nil {
 		return Info{}, err
@@ -188,61 +174,53 @@ func (w *Writer) Finish(tracks []*media.Track) (Info, error) {
 	}
 	info := Info{}
 	var hdrSum uint64
-	hdr, err := planHeader(&w.x, tracks, w.opts.Brand, w.reserve)
-	if errors.Is(err, ErrHeaderTooLarge) {
-		if hdr, hdrSum, err = w.relocate(tracks); err != nil {
+	hdr, relocated, err := w.p.plan(tracks)
+	if err != nil {
+		return Info{}, err
+	}
+	if relocated {
+		if hdrSum, err = w.relocate(hdr); err != nil {
 			return Info{}, err
 		}
 		info.Relocated = true
-	} else if err != nil {
+	} else if hdrSum, err = writeHeader(w.f, hdr); err != nil {
 		return Info{}, err
-	} else {
-		if hdrSum, err = writeHeader(w.f, hdr); err != nil {
-			return Info{}, err
-		}
 	}
 	info.HeaderSize = hdr.size()
-	info.Size = info.HeaderSize + w.x.MediaSize
+	info.Size = info.HeaderSize + w.p.x.MediaSize
 	binary.BigEndian.PutUint64(info.Checksum[:8], hdrSum)
 	binary.BigEndian.PutUint64(info.Checksum[8:], w.media.Sum64())
 	return info, nil
 }
 
-// relocate moves the media right behind the compact header, which does not fit the
-// reserve (larger, or smaller by less than a free box), and writes that header in front.
+// relocate moves the media right behind hdr, the compact header, which does not fit the
+// reserve (larger, or smaller by less than a free box), and writes it in front.
 // Media moving up are moved from the end backwards, media moving down from the start,
-// so that none is overwritten before it is read. It returns the header and its checksum.
-func (w *Writer) relocate(tracks []*media.Track) (*header, uint64, error) {
-	hdr, err := planHeader(&w.x, tracks, w.opts.Brand, 0)
-	if err != nil {
-		return nil, 0, err
-	}
-	shift := hdr.size() - w.reserve
+// so that none is overwritten before it is read. It returns the header's checksum.
+func (w *Writer) relocate(hdr *header) (uint64, error) {
+	size, reserve := w.p.x.MediaSize, w.p.reserve
+	shift := hdr.size() - reserve
 	buf := make([]byte, relocateBlock)
-	for done := int64(0); done < w.x.MediaSize; {
-		n := min(w.x.MediaSize-done, relocateBlock)
-		from := w.reserve + done // moving down: the next block from the start
+	for done := int64(0); done < size; {
+		n := min(size-done, relocateBlock)
+		from := reserve + done // moving down: the next block from the start
 		if shift > 0 {
-			from = w.reserve + w.x.MediaSize - done - n // moving up: from the end
+			from = reserve + size - done - n // moving up: from the end
 		}
 		if _, err := w.f.ReadAt(buf[:n], from); err != nil {
-			return nil, 0, fmt.Errorf("mp4: moving the media: %w", err)
+			return 0, fmt.Errorf("mp4: moving the media: %w", err)
 		}
 		if _, err := w.f.WriteAt(buf[:n], from+shift); err != nil {
-			return nil, 0, fmt.Errorf("mp4: moving the media: %w", err)
+			return 0, fmt.Errorf("mp4: moving the media: %w", err)
 		}
 		done += n
 	}
 	if shift < 0 {
-		if err := w.f.Truncate(hdr.size() + w.x.MediaSize); err != nil {
-			return nil, 0, fmt.Errorf("mp4: moving the media: %w", err)
+		if err := w.f.Truncate(hdr.size() + size); err != nil {
+			return 0, fmt.Errorf("mp4: moving the media: %w", err)
 		}
 	}
-	sum, err := writeHeader(w.f, hdr)
-	if err != nil {
-		return nil, 0, err
-	}
-	return hdr, sum, nil
+	return writeHeader(w.f, hdr)
 }
 
 // relocateBlock is the unit in which relocate moves the media.
