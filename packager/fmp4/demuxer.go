@@ -122,6 +122,8 @@ type Demuxer struct {
 	buf       []byte // reused sample buffer
 	moofBuf   []byte // reused moof buffer
 	initMedia []byte // moof+mdat found in the init section, for the next segment
+	initAt    int64  // where initMedia starts in the init section
+	index     bool   // the index mode (NewIndexDemuxer)
 	s         segState
 
 	extinf  time.Duration // of the segment being read (Expect)
@@ -217,6 +219,11 @@ func (d *Demuxer) Init(data []byte) (err error) {
 	if err := d.setTrack(&d.audio, info.audio); err != nil {
 		return err
 	}
+	if d.index {
+		if err := d.indexable(); err != nil {
+			return err
+		}
+	}
 	d.haveInit = true
 	// Media fragments after the moov (ffmpeg's HLS muxer with frag_duration puts the first
 	// segment's media there) are demuxed with the next segment, as ffmpeg's demuxer does.
@@ -224,6 +231,7 @@ func (d *Demuxer) Init(data []byte) (err error) {
 	_ = walkBoxes(data, 0, func(bx box) error {
 		if bx.typ == "moof" && d.initMedia == nil {
 			d.initMedia = bytes.Clone(data[bx.start:])
+			d.initAt = int64(bx.start)
 		}
 		return nil
 	})

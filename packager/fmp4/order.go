@@ -29,8 +29,10 @@ type rawSample struct {
 	// noFlags: the source gives no flags for the sample (trun.flagsGiven); flags is 0
 	// and video sync is decided from the content.
 	noFlags bool
-	data    []byte
-	seq     int // place in decode order among its track's samples of the segment
+	data    []byte // nil in the index mode (but for the samples it needs: needsData)
+	size    int    // of the sample in the source: len(data) when data is read
+	pos     int64  // stream offset of its data in the segment (index mode)
+	seq     int    // place in decode order among its track's samples of the segment
 }
 
 // heldOverhead is what a sample copied aside costs besides its data: its rawSample in a
@@ -70,8 +72,19 @@ func (h *holder) copy(b []byte) []byte {
 	return append(c, b...)
 }
 
+// copyData is copy, but keeps nil (the index mode's samples without data) nil.
+func (h *holder) copyData(b []byte) []byte {
+	if b == nil {
+		return nil
+	}
+	return h.copy(b)
+}
+
 // put keeps b for reuse while the buffers kept stay within maxHeld.
 func (h *holder) put(b []byte) {
+	if b == nil {
+		return
+	}
 	if h.spare+cap(b) <= maxHeld {
 		h.free = append(h.free, b)
 		h.spare += cap(b)
@@ -81,12 +94,15 @@ func (h *holder) put(b []byte) {
 // take receives the sample of track k whose data was just read (valid during the call).
 func (d *Demuxer) take(k, seq int, s rawSample) error {
 	h := &d.s.hold
+	if s.data != nil {
+		s.size = len(s.data)
+	}
 	if seq != h.next[k] {
-		s.data, s.seq = h.copy(s.data), seq
+		s.data, s.seq = h.copyData(s.data), seq
 		i := sort.Search(len(h.early[k]), func(i int) bool { return h.early[k][i].seq > seq })
 		h.early[k] = slices.Insert(h.early[k], i, s)
-		h.held += len(s.data) + heldOverhead
-		h.earlyBytes += len(s.data) + heldOverhead
+		h.held += s.size + heldOverhead
+		h.earlyBytes += s.size + heldOverhead
 		if h.earlyBytes > maxHeld {
 			return fmt.Errorf("the %s samples' data is out of decode order by more than %d MiB", d.streamOf(k).track.Kind, maxHeld>>20)
 		}
@@ -99,8 +115,8 @@ func (d *Demuxer) take(k, seq int, s rawSample) error {
 	for len(h.early[k]) > 0 && h.early[k][0].seq == h.next[k] {
 		e := h.early[k][0]
 		h.early[k] = slices.Delete(h.early[k], 0, 1)
-		h.held -= len(e.data) + heldOverhead
-		h.earlyBytes -= len(e.data) + heldOverhead
+		h.held -= e.size + heldOverhead
+		h.earlyBytes -= e.size + heldOverhead
 		if err := d.push(k, e, true); err != nil {
 			return err
 		}
@@ -121,7 +137,7 @@ func (d *Demuxer) push(k int, s rawSample, owned bool) error {
 			return err
 		}
 	}
-	if !now && h.held+len(s.data)+heldOverhead > maxHeld {
+	if !now && h.held+s.size+heldOverhead > maxHeld {
 		// Holding it would pass the bound: what waits before it goes, then it.
 		if err := d.releaseBefore(k, s); err != nil {
 			return err
@@ -136,10 +152,10 @@ func (d *Demuxer) push(k int, s rawSample, owned bool) error {
 		return err
 	}
 	if !owned {
-		s.data = h.copy(s.data)
+		s.data = h.copyData(s.data)
 	}
 	h.q[k] = append(h.q[k], s)
-	h.held += len(s.data) + heldOverhead
+	h.held += s.size + heldOverhead
 	return d.release(false)
 }
 
@@ -184,7 +200,7 @@ func (d *Demuxer) releaseOne(k int) error {
 	if len(h.q[k]) == 0 {
 		h.q[k] = h.q[k][:0]
 	}
-	h.held -= len(s.data) + heldOverhead
+	h.held -= s.size + heldOverhead
 	err := d.out(k, s)
 	h.put(s.data)
 	return err
@@ -263,7 +279,7 @@ func (d *Demuxer) out(k int, s rawSample) error {
 		if err != nil || !keep {
 			return err
 		}
-	} else if len(s.data) == 0 {
+	} else if s.size == 0 {
 		return nil
 	} else if t := st.track; t.Codec == media.MPEGAudio && !st.emitted {
 		// The sample entry's channel count is often the template's 2: the frame says.
@@ -274,7 +290,18 @@ func (d *Demuxer) out(k int, s rawSample) error {
 			}
 		}
 	}
-	if err := d.s.emit(sample); err != nil {
+	var err error
+	if d.s.emitIx != nil {
+		size := s.size
+		if sample.Data != nil {
+			size = len(sample.Data) // as the normal mode would emit it
+		}
+		sample.Data = nil
+		err = d.s.emitIx(d.indexed(sample, size, s.pos))
+	} else {
+		err = d.s.emit(sample)
+	}
+	if err != nil {
 		d.s.emitErr = err
 		return err
 	}

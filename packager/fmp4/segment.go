@@ -38,9 +38,12 @@ const (
 
 // segState is the state of the segment being read.
 type segState struct {
-	in      window
-	emit    func(media.Sample) error
-	emitErr error // an error of emit: passed on as it is
+	in       window
+	emit     func(media.Sample) error
+	emitIx   func(IndexedSample) error // the index mode's emit (emit is nil then)
+	emitErr  error                     // an error of emit: passed on as it is
+	prefix   int64                     // bytes of the init section's media in front of the segment
+	prefixAt int64                     // where they are in the init section
 
 	runs    runHeap // by the offset of their next sample's data
 	moofs   int     // bytes of the moofs that runs still read from
@@ -93,7 +96,15 @@ func (h *runHeap) push(r *run) { heap.Push(h, r) }
 // checked before its data is read; what a segment lacks as a whole (its EXTINF not
 // covered, data past its end) is found at its end, after samples before went out: the
 // run ends in an error all the same.
-func (d *Demuxer) Segment(r io.Reader, emit func(media.Sample) error) (err error) {
+func (d *Demuxer) Segment(r io.Reader, emit func(media.Sample) error) error {
+	if d.index {
+		return errors.New("fmp4: Segment on a demuxer in the index mode (SegmentIndex)")
+	}
+	return d.segment(r, emit, nil)
+}
+
+// segment demuxes a segment for Segment (emit) or SegmentIndex (emitIx).
+func (d *Demuxer) segment(r io.Reader, emit func(media.Sample) error, emitIx func(IndexedSample) error) (err error) {
 	seg := d.segIndex
 	d.segIndex++
 	where := fmt.Sprintf("segment %d", seg)
@@ -108,19 +119,22 @@ func (d *Demuxer) Segment(r io.Reader, emit func(media.Sample) error) (err error
 		case err == nil:
 		case d.s.emitErr != nil:
 			err = d.s.emitErr
+		case errors.Is(err, ErrNeedsPayload):
 		case errors.As(err, &re):
 			err = re.err // a read error is not a malformed segment
 		case !errors.As(err, &me) && !errors.As(err, &uc):
 			err = malformedIn(where, seg, err)
 		}
-		d.s.in.r, d.s.emit = nil, nil
+		d.s.in.r, d.s.emit, d.s.emitIx = nil, nil, nil
 	}()
 	d.resetSegment(emit)
+	d.s.emitIx = emitIx
 	if !d.haveInit {
 		return errors.New("no init section (EXT-X-MAP) before the segment")
 	}
 	if d.initMedia != nil {
 		r = io.MultiReader(bytes.NewReader(d.initMedia), r)
+		d.s.prefix, d.s.prefixAt = int64(len(d.initMedia)), d.initAt
 		d.initMedia = nil
 	}
 	d.s.in.reset(r)
@@ -251,11 +265,25 @@ func (d *Demuxer) readData(typ string, start, a, end int64) error {
 		if end >= 0 && r.pos+int64(size) > end {
 			return fmt.Errorf("track %d: sample data at %d+%d goes past the end of its %q box (at %d)", r.track, r.pos, size, printable(typ), end)
 		}
-		data, err := s.in.get(r.pos, int(size))
-		if err != nil {
-			return err
+		var data []byte
+		have := int64(0) // bytes of its data the segment holds
+		if d.index && !d.needsData(r.k) {
+			// The index mode does not read the data: it only checks that it is there.
+			ok, err := s.in.seek(r.pos + int64(size))
+			if err != nil {
+				return err
+			}
+			if ok {
+				have = int64(size)
+			}
+		} else {
+			var err error
+			if data, err = s.in.get(r.pos, int(size)); err != nil {
+				return err
+			}
+			have = int64(len(data))
 		}
-		if len(data) < int(size) {
+		if have < int64(size) {
 			if end < 0 {
 				return d.dataMissing(r)
 			}
@@ -267,7 +295,7 @@ func (d *Demuxer) readData(typ string, start, a, end int64) error {
 			return fmt.Errorf("sample data overlaps: track %d's sample at %d+%d starts before the end of the sample data before it (%d)", r.track, r.pos, size, s.dataEnd)
 		}
 		s.dataEnd = r.pos + int64(size)
-		if err := d.take(r.k, r.seq, rawSample{raw: r.t, dur: dur, cto: cto, flags: flags, noFlags: !r.tr.flagsGiven(r.i, r.def), data: data}); err != nil {
+		if err := d.take(r.k, r.seq, rawSample{raw: r.t, dur: dur, cto: cto, flags: flags, noFlags: !r.tr.flagsGiven(r.i, r.def), data: data, size: int(size), pos: r.pos}); err != nil {
 			return err
 		}
 		r.i++

@@ -33,14 +33,16 @@ func sampleFlagsSync(flags uint32) bool {
 func (d *Demuxer) videoSample(st *stream, s rawSample) (out []byte, sync, keep bool, err error) {
 	t := st.track
 	if t.Codec != media.AV1 && !st.verbatim {
-		return d.rewrite(st, s)
+		return d.rewrite(st, s) // never in the index mode (indexable)
 	}
-	if len(s.data) == 0 {
+	if s.size == 0 {
 		return nil, false, false, nil
 	}
 	switch {
 	case !s.noFlags || t.Codec == media.AV1:
 		sync = sampleFlagsSync(s.flags)
+	case d.index:
+		return nil, false, false, needsPayload("a video sample without sample flags: whether it is a sync sample depends on its content")
 	default:
 		sync = randomAccess(s.data, st.nalLen, t.Codec == media.H265)
 	}
@@ -56,6 +58,9 @@ func (d *Demuxer) videoSample(st *stream, s rawSample) (out []byte, sync, keep b
 	}
 	if !sync || len(st.inband) == 0 {
 		return s.data, sync, true, nil
+	}
+	if d.index {
+		return nil, false, false, needsPayload("a later init section changes the parameter sets: they are written in front of the sync samples, which are then not the source's bytes")
 	}
 	buf := d.sampleBuf(len(st.inband) + len(s.data))
 	buf = append(append(buf, st.inband...), s.data...)
