@@ -40,6 +40,10 @@
 // equal to the sample entry's, which takes those of the first sync sample when it has
 // none, and written as avc1/hvc1.
 //
+// The index mode (NewIndexDemuxer, SegmentIndex; index.go) emits the same samples without
+// their data, from the init sections and moofs, or refuses with ErrNeedsPayload where
+// the above reads the content (docs/instant.md).
+//
 // Segments are read as streams, box by box, holding the moofs whose samples are still to
 // come, the sample being read and what waits to be interleaved, each bounded whatever
 // the input (segment.go). Samples of one

@@ -365,3 +365,98 @@ func BenchmarkIndexPass(b *testing.B) {
 		}
 	})
 }
+
+// indexVideo runs segments after init in the index mode and returns the video samples.
+func indexVideo(d *Demuxer, init []byte, segs ...[]byte) ([]IndexedSample, error) {
+	if err := d.Init(init); err != nil {
+		return nil, err
+	}
+	var got []IndexedSample
+	for _, seg := range segs {
+		err := d.SegmentIndex(bytes.NewReader(seg), func(s IndexedSample) error {
+			if s.Track.Kind == media.Video {
+				got = append(got, s)
+			}
+			return nil
+		})
+		if err != nil {
+			return got, err
+		}
+	}
+	return got, nil
+}
+
+// TestIndexModeSync: the index mode emits what the normal mode does but the data (sync
+// samples from the flags wherever the source gives them, leading ones dropped), with
+// each sample's size and place; where the normal mode reads the content it refuses:
+// video samples without flags, avc3 (rewritten), parameter sets that a later init
+// changes (put in front of the sync samples).
+func TestIndexModeSync(t *testing.T) {
+	idr, p := lp(4, nalIDR), lp(4, nalP)
+	for _, tc := range []struct {
+		name string
+		mode flagMode
+		trex uint32
+		ss   []vsample
+		want error
+	}{
+		{"per sample", perSample, 0, []vsample{{flagsSync, p}, {flagsNonSync, idr}}, nil},
+		{"first and tfhd", firstAndTfhd, 0, []vsample{{flagsNonSync, p}, {flagsSync, idr}, {flagsNonSync, lp(4, nalP, nalP)}}, nil},
+		{"trex", noneGiven, flagsNonSync, []vsample{{0, idr}, {0, p}}, nil},
+		{"trex sync", noneGiven, flagsSync, []vsample{{0, p}, {0, p}}, nil},
+		{"empty sample", perSample, 0, []vsample{{flagsSync, p}, {flagsNonSync, nil}, {flagsNonSync, p}}, nil},
+		{"none: content", noneGiven, 0, []vsample{{0, p}, {0, idr}}, ErrNeedsPayload},
+	} {
+		init := videoInit("avc1", avcCOf(4, testSPS, testPPS), tc.trex)
+		seg := videoFragment(0, tc.mode, tc.ss)
+		d := NewDemuxer()
+		want, err := demuxVideo(t, d, init, seg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		x := NewIndexDemuxer()
+		got, err := indexVideo(x, init, seg)
+		if tc.want != nil {
+			if !errors.Is(err, tc.want) {
+				t.Errorf("%s: %v, want %v", tc.name, err, tc.want)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if len(got) != len(want) || x.skipped != d.skipped {
+			t.Fatalf("%s: %d samples, %d skipped; the normal mode %d, %d", tc.name, len(got), x.skipped, len(want), d.skipped)
+		}
+		for i, w := range want {
+			g := got[i]
+			if g.Data != nil || g.DTS != w.DTS || g.CTO != w.CTO || g.Sync != w.Sync || g.Size != len(w.Data) ||
+				!bytes.Equal(seg[g.Offset:g.Offset+int64(g.Size)], w.Data) {
+				t.Errorf("%s: sample %d: %+v, the normal mode's %+v", tc.name, i, g, w)
+			}
+		}
+	}
+
+	if _, err := indexVideo(NewIndexDemuxer(), videoInit("avc3", avcCOf(4, testSPS, testPPS), 0)); !errors.Is(err, ErrNeedsPayload) {
+		t.Errorf("avc3: %v, want ErrNeedsPayload", err)
+	}
+	seg := func(base uint64) []byte {
+		return videoFragment(base, perSample, []vsample{{flagsSync, idr}, {flagsNonSync, p}})
+	}
+	x := NewIndexDemuxer()
+	if _, err := indexVideo(x, videoInit("avc1", avcCOf(4, testSPS, testPPS), 0), seg(0)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := indexVideo(x, videoInit("avc1", avcCOf(4, testSPS, testPPS), 0), seg(6000)); err != nil {
+		t.Errorf("the same parameter sets again: %v", err)
+	}
+	if _, err := indexVideo(x, videoInit("avc1", avcCOf(4, testSPS, testPPS2), 0), seg(12000)); !errors.Is(err, ErrNeedsPayload) {
+		t.Errorf("a parameter set change: %v, want ErrNeedsPayload", err)
+	}
+	if err := NewDemuxer().SegmentIndex(bytes.NewReader(seg(0)), nil); err == nil {
+		t.Error("SegmentIndex in the normal mode: no error")
+	}
+	if err := NewIndexDemuxer().Segment(bytes.NewReader(seg(0)), nil); err == nil {
+		t.Error("Segment in the index mode: no error")
+	}
+}

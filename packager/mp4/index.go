@@ -2,9 +2,11 @@
 //
 // It is split in two: an Index (compact per-sample tables, filled as samples arrive)
 // with a pure layout function, BuildHeader, that turns it into the bytes that precede
-// the media for a given media start offset; and a Writer that copies media to disk and
-// places the header in front of it. A later streaming or clipping writer can reuse the
-// Index and BuildHeader without the Writer.
+// the media for a given media start offset; a Planner that makes every layout decision
+// from the samples' sizes alone (their order in the media, the Index, the header in the
+// reserve or compact); and a Writer that copies media to disk where its Planner places
+// them and writes the header in front. A server that sends a file before its media are
+// fetched plans it with a Planner alone (docs/instant.md).
 package mp4
 
 import (
