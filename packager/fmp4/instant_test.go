@@ -453,6 +453,29 @@ func TestIndexModeSync(t *testing.T) {
 	if _, err := indexVideo(x, videoInit("avc1", avcCOf(4, testSPS, testPPS2), 0), seg(12000)); !errors.Is(err, ErrNeedsPayload) {
 		t.Errorf("a parameter set change: %v, want ErrNeedsPayload", err)
 	}
+	// Media in the init section (ffmpeg's frag_duration) go with the next segment: their
+	// place is in the init section.
+	withMedia := append(videoInit("avc1", avcCOf(4, testSPS, testPPS), 0), seg(0)...)
+	want, err := demuxVideo(t, NewDemuxer(), withMedia, seg(6000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := indexVideo(NewIndexDemuxer(), withMedia, seg(6000))
+	if err != nil || len(got) != 4 || len(want) != 4 {
+		t.Fatalf("media in the init section: %d samples (%v), the normal mode %d", len(got), err, len(want))
+	}
+	for i, g := range got {
+		b := seg(6000)
+		if g.InInit != (i < 2) {
+			t.Errorf("sample %d: in the init section %v", i, g.InInit)
+		}
+		if g.InInit {
+			b = withMedia
+		}
+		if !bytes.Equal(b[g.Offset:g.Offset+int64(g.Size)], want[i].Data) || g.DTS != want[i].DTS {
+			t.Errorf("sample %d at %d (init %v): not the normal mode's", i, g.Offset, g.InInit)
+		}
+	}
 	if err := NewDemuxer().SegmentIndex(bytes.NewReader(seg(0)), nil); err == nil {
 		t.Error("SegmentIndex in the normal mode: no error")
 	}
