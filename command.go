@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -125,6 +127,13 @@ func signCommand() *cobra.Command {
 					return fmt.Errorf("--access-rules: %w", err)
 				}
 			}
+			if clip, _ := f.GetString("clip"); clip != "" {
+				c, err := parseClipFlag(clip)
+				if err != nil {
+					return fmt.Errorf("--clip: %w", err)
+				}
+				req.Clip = c
+			}
 			tok, err := tokens.Sign(key, video, req)
 			if err != nil {
 				return err
@@ -141,7 +150,22 @@ func signCommand() *cobra.Command {
 	f.Duration("not-before", 0, "the token is valid from now plus this")
 	f.Bool("downloadable", false, "allow /downloads/ files of a private video")
 	f.String("access-rules", "", `JSON list of access rules, e.g. '[{"type":"ip.src","ip":["203.0.113.0/24"],"action":"allow"},{"type":"any","action":"block"}]'`)
+	f.String("clip", "", "allow only clips within S-E seconds of the video, e.g. 10-25.5 (docs/clips.md)")
 	return c
+}
+
+// parseClipFlag reads --clip S-E: seconds, 0 ≤ S < E.
+func parseClipFlag(s string) (*tokens.Clip, error) {
+	a, b, ok := strings.Cut(s, "-")
+	start, err1 := strconv.ParseFloat(a, 64)
+	end, err2 := strconv.ParseFloat(b, 64)
+	if !ok || err1 != nil || err2 != nil || math.IsNaN(start) || math.IsInf(end, 0) || math.IsNaN(end) {
+		return nil, fmt.Errorf("%q is not S-E (seconds, e.g. 10-25.5)", s)
+	}
+	if start < 0 || end <= start {
+		return nil, fmt.Errorf("%q: want 0 <= S < E", s)
+	}
+	return &tokens.Clip{Start: start, End: end}, nil
 }
 
 // Exit statuses of `caddy stream-downloads package` (docs/cli.md).

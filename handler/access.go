@@ -26,10 +26,12 @@ func (e *errRefused) Error() string { return e.msg }
 // video is private (require_signed_urls); a token is verified, names the video in its
 // sub, and its access rules apply (docs/spec.md §5). Each check of a token (or of its lack)
 // is counted (Meter.TokenCheck), and each refusal heard (Denied).
-func (h *Handler) access(r *http.Request, idOrToken string) (string, error) {
-	video, result, cached, err := h.checkAccess(r, idOrToken)
+// The token's clip claim, when it has one, is returned too: the delivery then serves only
+// clips within it (docs/clips.md).
+func (h *Handler) access(r *http.Request, idOrToken string) (string, *tokens.Clip, error) {
+	video, result, cached, clip, err := h.checkAccess(r, idOrToken)
 	if result == "" { // a public video by its id: nothing was checked
-		return video, err
+		return video, nil, err
 	}
 	if h.Meter != nil {
 		h.Meter.TokenCheck(result, cached)
@@ -39,41 +41,41 @@ func (h *Handler) access(r *http.Request, idOrToken string) (string, error) {
 		typ, _ := packager.TypeFromFile(path.Base(r.URL.Path))
 		h.Denied(r, Denial{Video: video, Type: typ.Name, Status: ref.status, Result: result, Reason: ref.msg})
 	}
-	return video, err
+	return video, clip, err
 }
 
 // checkAccess is access, with the result of the token check ("" when there was none)
-// and whether the token was in the verification cache. The video is returned also
-// when it is refused, when known.
-func (h *Handler) checkAccess(r *http.Request, idOrToken string) (video, result string, cached bool, err error) {
+// and whether the token was in the verification cache, and the token's clip claim. The
+// video is returned also when it is refused, when known.
+func (h *Handler) checkAccess(r *http.Request, idOrToken string) (video, result string, cached bool, clip *tokens.Clip, err error) {
 	if ValidID(idOrToken) {
 		if h.RequireSigned {
-			return idOrToken, "unsigned", false, &errRefused{http.StatusUnauthorized, "this video needs a signed URL"}
+			return idOrToken, "unsigned", false, nil, &errRefused{http.StatusUnauthorized, "this video needs a signed URL"}
 		}
-		return idOrToken, "", false, nil
+		return idOrToken, "", false, nil, nil
 	}
 	if strings.Count(idOrToken, ".") != 2 {
-		return "", "malformed", false, &errRefused{http.StatusBadRequest, "invalid video id"}
+		return "", "malformed", false, nil, &errRefused{http.StatusBadRequest, "invalid video id"}
 	}
 	if h.Verifier == nil {
-		return "", "not_configured", false, &errRefused{http.StatusUnauthorized, "signed URLs are not configured here"}
+		return "", "not_configured", false, nil, &errRefused{http.StatusUnauthorized, "signed URLs are not configured here"}
 	}
 	claims, cached, err := h.Verifier.VerifyCached(idOrToken)
 	if err != nil {
 		// The verifier's messages are written to be shown and never hold the token.
-		return "", tokens.Reason(err), cached, &errRefused{http.StatusUnauthorized, err.Error()}
+		return "", tokens.Reason(err), cached, nil, &errRefused{http.StatusUnauthorized, err.Error()}
 	}
 	if !ValidID(claims.Subject) {
-		return "", "invalid", cached, &errRefused{http.StatusUnauthorized, "invalid token: sub is not a video id"}
+		return "", "invalid", cached, nil, &errRefused{http.StatusUnauthorized, "invalid token: sub is not a video id"}
 	}
 	if h.RequireSigned && !claims.Downloadable {
-		return claims.Subject, "not_downloadable", cached, &errRefused{http.StatusForbidden, "this token does not allow downloads"}
+		return claims.Subject, "not_downloadable", cached, nil, &errRefused{http.StatusForbidden, "this token does not allow downloads"}
 	}
 	ip := clientIP(r)
 	if !claims.Allow(ip, h.country(r, ip)) {
-		return claims.Subject, "rule_blocked", cached, &errRefused{http.StatusForbidden, "access denied by the token's access rules"}
+		return claims.Subject, "rule_blocked", cached, nil, &errRefused{http.StatusForbidden, "access denied by the token's access rules"}
 	}
-	return claims.Subject, "ok", cached, nil
+	return claims.Subject, "ok", cached, claims.Clip, nil
 }
 
 // clientIP is Caddy's client address: the peer, or what trusted proxies say it is.

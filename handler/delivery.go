@@ -2,10 +2,14 @@ package handler
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
+	"io"
 	"math"
 	"net/http"
 	"net/textproto"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -16,6 +20,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/stream-downloads/caddy-stream-downloads/packager"
+	"github.com/stream-downloads/caddy-stream-downloads/tokens"
 )
 
 var validFilename = regexp.MustCompile(`^[A-Za-z0-9_-]{1,120}$`)
@@ -26,7 +31,7 @@ func (h *Handler) deliver(w http.ResponseWriter, r *http.Request, idOrToken stri
 		w.Header().Set("Allow", "GET, HEAD")
 		return refuse(w, r, http.StatusMethodNotAllowed, "method not allowed: use GET or HEAD")
 	}
-	video, err := h.access(r, idOrToken)
+	video, tokClip, err := h.access(r, idOrToken)
 	var ref *errRefused
 	if errors.As(err, &ref) && errorRoutes(r, ref.status, ref.msg) {
 		if ref.status == http.StatusUnauthorized {
@@ -40,6 +45,14 @@ func (h *Handler) deliver(w http.ResponseWriter, r *http.Request, idOrToken stri
 	name := r.URL.Query().Get("filename")
 	if r.URL.Query().Has("filename") && !validFilename.MatchString(name) {
 		return refuse(w, r, http.StatusBadRequest, "invalid filename: use 1 to 120 of A-Z a-z 0-9 _ -")
+	}
+
+	clip, msg := clipParams(r.URL.Query())
+	if msg != "" {
+		return refuse(w, r, http.StatusBadRequest, msg)
+	}
+	if msg := tokenClipRefusal(tokClip, clip); msg != "" {
+		return refuse(w, r, http.StatusForbidden, msg)
 	}
 
 	k := packager.Key{Video: video, Type: typ.Name}
@@ -64,6 +77,9 @@ func (h *Handler) deliver(w http.ResponseWriter, r *http.Request, idOrToken stri
 		return caddyhttp.Error(http.StatusInternalServerError, err)
 	}
 	defer f.Close()
+	if clip != nil {
+		return h.deliverClip(w, r, f, st, typ, name, *clip, tokClip)
+	}
 
 	hdr := w.Header()
 	hdr.Set("Content-Type", typ.ContentType)
@@ -81,6 +97,122 @@ func (h *Handler) deliver(w http.ResponseWriter, r *http.Request, idOrToken stri
 	// ServeContent handles Range, If-Range, If-None-Match, HEAD and sends an *os.File
 	// with sendfile through Caddy's ReadFrom-capable writer.
 	http.ServeContent(w, r, "", st.Ready, f)
+	return nil
+}
+
+// clipRange is the interval a delivery URL's ?start=S&end=E asks for, in seconds; End 0
+// means to the end of the video.
+type clipRange struct{ Start, End float64 }
+
+// clipSeconds is a number of seconds of a clip parameter: digits, and decimals.
+var clipSeconds = regexp.MustCompile(`^[0-9]{1,9}(\.[0-9]{1,9})?$`)
+
+// clipParams reads start and end (docs/clips.md): nil when neither is given, else the
+// interval, or a one-line message for a 400.
+func clipParams(q url.Values) (*clipRange, string) {
+	if !q.Has("start") && !q.Has("end") {
+		return nil, ""
+	}
+	var c clipRange
+	for _, p := range []struct {
+		name string
+		dst  *float64
+	}{{"start", &c.Start}, {"end", &c.End}} {
+		vs, ok := q[p.name]
+		if !ok {
+			continue
+		}
+		if len(vs) != 1 || !clipSeconds.MatchString(vs[0]) {
+			return nil, "invalid " + p.name + ": use seconds, like 12 or 12.5"
+		}
+		*p.dst, _ = strconv.ParseFloat(vs[0], 64)
+	}
+	if q.Has("end") && c.End <= c.Start {
+		return nil, "invalid clip: end must be after start"
+	}
+	return &c, ""
+}
+
+// tokenClipRefusal is the 403 message for a clip (nil: the whole file) that a token's
+// clip claim does not allow, "" when it is allowed. A clip to the end of the video is
+// checked again when its end is known (deliverClip).
+func tokenClipRefusal(tok *tokens.Clip, c *clipRange) string {
+	switch {
+	case tok == nil:
+		return ""
+	case c == nil:
+		return "this token allows only a clip: add start and end within " + clipSpan(tok)
+	case c.Start < tok.Start || c.End > tok.End:
+		return "this clip is outside the token's: start and end must be within " + clipSpan(tok)
+	}
+	return ""
+}
+
+// clipSpan says a token's clip, "10-25.5 s".
+func clipSpan(c *tokens.Clip) string {
+	return strconv.FormatFloat(c.Start, 'f', -1, 64) + "-" + strconv.FormatFloat(c.End, 'f', -1, 64) + " s"
+}
+
+// clipVersion names the way clips are cut: change it when a clip of the same file and
+// interval would have other bytes, so that its ETag changes too.
+const clipVersion = "clip1"
+
+// clipSources caches the parsed sample tables of the files recently clipped (a 60-minute
+// video's take ~7 MB), by the file's ETag and size.
+var clipSources = packager.NewClipCache(64 << 20)
+
+// deliverClip serves the clip c of the open stored file f (docs/clips.md): the header of
+// the clip's own moov, then the samples it keeps as byte ranges of f, read as they are
+// sent; its ETag is derived from the file's and the interval.
+func (h *Handler) deliverClip(w http.ResponseWriter, r *http.Request, f packager.File, st packager.State, typ packager.Type, name string, c clipRange, tok *tokens.Clip) error {
+	fi, err := f.Stat()
+	if err != nil {
+		return caddyhttp.Error(http.StatusInternalServerError, err)
+	}
+	ra, ok := f.(io.ReaderAt)
+	if !ok {
+		ra = packager.SeekReaderAt{R: f}
+	}
+	src, err := clipSources.Source(st.ETag+"\x00"+strconv.FormatInt(fi.Size(), 10), ra, fi.Size())
+	if err != nil {
+		h.Logger.Error("reading the packaged file's sample tables", zap.String("type", typ.Name), zap.Error(err))
+		return caddyhttp.Error(http.StatusInternalServerError, err)
+	}
+	const slack = 0.0005 // the file's duration is in milliseconds
+	if c.End == 0 {
+		c.End = src.Duration
+	}
+	if c.Start >= src.Duration || c.End > src.Duration+slack {
+		return refuse(w, r, http.StatusBadRequest, "clip out of range: the video lasts "+strconv.FormatFloat(src.Duration, 'f', 3, 64)+" s")
+	}
+	if msg := tokenClipRefusal(tok, &c); msg != "" {
+		return refuse(w, r, http.StatusForbidden, msg)
+	}
+	cl, err := src.Clip(c.Start, c.End)
+	if errors.Is(err, packager.ErrClipRange) {
+		return refuse(w, r, http.StatusBadRequest, "clip out of range: no media between start and end")
+	}
+	if err != nil {
+		h.Logger.Error("building a clip", zap.String("type", typ.Name), zap.Error(err))
+		return caddyhttp.Error(http.StatusInternalServerError, err)
+	}
+	// The clip's bytes follow from the file's (its strong ETag), the interval and the
+	// way clips are cut (clipVersion).
+	sum := sha256.Sum256([]byte(clipVersion + "\x00" + st.ETag + "\x00" + strconv.FormatFloat(c.Start, 'f', -1, 64) + "\x00" + strconv.FormatFloat(c.End, 'f', -1, 64)))
+	hdr := w.Header()
+	hdr.Set("Content-Type", typ.ContentType)
+	hdr.Set("ETag", `"clip-`+hex.EncodeToString(sum[:16])+`"`)
+	if name != "" {
+		hdr.Set("Content-Disposition", `attachment; filename="`+name+typ.Ext+`"`)
+	}
+	if rng, ok := normalizeRange(r.Header.Get("Range")); ok {
+		if rng == "" {
+			r.Header.Del("Range")
+		} else {
+			r.Header.Set("Range", rng)
+		}
+	}
+	http.ServeContent(w, r, "", st.Ready, cl.Reader(f))
 	return nil
 }
 

@@ -50,6 +50,69 @@ type Claims struct {
 	Downloadable bool
 	// AccessRules are "accessRules", compiled; nil when absent.
 	AccessRules []Rule
+	// Clip is "clip"; nil when absent. A token with a clip allows only clips of the
+	// video within it, never the whole file (docs/clips.md).
+	Clip *Clip
+}
+
+// Clip is the "clip" claim, {"start": S, "end": E}: seconds of the video's
+// presentation, 0 ≤ start < end.
+type Clip struct {
+	Start float64 `json:"start"`
+	End   float64 `json:"end"`
+}
+
+// Contains reports whether the clip [start, end) lies within c.
+func (c *Clip) Contains(start, end float64) bool {
+	return start >= c.Start && end <= c.End && start < end
+}
+
+// check says what is wrong with c, if anything.
+func (c *Clip) check() error {
+	switch {
+	case math.IsNaN(c.Start) || math.IsInf(c.Start, 0) || math.IsNaN(c.End) || math.IsInf(c.End, 0):
+		return errors.New("clip start and end must be numbers")
+	case c.Start < 0:
+		return errors.New("clip start must be 0 or more")
+	case c.End <= c.Start:
+		return errors.New("clip end must be after its start")
+	}
+	return nil
+}
+
+// parseClip reads a "clip" claim strictly: an object of exactly the numbers start and
+// end, with 0 ≤ start < end.
+func parseClip(raw json.RawMessage) (*Clip, error) {
+	var m map[string]json.RawMessage
+	if isNull(raw) || json.Unmarshal(raw, &m) != nil {
+		return nil, errors.New(`clip must be an object {"start": seconds, "end": seconds}`)
+	}
+	c := &Clip{}
+	for name, v := range m {
+		var dst *float64
+		switch name {
+		case "start":
+			dst = &c.Start
+		case "end":
+			dst = &c.End
+		default:
+			return nil, errors.New("clip: unknown member (start, end)")
+		}
+		v = bytes.TrimSpace(v)
+		if len(v) == 0 || !(v[0] == '-' || v[0] >= '0' && v[0] <= '9') || json.Unmarshal(v, dst) != nil {
+			return nil, fmt.Errorf("clip %s must be a number of seconds", name)
+		}
+	}
+	if _, ok := m["start"]; !ok {
+		return nil, errors.New("clip start is missing")
+	}
+	if _, ok := m["end"]; !ok {
+		return nil, errors.New("clip end is missing")
+	}
+	if err := c.check(); err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 // Allow evaluates the access rules first to last for a client at ip from country
@@ -332,7 +395,7 @@ func parseNumericDate(raw json.RawMessage) (time.Time, bool) {
 // Request is what to put in a token besides its subject and key id: the body of
 // POST …/stream/{video}/token and the flags of `caddy stream-downloads sign`. Its JSON
 // form is {"exp": unix-seconds, "nbf": unix-seconds, "downloadable": bool,
-// "accessRules": [...]}, every member optional, read strictly with the rules Verify
+// "accessRules": [...], "clip": {"start": s, "end": s}}, every member optional, read strictly with the rules Verify
 // applies to a token's claims; unknown members are refused.
 type Request struct {
 	// Expires is "exp"; zero: the token never expires.
@@ -343,6 +406,8 @@ type Request struct {
 	Downloadable *bool
 	// AccessRules is "accessRules"; at most MaxRules.
 	AccessRules []Rule
+	// Clip is "clip"; nil: absent (the whole file and any clip are allowed).
+	Clip *Clip
 }
 
 // UnmarshalJSON reads a token request strictly.
@@ -376,8 +441,14 @@ func (r *Request) UnmarshalJSON(data []byte) error {
 				return err
 			}
 			req.AccessRules = rules
+		case "clip":
+			c, err := parseClip(raw)
+			if err != nil {
+				return err
+			}
+			req.Clip = c
 		default:
-			return fmt.Errorf("unknown member %q (exp, nbf, downloadable, accessRules)", truncate(name, 40))
+			return fmt.Errorf("unknown member %q (exp, nbf, downloadable, accessRules, clip)", truncate(name, 40))
 		}
 	}
 	*r = req

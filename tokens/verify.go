@@ -344,6 +344,13 @@ func decodeClaims(raw map[string]json.RawMessage) (*Claims, error) {
 		}
 		c.AccessRules = rules
 	}
+	if r, ok := raw["clip"]; ok {
+		clip, err := parseClip(r)
+		if err != nil {
+			return nil, invalid(err.Error())
+		}
+		c.Clip = clip
+	}
 	return c, nil
 }
 
@@ -355,13 +362,15 @@ type signedClaims struct {
 	NotBefore    *int64 `json:"nbf,omitempty"`
 	Downloadable *bool  `json:"downloadable,omitempty"`
 	AccessRules  []Rule `json:"accessRules,omitempty"`
+	Clip         *Clip  `json:"clip,omitempty"`
 
 	jwt.RegisteredClaims `json:"-"` // the methods of jwt.Claims; Sign sets the claims above
 }
 
 // Sign issues a token for subject (the video id) signed with k, which needs its
 // private half: header {alg: k.Alg(), kid, typ: JWT}; claims sub, kid, exp and nbf
-// (when set; Unix seconds), downloadable (when set) and accessRules (when any). A zero
+// (when set; Unix seconds), downloadable (when set), accessRules (when any) and clip
+// (when set). A zero
 // r.Expires issues a token that never expires: callers set a lifetime. r is checked
 // with the rules Verify applies.
 func Sign(k *Key, subject string, r Request) (string, error) {
@@ -378,7 +387,12 @@ func Sign(k *Key, subject string, r Request) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	c := &signedClaims{Subject: subject, KeyID: k.ID, Downloadable: r.Downloadable, AccessRules: rules}
+	if r.Clip != nil {
+		if err := r.Clip.check(); err != nil {
+			return "", err
+		}
+	}
+	c := &signedClaims{Subject: subject, KeyID: k.ID, Downloadable: r.Downloadable, AccessRules: rules, Clip: r.Clip}
 	for _, f := range []struct {
 		t    time.Time
 		dst  **int64

@@ -35,6 +35,11 @@ func timing(t *TrackIndex) trackTiming {
 		dts += int64(d)
 		tt.mediaDur += uint64(d)
 	}
+	if tr, ok := clipTrimOf(t); ok { // a clip's track (clip.go): presented from..to
+		tt.earliestPTS, end = max(tt.earliestPTS, tr.from), min(end, tr.to)
+		tt.presDur = uint64(max(end-tt.earliestPTS, 0))
+		return tt
+	}
 	tt.presDur = uint64(end - tt.earliestPTS)
 	if skip := primingTicks(t.Track); skip > 0 && uint64(skip) < tt.presDur {
 		tt.earliestPTS += skip
