@@ -38,6 +38,8 @@ type TrackIndex struct {
 	ctos        blockList[int32] // empty while every CTO is 0 (always, for audio)
 	durs        []durRun         // DTS deltas of all samples but the last (mostly one run)
 	lastDTS     int64
+	// trim bounds the presentation of a clip's track (Clip); nil for a whole file.
+	trim *clipTrim
 }
 
 // Len is the number of samples.

@@ -35,7 +35,7 @@ func timing(t *TrackIndex) trackTiming {
 		dts += int64(d)
 		tt.mediaDur += uint64(d)
 	}
-	if tr, ok := clipTrimOf(t); ok { // a clip's track (clip.go): presented from..to
+	if tr := t.trim; tr != nil { // a clip's track (clip.go): presented from..to
 		tt.earliestPTS, end = max(tt.earliestPTS, tr.from), min(end, tr.to)
 		tt.presDur = uint64(max(end-tt.earliestPTS, 0))
 		return tt
