@@ -4,13 +4,13 @@ package mp4
 // the track descriptions a clip's header is built from.
 
 import (
-	mp4ff "github.com/Eyevinn/mp4ff/mp4"
-
 	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+
+	mp4ff "github.com/Eyevinn/mp4ff/mp4"
 
 	"github.com/stream-downloads/caddy-stream-downloads/packager/media"
 )
