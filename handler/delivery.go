@@ -81,19 +81,7 @@ func (h *Handler) deliver(w http.ResponseWriter, r *http.Request, idOrToken stri
 		return h.deliverClip(w, r, f, st, typ, name, *clip, tokClip)
 	}
 
-	hdr := w.Header()
-	hdr.Set("Content-Type", typ.ContentType)
-	hdr.Set("ETag", st.ETag)
-	if name != "" {
-		hdr.Set("Content-Disposition", `attachment; filename="`+name+typ.Ext+`"`)
-	}
-	if rng, ok := normalizeRange(r.Header.Get("Range")); ok {
-		if rng == "" {
-			r.Header.Del("Range")
-		} else {
-			r.Header.Set("Range", rng)
-		}
-	}
+	prepareServe(w, r, typ, st.ETag, name)
 	// ServeContent handles Range, If-Range, If-None-Match, HEAD and sends an *os.File
 	// with sendfile through Caddy's ReadFrom-capable writer.
 	http.ServeContent(w, r, "", st.Ready, f)
@@ -199,19 +187,7 @@ func (h *Handler) deliverClip(w http.ResponseWriter, r *http.Request, f packager
 	// The clip's bytes follow from the file's (its strong ETag), the interval and the
 	// way clips are cut (clipVersion).
 	sum := sha256.Sum256([]byte(clipVersion + "\x00" + st.ETag + "\x00" + strconv.FormatFloat(c.Start, 'f', -1, 64) + "\x00" + strconv.FormatFloat(c.End, 'f', -1, 64)))
-	hdr := w.Header()
-	hdr.Set("Content-Type", typ.ContentType)
-	hdr.Set("ETag", `"clip-`+hex.EncodeToString(sum[:16])+`"`)
-	if name != "" {
-		hdr.Set("Content-Disposition", `attachment; filename="`+name+typ.Ext+`"`)
-	}
-	if rng, ok := normalizeRange(r.Header.Get("Range")); ok {
-		if rng == "" {
-			r.Header.Del("Range")
-		} else {
-			r.Header.Set("Range", rng)
-		}
-	}
+	prepareServe(w, r, typ, `"clip-`+hex.EncodeToString(sum[:16])+`"`, name)
 	http.ServeContent(w, r, "", st.Ready, cl.Reader(f))
 	return nil
 }
@@ -428,4 +404,23 @@ func writeLine(w http.ResponseWriter, status int, msg string) error {
 	w.WriteHeader(status)
 	_, err := w.Write([]byte(msg + "\n"))
 	return err
+}
+
+// prepareServe sets the headers of a file or clip of type typ with etag (and the
+// download's file name, when asked for) and clamps the request's Range, before
+// http.ServeContent answers it.
+func prepareServe(w http.ResponseWriter, r *http.Request, typ packager.Type, etag, name string) {
+	hdr := w.Header()
+	hdr.Set("Content-Type", typ.ContentType)
+	hdr.Set("ETag", etag)
+	if name != "" {
+		hdr.Set("Content-Disposition", `attachment; filename="`+name+typ.Ext+`"`)
+	}
+	if rng, ok := normalizeRange(r.Header.Get("Range")); ok {
+		if rng == "" {
+			r.Header.Del("Range")
+		} else {
+			r.Header.Set("Range", rng)
+		}
+	}
 }
