@@ -52,6 +52,9 @@ func (h *Handler) deliver(w http.ResponseWriter, r *http.Request, idOrToken stri
 		return refuse(w, r, http.StatusBadRequest, msg)
 	}
 	if msg := tokenClipRefusal(tokClip, clip); msg != "" {
+		if h.Denied != nil {
+			h.Denied(r, Denial{Video: video, Type: typ.Name, Status: http.StatusForbidden, Result: "clip_outside", Reason: msg})
+		}
 		return refuse(w, r, http.StatusForbidden, msg)
 	}
 
