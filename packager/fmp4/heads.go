@@ -1,0 +1,211 @@
+package fmp4
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/Eyevinn/mp4ff/mp4"
+
+	"github.com/stream-downloads/caddy-stream-downloads/packager/media"
+)
+
+// Indexing a segment from its head (docs/instant.md): the index mode reads nothing of
+// the samples' data but the first MPEG audio frame, so a segment's leading bytes up to
+// the end of its last moof (and the header of the box after it) are enough. The boxes
+// after the first mdat (a segment of several fragments) are read too: the head must
+// then reach past that mdat, which is the price of reading leading bytes only.
+
+// SegmentHeadIndex is SegmentIndex from the first bytes of a segment (head) and its
+// size in bytes: emit gets the same samples, without the segment's other bytes.
+//
+// When head is too short (a box header, a moof, or the first MPEG audio frame's data
+// lies past it) it returns how many leading bytes it needs (more than len(head), at
+// most size) and emits nothing: the demuxer is left as it was, so call it again with
+// a longer head. need 0 and a nil error: the segment is indexed. A moof is read whole
+// (at most 4 MiB, the demuxer's bound), so a head never needs to be larger than the
+// segment's boxes before its last moof plus that.
+//
+// MPEG audio (MP2/MP3): the first frame of the rendition is read (its header gives the
+// channel count and frame length), so the head of the segment that holds it must
+// reach the end of that frame; need says so. Errors are those of SegmentIndex
+// (ErrNeedsPayload included).
+func (d *Demuxer) SegmentHeadIndex(head []byte, size int64, emit func(IndexedSample) error) (need int64, err error) {
+	if !d.index {
+		return 0, errors.New("fmp4: SegmentHeadIndex on a demuxer in the normal mode")
+	}
+	if int64(len(head)) > size {
+		return 0, fmt.Errorf("fmp4: a head of %d bytes of a %d-byte segment", len(head), size)
+	}
+	mpeg := d.needsData(1)
+	need, err = d.headNeed(head, size, mpeg)
+	if err != nil || need > int64(len(head)) {
+		return need, err
+	}
+	// The bytes past the head are read as zeros: the index mode skips them (the
+	// samples' data), and the walk above saw that every box header and moof is in the
+	// head.
+	r := io.MultiReader(bytes.NewReader(head), &zeroReader{n: size - int64(len(head))})
+	seen := false
+	return 0, d.segment(r, nil, func(s IndexedSample) error {
+		if mpeg && !seen && s.Track != nil && s.Track.Codec == media.MPEGAudio {
+			seen = true
+			if !s.InInit && s.Offset+int64(s.Size) > int64(len(head)) {
+				// The walk found another frame than the one read: never index from zeros.
+				return fmt.Errorf("fmp4: the first MPEG audio frame (at %d+%d) is past the segment's head (%d bytes)", s.Offset, s.Size, len(head))
+			}
+		}
+		return emit(s)
+	})
+}
+
+// headNeed walks the top-level boxes of a segment (size bytes) in head: how many
+// leading bytes indexing it needs (at most len(head) when head is enough). Boxes it
+// cannot make sense of are left to the demuxer, which says what is wrong with them.
+func (d *Demuxer) headNeed(head []byte, size int64, mpeg bool) (int64, error) {
+	have := int64(len(head))
+	need := int64(0)
+	for pos := int64(0); pos < size; {
+		if pos+8 > have {
+			return min(pos+16, size), nil // the box header (a 64-bit size too)
+		}
+		bsize := int64(binary.BigEndian.Uint32(head[pos:]))
+		typ := string(head[pos+4 : pos+8])
+		hdr := int64(8)
+		if bsize == 1 {
+			if pos+16 > have {
+				return min(pos+16, size), nil
+			}
+			u := binary.BigEndian.Uint64(head[pos+8:])
+			if u > maxTime {
+				return need, nil
+			}
+			bsize, hdr = int64(u), 16
+		}
+		end := pos + bsize
+		switch {
+		case bsize == 0:
+			end = size
+		case bsize < hdr || end > size:
+			return need, nil // malformed: the demuxer says so
+		}
+		if typ == "moof" {
+			if end-pos > maxMoof {
+				return need, nil // the demuxer refuses it
+			}
+			if end > have {
+				return min(end+16, size), nil // the moof and the next box's header
+			}
+			if mpeg {
+				at, n, ok := d.firstAudio(head[pos:end], pos, int(hdr))
+				if ok {
+					mpeg = false
+					need = max(need, at+n)
+					if at+n > have && at+n <= size {
+						return at + n, nil
+					}
+				}
+			}
+		}
+		pos = end
+	}
+	return need, nil
+}
+
+// firstAudio finds the data of the first non-empty sample of the audio track in a moof
+// (m, at segment offset start): where it is and its size, as parseMoof places it.
+func (d *Demuxer) firstAudio(m []byte, start int64, hdr int) (at, n int64, ok bool) {
+	st := d.audio
+	if st == nil || st.cur == nil {
+		return 0, 0, false
+	}
+	prevEnd := start
+	first := true
+	done := errors.New("found")
+	_ = walkBoxes(m[hdr:], 0, func(bx box) error {
+		if bx.typ != "traf" {
+			return nil
+		}
+		var tfhd *mp4.TfhdBox
+		var truns []trun
+		if err := walkBoxes(bx.payload, 0, func(c box) error {
+			switch c.typ {
+			case "tfhd":
+				b, err := decodeLeaf(c)
+				if err != nil {
+					return err
+				}
+				tfhd, _ = b.(*mp4.TfhdBox)
+			case "trun":
+				tr, err := parseTrun(c.payload)
+				if err != nil {
+					return err
+				}
+				truns = append(truns, tr)
+			}
+			return nil
+		}); err != nil || tfhd == nil {
+			return errors.New("unreadable traf")
+		}
+		var base int64
+		switch {
+		case tfhd.HasBaseDataOffset():
+			base = int64(tfhd.BaseDataOffset)
+		case tfhd.DefaultBaseIfMoof() || first:
+			base = start
+		default:
+			base = prevEnd
+		}
+		first = false
+		ours := tfhd.TrackID == st.cur.id
+		def := defaults{size: st.cur.defSize}
+		if !ours {
+			def = defaults{}
+			for _, o := range []*stream{d.video} {
+				if o != nil && o.cur != nil && o.cur.id == tfhd.TrackID {
+					def.size = o.cur.defSize
+				}
+			}
+		}
+		if tfhd.HasDefaultSampleSize() {
+			def.size = tfhd.DefaultSampleSize
+		}
+		pos := base
+		for i := range truns {
+			tr := &truns[i]
+			if tr.flags&trunDataOffset != 0 {
+				pos = base + int64(tr.dataOffset)
+			} else if i == 0 {
+				pos = base
+			}
+			for j := 0; j < tr.count; j++ {
+				_, size, _, _ := tr.sample(j, def)
+				if ours && size > 0 {
+					at, n, ok = pos, int64(size), true
+					return done
+				}
+				pos += int64(size)
+			}
+		}
+		prevEnd = pos
+		return nil
+	})
+	return at, n, ok
+}
+
+// zeroReader reads n zero bytes.
+type zeroReader struct{ n int64 }
+
+func (z *zeroReader) Read(p []byte) (int, error) {
+	if z.n <= 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > z.n {
+		p = p[:z.n]
+	}
+	clear(p)
+	z.n -= int64(len(p))
+	return len(p), nil
+}
