@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/Eyevinn/mp4ff/mp4"
-
 	"github.com/stream-downloads/caddy-stream-downloads/packager/media"
 )
 
@@ -128,35 +126,13 @@ func (d *Demuxer) firstAudio(m []byte, start int64, hdr int) (at, n int64, ok bo
 		if bx.typ != "traf" {
 			return nil
 		}
-		var tfhd *mp4.TfhdBox
-		var truns []trun
-		if err := walkBoxes(bx.payload, 0, func(c box) error {
-			switch c.typ {
-			case "tfhd":
-				b, err := decodeLeaf(c)
-				if err != nil {
-					return err
-				}
-				tfhd, _ = b.(*mp4.TfhdBox)
-			case "trun":
-				tr, err := parseTrun(c.payload)
-				if err != nil {
-					return err
-				}
-				truns = append(truns, tr)
-			}
-			return nil
-		}); err != nil || tfhd == nil {
-			return errors.New("unreadable traf")
+		tfhd, _, truns, err := readTraf(bx.payload)
+		if err != nil {
+			return err
 		}
-		var base int64
-		switch {
-		case tfhd.HasBaseDataOffset():
-			base = int64(tfhd.BaseDataOffset)
-		case tfhd.DefaultBaseIfMoof() || first:
-			base = start
-		default:
-			base = prevEnd
+		base, err := dataBase(tfhd, first, start, prevEnd)
+		if err != nil {
+			return err
 		}
 		first = false
 		ours := tfhd.TrackID == st.cur.id

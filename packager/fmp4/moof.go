@@ -135,6 +135,52 @@ func maxSampleSize(k media.Kind) uint32 {
 	return maxAudioSample
 }
 
+// readTraf reads a traf's tfhd, tfdt (nil when absent) and truns.
+func readTraf(payload []byte) (tfhd *mp4.TfhdBox, tfdt *mp4.TfdtBox, truns []trun, err error) {
+	err = walkBoxes(payload, 0, func(c box) error {
+		switch c.typ {
+		case "tfhd", "tfdt":
+			b, err := decodeLeaf(c)
+			if err != nil {
+				return err
+			}
+			switch v := b.(type) {
+			case *mp4.TfhdBox:
+				tfhd = v
+			case *mp4.TfdtBox:
+				tfdt = v
+			}
+		case "trun":
+			tr, err := parseTrun(c.payload)
+			if err != nil {
+				return err
+			}
+			truns = append(truns, tr)
+		}
+		return nil
+	})
+	if err == nil && tfhd == nil {
+		err = errors.New("traf without tfhd")
+	}
+	return tfhd, tfdt, truns, err
+}
+
+// dataBase is the base data offset of a traf's truns in the segment: tfhd's explicit
+// one, the moof's start (default-base-is-moof, or the first traf), else where the data
+// of the traf before it ended.
+func dataBase(tfhd *mp4.TfhdBox, first bool, moofStart, prevEnd int64) (int64, error) {
+	switch {
+	case tfhd.HasBaseDataOffset():
+		if tfhd.BaseDataOffset > maxTime {
+			return 0, fmt.Errorf("base data offset %d out of range", tfhd.BaseDataOffset)
+		}
+		return int64(tfhd.BaseDataOffset), nil
+	case tfhd.DefaultBaseIfMoof() || first:
+		return moofStart, nil
+	}
+	return prevEnd, nil
+}
+
 // parseMoof reads the trafs of a moof (m.b, the whole box, at stream offset start) and
 // adds a run for each trun of a track we take. Every sample is checked here, before
 // any data is read: its size against the bounds, its decode time against the track's
@@ -148,48 +194,13 @@ func (d *Demuxer) parseMoof(m *moofBuf, start int64, hdr int) error {
 		if bx.typ != "traf" {
 			return nil
 		}
-		var tfhd *mp4.TfhdBox
-		var tfdt *mp4.TfdtBox
-		var truns []trun
-		err := walkBoxes(bx.payload, 0, func(c box) error {
-			switch c.typ {
-			case "tfhd", "tfdt":
-				b, err := decodeLeaf(c)
-				if err != nil {
-					return err
-				}
-				switch v := b.(type) {
-				case *mp4.TfhdBox:
-					tfhd = v
-				case *mp4.TfdtBox:
-					tfdt = v
-				}
-			case "trun":
-				tr, err := parseTrun(c.payload)
-				if err != nil {
-					return err
-				}
-				truns = append(truns, tr)
-			}
-			return nil
-		})
+		tfhd, tfdt, truns, err := readTraf(bx.payload)
 		if err != nil {
 			return err
 		}
-		if tfhd == nil {
-			return errors.New("traf without tfhd")
-		}
-		var base int64
-		switch {
-		case tfhd.HasBaseDataOffset():
-			if tfhd.BaseDataOffset > maxTime {
-				return fmt.Errorf("base data offset %d out of range", tfhd.BaseDataOffset)
-			}
-			base = int64(tfhd.BaseDataOffset)
-		case tfhd.DefaultBaseIfMoof() || first:
-			base = start
-		default:
-			base = prevEnd
+		base, err := dataBase(tfhd, first, start, prevEnd)
+		if err != nil {
+			return err
 		}
 		first = false
 		k, st := -1, (*stream)(nil)
