@@ -376,3 +376,35 @@ func TestFleetCounts(t *testing.T) {
 		t.Errorf("once ready: %+v, want none in progress", c)
 	}
 }
+
+// TestFleetAbsent: an id the bucket has no object for is remembered absent for the
+// staleness bound, so that requests for ids nobody created do not each read the bucket
+// (here: the bucket stops answering, and the id is still known absent until the bound).
+func TestFleetAbsent(t *testing.T) {
+	s3 := testutil.StartS3Server(t)
+	b, err := bucket.New(bucket.Config{Endpoint: s3.Endpoint, Bucket: s3.Bucket, AccessKey: s3.AccessKey, SecretKey: s3.SecretKey, PathStyle: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache, err := storage.NewLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := NewFleetManager(cache, Settings{MaxJobs: 1}, zap.NewNop(),
+		Fleet{Bucket: b, Node: "n", Lease: 1500 * time.Millisecond, Staleness: 5 * time.Second})
+	defer m.Destruct()
+	k := storage.Key{Video: "nobody", Type: "default"}
+	if _, ok, err := m.State(context.Background(), k); ok || err != nil {
+		t.Fatalf("first look: %v, %v", ok, err)
+	}
+	s3.Stop()
+	if _, ok, err := m.State(context.Background(), k); ok || err != nil {
+		t.Errorf("within the bound, with the bucket away: %v, %v; want not found, from memory", ok, err)
+	}
+	clock := now
+	now = func() time.Time { return clock().Add(6 * time.Second) }
+	t.Cleanup(func() { now = clock })
+	if _, _, err := m.State(context.Background(), k); !errors.Is(err, ErrUnreachable) {
+		t.Errorf("past the bound: %v, want ErrUnreachable (the bucket is read again)", err)
+	}
+}

@@ -24,9 +24,13 @@ func (m *Manager) refresh(ctx context.Context, k storage.Key) error {
 	if m.fleet == nil {
 		return nil
 	}
+	stale := m.fleet.conf().Staleness
 	m.mu.Lock()
 	d := m.downloads[k]
-	fresh := d != nil && (d.fleet.hold != nil || now().Sub(d.fleet.read) < m.fleet.conf().Staleness)
+	fresh := d != nil && (d.fleet.hold != nil || now().Sub(d.fleet.read) < stale)
+	if seen, ok := m.fleet.absent[k]; d == nil && ok && now().Sub(seen) < stale {
+		fresh = true // known absent
+	}
 	m.mu.Unlock()
 	if fresh {
 		return nil
@@ -37,6 +41,9 @@ func (m *Manager) refresh(ctx context.Context, k storage.Key) error {
 		m.mu.Lock()
 		if d := m.downloads[k]; d != nil && d.fleet.hold == nil {
 			m.drop(k, d)
+		}
+		if m.downloads[k] == nil {
+			m.fleet.noteAbsent(k, stale)
 		}
 		m.mu.Unlock()
 		m.flush()
@@ -247,4 +254,26 @@ func (m *Manager) fleetWait(ctx context.Context, k storage.Key) (State, bool) {
 		}
 		t.Stop()
 	}
+}
+
+// maxAbsent bounds the keys remembered absent: strangers may ask for any number of ids.
+const maxAbsent = 10_000
+
+// noteAbsent remembers that k has no object. Call with Manager.mu held.
+func (f *fleet) noteAbsent(k storage.Key, stale time.Duration) {
+	t := now()
+	if len(f.absent) >= maxAbsent {
+		for ak, seen := range f.absent {
+			if t.Sub(seen) >= stale {
+				delete(f.absent, ak)
+			}
+		}
+		if len(f.absent) >= maxAbsent {
+			clear(f.absent) // all fresh: forgetting costs a read each, nothing more
+		}
+	}
+	if f.absent == nil {
+		f.absent = make(map[storage.Key]time.Time)
+	}
+	f.absent[k] = t
 }
