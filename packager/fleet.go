@@ -55,11 +55,11 @@ var ErrUnreachable = errors.New("the shared store (bucket) is unreachable")
 
 // fleet is the Manager's side of the bucket.
 type fleet struct {
-	cur     atomic.Pointer[Fleet] // the newest config's (Settings.Fleet)
-	watch   lease.Watcher
+	cur   atomic.Pointer[Fleet] // the newest config's (Settings.Fleet)
+	watch lease.Watcher
 	// absent remembers, for Staleness, the keys the bucket has no object for, so that
 	// requests for ids nobody created do not each cost a read. Guarded by Manager.mu.
-	absent map[storage.Key]time.Time
+	absent  map[storage.Key]time.Time
 	checked atomic.Bool // the bucket honours conditional writes
 }
 
