@@ -153,6 +153,11 @@ type Client struct {
 	// Meter counts origin requests, bytes and retries; nil: none.
 	Meter Meter
 
+	// Validators, when not nil, records the validators of the resources fetched
+	// (a download's ETag is computed from them), and OpenRange refuses an answer
+	// whose validator differs from the one recorded.
+	Validators *Validators
+
 	tune tuning // sizes and seams tests change
 }
 

@@ -161,6 +161,12 @@ func (c *Client) IndexHead(ctx context.Context, s Segment, first int64, index fu
 	if err != nil {
 		return 0, err
 	}
+	return c.IndexHeadFrom(ctx, s, head, size, index)
+}
+
+// IndexHeadFrom is IndexHead from a head already read (ReadHead's head and size), so
+// that the first reads of many segments can go out at once.
+func (c *Client) IndexHeadFrom(ctx context.Context, s Segment, head []byte, size int64, index func(head []byte, size int64) (need int64, err error)) (int64, error) {
 	for {
 		need, err := index(head, size)
 		if err != nil || need == 0 {
@@ -181,8 +187,12 @@ func (c *Client) IndexHead(ctx context.Context, s Segment, first int64, index fu
 				return int64(len(head)), err
 			}
 			head = append(head, b...)
-		} else if head, _, err = c.readHead(ctx, s, head, n); err != nil {
-			return int64(len(head)), err
+		} else {
+			grown, _, err := c.readHead(ctx, s, head, n)
+			if err != nil {
+				return int64(len(head)), err
+			}
+			head = grown
 		}
 	}
 }

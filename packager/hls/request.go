@@ -135,6 +135,9 @@ type call struct {
 	watchdog *time.Timer
 	stall    time.Duration
 	meter    Meter // counts the body's bytes; nil: none
+	// validator identifies the representation of a 2xx answer (Validators); was is
+	// the one recorded for the resource before ("" when none, or no Validators).
+	validator, was string
 }
 
 // send is the one way every origin request goes out: a GET of u through hc
@@ -169,6 +172,9 @@ func (c *Client) send(ctx context.Context, hc *http.Client, u *url.URL, rangeHea
 	}
 	k.resp = resp
 	k.meter = c.Meter
+	if resp.StatusCode >= 200 && resp.StatusCode <= 299 {
+		k.was, k.validator = c.Validators.note(u, resp)
+	}
 	c.countRequest(u, k, nil)
 	return k, nil
 }
