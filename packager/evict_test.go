@@ -294,7 +294,7 @@ func TestEvictAfterPackaging(t *testing.T) {
 	// The limit holds two files; a third evicts the least recently used: one, unless
 	// it is used after two was packaged.
 	m.Configure(Settings{MaxJobs: 1, Concurrency: 2, MaxStorage: 2*one.Size + one.Size/2})
-	create(t, m, o, "two")
+	two := create(t, m, o, "two")
 	f, _, err := m.Open(context.Background(), storage.Key{Video: "one", Type: "default"})
 	if err != nil {
 		t.Fatal(err)
@@ -308,8 +308,8 @@ func TestEvictAfterPackaging(t *testing.T) {
 	}
 	// Alone over the limit, the file just packaged stays.
 	m.Configure(Settings{MaxJobs: 1, Concurrency: 2, MaxStorage: one.Size / 2})
-	if st := create(t, m, o, "two"); st.Status != storage.StatusReady || st.ETag != one.ETag {
-		t.Fatalf("two packaged again: %+v, want ready with ETag %s", st, one.ETag)
+	if st := create(t, m, o, "two"); st.Status != storage.StatusReady || st.ETag != two.ETag {
+		t.Fatalf("two packaged again: %+v, want ready with ETag %s", st, two.ETag)
 	}
 	if got, want := statuses(m, "one", "two", "three"), "one=evicted two=ready three=evicted"; got != want {
 		t.Errorf("%s, want %s", got, want)

@@ -91,6 +91,8 @@ type Manager struct {
 	failures []Failure // the last failed runs, for Snapshot
 
 	meter atomic.Pointer[meterBox] // Instrument's
+
+	plans map[storage.Key]*instantEntry // instant delivery's (instantopen.go)
 }
 
 // download is one (video, type); its fields are guarded by Manager.mu.
@@ -126,6 +128,9 @@ type download struct {
 	// the bytes the job got from the origin (Snapshot).
 	started time.Time
 	fetched atomic.Int64
+	// live is the staging file of its job while it writes it, which instant deliveries
+	// read (liveFile); nil otherwise.
+	live atomic.Pointer[liveFile]
 }
 
 // NewManager loads the store's records and starts again the downloads that were in
@@ -181,6 +186,7 @@ func newManager(store storage.Store, s Settings, log *zap.Logger) *Manager {
 		cancel:    cancel,
 		downloads: make(map[storage.Key]*download),
 		refusals:  make(map[storage.Key]refusal),
+		plans:     make(map[storage.Key]*instantEntry),
 		http:      hls.NewHTTPClient(),
 	}
 	m.apply(s) // the settings until a config registers its own with Configure
@@ -267,6 +273,7 @@ func (m *Manager) Delete(ctx context.Context, video string, types ...string) (bo
 		if k.Video == video && (len(types) == 0 || slices.Contains(types, k.Type)) {
 			victims = append(victims, d)
 			delete(m.downloads, k)
+			m.endPlan(k, "")
 			m.unqueue(d)
 			if d.cancel != nil {
 				d.cancel()

@@ -17,7 +17,9 @@ import (
 
 // Open opens k's packaged file for delivery, or says why it cannot. The file is pinned
 // (never evicted) until it is closed, and the open counts as a use for the LRU order.
-// In a fleet, a file without a local copy is read from the bucket (within ctx).
+// In a fleet, a file without a local copy is read from the bucket (within ctx). A
+// download in progress whose source is fMP4 is opened as the file it will be (instant
+// delivery, docs/instant.md): State's Size and ETag are then the planned file's.
 func (m *Manager) Open(ctx context.Context, k storage.Key) (storage.File, State, error) {
 	if err := m.refresh(ctx, k); err != nil {
 		return nil, State{}, err
@@ -31,8 +33,12 @@ func (m *Manager) Open(ctx context.Context, k storage.Key) (storage.File, State,
 	st := d.state()
 	switch {
 	case st.Status == storage.StatusInProgress:
-		m.mu.Unlock()
-		return nil, st, m.inProgress(d)
+		ip := m.inProgress(d)
+		f, ist, err := m.openInstant(ctx, k, d) // releases m.mu
+		if err != nil {
+			return nil, st, ip
+		}
+		return f, ist, nil
 	case st.Evicted():
 		m.mu.Unlock()
 		return nil, st, ErrEvicted

@@ -70,41 +70,19 @@ func renditions(src *hls.Source, typ Type) ([]*rendition, error) {
 // Before that, every sample is checked against what the playlist says of its segment
 // and against limits.duration (timeline).
 func remux(ctx context.Context, client *hls.Client, rs []*rendition, concurrency int, maxOutput int64, w *mp4.Writer, progress func(done, total time.Duration)) ([]*media.Track, []string, error) {
-	type item struct{ r, seg int }
-	var items []item
-	var total time.Duration
-	for ri, r := range rs {
-		for si, s := range r.segs {
-			items = append(items, item{ri, si})
-			total += s.Duration
-		}
-	}
-	slices.SortStableFunc(items, func(a, b item) int {
-		return cmp.Compare(rs[a.r].segs[a.seg].Start, rs[b.r].segs[b.seg].Start)
-	})
-	segs := make([]hls.Segment, len(items))
-	for i, it := range items {
-		segs[i] = rs[it.r].segs[it.seg]
-	}
+	items, segs, total := fetchOrder(rs)
 
 	// The demuxers emit from one goroutine at a time (Fetch's consumer, then Flush).
 	var written int64
 	emits := make([]func(media.Sample) error, len(rs))
 	tls := make([]*timeline, len(rs))
 	for i, r := range rs {
-		tl := newTimeline(r.segs, client.Limits.Duration)
-		tls[i] = tl
+		tls[i] = newTimeline(r.segs, client.Limits.Duration)
+		g := gate{r.keep, tls[i], &written, maxOutput}
 		emits[i] = func(s media.Sample) error {
-			if r.keep != 0 && s.Track.Kind != r.keep {
-				return nil
-			}
-			if err := tl.check(s); err != nil {
+			if ok, err := g.pass(s, int64(len(s.Data))); !ok {
 				return err
 			}
-			if maxOutput > 0 && written+int64(len(s.Data)) > maxOutput {
-				return limitError{maxOutput}
-			}
-			written += int64(len(s.Data))
 			return diskError("writing the packaged file", w.WriteSample(s))
 		}
 	}
@@ -152,6 +130,55 @@ func remux(ctx context.Context, client *hls.Client, rs []*rendition, concurrency
 		return nil, nil, errNoMedia
 	}
 	return tracks, notes, nil
+}
+
+// item is a segment of a rendition: rs[r].segs[seg].
+type item struct{ r, seg int }
+
+// fetchOrder is the order in which the renditions' segments are fetched and demuxed:
+// interleaved by their time in the playlist, so that the file's chunks of audio and
+// video stay close. It returns the items, their segments and the total duration.
+func fetchOrder(rs []*rendition) ([]item, []hls.Segment, time.Duration) {
+	var items []item
+	var total time.Duration
+	for ri, r := range rs {
+		for si, s := range r.segs {
+			items = append(items, item{ri, si})
+			total += s.Duration
+		}
+	}
+	slices.SortStableFunc(items, func(a, b item) int {
+		return cmp.Compare(rs[a.r].segs[a.seg].Start, rs[b.r].segs[b.seg].Start)
+	})
+	segs := make([]hls.Segment, len(items))
+	for i, it := range items {
+		segs[i] = rs[it.r].segs[it.seg]
+	}
+	return items, segs, total
+}
+
+// gate is what a rendition's samples pass before they are written (or planned): the
+// kind of track taken, the timeline's checks, and the bound on the media written.
+type gate struct {
+	keep    media.Kind
+	tl      *timeline
+	written *int64 // media bytes let through so far, of every rendition
+	max     int64  // Settings.MaxOutput; 0: none
+}
+
+// pass says whether sample s, of size bytes, goes into the file; an error ends the run.
+func (g gate) pass(s media.Sample, size int64) (bool, error) {
+	if g.keep != 0 && s.Track.Kind != g.keep {
+		return false, nil
+	}
+	if err := g.tl.check(s); err != nil {
+		return false, err
+	}
+	if g.max > 0 && *g.written+size > g.max {
+		return false, limitError{g.max}
+	}
+	*g.written += size
+	return true, nil
 }
 
 // segmentOf is the segment of a rendition that a demuxer's error about segment j is

@@ -2,9 +2,9 @@ package packager
 
 import (
 	"context"
-	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"syscall"
@@ -30,6 +30,7 @@ func (m *Manager) run(ctx context.Context, d *download, client *hls.Client, s Se
 
 	m.mu.Lock()
 	defer func() {
+		m.endPlan(k, rec.ETag)
 		d.cancel()
 		m.decide(d) // a Create waiting for the playlists gets the outcome
 		close(d.done)
@@ -150,12 +151,16 @@ func (m *Manager) pack(ctx context.Context, d *download, client *hls.Client, s S
 		return storage.Record{}, storageError{"creating the temp file", err}
 	}
 	defer st.Discard() // no-op after Commit
-	info, notes, err := packInto(ctx, client, src, typ, rs, s.Concurrency, s.MaxOutput, st, func(done, total time.Duration) { m.progress(d, done, total) })
+	// Instant deliveries of the download read the file as it is written.
+	lv := newLiveFile(st, sourceDigest(rs))
+	d.live.Store(lv)
+	defer d.live.CompareAndSwap(lv, nil)
+	defer lv.end() // before the Discard
+	out, err := packInto(ctx, client, src, typ, rs, s.Concurrency, s.MaxOutput, lv, func(done, total time.Duration) { m.progress(d, done, total) })
+	lv.end() // before the Commit
 	if err != nil {
 		return storage.Record{}, err
 	}
-	// From the content, so it survives re-packaging (the output is deterministic) and eviction.
-	etag := `"` + hex.EncodeToString(info.Checksum[:]) + `"`
 
 	m.mu.Lock()
 	gone := m.downloads[k] != d || ctx.Err() != nil
@@ -165,8 +170,8 @@ func (m *Manager) pack(ctx context.Context, d *download, client *hls.Client, s S
 		return storage.Record{}, context.Canceled
 	}
 	rec.Status = storage.StatusReady
-	rec.Notes = notes
-	rec.Size, rec.ETag, rec.Ready = info.Size, etag, now().UTC().Truncate(time.Second)
+	rec.Notes = out.notes
+	rec.Size, rec.ETag, rec.Ready = out.info.Size, out.etag, now().UTC().Truncate(time.Second)
 	rec.LastUsed = now().UTC()
 	if m.fleet != nil {
 		// The bucket's copy is the download; the local one only a cache.
@@ -191,36 +196,55 @@ func (m *Manager) pack(ctx context.Context, d *download, client *hls.Client, s S
 	return rec, nil
 }
 
+// packed is what packInto made: the file's layout, its ETag (fileETag) and the
+// demuxers' notes.
+type packed struct {
+	info  mp4.Info
+	etag  string
+	notes []string
+}
+
 // packInto fetches and remuxes the renditions rs of src into f as a download of type
 // typ, and finishes the file: the one code path of the Manager's jobs (pack) and of
-// Package, so that both make the same bytes of the same source.
-func packInto(ctx context.Context, client *hls.Client, src *hls.Source, typ Type, rs []*rendition, concurrency int, maxOutput int64, f mp4.File, progress func(done, total time.Duration)) (mp4.Info, []string, error) {
-	opts := mp4.Options{ExpectedDuration: src.Duration}
-	if typ.AudioOnly() {
-		opts.Brand = mp4.BrandM4A
-	}
-	w := mp4.NewWriter(f, opts)
-
-	tracks, notes, err := remux(ctx, client, rs, concurrency, maxOutput, w, progress)
+// Package, so that both make the same bytes (and ETag) of the same source.
+func packInto(ctx context.Context, client *hls.Client, src *hls.Source, typ Type, rs []*rendition, concurrency int, maxOutput int64, f mp4.File, progress func(done, total time.Duration)) (packed, error) {
+	w := mp4.NewWriter(f, fileOptions(src, typ))
+	c := *client
+	c.Validators = hls.NewValidators()
+	tracks, notes, err := remux(ctx, &c, rs, concurrency, maxOutput, w, progress)
 	var se storageError
 	var le limitError
 	switch { // the disk's or the limit's fault, not the segment's: say so plainly
 	case errors.As(err, &se):
-		return mp4.Info{}, nil, se
+		return packed{}, se
 	case errors.As(err, &le):
-		return mp4.Info{}, nil, le
+		return packed{}, le
 	}
 	if err != nil {
-		return mp4.Info{}, nil, err
+		return packed{}, err
 	}
 	info, err := w.Finish(tracks)
 	if err != nil {
-		return mp4.Info{}, nil, diskError("writing the packaged file", err)
+		return packed{}, diskError("writing the packaged file", err)
 	}
 	if maxOutput > 0 && info.Size > maxOutput {
-		return mp4.Info{}, nil, limitError{maxOutput}
+		return packed{}, limitError{maxOutput}
 	}
-	return info, notes, nil
+	etag, err := fileETag(io.NewSectionReader(f, 0, info.HeaderSize), rs, c.Validators)
+	if err != nil {
+		return packed{}, diskError("reading the packaged file's header", err)
+	}
+	return packed{info, etag, notes}, nil
+}
+
+// fileOptions are the options of the MP4 writer (and planner) for a download of type
+// typ of src.
+func fileOptions(src *hls.Source, typ Type) mp4.Options {
+	opts := mp4.Options{ExpectedDuration: src.Duration}
+	if typ.AudioOnly() {
+		opts.Brand = mp4.BrandM4A
+	}
+	return opts
 }
 
 // progress moves d's percentage up to what done of total says, short of 100 which

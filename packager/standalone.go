@@ -2,7 +2,6 @@ package packager
 
 import (
 	"context"
-	"encoding/hex"
 	"errors"
 	"io"
 	"net/http"
@@ -86,7 +85,8 @@ type Result struct {
 	Type Type
 	// Size is the file's size in bytes.
 	Size int64
-	// ETag is the ETag the module gives the same file (a checksum of its content).
+	// ETag is the ETag the module gives the same file (from its header and the source's
+	// identities: fileETag).
 	ETag string
 	// Duration is the source's duration by its playlist.
 	Duration time.Duration
@@ -218,7 +218,7 @@ func Package(ctx context.Context, playlistURL, out string, o PackageOptions) (Re
 		}
 	}()
 
-	info, notes, err := packInto(ctx, client, src, typ, rs, o.Concurrency, o.MaxOutput, countingFile{f, &written},
+	pk, err := packInto(ctx, client, src, typ, rs, o.Concurrency, o.MaxOutput, countingFile{f, &written},
 		func(d, t time.Duration) {
 			setProgress(d, t)
 			report(false)
@@ -251,12 +251,12 @@ func Package(ctx context.Context, playlistURL, out string, o PackageOptions) (Re
 		d.Close()
 	}
 
-	res.Size = info.Size
-	res.ETag = `"` + hex.EncodeToString(info.Checksum[:]) + `"`
-	res.Notes = notes
+	res.Size = pk.info.Size
+	res.ETag = pk.etag
+	res.Notes = pk.notes
 	res.Fetched = fetched.Load()
 	res.Took = time.Since(start)
-	written.Store(info.Size)
+	written.Store(pk.info.Size)
 	setProgress(sum, sum)
 	report(true)
 	return res, nil

@@ -18,8 +18,9 @@ type Origin struct {
 	requestCounts
 
 	mu      sync.Mutex
-	segs    int           // segment requests seen
-	passing int           // segment requests let through before holding; -1: no hold
+	match   func(*http.Request) bool // the requests held: MPEG-TS segments unless HoldMatching
+	segs    int                      // matching requests seen
+	passing int                      // matching requests let through before holding; -1: no hold
 	release chan struct{} // closed by Release
 	// Held receives the path of each segment request that starts waiting.
 	Held chan string
@@ -29,6 +30,7 @@ type Origin struct {
 func NewOrigin(t testing.TB, dir string) *Origin {
 	o := &Origin{
 		Dir:     dir,
+		match:   isTS,
 		passing: -1,
 		release: make(chan struct{}),
 		Held:    make(chan string, 1024),
@@ -38,7 +40,7 @@ func NewOrigin(t testing.TB, dir string) *Origin {
 		o.add(r.URL.Path)
 		o.mu.Lock()
 		hold := false
-		if strings.HasSuffix(r.URL.Path, ".ts") {
+		if o.match(r) {
 			o.segs++
 			hold = o.passing >= 0 && o.segs > o.passing
 		}
@@ -61,14 +63,20 @@ func NewOrigin(t testing.TB, dir string) *Origin {
 	return o
 }
 
-// HoldSegmentsAfter lets n more segment requests through, then holds the rest until
-// Release.
-func (o *Origin) HoldSegmentsAfter(n int) {
+// HoldSegmentsAfter lets n more MPEG-TS segment requests through, then holds the rest
+// until Release.
+func (o *Origin) HoldSegmentsAfter(n int) { o.HoldMatching(n, isTS) }
+
+// HoldMatching lets n more requests that match through, then holds those that match
+// until Release.
+func (o *Origin) HoldMatching(n int, match func(*http.Request) bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.passing = o.segs + n
+	o.match, o.segs, o.passing = match, 0, n
 	o.release = make(chan struct{})
 }
+
+func isTS(r *http.Request) bool { return strings.HasSuffix(r.URL.Path, ".ts") }
 
 // Release lets held and later requests through.
 func (o *Origin) Release() {

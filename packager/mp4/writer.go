@@ -2,14 +2,11 @@ package mp4
 
 import (
 	"bufio"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"syscall"
 	"time"
-
-	"github.com/cespare/xxhash/v2"
 
 	"github.com/stream-downloads/caddy-stream-downloads/packager/media"
 )
@@ -45,28 +42,6 @@ type Info struct {
 	Size       int64
 	HeaderSize int64 // bytes before the media (ftyp+moov+free+mdat header)
 	Relocated  bool  // the reserve was too small: the media was moved once behind a larger header
-	// Checksum identifies the content (for ETags); see ChecksumOf.
-	Checksum Checksum
-}
-
-// Checksum is xxh64 of the bytes before the media followed by xxh64 of the media (both
-// big-endian). The Writer computes it as it writes, so that the media need not be read
-// back; a whole-file hash is not possible there, the header being known last. It is not
-// a cryptographic hash: it tells versions of a video apart, as an ETag must.
-type Checksum [16]byte
-
-// ChecksumOf computes the Checksum of a finished file of size bytes whose media start at
-// headerSize (Info.HeaderSize).
-func ChecksumOf(r io.ReaderAt, headerSize, size int64) (Checksum, error) {
-	var c Checksum
-	for i, part := range [][2]int64{{0, headerSize}, {headerSize, size}} {
-		h := xxhash.New()
-		if _, err := io.Copy(h, io.NewSectionReader(r, part[0], part[1]-part[0])); err != nil {
-			return c, err
-		}
-		binary.BigEndian.PutUint64(c[8*i:], h.Sum64())
-	}
-	return c, nil
 }
 
 // File is where a Writer writes: a staging file of the store. The Writer writes the media
@@ -87,8 +62,7 @@ type Writer struct {
 	p     *Planner // every layout decision: the Writer only copies bytes
 	f     File
 	bw    *bufio.Writer
-	media *xxhash.Digest // of the media written so far
-	heldB []byte         // the data of the audio samples the Planner holds back
+	heldB []byte // the data of the audio samples the Planner holds back
 
 	err  error
 	done bool
@@ -97,7 +71,7 @@ type Writer struct {
 // NewWriter starts writing a progressive MP4 into f, which is empty. The caller owns f:
 // it makes it durable and publishes it once Finish succeeded, or drops it.
 func NewWriter(f File, opts Options) *Writer {
-	w := &Writer{opts: opts, p: NewPlanner(opts), f: f, media: xxhash.New()}
+	w := &Writer{opts: opts, p: NewPlanner(opts), f: f}
 	w.bw = bufio.NewWriterSize(&writeBehind{f: f, off: w.p.reserve, started: w.p.reserve}, 1<<20)
 	return w
 }
@@ -149,7 +123,6 @@ func (w *Writer) write(b []byte) error {
 		w.err = fmt.Errorf("mp4: writing media: %w", err)
 		return w.err
 	}
-	w.media.Write(b)
 	return nil
 }
 
@@ -173,31 +146,28 @@ func (w *Writer) Finish(tracks []*media.Track) (Info, error) {
 		return Info{}, fmt.Errorf("mp4: writing media: %w", err)
 	}
 	info := Info{}
-	var hdrSum uint64
 	hdr, relocated, err := w.p.plan(tracks)
 	if err != nil {
 		return Info{}, err
 	}
 	if relocated {
-		if hdrSum, err = w.relocate(hdr); err != nil {
+		if err := w.relocate(hdr); err != nil {
 			return Info{}, err
 		}
 		info.Relocated = true
-	} else if hdrSum, err = writeHeader(w.f, hdr); err != nil {
+	} else if err := writeHeader(w.f, hdr); err != nil {
 		return Info{}, err
 	}
 	info.HeaderSize = hdr.size()
 	info.Size = info.HeaderSize + w.p.x.MediaSize
-	binary.BigEndian.PutUint64(info.Checksum[:8], hdrSum)
-	binary.BigEndian.PutUint64(info.Checksum[8:], w.media.Sum64())
 	return info, nil
 }
 
 // relocate moves the media right behind hdr, the compact header, which does not fit the
 // reserve (larger, or smaller by less than a free box), and writes it in front.
 // Media moving up are moved from the end backwards, media moving down from the start,
-// so that none is overwritten before it is read. It returns the header's checksum.
-func (w *Writer) relocate(hdr *header) (uint64, error) {
+// so that none is overwritten before it is read.
+func (w *Writer) relocate(hdr *header) error {
 	size, reserve := w.p.x.MediaSize, w.p.reserve
 	shift := hdr.size() - reserve
 	buf := make([]byte, relocateBlock)
@@ -208,16 +178,16 @@ func (w *Writer) relocate(hdr *header) (uint64, error) {
 			from = reserve + size - done - n // moving up: from the end
 		}
 		if _, err := w.f.ReadAt(buf[:n], from); err != nil {
-			return 0, fmt.Errorf("mp4: moving the media: %w", err)
+			return fmt.Errorf("mp4: moving the media: %w", err)
 		}
 		if _, err := w.f.WriteAt(buf[:n], from+shift); err != nil {
-			return 0, fmt.Errorf("mp4: moving the media: %w", err)
+			return fmt.Errorf("mp4: moving the media: %w", err)
 		}
 		done += n
 	}
 	if shift < 0 {
 		if err := w.f.Truncate(hdr.size() + size); err != nil {
-			return 0, fmt.Errorf("mp4: moving the media: %w", err)
+			return fmt.Errorf("mp4: moving the media: %w", err)
 		}
 	}
 	return writeHeader(w.f, hdr)
@@ -227,25 +197,19 @@ func (w *Writer) relocate(hdr *header) (uint64, error) {
 const relocateBlock = 1 << 20
 
 // writeHeader writes h at the start of f, but for the pad (left a hole, which reads as
-// zeros), and returns xxh64 of all its bytes.
-func writeHeader(f io.WriterAt, h *header) (uint64, error) {
-	d := xxhash.New()
+// zeros).
+func writeHeader(f io.WriterAt, h *header) error {
 	bw := bufio.NewWriterSize(io.NewOffsetWriter(f, 0), 64<<10)
-	if err := h.writeHead(io.MultiWriter(bw, d)); err != nil {
-		return 0, fmt.Errorf("mp4: writing header: %w", err)
+	if err := h.writeHead(bw); err != nil {
+		return fmt.Errorf("mp4: writing header: %w", err)
 	}
 	if err := bw.Flush(); err != nil {
-		return 0, fmt.Errorf("mp4: writing header: %w", err)
+		return fmt.Errorf("mp4: writing header: %w", err)
 	}
 	if _, err := f.WriteAt(h.mdat, h.headSize()+h.pad); err != nil {
-		return 0, fmt.Errorf("mp4: writing header: %w", err)
+		return fmt.Errorf("mp4: writing header: %w", err)
 	}
-	var zeros [64 << 10]byte
-	for n := h.pad; n > 0; n -= int64(len(zeros)) {
-		d.Write(zeros[:min(n, int64(len(zeros)))])
-	}
-	d.Write(h.mdat)
-	return d.Sum64(), nil
+	return nil
 }
 
 // writeBehind starts the kernel's write-back of every few MiB as soon as they are

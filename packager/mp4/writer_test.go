@@ -58,7 +58,6 @@ func TestEndToEndDemo(t *testing.T) {
 	if int64(len(b)) != info.Size {
 		t.Errorf("Info.Size %d, file %d", info.Size, len(b))
 	}
-	checkChecksum(t, b, info)
 	var types []string
 	for _, bx := range walk(t, b, 0) {
 		types = append(types, bx.typ)
@@ -139,10 +138,6 @@ func TestRelocate(t *testing.T) {
 			if !bytes.Equal(refB[refInfo.HeaderSize:], outs[0][info.HeaderSize:]) {
 				t.Error("media differs from the reserved-layout file")
 			}
-			checkChecksum(t, outs[0], info)
-			if !bytes.Equal(info.Checksum[8:], refInfo.Checksum[8:]) || bytes.Equal(info.Checksum[:8], refInfo.Checksum[:8]) {
-				t.Errorf("checksum %x, with the default reserve %x: want the same media half, another header half", info.Checksum, refInfo.Checksum)
-			}
 			if testing.Short() {
 				return
 			}
@@ -150,18 +145,6 @@ func TestRelocate(t *testing.T) {
 				t.Errorf("ffmpeg decode printed:\n%s", out)
 			}
 		})
-	}
-}
-
-// checkChecksum: the Checksum computed while writing is the one of the file's bytes.
-func checkChecksum(t *testing.T, file []byte, info Info) {
-	t.Helper()
-	got, err := ChecksumOf(bytes.NewReader(file), info.HeaderSize, int64(len(file)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got != info.Checksum || got == (Checksum{}) {
-		t.Errorf("Info.Checksum %x, the file's %x", info.Checksum, got)
 	}
 }
 

@@ -148,8 +148,11 @@ func Parse(data []byte) (*Segment, error) {
 		}
 		seg.Map = m
 	}
+	// skipBlock skips to the end of a block that is not a cue; a line
+	// with "-->" ends it too, and starts a cue, as in the W3C parser.
 	skipBlock := func() {
-		for i < len(lines) && lines[i] != "" {
+		i++
+		for i < len(lines) && lines[i] != "" && !strings.Contains(lines[i], "-->") {
 			i++
 		}
 	}

@@ -71,6 +71,14 @@ func TestParse(t *testing.T) {
 			cues: []Cue{{Start: ms(1000), End: ms(2000), Text: "karaoke done "}},
 		},
 		{
+			name: "a timing line on the third line of a block ends it and starts a cue",
+			in:   "WEBVTT\n\nNOTE\nsome\n00:01.000 --> 00:02.000\nnote-cue\n\nfoo\nbar\n00:03.000 --> 00:04.000\nafter\n",
+			cues: []Cue{
+				{Start: ms(1000), End: ms(2000), Text: "note-cue"},
+				{Start: ms(3000), End: ms(4000), Text: "after"},
+			},
+		},
+		{
 			name: "header with text after WEBVTT and metadata lines",
 			in:   "WEBVTT\tKind: captions\nLanguage: fr\n\n00:00.000 --> 00:00.001\nx\n",
 			cues: []Cue{{Start: 0, End: ms(1), Text: "x"}},

@@ -1,0 +1,269 @@
+package packager
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/stream-downloads/caddy-stream-downloads/packager/fmp4"
+	"github.com/stream-downloads/caddy-stream-downloads/packager/hls"
+	"github.com/stream-downloads/caddy-stream-downloads/packager/media"
+	"github.com/stream-downloads/caddy-stream-downloads/packager/mp4"
+)
+
+// Instant delivery (docs/instant.md): the file of a download whose source is fMP4 is
+// planned from the init sections and the moofs of its segments, read by their heads,
+// before the media are fetched; a GET is then answered at once, with the file's exact
+// length and ETag, its header from memory and its media from the job's staging file
+// when the job has written them, else from the origin's byte ranges that hold them.
+
+// errNotInstant: the download's source has no index its file can be planned from
+// (MPEG-TS, encrypted, or samples the packager rewrites): it is served once packaged.
+var errNotInstant = errors.New("the source cannot be planned before its media are fetched")
+
+// instantPlan is a download's file known from its source's index.
+type instantPlan struct {
+	client     *hls.Client // with the Validators of the index's reads
+	header     []byte      // the file's first mediaStart bytes
+	mediaStart int64
+	size       int64
+	relocated  bool // the header did not fit the reserve (mp4.Layout.Relocated)
+	etag       string
+	source     [32]byte      // sourceDigest of the renditions planned
+	segs       []hls.Segment // in fetch order (fetchOrder)
+	inits      [][]byte      // init sections that hold media (ffmpeg's first fragment)
+	ext        []extent      // the media, in file order, from mediaStart on
+	ends       []int64       // by segment: the end of the bytes the file takes of it
+}
+
+// extent is a run of the file's media that is one run of bytes of the source.
+type extent struct {
+	at  int64 // offset in the file
+	n   int64
+	off int64 // offset in the segment (or in the init section)
+	src int32 // ≥ 0: segs[src]; < 0: inits[-1-src]
+}
+
+// planInstant plans the file of a download of type typ of src, as packInto would
+// write it, from the segments' heads, reading up to concurrency of them at a time. It
+// fails with errNotInstant (wrapped) when the source cannot be planned so, else with
+// the errors a job would fail with (the origin's, the timeline's, the limits').
+func planInstant(ctx context.Context, client *hls.Client, src *hls.Source, typ Type, concurrency int, maxOutput int64) (*instantPlan, error) {
+	rs, err := renditions(src, typ)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range rs {
+		for _, s := range r.segs {
+			if s.Map == nil || s.Key != nil || s.Map.Key != nil {
+				return nil, fmt.Errorf("%w: MPEG-TS or encrypted segments", errNotInstant)
+			}
+		}
+	}
+	items, segs, _ := fetchOrder(rs)
+	c := *client
+	c.Validators = hls.NewValidators()
+	ip := &instantPlan{client: &c, segs: segs, source: sourceDigest(rs)}
+
+	p := mp4.NewPlanner(fileOptions(src, typ))
+	type ref struct {
+		off int64
+		src int32
+	}
+	from := map[*media.Track][]ref{}
+	var written int64
+	idx := make([]*fmp4.Demuxer, len(rs))
+	gates := make([]gate, len(rs))
+	initOf := make([]int32, len(rs)) // the rendition's init section, in ip.inits
+	for i, r := range rs {
+		idx[i] = fmp4.NewIndexDemuxer()
+		gates[i] = gate{r.keep, newTimeline(r.segs, c.Limits.Duration), &written, maxOutput}
+	}
+	heads := readHeads(ctx, &c, segs, concurrency)
+	defer heads.stop()
+	for i, it := range items {
+		r, d, seg := rs[it.r], idx[it.r], segs[i]
+		if seg.Map != r.init {
+			data, err := c.FetchMap(ctx, seg.Map)
+			if err != nil {
+				return nil, err
+			}
+			if err := d.Init(data); err != nil {
+				return nil, fmt.Errorf("init section %s: %w", hls.RedactURL(seg.Map.URL), instantErr(err))
+			}
+			r.init = seg.Map
+			ip.inits = append(ip.inits, data)
+			initOf[it.r] = int32(len(ip.inits) - 1)
+		}
+		if seg.Discontinuity && it.seg > 0 {
+			d.Discontinuity(seg.Start)
+		}
+		d.Expect(media.SegmentInfo{Start: seg.Start, Duration: seg.Duration})
+		gates[it.r].tl.begin(it.seg)
+		head, size, err := heads.next(ctx, i)
+		if err != nil {
+			return nil, err
+		}
+		emit := func(s fmp4.IndexedSample) error {
+			if ok, err := gates[it.r].pass(s.Sample, int64(s.Size)); !ok {
+				return err
+			}
+			rf := ref{s.Offset, int32(i)}
+			if s.InInit {
+				rf.src = -1 - initOf[it.r]
+			}
+			from[s.Track] = append(from[s.Track], rf)
+			_, _, err := p.Add(s.Sample, int64(s.Size))
+			return err
+		}
+		_, err = c.IndexHeadFrom(ctx, seg, head, size, func(head []byte, size int64) (int64, error) {
+			return d.SegmentHeadIndex(head, size, emit)
+		})
+		if err != nil {
+			return nil, fmt.Errorf("segment %s: %w", hls.RedactURL(seg.URL), instantErr(err))
+		}
+	}
+
+	var tracks []*media.Track
+	for i, r := range rs {
+		for _, t := range idx[i].Tracks() {
+			if r.keep == 0 || t.Kind == r.keep {
+				tracks = append(tracks, t)
+			}
+		}
+	}
+	slices.SortStableFunc(tracks, func(a, b *media.Track) int { return cmp.Compare(a.Kind, b.Kind) })
+	for i, t := range tracks {
+		t.ID = i + 1
+	}
+	if len(tracks) == 0 {
+		return nil, errNoMedia
+	}
+	l, err := p.Plan(tracks)
+	if err != nil {
+		return nil, err
+	}
+	if maxOutput > 0 && l.Size > maxOutput {
+		return nil, limitError{maxOutput}
+	}
+	ip.header, ip.mediaStart, ip.size, ip.relocated = l.Header, l.MediaStart, l.Size, l.Relocated
+	ip.ends = make([]int64, len(segs))
+	for pl := range l.Samples() {
+		rf := from[pl.Track][pl.Sample]
+		n := int64(pl.Size)
+		if k := len(ip.ext) - 1; k >= 0 && ip.ext[k].src == rf.src && ip.ext[k].off+ip.ext[k].n == rf.off {
+			ip.ext[k].n += n
+		} else {
+			ip.ext = append(ip.ext, extent{at: pl.Offset, n: n, off: rf.off, src: rf.src})
+		}
+		if rf.src >= 0 {
+			ip.ends[rf.src] = max(ip.ends[rf.src], rf.off+n)
+		}
+	}
+	ip.ext = slices.Clip(ip.ext)
+	if ip.etag, err = fileETag(bytes.NewReader(ip.header), rs, c.Validators); err != nil {
+		return nil, err
+	}
+	return ip, nil
+}
+
+// instantErr marks what the index mode cannot plan as errNotInstant.
+func instantErr(err error) error {
+	if errors.Is(err, fmp4.ErrNeedsPayload) {
+		return fmt.Errorf("%w: %w", errNotInstant, err)
+	}
+	return err
+}
+
+// sourceDigest identifies the segments the renditions take (URLs, ranges, init
+// sections, in order): a job whose source has the same digest as a plan writes the
+// file planned, so the plan's deliveries may read its staging file.
+func sourceDigest(rs []*rendition) [32]byte {
+	h := sha256.New()
+	for _, r := range rs {
+		fmt.Fprintf(h, "rendition %d\n", r.keep)
+		for _, s := range r.segs {
+			fmt.Fprintf(h, "%s %v %v %v", s.URL, s.Range, s.Discontinuity, s.Duration)
+			if s.Map != nil {
+				fmt.Fprintf(h, " %s %v", s.Map.URL, s.Map.Range)
+			}
+			h.Write([]byte{'\n'})
+		}
+	}
+	var d [32]byte
+	h.Sum(d[:0])
+	return d
+}
+
+// headReads reads the first bytes of segments ahead of the indexer: up to concurrency
+// requests at once, at most headsAhead segments past the one indexed.
+type headReads struct {
+	res    []chan headRead
+	ahead  chan struct{}
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+type headRead struct {
+	head []byte
+	size int64
+	err  error
+}
+
+// headsAhead bounds the heads read and not indexed yet (each FirstHeadSize at most).
+const headsAhead = 64
+
+func readHeads(ctx context.Context, c *hls.Client, segs []hls.Segment, concurrency int) *headReads {
+	ctx, cancel := context.WithCancel(ctx)
+	h := &headReads{res: make([]chan headRead, len(segs)), ahead: make(chan struct{}, headsAhead), cancel: cancel}
+	for i := range h.res {
+		h.res[i] = make(chan headRead, 1)
+	}
+	sem := make(chan struct{}, max(concurrency, 1))
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		for i, s := range segs {
+			select {
+			case h.ahead <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			h.wg.Add(1)
+			go func() {
+				defer h.wg.Done()
+				head, size, err := c.ReadHead(ctx, s, hls.FirstHeadSize)
+				<-sem
+				h.res[i] <- headRead{head, size, err}
+			}()
+		}
+	}()
+	return h
+}
+
+// next is segment i's head; call it for i = 0, 1, … in order.
+func (h *headReads) next(ctx context.Context, i int) ([]byte, int64, error) {
+	select {
+	case r := <-h.res[i]:
+		<-h.ahead
+		return r.head, r.size, r.err
+	case <-ctx.Done():
+		return nil, 0, context.Cause(ctx)
+	}
+}
+
+// stop ends the reads and waits for them.
+func (h *headReads) stop() {
+	h.cancel()
+	h.wg.Wait()
+}

@@ -1,0 +1,165 @@
+package packager
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/stream-downloads/caddy-stream-downloads/packager/hls"
+	"github.com/stream-downloads/caddy-stream-downloads/packager/storage"
+)
+
+// The Manager's side of instant delivery: one plan per download being packaged, made
+// by the first GET and shared by the others, kept while the download is in progress.
+
+// instantEntry is the plan of one download, or why it has none.
+type instantEntry struct {
+	created time.Time     // the download's Created: one made again is planned again
+	done    chan struct{} // closed when plan or err is set
+	plan    *instantPlan
+	err     error
+	used    time.Time
+}
+
+// maxPlans bounds the plans kept (a plan of an hour of video is a few MB).
+const maxPlans = 8
+
+// openInstant opens d, in progress, as the file its plan says it will be, or fails
+// (errNotInstant when its source cannot be planned). Call with m.mu held; it is
+// released.
+func (m *Manager) openInstant(ctx context.Context, k storage.Key, d *download) (storage.File, State, error) {
+	e := m.plans[k]
+	if e == nil || !e.created.Equal(d.rec.Created) {
+		e = &instantEntry{created: d.rec.Created, done: make(chan struct{})}
+		m.prunePlans()
+		m.plans[k] = e
+		typ, ok := ParseType(k.Type)
+		if !ok {
+			m.mu.Unlock()
+			return nil, State{}, errNotInstant
+		}
+		go m.plan(e, k, typ, m.jobClient(m.client, k, nil), m.settings, m.selectOptions(k), d.rec.Origin)
+	}
+	e.used = now()
+	m.mu.Unlock()
+	select {
+	case <-e.done:
+	case <-ctx.Done():
+		return nil, State{}, context.Cause(ctx)
+	}
+	if e.err != nil {
+		return nil, State{}, e.err
+	}
+	p := e.plan
+	m.mu.Lock()
+	st := d.state()
+	m.mu.Unlock()
+	if st.Status != storage.StatusInProgress || !st.Created.Equal(e.created) {
+		return nil, st, errors.New("the download changed while it was planned")
+	}
+	st.Size, st.ETag = p.size, p.etag
+	f := &instantFile{ctx: ctx, p: p,
+		live: func() *liveFile {
+			if lv := d.live.Load(); lv != nil && lv.source == p.source && !p.relocated {
+				return lv
+			}
+			return nil
+		},
+		stored: func() storage.File { return m.openStored(ctx, k, p.etag) },
+	}
+	return f, st, nil
+}
+
+// plan makes e's plan, under the playlists' timeout, and logs the outcome. A failure
+// other than errNotInstant is not kept: the next GET tries again.
+func (m *Manager) plan(e *instantEntry, k storage.Key, typ Type, client *hls.Client, s Settings, opt hls.SelectOptions, origin string) {
+	start := now()
+	ctx, cancel := context.WithTimeout(m.ctx, s.ResolveTimeout)
+	defer cancel()
+	src, err := resolve(ctx, client, origin, opt, s.ResolveTimeout)
+	var p *instantPlan
+	if err == nil {
+		p, err = planInstant(ctx, client, src, typ, s.Concurrency, s.MaxOutput)
+	}
+	fields := []zap.Field{zap.String("video", k.Video), zap.String("type", k.Type), zap.Float64("seconds", now().Sub(start).Seconds())}
+	switch {
+	case err == nil:
+		m.log.Info("instant delivery planned", append(fields, zap.Int64("bytes", p.size), zap.Int("segments", len(p.segs)))...)
+	case errors.Is(err, errNotInstant):
+		m.log.Debug("no instant delivery: served once packaged", append(fields, zap.String("reason", err.Error()))...)
+	default:
+		m.log.Info("instant delivery not planned", append(fields, zap.Error(err))...)
+	}
+	m.mu.Lock()
+	e.plan, e.err = p, err
+	close(e.done)
+	if err != nil && !errors.Is(err, errNotInstant) && m.plans[k] == e {
+		delete(m.plans, k)
+	}
+	m.mu.Unlock()
+}
+
+// prunePlans makes room for a plan: the least recently used one that is done goes.
+// Call with m.mu held.
+func (m *Manager) prunePlans() {
+	for len(m.plans) >= maxPlans {
+		var oldest storage.Key
+		var at time.Time
+		found := false
+		for k, e := range m.plans {
+			select {
+			case <-e.done:
+			default:
+				continue
+			}
+			if !found || e.used.Before(at) {
+				oldest, at, found = k, e.used, true
+			}
+		}
+		if !found {
+			return // all being made: one more for a while
+		}
+		delete(m.plans, oldest)
+	}
+}
+
+// endPlan forgets k's plan, its download having been packaged (with ETag etag: a plan
+// that said another one is logged), failed or deleted. Call with m.mu held.
+func (m *Manager) endPlan(k storage.Key, etag string) {
+	e := m.plans[k]
+	if e == nil {
+		return
+	}
+	delete(m.plans, k)
+	select {
+	case <-e.done:
+		if e.plan != nil && etag != "" && e.plan.etag != etag {
+			m.log.Warn("instant delivery planned another file than the one packaged (the origin changed meanwhile?)",
+				zap.String("video", k.Video), zap.String("type", k.Type), zap.String("planned", e.plan.etag), zap.String("packaged", etag))
+		}
+	default:
+	}
+}
+
+// openStored opens k's stored file for an instant delivery that switches to it: when
+// it is ready with the ETag etag; nil otherwise.
+func (m *Manager) openStored(ctx context.Context, k storage.Key, etag string) storage.File {
+	m.mu.Lock()
+	d := m.downloads[k]
+	ready := d != nil && d.rec.Status == storage.StatusReady && d.rec.ETag == etag
+	m.mu.Unlock()
+	if !ready {
+		return nil
+	}
+	f, st, err := m.Open(ctx, k)
+	if err != nil {
+		return nil
+	}
+	if st.ETag != etag {
+		f.Close()
+		return nil
+	}
+	return f
+}
