@@ -266,7 +266,8 @@ func clampPos(s string) (string, bool) {
 var errCreate = errors.New("creating the download")
 
 // openOnDemand opens k's file, first creating the download when it does not exist or
-// was evicted, and waiting up to h.OnDemand while it is packaged (docs/spec.md §2 on_demand).
+// was evicted, and waiting up to h.OnDemand while it is packaged (docs/spec.md §2
+// on_demand) unless it can be sent at once (instant delivery, docs/instant.md).
 // A download that failed for another reason is not retried by a GET: that takes a POST.
 func (h *Handler) openOnDemand(r *http.Request, k packager.Key) (packager.File, packager.State, error) {
 	ctx, cancel := context.WithTimeout(r.Context(), h.OnDemand)
@@ -297,8 +298,12 @@ func (h *Handler) openOnDemand(r *http.Request, k packager.Key) (packager.File, 
 				return nil, st, errors.Join(errCreate, err)
 			}
 		}
-		h.Manager.Wait(ctx, k)
+		// Instant delivery answers at once (fMP4 sources); else the file is waited for.
 		f, st, err := h.Manager.Open(r.Context(), k)
+		if errors.Is(err, packager.ErrInProgress) {
+			h.Manager.Wait(ctx, k)
+			f, st, err = h.Manager.Open(r.Context(), k)
+		}
 		if !errors.Is(err, packager.ErrEvicted) && !errors.Is(err, packager.ErrNotCreated) || ctx.Err() != nil {
 			return f, st, err
 		}
