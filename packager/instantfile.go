@@ -21,8 +21,8 @@ import (
 type instantFile struct {
 	ctx    context.Context // the delivery's
 	p      *instantPlan
-	live   func() *liveFile     // the job's staging file to read; nil: none
-	stored func() storage.File  // the stored file when it is ready with the plan's ETag; nil: not (yet)
+	live   func() *liveFile    // the job's staging file to read; nil: none
+	stored func() storage.File // the stored file when it is ready with the plan's ETag; nil: not (yet)
 	pos    int64
 	file   storage.File    // the stored file, once read from
 	tried  time.Time       // when stored was last tried

@@ -21,7 +21,7 @@ type Origin struct {
 	match   func(*http.Request) bool // the requests held: MPEG-TS segments unless HoldMatching
 	segs    int                      // matching requests seen
 	passing int                      // matching requests let through before holding; -1: no hold
-	release chan struct{} // closed by Release
+	release chan struct{}            // closed by Release
 	// Held receives the path of each segment request that starts waiting.
 	Held chan string
 }
