@@ -215,8 +215,13 @@ type headRead struct {
 	err  error
 }
 
-// headsAhead bounds the heads read and not indexed yet (each FirstHeadSize at most).
-const headsAhead = 64
+const (
+	// firstHead is the first read of a segment's head: a moof of 6 s of 60 fps video
+	// with its audio is ~10 KB; a larger one costs one more request.
+	firstHead = 16 << 10
+	// headsAhead bounds the heads read and not indexed yet.
+	headsAhead = 64
+)
 
 func readHeads(ctx context.Context, c *hls.Client, segs []hls.Segment, concurrency int) *headReads {
 	ctx, cancel := context.WithCancel(ctx)
@@ -242,7 +247,7 @@ func readHeads(ctx context.Context, c *hls.Client, segs []hls.Segment, concurren
 			h.wg.Add(1)
 			go func() {
 				defer h.wg.Done()
-				head, size, err := c.ReadHead(ctx, s, hls.FirstHeadSize)
+				head, size, err := c.ReadHead(ctx, s, firstHead)
 				<-sem
 				h.res[i] <- headRead{head, size, err}
 			}()
