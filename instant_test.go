@@ -15,13 +15,6 @@ import (
 	"github.com/stream-downloads/caddy-stream-downloads/internal/testutil"
 )
 
-// jobRequest tells the requests of a packaging job for an fMP4 segment (hls asks for
-// a segment's first MiB) from those of instant delivery (heads, and the ranges of
-// samples).
-func jobRequest(r *http.Request) bool {
-	return strings.HasSuffix(r.URL.Path, ".m4s") && strings.HasSuffix(r.Header.Get("Range"), "-1048575")
-}
-
 // rawGet GETs url with the request headers hdr; the body is what came before an error.
 func rawGet(t *testing.T, url string, hdr map[string]string) (*http.Response, []byte, error) {
 	t.Helper()
@@ -50,7 +43,7 @@ func TestInstantDelivery(t *testing.T) {
 	streams := filepath.Join(conformanceDir(t), "streams")
 	origin := testutil.NewOrigin(t, streams)
 	e := startEdge(t, origin.URL+"/{video_id}/play.m3u8", "\t\ton_demand 30s\n")
-	origin.HoldMatching(0, jobRequest)
+	origin.HoldMatching(0, testutil.JobSegmentRequest)
 
 	const name = "fmp4-h264-aac"
 	if code, env := e.call("POST", "/a/stream/"+name+"/downloads"); code != 200 {
@@ -117,7 +110,7 @@ func TestInstantCut(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rng := r.Header.Get("Range")
 		switch {
-		case jobRequest(r):
+		case testutil.JobSegmentRequest(r):
 			select {
 			case <-release:
 			case <-r.Context().Done():

@@ -6,10 +6,8 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
-	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -170,11 +168,7 @@ func TestInstantLive(t *testing.T) {
 	m := NewManager(store, Settings{MaxJobs: 1, Concurrency: 1}, zap.NewNop())
 	defer m.Destruct()
 	ctx := context.Background()
-	// The job asks for a segment's first MiB (hls's part size); instant delivery's
-	// reads ask for other ranges.
-	o.HoldMatching(1, func(r *http.Request) bool {
-		return strings.HasSuffix(r.URL.Path, ".m4s") && strings.HasSuffix(r.Header.Get("Range"), "-1048575")
-	})
+	o.HoldMatching(1, testutil.JobSegmentRequest)
 	k := storage.Key{Video: "fmp4-h264-aac", Type: "default"}
 	if _, err := m.Create(ctx, k, o.URL+"/fmp4-h264-aac/play.m3u8"); err != nil {
 		t.Fatal(err)
@@ -204,5 +198,44 @@ func TestInstantLive(t *testing.T) {
 	stored, _ := read(t, m, k)
 	if st2.ETag != st.ETag || !bytes.Equal(stored, early) {
 		t.Errorf("stored %d bytes ETag %s; instant %d bytes ETag %s", len(stored), st2.ETag, len(early), st.ETag)
+	}
+}
+
+// TestFleetInstant: an instance of a fleet serves a download that another instance
+// packages (its job held at the origin) at once, from the origin's byte ranges, with
+// the bytes and ETag the holder then publishes.
+func TestFleetInstant(t *testing.T) {
+	dir := filepath.Join(testutil.RepoRoot(t), "testdata", "conformance", "streams", "fmp4-hevc-aac")
+	o := instantOrigin(t, []string{dir})
+	ms, _ := fleetOf(t, 2, Settings{MaxJobs: 1})
+	o.HoldMatching(0, testutil.JobSegmentRequest)
+	k := storage.Key{Video: "fmp4-hevc-aac", Type: "default"}
+	if _, err := ms[1].Create(context.Background(), k, o.URL+"/fmp4-hevc-aac/play.m3u8"); err != nil {
+		t.Fatal(err)
+	}
+	<-o.Held // node1 holds the lease and packages it
+	var f storage.File
+	var st State
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var err error
+		if f, st, err = ms[0].Open(context.Background(), k); err == nil {
+			break
+		}
+		if !errors.Is(err, ErrNotCreated) || time.Now().After(deadline) {
+			t.Fatalf("node0: open while node1 packages: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond) // node0 learns of it within the staleness bound
+	}
+	early, err := io.ReadAll(f)
+	f.Close()
+	if err != nil || st.Status != storage.StatusInProgress || int64(len(early)) != st.Size {
+		t.Fatalf("node0 instant: %v, %d bytes, state %+v", err, len(early), st)
+	}
+	o.Release()
+	ready := waitFor(t, ms[0], k)
+	stored, _ := read(t, ms[0], k)
+	if ready.ETag != st.ETag || !bytes.Equal(stored, early) {
+		t.Errorf("published %d bytes ETag %s; node0 sent %d bytes ETag %s", len(stored), ready.ETag, len(early), st.ETag)
 	}
 }

@@ -87,3 +87,10 @@ func (o *Origin) Release() {
 		o.passing = -1
 	}
 }
+
+// JobSegmentRequest tells the requests of a packaging job for an fMP4 segment (the
+// fetch engine asks for a segment's first MiB) from those of instant delivery (heads,
+// and the ranges of samples): hold them with HoldMatching to keep a job in progress.
+func JobSegmentRequest(r *http.Request) bool {
+	return strings.HasSuffix(r.URL.Path, ".m4s") && strings.HasSuffix(r.Header.Get("Range"), "-1048575")
+}
