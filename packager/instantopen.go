@@ -73,7 +73,7 @@ func (m *Manager) openInstant(ctx context.Context, k storage.Key, d *download) (
 }
 
 // plan makes e's plan, under the playlists' timeout, and logs the outcome. A failure
-// other than errNotInstant is not kept: the next GET tries again.
+// that may pass is not kept: the next GET tries again.
 func (m *Manager) plan(e *instantEntry, k storage.Key, typ Type, client *hls.Client, s Settings, opt hls.SelectOptions, origin string) {
 	start := now()
 	ctx, cancel := context.WithTimeout(m.ctx, s.ResolveTimeout)
@@ -95,10 +95,17 @@ func (m *Manager) plan(e *instantEntry, k storage.Key, typ Type, client *hls.Cli
 	m.mu.Lock()
 	e.plan, e.err = p, err
 	close(e.done)
-	if err != nil && !errors.Is(err, errNotInstant) && m.plans[k] == e {
+	if passing(err) && m.plans[k] == e {
 		delete(m.plans, k)
 	}
 	m.mu.Unlock()
+}
+
+// passing tells a failure of a plan that the next request may not meet: the origin's
+// (it failed after its retries; the job meets it too or not) or a cancellation.
+// Others — a source that cannot be planned, limits, a malformed stream — are kept.
+func passing(err error) bool {
+	return errors.As(err, new(*hls.OriginError)) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }
 
 // prunePlans makes room for a plan: the least recently used one that is done goes.
