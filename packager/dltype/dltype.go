@@ -5,7 +5,10 @@
 // speaks only to the packager.
 package dltype
 
-import "strings"
+import (
+	"strconv"
+	"strings"
+)
 
 // Kind is what media a download type keeps.
 type Kind int
@@ -29,6 +32,9 @@ type Type struct {
 	ContentType string
 	// Kind is what media it keeps.
 	Kind Kind
+	// Height is the rendition height of a height type ("720p": 720): the variant of
+	// that height, or the nearest below it, never taller. 0 for every other type.
+	Height int
 }
 
 // FileName is the name its file is delivered and stored as: "default.mp4".
@@ -51,19 +57,47 @@ var fixed = []Type{Default, Audio}
 // Fixed returns the types without a parameter, in a new slice.
 func Fixed() []Type { return append([]Type(nil), fixed...) }
 
-// Parse returns the type named name ("default", "audio"), false when there is none.
-// Parameterised types (720p, fr.vtt) are recognised here as they come.
+// MaxHeight bounds the N of a height type: 8640 lines (16K) and no more.
+const MaxHeight = 8640
+
+// Parse returns the type named name ("default", "audio", or a height such as "720p":
+// N followed by "p", N a positive integer of at most MaxHeight without leading
+// zeros), false when there is none.
 func Parse(name string) (Type, bool) {
 	for _, t := range fixed {
 		if t.Name == name {
 			return t, true
 		}
 	}
-	return Type{}, false
+	return parseHeight(name)
 }
 
-// FromFile returns the type whose file is named file ("default.mp4", "audio.m4a"),
-// false when there is none.
+// Height returns the height type of n lines ("720p" for 720), false when n is not in
+// 1…MaxHeight.
+func Height(n int) (Type, bool) {
+	if n < 1 || n > MaxHeight {
+		return Type{}, false
+	}
+	return Type{Name: strconv.Itoa(n) + "p", Ext: ".mp4", ContentType: "video/mp4", Kind: KindVideo, Height: n}, true
+}
+
+// parseHeight returns the height type named name ("720p").
+func parseHeight(name string) (Type, bool) {
+	digits, ok := strings.CutSuffix(name, "p")
+	if !ok || digits == "" || len(digits) > len(strconv.Itoa(MaxHeight)) || digits[0] == '0' {
+		return Type{}, false
+	}
+	for _, c := range digits {
+		if c < '0' || c > '9' {
+			return Type{}, false
+		}
+	}
+	n, _ := strconv.Atoi(digits)
+	return Height(n)
+}
+
+// FromFile returns the type whose file is named file ("default.mp4", "audio.m4a",
+// "720p.mp4"), false when there is none.
 func FromFile(file string) (Type, bool) {
 	// The name is what precedes the extension; a name may hold dots of its own (fr.vtt
 	// is a name and an extension alike), so every split is tried, the longest name first.
@@ -75,14 +109,12 @@ func FromFile(file string) (Type, bool) {
 	return Type{}, false
 }
 
-// Names lists the names of the fixed types: "default or audio".
+// Names lists the names of the types for a message: "default, audio or a height
+// such as 720p".
 func Names() string {
 	names := make([]string, len(fixed))
 	for i, t := range fixed {
 		names[i] = t.Name
 	}
-	if len(names) < 2 {
-		return strings.Join(names, "")
-	}
-	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
+	return strings.Join(names, ", ") + " or a height such as 720p"
 }

@@ -79,6 +79,10 @@ func TestResolve(t *testing.T) {
 		{name: "max height 239", path: "/demo/master.m3u8", opt: SelectOptions{MaxHeight: 239}, segs: segPaths("/demo/144p"), variant: &v144},
 		{name: "max height below all takes the shortest", path: "/demo/master.m3u8", opt: SelectOptions{MaxHeight: 100}, segs: segPaths("/demo/144p"), variant: &v144},
 		{name: "max height above all", path: "/demo/master.m3u8", opt: SelectOptions{MaxHeight: 1080}, segs: segPaths("/demo/240p"), variant: &v240},
+		{name: "height 240", path: "/demo/master.m3u8", opt: SelectOptions{Height: 240}, segs: segPaths("/demo/240p"), variant: &v240},
+		{name: "height 200: nearest below", path: "/demo/master.m3u8", opt: SelectOptions{Height: 200}, segs: segPaths("/demo/144p"), variant: &v144},
+		{name: "height below all", path: "/demo/master.m3u8", opt: SelectOptions{Height: 100}, wantErr: ErrNoRendition, wantMsg: "no rendition of 100p or lower (it has 144p, 240p)", notFound: true},
+		{name: "height of a media playlist", path: "/demo/144p/index.m3u8", opt: SelectOptions{Height: 1080}, wantErr: ErrNoRendition, wantMsg: "give no resolution", notFound: true},
 		{name: "media playlist directly", path: "/demo/144p/index.m3u8", segs: segPaths("/demo/144p"), dur: 12 * time.Second, variant: &VariantInfo{}},
 		{name: "redirect: relative URIs against final URL", path: "/redir/master.m3u8", segs: segPaths("/demo/240p"), variant: &v240,
 			check: func(t *testing.T, s *Source) {

@@ -158,7 +158,9 @@ const maxTotalDuration = 100_000 * time.Hour
 // EXT-X-ENDLIST (a playlist with EXT-X-PLAYLIST-TYPE:VOD is accepted
 // without it, as it cannot change); ErrForbiddenHost and ErrLimit, wrapped
 // with the URL or the numbers; ErrMalformed and ErrUnsupported wrapped with
-// the reason.
+// the reason; a *NoRenditionError (matching ErrNoRendition and ErrNotFound)
+// when opt.Height asks for a height the stream has not (a media playlist
+// says none).
 func (c *Client) Resolve(ctx context.Context, playlistURL string, opt SelectOptions) (*Source, error) {
 	u, err := url.Parse(strings.TrimSpace(playlistURL))
 	if err != nil {
@@ -185,7 +187,11 @@ func (c *Client) Resolve(ctx context.Context, playlistURL string, opt SelectOpti
 	}
 	switch pl := pl.(type) {
 	case *playlist.Media:
-		return mediaSource(final, pl, tags, sc)
+		src, err := mediaSource(final, pl, tags, sc)
+		if err == nil && opt.Height > 0 {
+			return nil, &NoRenditionError{Height: opt.Height}
+		}
+		return src, err
 	case *playlist.Multivariant:
 		v, info, err := chooseVariant(final, pl, opt)
 		if err != nil {

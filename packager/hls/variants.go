@@ -1,9 +1,11 @@
 package hls
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -30,6 +32,44 @@ type SelectOptions struct {
 	// variant is taller, the shortest one is taken. Variants without a
 	// RESOLUTION are never excluded.
 	MaxHeight int
+	// Height, when positive, asks for the variant of that height, else the
+	// nearest below it (never a taller one); among several of that height,
+	// the highest bandwidth. MaxHeight is ignored then. When no variant has
+	// a RESOLUTION of that height or less (a media playlist has none), the
+	// error is a *NoRenditionError, which matches ErrNoRendition and
+	// ErrNotFound.
+	Height int
+}
+
+// ErrNoRendition: the stream has no rendition of the height asked for
+// (SelectOptions.Height) or less. Such errors are *NoRenditionError values,
+// and match ErrNotFound too: the origin has no such download to offer.
+var ErrNoRendition = errors.New("no such rendition")
+
+// NoRenditionError is the error of a choice by SelectOptions.Height that no
+// variant satisfies. Its message names no URL, so that clients may read it.
+type NoRenditionError struct {
+	// Height is the height asked for.
+	Height int
+	// Heights are the distinct heights the stream has, ascending; empty when
+	// no variant says its RESOLUTION.
+	Heights []int
+}
+
+func (e *NoRenditionError) Error() string {
+	if len(e.Heights) == 0 {
+		return fmt.Sprintf("the stream has no rendition of %dp or lower: its playlists give no resolution", e.Height)
+	}
+	hs := make([]string, len(e.Heights))
+	for i, h := range e.Heights {
+		hs[i] = strconv.Itoa(h) + "p"
+	}
+	return fmt.Sprintf("the stream has no rendition of %dp or lower (it has %s)", e.Height, strings.Join(hs, ", "))
+}
+
+// Is makes the error match ErrNoRendition and ErrNotFound.
+func (e *NoRenditionError) Is(target error) bool {
+	return target == ErrNoRendition || target == ErrNotFound
 }
 
 // chooseVariant picks the variant of mv to download.
@@ -57,6 +97,28 @@ func chooseVariant(base *url.URL, mv *playlist.Multivariant, opt SelectOptions) 
 			return a.Bandwidth > b.Bandwidth
 		}
 		return a.Width*a.Height > b.Width*b.Height
+	}
+	if opt.Height > 0 {
+		// The tallest height at or below opt.Height, then its best variant.
+		var best *cand
+		var heights []int
+		for i, c := range all {
+			h := c.info.Height
+			if h == 0 {
+				continue
+			}
+			if !slices.Contains(heights, h) {
+				heights = append(heights, h)
+			}
+			if h <= opt.Height && (best == nil || h > best.info.Height || (h == best.info.Height && better(c.info, best.info))) {
+				best = &all[i]
+			}
+		}
+		if best == nil {
+			slices.Sort(heights)
+			return nil, VariantInfo{}, &NoRenditionError{Height: opt.Height, Heights: heights}
+		}
+		return best.v, best.info, nil
 	}
 	if len(fit) == 0 {
 		// Everything is taller than MaxHeight: take the shortest.
