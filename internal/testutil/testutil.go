@@ -111,6 +111,10 @@ type Probe struct {
 		NbReadFrames  string `json:"nb_read_frames"`
 		AvgFrameRate  string `json:"avg_frame_rate"`
 		HasBFrames    int    `json:"has_b_frames"`
+		// Tags: language (ISO 639-2), title, handler_name…
+		Tags map[string]string `json:"tags"`
+		// Disposition: default, forced…, 0 or 1.
+		Disposition map[string]int `json:"disposition"`
 	} `json:"streams"`
 	Format struct {
 		FormatName string            `json:"format_name"`

@@ -103,6 +103,18 @@ type Track struct {
 	// When empty the muxer builds the avcC/hvcC from VPS/SPS/PPS, for samples of
 	// 4-byte NAL lengths.
 	Config []byte
+
+	// Presentation, from the playlist (a rendition's EXT-X-MEDIA).
+	// Language is its LANGUAGE, a BCP 47 tag as written ("en", "pt-BR"); "": unknown.
+	Language string
+	// Name is its NAME, the track's name players show ("English", "Français").
+	Name string
+	// Disabled: an alternative the player may switch to, not played by default (every
+	// audio rendition but the DEFAULT=YES one).
+	Disabled bool
+	// AlternateGroup is the tkhd alternate_group: tracks of one group are alternatives
+	// of each other (the audio languages); 0: none.
+	AlternateGroup uint16
 }
 
 // Sample is one access unit, delivered in decode order per track.

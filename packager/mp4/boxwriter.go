@@ -111,6 +111,7 @@ func (w *boxWriter) flush() {
 }
 
 // The field writers append big-endian values (ISO 14496-12 is big-endian throughout).
+func (w *boxWriter) u8(v byte)    { w.b = append(w.b, v); w.spill() }
 func (w *boxWriter) u16(v uint16) { w.b = append(w.b, byte(v>>8), byte(v)); w.spill() }
 func (w *boxWriter) u32(v uint32) { w.b = be32(w.b, v); w.spill() }
 func (w *boxWriter) u64(v uint64) { w.b = be64(w.b, v); w.spill() }

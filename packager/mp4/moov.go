@@ -128,8 +128,14 @@ func writeTrak(w *boxWriter, x *Index, t *TrackIndex, tt trackTiming, edits []Ed
 	writeTkhd(w, t.Track, tkDur)
 	writeEdts(w, edits)
 	w.open("mdia")
-	writeMdhd(w, t.Track.Timescale, tt.mediaDur)
-	writeHdlr(w, video)
+	writeMdhd(w, t.Track.Timescale, tt.mediaDur, iso639(t.Track.Language))
+	if tag := elngTag(t.Track.Language); tag != "" {
+		w.full("elng", 0, 0)
+		w.str(tag)
+		w.u8(0) // null-terminated
+		w.close()
+	}
+	writeHdlr(w, video, t.Track.Name)
 	w.open("minf")
 	writeMediaHeader(w, video)
 	writeDinf(w)
@@ -138,23 +144,37 @@ func writeTrak(w *boxWriter, x *Index, t *TrackIndex, tt trackTiming, edits []Ed
 	}
 	w.close() // minf
 	w.close() // mdia
+	if t.Track.Name != "" {
+		// The track's name as ffmpeg writes a title (udta/name), which ffprobe shows as
+		// the stream's title and QuickTime as its name.
+		w.open("udta")
+		w.open("name")
+		w.str(t.Track.Name)
+		w.close()
+		w.close()
+	}
 	w.close() // trak
 	return nil
 }
 
-// writeTkhd writes the track header: enabled and in the movie, lasting tkDur (the sum
-// of its edits), sound at full volume, video at its size.
+// writeTkhd writes the track header: enabled (unless Disabled) and in the movie, in its
+// alternate group, lasting tkDur (the sum of its edits), sound at full volume, video at
+// its size.
 func writeTkhd(w *boxWriter, tr *media.Track, tkDur uint64) {
 	video := tr.Kind == media.Video
 	v1 := tkDur > math.MaxUint32
-	w.full("tkhd", vers(v1), 3) // enabled, in movie
+	flags := uint32(3) // enabled, in movie
+	if tr.Disabled {
+		flags = 2 // in movie: an alternative, off until chosen
+	}
+	w.full("tkhd", vers(v1), flags)
 	w.times(v1)
 	w.u32(uint32(tr.ID))
 	w.u32(0)
 	w.dur(v1, tkDur)
 	w.zeros(8)
 	w.u16(0) // layer
-	w.u16(0) // alternate group
+	w.u16(tr.AlternateGroup)
 	if video {
 		w.u16(0)
 	} else {
@@ -199,15 +219,15 @@ func writeEdts(w *boxWriter, edits []Edit) {
 	w.close()
 }
 
-// writeMdhd writes the media header: the track's timescale and the sum of its sample
-// durations, language "und".
-func writeMdhd(w *boxWriter, timescale uint32, mediaDur uint64) {
+// writeMdhd writes the media header: the track's timescale, the sum of its sample
+// durations, its language (an ISO 639-2/T code).
+func writeMdhd(w *boxWriter, timescale uint32, mediaDur uint64, lang string) {
 	v1 := mediaDur > math.MaxUint32
 	w.full("mdhd", vers(v1), 0)
 	w.times(v1)
 	w.u32(timescale)
 	w.dur(v1, mediaDur)
-	w.u16(0x55c4) // "und"
+	w.u16(packLanguage(lang))
 	w.u16(0)
 	w.close()
 }
@@ -239,11 +259,25 @@ func encodeBox(b mp4ff.Box) []byte {
 	return buf.Bytes()
 }
 
-// writeHdlr writes the handler box.
-func writeHdlr(w *boxWriter, video bool) {
-	if video {
+// writeHdlr writes the handler box, named as ffmpeg names it, or with the track's name
+// (which players such as Chromium and VLC show as the track's label).
+func writeHdlr(w *boxWriter, video bool, name string) {
+	switch {
+	case name != "":
+		w.full("hdlr", 0, 0)
+		w.u32(0) // pre_defined
+		if video {
+			w.str("vide")
+		} else {
+			w.str("soun")
+		}
+		w.zeros(12)
+		w.str(name)
+		w.u8(0)
+		w.close()
+	case video:
 		w.raw(hdlrVideo)
-	} else {
+	default:
 		w.raw(hdlrSound)
 	}
 }
