@@ -2,7 +2,6 @@ package packager
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -129,20 +128,13 @@ func planInstant(ctx context.Context, client *hls.Client, src *hls.Source, typ T
 		}
 	}
 
-	var tracks []*media.Track
-	for i, r := range rs {
-		for _, t := range idx[i].Tracks() {
-			if r.keep == 0 || t.Kind == r.keep {
-				tracks = append(tracks, t)
-			}
-		}
+	of := make([][]*media.Track, len(rs))
+	for i := range rs {
+		of[i] = idx[i].Tracks()
 	}
-	slices.SortStableFunc(tracks, func(a, b *media.Track) int { return cmp.Compare(a.Kind, b.Kind) })
-	for i, t := range tracks {
-		t.ID = i + 1
-	}
-	if len(tracks) == 0 {
-		return nil, errNoMedia
+	tracks, err := outputTracks(rs, of)
+	if err != nil {
+		return nil, err
 	}
 	l, err := p.Plan(tracks)
 	if err != nil {

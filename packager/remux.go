@@ -24,19 +24,22 @@ var errNoMedia = errors.New("no playable track of the wanted kind in the stream 
 type rendition struct {
 	segs  []hls.Segment
 	demux media.Demuxer
-	keep  media.Kind // the kind of track taken from it; 0: every kind
-	init  *hls.Map   // the init section the demuxer was given last
+	keep  media.Kind    // the kind of track taken from it; 0: every kind
+	init  *hls.Map      // the init section the demuxer was given last
+	audio hls.MediaInfo // what the playlist says of its audio (language, name)
+	alt   bool          // an alternative audio rendition: its track is disabled
 }
 
 // renditions picks what the download type needs from the resolved source: the variant
-// (with its muxed audio), and the separate audio rendition when the variant has one.
+// (with its muxed audio), the separate audio rendition when the variant has one, and
+// the alternative audio renditions of its group (other languages), in that order.
 func renditions(src *hls.Source, typ Type) ([]*rendition, error) {
 	var out []*rendition
-	add := func(s *hls.Source, keep media.Kind) {
+	add := func(s *hls.Source, keep media.Kind, alt bool) {
 		if len(s.Segments) == 0 {
 			return
 		}
-		r := &rendition{segs: s.Segments, keep: keep, demux: ts.NewDemuxer()}
+		r := &rendition{segs: s.Segments, keep: keep, demux: ts.NewDemuxer(), audio: s.Media, alt: alt}
 		if s.Segments[0].Map != nil {
 			r.demux = fmp4.NewDemuxer()
 		}
@@ -44,19 +47,55 @@ func renditions(src *hls.Source, typ Type) ([]*rendition, error) {
 	}
 	switch {
 	case typ.AudioOnly() && src.Audio != nil:
-		add(src.Audio, media.Audio)
+		add(src.Audio, media.Audio, false)
 	case typ.AudioOnly():
-		add(src, media.Audio)
+		add(src, media.Audio, false)
 	case src.Audio != nil:
-		add(src, media.Video)
-		add(src.Audio, media.Audio)
+		add(src, media.Video, false)
+		add(src.Audio, media.Audio, false)
 	default:
-		add(src, 0)
+		add(src, 0, false)
 	}
 	if len(out) == 0 {
 		return nil, fmt.Errorf("%w: the playlist has no segments", hls.ErrMalformed)
 	}
+	for _, a := range src.AltAudio {
+		add(a, media.Audio, true)
+	}
 	return out, nil
+}
+
+// outputTracks are the tracks of the file, from the tracks of each rendition's demuxer
+// (of[i] for rs[i]): those of the kinds taken, video first, then audio in the order of
+// the renditions (the default first), with their IDs, and the playlist's language and
+// name on the audio; with several audio tracks, they are one alternate group of which
+// the alternatives are disabled.
+func outputTracks(rs []*rendition, of [][]*media.Track) ([]*media.Track, error) {
+	var tracks []*media.Track
+	audio := 0
+	for i, r := range rs {
+		for _, t := range of[i] {
+			if r.keep != 0 && t.Kind != r.keep {
+				continue
+			}
+			if t.Kind == media.Audio {
+				t.Language, t.Name, t.Disabled = r.audio.Language, r.audio.Name, r.alt
+				audio++
+			}
+			tracks = append(tracks, t)
+		}
+	}
+	if len(tracks) == 0 {
+		return nil, errNoMedia
+	}
+	slices.SortStableFunc(tracks, func(a, b *media.Track) int { return cmp.Compare(a.Kind, b.Kind) })
+	for i, t := range tracks {
+		t.ID = i + 1
+		if t.Kind == media.Audio && audio > 1 {
+			t.AlternateGroup = 1
+		}
+	}
+	return tracks, nil
 }
 
 // remux fetches the renditions' segments, interleaved by their time in the playlist so
@@ -102,18 +141,14 @@ func remux(ctx context.Context, client *hls.Client, rs []*rendition, concurrency
 		return nil, nil, err
 	}
 
-	var tracks []*media.Track
 	var notes []string
+	of := make([][]*media.Track, len(rs))
 	for i, r := range rs {
 		if err := r.demux.Flush(emits[i]); err != nil {
 			// What is left at the end belongs to the last segment.
 			return nil, nil, fmt.Errorf("segment %s: %w", hls.RedactURL(r.segs[segmentOf(err, len(r.segs)-1)].URL), err)
 		}
-		for _, t := range r.demux.Tracks() {
-			if r.keep == 0 || t.Kind == r.keep {
-				tracks = append(tracks, t)
-			}
-		}
+		of[i] = r.demux.Tracks()
 		if a, ok := r.demux.(media.Accounting); ok {
 			for _, n := range a.Notes() {
 				if r.keep == 0 || n.Kind == 0 || n.Kind == r.keep {
@@ -122,12 +157,9 @@ func remux(ctx context.Context, client *hls.Client, rs []*rendition, concurrency
 			}
 		}
 	}
-	slices.SortStableFunc(tracks, func(a, b *media.Track) int { return cmp.Compare(a.Kind, b.Kind) })
-	for i, t := range tracks {
-		t.ID = i + 1
-	}
-	if len(tracks) == 0 {
-		return nil, nil, errNoMedia
+	tracks, err := outputTracks(rs, of)
+	if err != nil {
+		return nil, nil, err
 	}
 	return tracks, notes, nil
 }

@@ -55,7 +55,11 @@ func FuzzResolve(f *testing.F) {
 				return
 			}
 			_, _ = resolveURI(base, v.URI)
-			if r := audioRendition(pl, v); r != nil {
+			main, alts := audioRenditions(pl, v)
+			if main != nil && hasURI(main) {
+				_, _ = resolveURI(base, *main.URI)
+			}
+			for _, r := range alts {
 				_, _ = resolveURI(base, *r.URI)
 			}
 		case *playlist.Media:

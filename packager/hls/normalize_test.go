@@ -208,8 +208,12 @@ func parsedSummary(data string) string {
 			break
 		}
 		p("chosen %q %+v", v.URI, info)
-		if r := audioRendition(pl, v); r != nil {
-			p("audio %q", *r.URI)
+		main, alts := audioRenditions(pl, v)
+		if main != nil && hasURI(main) {
+			p("audio %q", *main.URI)
+		}
+		for _, r := range alts {
+			p("alternative audio %q %+v", *r.URI, mediaInfo(r))
 		}
 	case *playlist.Media:
 		p("media version %d target %d sequence %d type %v endlist %v", pl.Version, pl.TargetDuration, pl.MediaSequence, deref(pl.PlaylistType), pl.Endlist)

@@ -36,6 +36,14 @@ type Source struct {
 	// that rendition has its own URI, i.e. the audio is not muxed into the
 	// variant's segments. nil otherwise. Its Variant is the zero value.
 	Audio *Source
+	// Media is what the EXT-X-MEDIA tag says of the audio of this Source: of an
+	// audio rendition, its own; of a variant whose audio is muxed in its segments,
+	// the tag without URI that describes it (zero when none does).
+	Media MediaInfo
+	// AltAudio are the other audio renditions of the variant's group that have
+	// their own URI, in playlist order: alternatives to the default audio (other
+	// languages, commentary). Each has its Media.
+	AltAudio []*Source
 }
 
 // Segment is one media segment of a Source.
@@ -202,11 +210,23 @@ func (c *Client) Resolve(ctx context.Context, playlistURL string, opt SelectOpti
 			return nil, err
 		}
 		src.Variant = info
-		if r := audioRendition(pl, v); r != nil {
-			src.Audio, err = c.resolveMedia(ctx, final, *r.URI, "audio rendition", sc)
+		main, alts := audioRenditions(pl, v)
+		switch {
+		case main != nil && hasURI(main):
+			if src.Audio, err = c.resolveMedia(ctx, final, *main.URI, "audio rendition", sc); err != nil {
+				return nil, err
+			}
+			src.Audio.Media = mediaInfo(main)
+		case main != nil:
+			src.Media = mediaInfo(main)
+		}
+		for _, r := range alts {
+			alt, err := c.resolveMedia(ctx, final, *r.URI, "audio rendition", sc)
 			if err != nil {
 				return nil, err
 			}
+			alt.Media = mediaInfo(r)
+			src.AltAudio = append(src.AltAudio, alt)
 		}
 		return src, nil
 	}

@@ -159,31 +159,56 @@ func variantInfo(v *playlist.MultivariantVariant) VariantInfo {
 	return info
 }
 
-// audioRendition returns the EXT-X-MEDIA audio rendition of v's AUDIO group
-// that has its own URI: the DEFAULT one, else the first. nil when the
-// variant's audio is muxed into its segments.
-func audioRendition(mv *playlist.Multivariant, v *playlist.MultivariantVariant) *playlist.MultivariantRendition {
+// MediaInfo is what an EXT-X-MEDIA tag says of a rendition.
+type MediaInfo struct {
+	// Language is its LANGUAGE, a BCP 47 tag as written ("en", "pt-BR"); "" when absent.
+	Language string
+	// Name is its NAME.
+	Name string
+	// Default is its DEFAULT=YES.
+	Default bool
+}
+
+// audioRenditions returns the EXT-X-MEDIA audio renditions of v's AUDIO group, the
+// DEFAULT one first (else the first listed), the others in playlist order: main is the
+// one the variant plays (nil when the group has none); alts are the others that have
+// their own URI (alternatives to it). When main has no URI the variant's segments
+// carry its audio; a rendition without URI that is not main is not taken (the variant's
+// own audio, when main is another).
+func audioRenditions(mv *playlist.Multivariant, v *playlist.MultivariantVariant) (main *playlist.MultivariantRendition, alts []*playlist.MultivariantRendition) {
 	if v.Audio == "" {
-		return nil
+		return nil, nil
 	}
-	var first *playlist.MultivariantRendition
+	var group []*playlist.MultivariantRendition
 	for _, r := range mv.Renditions {
-		if r == nil || r.Type != playlist.MultivariantRenditionTypeAudio || r.GroupID != v.Audio {
-			continue
-		}
-		if r.URI == nil || strings.TrimSpace(*r.URI) == "" {
-			// A rendition without URI is the audio muxed in the variant.
-			if r.Default {
-				return nil
-			}
-			continue
-		}
-		if r.Default {
-			return r
-		}
-		if first == nil {
-			first = r
+		if r != nil && r.Type == playlist.MultivariantRenditionTypeAudio && r.GroupID == v.Audio {
+			group = append(group, r)
 		}
 	}
-	return first
+	if len(group) == 0 {
+		return nil, nil
+	}
+	for i, r := range group { // the DEFAULT one first
+		if r.Default {
+			copy(group[1:i+1], group[:i])
+			group[0] = r
+			break
+		}
+	}
+	for _, r := range group[1:] {
+		if hasURI(r) {
+			alts = append(alts, r)
+		}
+	}
+	return group[0], alts
+}
+
+// hasURI tells a rendition with a media playlist of its own.
+func hasURI(r *playlist.MultivariantRendition) bool {
+	return r.URI != nil && strings.TrimSpace(*r.URI) != ""
+}
+
+// mediaInfo is r's MediaInfo.
+func mediaInfo(r *playlist.MultivariantRendition) MediaInfo {
+	return MediaInfo{Language: r.Language, Name: r.Name, Default: r.Default}
 }
