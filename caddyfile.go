@@ -28,7 +28,9 @@ func init() {
 //	    storage_dir       <path>
 //	    api_token         <token>          # repeatable
 //	    public_url        <base-url>
-//	    max_height        <pixels>
+//	    max_height        <pixels>         # caps the rendition of "default"
+//	    types             <type>...        # what may be created: default audio 1080p 720p …;
+//	                                       # default: all, any height
 //	    fetch_concurrency <n>
 //	    max_jobs          <n>
 //	    max_queue         <n>              # default 1000; beyond, creating answers 503
@@ -184,6 +186,20 @@ func (s *StreamDownloads) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := positiveInt(d, &s.OnDemandRate); err != nil {
 				return err
 			}
+		case "types":
+			types := d.RemainingArgs()
+			if len(types) == 0 {
+				return d.Errf("types: missing download types (default, audio, 720p …)")
+			}
+			for _, t := range types {
+				if hasLoadPlaceholder(t) { // checked once expanded
+					continue
+				}
+				if err := checkType(t); err != nil {
+					return d.Err(err.Error())
+				}
+			}
+			s.Types = append(s.Types, types...)
 		case "allowed_hosts":
 			hosts := d.RemainingArgs()
 			if len(hosts) == 0 {

@@ -35,6 +35,8 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 				api_token t2
 				public_url https://edge.example/dl
 				max_height 1080
+				types default audio 1080p
+				types 720p
 				fetch_concurrency 16
 				max_jobs 4
 				require_signed_urls
@@ -60,6 +62,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 				APIToken:          []string{"t1", "t2"},
 				PublicURL:         "https://edge.example/dl",
 				MaxHeight:         1080,
+				Types:             []string{"default", "audio", "1080p", "720p"},
 				FetchConcurrency:  16,
 				MaxJobs:           4,
 				RequireSignedURLs: true,
@@ -81,6 +84,12 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		{name: "bad max_jobs", input: "stream_downloads {\n origin http://o/x\n max_jobs 0\n}", err: "max_jobs"},
 		{name: "bad fetch_concurrency", input: "stream_downloads {\n origin http://o/x\n fetch_concurrency many\n}", err: "fetch_concurrency"},
 		{name: "bad max_height", input: "stream_downloads {\n origin http://o/x\n max_height -1\n}", err: "max_height"},
+		{name: "types without values", input: "stream_downloads {\n origin http://o/x\n types\n}", err: "types: missing download types"},
+		{name: "types of no type", input: "stream_downloads {\n origin http://o/x\n types default abc\n}", err: `types: "abc" is not a download type`},
+		{name: "types of a height with a leading zero", input: "stream_downloads {\n origin http://o/x\n types 0720p\n}", err: `types: "0720p" is not a download type`},
+		{name: "types of too tall a height", input: "stream_downloads {\n origin http://o/x\n types 9000p\n}", err: `types: "9000p" is not a download type`},
+		{name: "types placeholder checked at load", input: "stream_downloads {\n origin http://o/x\n types {env.TYPES} 720p\n}",
+			want: StreamDownloads{Origin: "http://o/x", Types: []string{"{env.TYPES}", "720p"}}},
 		{name: "two values", input: "stream_downloads {\n origin http://o/x http://p/y\n}", err: "origin: takes one value"},
 		{name: "missing value", input: "stream_downloads {\n origin http://o/x\n storage_dir\n}", err: "storage_dir: missing value"},
 		{name: "header without value", input: "stream_downloads {\n origin http://o/x\n origin_header X-A\n}", err: "origin_header"},
@@ -399,6 +408,9 @@ func TestValidate(t *testing.T) {
 		{"empty token", func(s *StreamDownloads) { s.APIToken = []string{""} }, "api_token"},
 		{"bad public_url", func(s *StreamDownloads) { s.PublicURL = "x" }, "public_url"},
 		{"private videos without keys", func(s *StreamDownloads) { s.RequireSignedURLs = true }, "require_signed_urls: needs at least one signing_key"},
+		{"types", func(s *StreamDownloads) { s.Types = []string{"default", "audio", "1080p", "720p"} }, ""},
+		{"types of no type", func(s *StreamDownloads) { s.Types = []string{"default", "abc"} }, `types: "abc" is not a download type`},
+		{"types of a height with a space", func(s *StreamDownloads) { s.Types = []string{"720p 1080p"} }, `types: "720p 1080p" is not a download type`},
 		{"notify", func(s *StreamDownloads) {
 			s.NotifyURL, s.NotifySecret = []string{"https://a/h", "http://b:8/"}, "0123456789abcdef"
 		}, ""},

@@ -67,6 +67,12 @@ type StreamDownloads struct {
 	// MaxHeight caps the height of the rendition chosen for "default"; 0: no cap.
 	MaxHeight int `json:"max_height,omitempty"`
 
+	// Types names the download types that may be created (POST, on_demand) and
+	// delivered: "default", "audio", heights such as "1080p" (the rendition of that
+	// height, or the nearest below). Another type's POST answers 400, its file 404.
+	// Default: all, any height.
+	Types []string `json:"types,omitempty"`
+
 	// FetchConcurrency is the number of parallel origin requests of one packaging
 	// job. Default: 12 (what keeps a distant origin's connections busy; the bytes
 	// fetched ahead stay within 8 MiB per job whatever the number).
@@ -257,6 +263,7 @@ func (s *StreamDownloads) Provision(ctx caddy.Context) error {
 	s.handler = &handler.Handler{
 		APITokens:     s.APIToken,
 		PublicURL:     s.PublicURL,
+		Types:         s.Types,
 		Origin:        s.originURL,
 		Logger:        s.logger,
 		RequireSigned: s.RequireSignedURLs,
@@ -382,6 +389,11 @@ func (s *StreamDownloads) Validate() error {
 	if s.MaxHeight < 0 {
 		return fmt.Errorf("max_height: %d is negative", s.MaxHeight)
 	}
+	for _, t := range s.Types {
+		if err := checkType(t); err != nil {
+			return err
+		}
+	}
 	if s.RequireSignedURLs && len(s.SigningKey) == 0 {
 		return fmt.Errorf("require_signed_urls: needs at least one signing_key to verify tokens with")
 	}
@@ -405,6 +417,14 @@ func (s *StreamDownloads) Validate() error {
 		if err := s.Store.S3.validate(); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// checkType refuses a value of the types option that names no download type.
+func checkType(t string) error {
+	if _, ok := packager.ParseType(t); !ok {
+		return fmt.Errorf("types: %q is not a download type (%s, at most %dp)", t, packager.TypeNames(), packager.MaxHeight)
 	}
 	return nil
 }

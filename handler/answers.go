@@ -23,11 +23,14 @@ type answer struct {
 // logs them and answers 500).
 func (h *Handler) answerFor(err error, video string) (answer, bool) {
 	var limited *errRateLimited
+	var noRendition *packager.NoRenditionError
 	switch {
 	case err == nil:
 		return answer{}, false
 	case errors.Is(err, packager.ErrNotCreated):
 		return answer{http.StatusNotFound, "download not found", 0}, true
+	case errors.As(err, &noRendition):
+		return answer{http.StatusNotFound, "video " + video + ": " + noRendition.Error(), 0}, true
 	case errors.Is(err, packager.ErrNotFound):
 		return answer{http.StatusNotFound, "the origin has no video " + video, 0}, true
 	case errors.Is(err, packager.ErrLive):

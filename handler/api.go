@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -62,6 +64,9 @@ func (h *Handler) api(w http.ResponseWriter, r *http.Request, video, typ string)
 		if typ == "" {
 			typ = packager.DefaultType.Name
 		}
+		if !h.typeAllowed(typ) {
+			return writeError(w, http.StatusBadRequest, fmt.Sprintf("download type %q is not offered here: use %s (types)", typ, strings.Join(h.Types, ", ")))
+		}
 		_, err := h.Manager.Create(r.Context(), packager.Key{Video: video, Type: typ}, h.Origin(r, video))
 		if a, ok := h.answerFor(err, video); ok {
 			return writeError(a.header(w), a.status, a.msg)
@@ -93,6 +98,12 @@ func (h *Handler) api(w http.ResponseWriter, r *http.Request, video, typ string)
 	}
 	w.Header().Set("Allow", "GET, HEAD, POST, DELETE")
 	return writeError(w, http.StatusMethodNotAllowed, "method not allowed")
+}
+
+// typeAllowed reports whether downloads of the type named typ may be created and
+// delivered (Types).
+func (h *Handler) typeAllowed(typ string) bool {
+	return len(h.Types) == 0 || slices.Contains(h.Types, typ)
 }
 
 // writeStates answers the video's downloads (only typ's when set) as a map by type.

@@ -31,6 +31,9 @@ func (h *Handler) deliver(w http.ResponseWriter, r *http.Request, idOrToken stri
 		w.Header().Set("Allow", "GET, HEAD")
 		return refuse(w, r, http.StatusMethodNotAllowed, "method not allowed: use GET or HEAD")
 	}
+	if !h.typeAllowed(typ.Name) {
+		return refuse(w, r, http.StatusNotFound, "download not found: "+typ.FileName()+" is not offered here")
+	}
 	video, tokClip, err := h.access(r, idOrToken)
 	var ref *errRefused
 	if errors.As(err, &ref) && errorRoutes(r, ref.status, ref.msg) {

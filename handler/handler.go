@@ -30,6 +30,9 @@ type Handler struct {
 	APITokens []string
 	// PublicURL is the base of the "url" fields; empty: the request's scheme and host.
 	PublicURL string
+	// Types names the download types that may be created and delivered (the types
+	// option); empty: all.
+	Types []string
 	// Origin returns the playlist URL of video for this request (the configured
 	// template with its placeholders replaced).
 	Origin func(r *http.Request, video string) string

@@ -158,7 +158,7 @@ func (m *Manager) newDownload(k storage.Key, origin string, prev *download) *dow
 			m.log.Info("packaging again a file evicted to keep max_storage", fields...)
 		}
 	}
-	m.downloads[k] = d
+	m.put(k, d)
 	return d
 }
 
@@ -321,9 +321,9 @@ func (m *Manager) refuse(k storage.Key, d *download, err error) {
 	}
 	d.refused = err
 	if d.prev != nil {
-		m.downloads[k] = d.prev
+		m.put(k, d.prev)
 	} else {
-		delete(m.downloads, k)
+		m.remove(k)
 	}
 	d.prev = nil
 	m.decide(d)

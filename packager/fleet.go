@@ -83,7 +83,8 @@ func (f *fleet) set(c Fleet) {
 //	downloads/<video>/<type>.json        the download's object: record, lease, progress
 //	files/<video>/<type>.<generation>    the packaged file published by that generation
 //	leases/<video>/<type>                 a marker while the download is held, for the sweep
-func docKey(k storage.Key) string    { return "downloads/" + k.Video + "/" + k.Type + ".json" }
+func docKey(k storage.Key) string    { return docPrefix(k.Video) + k.Type + ".json" }
+func docPrefix(video string) string  { return "downloads/" + video + "/" }
 func markerKey(k storage.Key) string { return "leases/" + k.Video + "/" + k.Type }
 func filePrefix(k storage.Key) string {
 	return "files/" + k.Video + "/" + k.Type + "."
@@ -133,7 +134,7 @@ func NewFleetManager(cache *storage.Local, s Settings, log *zap.Logger, f Fleet)
 		}
 		// A copy packaged before: it is delivered once the bucket confirms it is the
 		// current file of its download.
-		m.downloads[r.Key()] = &download{rec: r, lastUsed: r.LastUsed, fleet: mirror{cached: true}}
+		m.put(r.Key(), &download{rec: r, lastUsed: r.LastUsed, fleet: mirror{cached: true}})
 	}
 	m.evict(nil)
 	m.mu.Unlock()

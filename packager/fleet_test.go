@@ -132,10 +132,18 @@ func TestFleetDelete(t *testing.T) {
 	o := newDemo(t, "v")
 	ms, b := fleetOf(t, 2, Settings{MaxJobs: 1})
 	k := storage.Key{Video: "v", Type: "default"}
-	if _, err := ms[0].Create(context.Background(), k, o.URL+"/v/master.m3u8"); err != nil {
-		t.Fatal(err)
+	kh := storage.Key{Video: "v", Type: "144p"} // a height type: not in a fixed list
+	for _, k := range []storage.Key{k, kh} {
+		if _, err := ms[0].Create(context.Background(), k, o.URL+"/v/master.m3u8"); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, ms[0], k)
 	}
-	waitFor(t, ms[0], k)
+	// The other instance lists both, never having heard of them.
+	states, err := ms[1].List(context.Background(), "v")
+	if err != nil || len(states) != 2 || states[0].Type != "default" || states[1].Type != "144p" {
+		t.Fatalf("node1 lists %+v, %v; want default and 144p", states, err)
+	}
 	read(t, ms[1], k)
 	found, err := ms[1].Delete(context.Background(), "v")
 	if err != nil || !found {

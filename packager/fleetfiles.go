@@ -4,11 +4,10 @@ import (
 	"context"
 	"errors"
 	"io"
-	"slices"
+	"strings"
 
 	"go.uber.org/zap"
 
-	"github.com/stream-downloads/caddy-stream-downloads/packager/dltype"
 	"github.com/stream-downloads/caddy-stream-downloads/packager/storage"
 	"github.com/stream-downloads/caddy-stream-downloads/packager/storage/bucket"
 )
@@ -111,17 +110,21 @@ func (m *Manager) removeObjects(k storage.Key) error {
 }
 
 // deleteObjects removes from the bucket the downloads of video whose type is in types
-// (all when empty), and returns their keys. Without a fleet it does nothing.
+// (all it has objects for when empty), and returns their keys. Without a fleet it does
+// nothing.
 func (m *Manager) deleteObjects(ctx context.Context, video string, types []string) ([]storage.Key, error) {
 	if m.fleet == nil {
 		return nil, nil
 	}
-	var found []storage.Key
-	for _, typ := range dltype.Fixed() {
-		if len(types) > 0 && !slices.Contains(types, typ.Name) {
-			continue
+	if len(types) == 0 {
+		var err error
+		if types, err = m.bucketTypes(ctx, video); err != nil {
+			return nil, unreachable("listing the video's downloads", err)
 		}
-		k := storage.Key{Video: video, Type: typ.Name}
+	}
+	var found []storage.Key
+	for _, typ := range types {
+		k := storage.Key{Video: video, Type: typ}
 		_, _, err := m.fleet.read(ctx, k)
 		switch {
 		case errors.Is(err, bucket.ErrNotExist):
@@ -135,4 +138,18 @@ func (m *Manager) deleteObjects(ctx context.Context, video string, types []strin
 		found = append(found, k)
 	}
 	return found, nil
+}
+
+// bucketTypes returns the types of video's downloads that have an object in the bucket.
+func (m *Manager) bucketTypes(ctx context.Context, video string) ([]string, error) {
+	prefix := docPrefix(video)
+	keys, err := m.fleet.conf().Bucket.Keys(ctx, prefix)
+	var types []string
+	for _, key := range keys {
+		typ, ok := strings.CutSuffix(strings.TrimPrefix(key, prefix), ".json")
+		if ok && validKey(video, typ) {
+			types = append(types, typ)
+		}
+	}
+	return types, err
 }

@@ -79,7 +79,7 @@ func (m *Manager) sync(k storage.Key, doc lease.Doc, etag string) *download {
 	d := m.downloads[k]
 	if d == nil {
 		d = &download{}
-		m.downloads[k] = d
+		m.put(k, d)
 	}
 	if d.fleet.hold != nil {
 		return d
@@ -105,7 +105,7 @@ func (m *Manager) drop(k storage.Key, d *download) {
 	if d.fleet.cached {
 		m.uncache(k, d)
 	}
-	delete(m.downloads, k)
+	m.remove(k)
 	m.fleet.watch.Forget(docKey(k))
 }
 

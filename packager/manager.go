@@ -76,9 +76,12 @@ type Manager struct {
 	configs   []*Settings // of every config using the manager, oldest first
 	settings  Settings
 	client    *hls.Client
-	http      *http.Client // the client's connections, kept across reloads
-	downloads map[storage.Key]*download
-	sched     scheduler
+	http      *http.Client              // the client's connections, kept across reloads
+	downloads map[storage.Key]*download // changed by put and remove only
+	// heights are the types of the downloads beyond the fixed ones (heights), by video:
+	// what List looks up besides dltype.Fixed.
+	heights map[string][]string
+	sched   scheduler
 	// later holds the disk writes decided under mu, in the order they were decided;
 	// flush does them once mu is released (a slow disk must not hold up the API).
 	later   []func()
@@ -155,7 +158,7 @@ func NewManager(store storage.Store, s Settings, log *zap.Logger) *Manager {
 		if r.Ready.After(d.lastUsed) {
 			d.lastUsed = r.Ready
 		}
-		m.downloads[r.Key()] = d
+		m.put(r.Key(), d)
 		switch {
 		case r.Status == storage.StatusInProgress:
 			log.Info("resuming download", zap.String("video", r.Video), zap.String("type", r.Type))
@@ -185,6 +188,7 @@ func newManager(store storage.Store, s Settings, log *zap.Logger) *Manager {
 		ctx:       ctx,
 		cancel:    cancel,
 		downloads: make(map[storage.Key]*download),
+		heights:   make(map[string][]string),
 		refusals:  make(map[storage.Key]refusal),
 		plans:     make(map[storage.Key]*instantEntry),
 		http:      hls.NewHTTPClient(),
@@ -241,21 +245,72 @@ func (m *Manager) state(k storage.Key) (State, bool) {
 // List returns the states of the video's downloads, oldest first (refreshed as State
 // does).
 func (m *Manager) List(ctx context.Context, video string) ([]State, error) {
-	for _, typ := range dltype.Fixed() {
-		if err := m.refresh(ctx, storage.Key{Video: video, Type: typ.Name}); err != nil {
-			return nil, err
+	if m.fleet != nil {
+		for _, typ := range m.typesOf(ctx, video) {
+			if err := m.refresh(ctx, storage.Key{Video: video, Type: typ}); err != nil {
+				return nil, err
+			}
 		}
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var out []State
-	for _, typ := range dltype.Fixed() {
-		if d := m.downloads[storage.Key{Video: video, Type: typ.Name}]; d != nil {
+	for _, typ := range append(fixedNames(), m.heights[video]...) {
+		if d := m.downloads[storage.Key{Video: video, Type: typ}]; d != nil {
 			out = append(out, d.state())
 		}
 	}
 	sortStates(out)
 	return out, nil
+}
+
+// fixedNames are the names of the types without a parameter.
+func fixedNames() []string {
+	var names []string
+	for _, t := range dltype.Fixed() {
+		names = append(names, t.Name)
+	}
+	return names
+}
+
+// put makes d the download of k. Call with m.mu held.
+func (m *Manager) put(k storage.Key, d *download) {
+	if _, ok := m.downloads[k]; !ok && !slices.Contains(fixedNames(), k.Type) {
+		m.heights[k.Video] = append(m.heights[k.Video], k.Type)
+	}
+	m.downloads[k] = d
+}
+
+// remove forgets the download of k. Call with m.mu held.
+func (m *Manager) remove(k storage.Key) {
+	if _, ok := m.downloads[k]; !ok {
+		return
+	}
+	delete(m.downloads, k)
+	if types := slices.DeleteFunc(m.heights[k.Video], func(t string) bool { return t == k.Type }); len(types) > 0 {
+		m.heights[k.Video] = types
+	} else {
+		delete(m.heights, k.Video)
+	}
+}
+
+// typesOf returns the types of video's downloads that a fleet's instance may know of:
+// the fixed ones, those this instance has, and those the bucket has objects for (a
+// bucket that does not answer lists none: refresh then says so).
+func (m *Manager) typesOf(ctx context.Context, video string) []string {
+	m.mu.Lock()
+	types := append(fixedNames(), m.heights[video]...)
+	m.mu.Unlock()
+	listed, err := m.bucketTypes(ctx, video)
+	if err != nil {
+		m.log.Debug("fleet: listing a video's downloads", zap.String("video", video), zap.Error(err))
+	}
+	for _, typ := range listed {
+		if !slices.Contains(types, typ) {
+			types = append(types, typ)
+		}
+	}
+	return types
 }
 
 // Delete removes the downloads of video whose type is in types (all when empty),
@@ -272,7 +327,7 @@ func (m *Manager) Delete(ctx context.Context, video string, types ...string) (bo
 	for k, d := range m.downloads {
 		if k.Video == video && (len(types) == 0 || slices.Contains(types, k.Type)) {
 			victims = append(victims, d)
-			delete(m.downloads, k)
+			m.remove(k)
 			m.endPlan(k, "")
 			m.unqueue(d)
 			if d.cancel != nil {
@@ -364,7 +419,12 @@ func (m *Manager) wait(ctx context.Context, k storage.Key) (State, bool) {
 	}
 }
 
+// selectOptions is how k's variant is chosen: a height type's height, or the highest
+// within MaxHeight.
 func (m *Manager) selectOptions(k storage.Key) hls.SelectOptions {
+	if t, ok := dltype.Parse(k.Type); ok && t.Height > 0 {
+		return hls.SelectOptions{Height: t.Height}
+	}
 	return hls.SelectOptions{MaxHeight: m.settings.MaxHeight}
 }
 

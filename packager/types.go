@@ -32,15 +32,19 @@ var (
 	AudioType = dltype.Audio
 )
 
-// ParseType returns the download type named name ("default", "audio"), false when
-// there is none.
+// MaxHeight bounds the N of a height type ("{N}p").
+const MaxHeight = dltype.MaxHeight
+
+// ParseType returns the download type named name ("default", "audio", a height such
+// as "720p"), false when there is none.
 func ParseType(name string) (Type, bool) { return dltype.Parse(name) }
 
 // TypeFromFile returns the download type delivered as file ("default.mp4",
-// "audio.m4a"), false when there is none.
+// "audio.m4a", "720p.mp4"), false when there is none.
 func TypeFromFile(file string) (Type, bool) { return dltype.FromFile(file) }
 
-// TypeNames lists the names of the download types for a message: "default or audio".
+// TypeNames lists the names of the download types for a message: "default, audio or a
+// height such as 720p".
 func TypeNames() string { return dltype.Names() }
 
 // Key names one download: a video and the name of its type.
@@ -69,6 +73,11 @@ var (
 	// ErrLive: the origin's playlist is live (no EXT-X-ENDLIST).
 	ErrLive = hls.ErrLive
 )
+
+// NoRenditionError is the error of a height type the stream has no rendition of that
+// height or less for (it matches ErrNotFound too): it says which height was asked for
+// and which the stream has, and names no URL.
+type NoRenditionError = hls.NoRenditionError
 
 var validID = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
 
