@@ -1,6 +1,7 @@
 package streamdownloads_test
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"testing"
@@ -16,13 +17,22 @@ const multiLanguage = `#EXTM3U
 #EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="aud",NAME="English",LANGUAGE="en",DEFAULT=NO,AUTOSELECT=YES,URI="../packed-rendition/audio.m3u8?en"
 #EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="aud",NAME="Français",LANGUAGE="fr",DEFAULT=YES,AUTOSELECT=YES,URI="../packed-rendition/audio.m3u8?fr"
 #EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="aud",NAME="Português (Brasil)",LANGUAGE="pt-BR",URI="../packed-rendition/audio.m3u8?pt"
+#EXT-X-SESSION-DATA:DATA-ID="com.apple.hls.chapters",URI="chapters.json"
 #EXT-X-STREAM-INF:BANDWIDTH=110000,RESOLUTION=160x90,CODECS="avc1.64000c,mp4a.40.2",AUDIO="aud"
 ../packed-rendition/video.m3u8
 `
 
+// chaptersJSON is Apple's chapters document for multiLanguage: titles in English and
+// French (the default audio's language, which the file takes).
+const chaptersJSON = `[
+ {"chapter": 1, "start-time": 0, "duration": 1.2, "titles": [{"language": "en", "title": "Opening"}, {"language": "fr", "title": "Ouverture"}]},
+ {"chapter": 2, "start-time": 1.2, "duration": 1.8, "titles": [{"language": "en", "title": "The end"}, {"language": "fr", "title": "La fin"}]}
+]`
+
 // TestLanguages (issue 17): every audio rendition of the variant's group is a track of
 // default and audio, tagged with its language and named, the DEFAULT one first and
-// enabled, the others present and disabled; the file decodes whole.
+// enabled, the others present and disabled; the file decodes whole, and carries the
+// playlist's chapters in the default audio's language.
 func TestLanguages(t *testing.T) {
 	testutil.Tool(t, "ffprobe")
 	root := t.TempDir()
@@ -36,6 +46,9 @@ func TestLanguages(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(root, "multi", "play.m3u8"), []byte(multiLanguage), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "multi", "chapters.json"), []byte(chaptersJSON), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	origin := testutil.NewOrigin(t, root)
@@ -71,6 +84,22 @@ func TestLanguages(t *testing.T) {
 		}
 		if out := testutil.Run(t, "ffmpeg", "-v", "error", "-i", path, "-map", "0", "-f", "null", "-"); len(out) != 0 {
 			t.Errorf("%s: ffmpeg decode printed:\n%s", typ, out)
+		}
+		var chs struct {
+			Chapters []struct {
+				StartTime string            `json:"start_time"`
+				Tags      map[string]string `json:"tags"`
+			} `json:"chapters"`
+		}
+		if err := json.Unmarshal(testutil.Run(t, "ffprobe", "-v", "error", "-show_chapters", "-of", "json", path), &chs); err != nil {
+			t.Fatal(err)
+		}
+		got := ""
+		for _, c := range chs.Chapters {
+			got += c.StartTime + " " + c.Tags["title"] + "; "
+		}
+		if want := "0.000000 Ouverture; 1.200000 La fin; "; got != want {
+			t.Errorf("%s: chapters %q, want %q", typ, got, want)
 		}
 	}
 }

@@ -69,7 +69,8 @@ func planInstant(ctx context.Context, client *hls.Client, src *hls.Source, typ T
 	c.Validators = hls.NewValidators()
 	ip := &instantPlan{client: &c, segs: segs, source: sourceDigest(rs)}
 
-	p := mp4.NewPlanner(fileOptions(src, typ))
+	opts, _ := fileOptions(src, typ)
+	p := mp4.NewPlanner(opts)
 	type ref struct {
 		off int64
 		src int32

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/stream-downloads/caddy-stream-downloads/packager/chapters"
 	"github.com/stream-downloads/caddy-stream-downloads/packager/hls"
 	"github.com/stream-downloads/caddy-stream-downloads/packager/lease"
 	"github.com/stream-downloads/caddy-stream-downloads/packager/media"
@@ -208,7 +209,8 @@ type packed struct {
 // typ, and finishes the file: the one code path of the Manager's jobs (pack) and of
 // Package, so that both make the same bytes (and ETag) of the same source.
 func packInto(ctx context.Context, client *hls.Client, src *hls.Source, typ Type, rs []*rendition, concurrency int, maxOutput int64, f mp4.File, progress func(done, total time.Duration)) (packed, error) {
-	w := mp4.NewWriter(f, fileOptions(src, typ))
+	opts, optNotes := fileOptions(src, typ)
+	w := mp4.NewWriter(f, opts)
 	c := *client
 	c.Validators = hls.NewValidators()
 	tracks, notes, err := remux(ctx, &c, rs, concurrency, maxOutput, w, progress)
@@ -234,17 +236,34 @@ func packInto(ctx context.Context, client *hls.Client, src *hls.Source, typ Type
 	if err != nil {
 		return packed{}, diskError("reading the packaged file's header", err)
 	}
-	return packed{info, etag, notes}, nil
+	return packed{info, etag, append(optNotes, notes...)}, nil
 }
 
 // fileOptions are the options of the MP4 writer (and planner) for a download of type
-// typ of src.
-func fileOptions(src *hls.Source, typ Type) mp4.Options {
+// typ of src: its brand, the reserve for its header, its chapters (Nero chpl, from the
+// playlist's chapters document; what cannot be read of them is a note, not a failure).
+func fileOptions(src *hls.Source, typ Type) (mp4.Options, []string) {
 	opts := mp4.Options{ExpectedDuration: src.Duration}
 	if typ.AudioOnly() {
 		opts.Brand = mp4.BrandM4A
 	}
-	return opts
+	var notes []string
+	switch {
+	case src.ChaptersErr != nil:
+		notes = append(notes, "chapters left out: "+src.ChaptersErr.Error())
+	case src.Chapters != nil:
+		lang := src.Media.Language
+		if src.Audio != nil {
+			lang = src.Audio.Media.Language
+		}
+		chs, err := chapters.Parse(src.Chapters, lang)
+		if err != nil {
+			notes = append(notes, "chapters left out: "+err.Error())
+			break
+		}
+		opts.MovieUdta = chapters.ChplBox(chs)
+	}
+	return opts, notes
 }
 
 // progress moves d's percentage up to what done of total says, short of 100 which

@@ -58,3 +58,20 @@ func TestAudioRenditions(t *testing.T) {
 		})
 	}
 }
+
+func TestChaptersURI(t *testing.T) {
+	const sd = "#EXT-X-SESSION-DATA:"
+	for _, c := range []struct{ data, lang, want string }{
+		{"#EXTM3U\n", "en", ""},
+		{sd + `DATA-ID="com.example.title",VALUE="x"` + "\n", "", ""},
+		{sd + `DATA-ID="com.apple.hls.chapters",URI="c.json"` + "\n", "", "c.json"},
+		{sd + `DATA-ID="com.apple.hls.chapters",URI="en.json",LANGUAGE="en"` + "\n" + sd + `DATA-ID="com.apple.hls.chapters",URI="fr.json",LANGUAGE="fr"` + "\n", "fr", "fr.json"},
+		{sd + `DATA-ID="com.apple.hls.chapters",URI="en.json",LANGUAGE="en"` + "\n" + sd + `DATA-ID="com.apple.hls.chapters",URI="fr.json",LANGUAGE="fr"` + "\n", "de", "en.json"},
+		{sd + `DATA-ID="com.apple.hls.chapters"` + "\n", "", ""},
+		{sd + `garbage` + "\n", "", ""},
+	} {
+		if got := chaptersURI([]byte(c.data), c.lang); got != c.want {
+			t.Errorf("chaptersURI(%q, %q) = %q, want %q", c.data, c.lang, got, c.want)
+		}
+	}
+}

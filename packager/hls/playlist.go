@@ -44,6 +44,13 @@ type Source struct {
 	// their own URI, in playlist order: alternatives to the default audio (other
 	// languages, commentary). Each has its Media.
 	AltAudio []*Source
+	// Chapters is the Apple chapters document (JSON) the multivariant playlist
+	// points to (EXT-X-SESSION-DATA com.apple.hls.chapters; the one in the default
+	// audio's language when there are several); nil when none. ChaptersErr says
+	// why it could not be fetched: chapters are not the video, so that is no
+	// failure of Resolve.
+	Chapters    []byte
+	ChaptersErr error
 }
 
 // Segment is one media segment of a Source.
@@ -227,6 +234,13 @@ func (c *Client) Resolve(ctx context.Context, playlistURL string, opt SelectOpti
 			}
 			alt.Media = mediaInfo(r)
 			src.AltAudio = append(src.AltAudio, alt)
+		}
+		lang := ""
+		if main != nil {
+			lang = main.Language
+		}
+		if uri := chaptersURI(normalizePlaylist(bytes.Clone(buf.Bytes())), lang); uri != "" {
+			src.Chapters, src.ChaptersErr = c.fetchChapters(ctx, final, uri, sc)
 		}
 		return src, nil
 	}

@@ -21,7 +21,7 @@ func (h *header) writeHead(out io.Writer) error {
 		return err
 	}
 	w := &boxWriter{out: out, sizes: h.moov}
-	if err := buildMoov(w, h.x, h.order, h.start, h.co64); err != nil {
+	if err := buildMoov(w, h.x, h.order, h.start, h.co64, h.udta); err != nil {
 		return err
 	}
 	if w.flush(); w.err != nil {
@@ -82,8 +82,9 @@ func allCodec(order []*TrackIndex, c media.Codec) bool {
 	return true
 }
 
-// buildMoov writes moov through w: mvhd, then a trak per track of order.
-func buildMoov(w *boxWriter, x *Index, order []*TrackIndex, mediaStart int64, co64 bool) error {
+// buildMoov writes moov through w: mvhd, a trak per track of order, and udta with the
+// boxes of udta (the movie's chapters) when there are any.
+func buildMoov(w *boxWriter, x *Index, order []*TrackIndex, mediaStart int64, co64 bool, udta []byte) error {
 	tims, edits := trackEdits(order)
 	tkDur, movieDur := trackDurations(edits)
 	w.open("moov")
@@ -92,6 +93,11 @@ func buildMoov(w *boxWriter, x *Index, order []*TrackIndex, mediaStart int64, co
 		if err := writeTrak(w, x, t, tims[i], edits[i], tkDur[i], mediaStart, co64); err != nil {
 			return err
 		}
+	}
+	if len(udta) > 0 {
+		w.open("udta")
+		w.raw(udta)
+		w.close()
 	}
 	w.close()
 	return w.err

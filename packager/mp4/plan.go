@@ -54,7 +54,7 @@ func (e *HeaderSizeError) Is(target error) bool { return target == ErrHeaderTooL
 // being filled by a free box, or a *HeaderSizeError (ErrHeaderTooLarge) when it does not
 // fit. tracks gives the moov order (by Track.ID); tracks without samples are left out.
 func BuildHeader(x *Index, tracks []*media.Track, brand Brand, mediaStart int64) ([]byte, error) {
-	h, err := planHeader(x, tracks, brand, mediaStart)
+	h, err := planHeader(x, tracks, brand, mediaStart, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -75,6 +75,7 @@ func BuildHeader(x *Index, tracks []*media.Track, brand Brand, mediaStart int64)
 type header struct {
 	x     *Index
 	order []*TrackIndex
+	udta  []byte // the children of moov's udta (Options.MovieUdta); nil: no udta
 	start int64 // media start
 	co64  bool
 	ftyp  []byte
@@ -90,14 +91,15 @@ func (h *header) headSize() int64 { return int64(len(h.ftyp)) + int64(h.moov[0])
 // size is the bytes before the media: where it starts.
 func (h *header) size() int64 { return h.headSize() + h.pad + int64(len(h.mdat)) }
 
-// planHeader plans the header for x's tracks. With mediaStart 0 the media follow the
-// header right away; otherwise the header must fit in mediaStart bytes.
-func planHeader(x *Index, tracks []*media.Track, brand Brand, mediaStart int64) (*header, error) {
+// planHeader plans the header for x's tracks, with udta's boxes in moov's udta. With
+// mediaStart 0 the media follow the header right away; otherwise the header must fit
+// in mediaStart bytes.
+func planHeader(x *Index, tracks []*media.Track, brand Brand, mediaStart int64, udta []byte) (*header, error) {
 	order, err := trackOrder(x, tracks)
 	if err != nil {
 		return nil, err
 	}
-	h := &header{x: x, order: order, ftyp: ftypBox(brand, order), mdat: mdatHeader(x.MediaSize)}
+	h := &header{x: x, order: order, udta: udta, ftyp: ftypBox(brand, order), mdat: mdatHeader(x.MediaSize)}
 	var lastChunk int64
 	if n := len(x.Chunks); n > 0 {
 		lastChunk = x.Chunks[n-1].Offset
@@ -106,21 +108,21 @@ func planHeader(x *Index, tracks []*media.Track, brand Brand, mediaStart int64) 
 
 	start, co64 := mediaStart, false
 	if start == 0 {
-		if h.moov, err = measureMoov(x, order, false); err != nil {
+		if h.moov, err = measureMoov(x, order, false, udta); err != nil {
 			return nil, err
 		}
 		start = fixed + int64(h.moov[0])
 		if start+lastChunk > math.MaxUint32 {
 			// co64 makes moov larger, which only moves the media further up.
 			co64 = true
-			if h.moov, err = measureMoov(x, order, true); err != nil {
+			if h.moov, err = measureMoov(x, order, true, udta); err != nil {
 				return nil, err
 			}
 			start = fixed + int64(h.moov[0])
 		}
 	} else {
 		co64 = start+lastChunk > math.MaxUint32
-		if h.moov, err = measureMoov(x, order, co64); err != nil {
+		if h.moov, err = measureMoov(x, order, co64, udta); err != nil {
 			return nil, err
 		}
 	}
@@ -142,9 +144,9 @@ func planHeader(x *Index, tracks []*media.Track, brand Brand, mediaStart int64) 
 
 // measureMoov returns the sizes of moov's boxes (they do not depend on the media start,
 // only on co64), from a pass of the box writers that counts bytes and keeps none.
-func measureMoov(x *Index, order []*TrackIndex, co64 bool) ([]uint32, error) {
+func measureMoov(x *Index, order []*TrackIndex, co64 bool, udta []byte) ([]uint32, error) {
 	w := &boxWriter{measure: true}
-	if err := buildMoov(w, x, order, 0, co64); err != nil {
+	if err := buildMoov(w, x, order, 0, co64, udta); err != nil {
 		return nil, err
 	}
 	return w.sizes, nil

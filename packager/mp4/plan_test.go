@@ -256,7 +256,7 @@ func TestStreamedMoov(t *testing.T) {
 	}
 	x := buildIndex(t, samples)
 	for _, start := range []int64{0, 2 << 20} {
-		h, err := planHeader(x, []*media.Track{v, a}, BrandMP4, start)
+		h, err := planHeader(x, []*media.Track{v, a}, BrandMP4, start, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -266,7 +266,7 @@ func TestStreamedMoov(t *testing.T) {
 		}
 		var mem boxWriter
 		mem.b = append(mem.b, h.ftyp...)
-		if err := buildMoov(&mem, x, h.order, h.start, h.co64); err != nil {
+		if err := buildMoov(&mem, x, h.order, h.start, h.co64, nil); err != nil {
 			t.Fatal(err)
 		}
 		want := append(mem.b, h.free...)

@@ -98,9 +98,9 @@ func (p *Planner) plan(tracks []*media.Track) (h *header, relocated bool, err er
 	if _, err := p.Flush(); err != nil {
 		return nil, false, err
 	}
-	h, err = planHeader(&p.x, tracks, p.opts.Brand, p.reserve)
+	h, err = planHeader(&p.x, tracks, p.opts.Brand, p.reserve, p.opts.MovieUdta)
 	if errors.Is(err, ErrHeaderTooLarge) {
-		h, err = planHeader(&p.x, tracks, p.opts.Brand, 0)
+		h, err = planHeader(&p.x, tracks, p.opts.Brand, 0, p.opts.MovieUdta)
 		relocated = true
 	}
 	if err != nil {

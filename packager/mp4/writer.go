@@ -20,6 +20,8 @@ type Options struct {
 	ExpectedDuration time.Duration
 	// Reserve overrides the reserved header space in bytes (tests; 0: derived).
 	Reserve int64
+	// MovieUdta are boxes for moov's udta (the Nero chapters, chpl), whole; nil: none.
+	MovieUdta []byte
 }
 
 // reserveFor is the space reserved for ftyp+moov+free+mdat header: a deterministic
