@@ -203,9 +203,10 @@ func TestCrashRestart(t *testing.T) {
 		t.Errorf("a changed over the restarts (ETag %s → %s)", aETag, etag)
 	}
 	for _, v := range []string{"b", "c"} {
+		// The same bytes; the ETags differ, the URL being part of them.
 		b, etag := getFile(v)
-		if etag != aETag || !bytes.Equal(b, aBytes) {
-			t.Errorf("%s: %d bytes, ETag %s; the same source as a (%d bytes, %s) must give the same file", v, len(b), etag, len(aBytes), aETag)
+		if !strongETag.MatchString(etag) || !bytes.Equal(b, aBytes) {
+			t.Errorf("%s: %d bytes, ETag %s; the same source as a (%d bytes) must give the same bytes", v, len(b), etag, len(aBytes))
 		}
 	}
 	if left := tmpFiles(t, e.dir); len(left) != 0 {

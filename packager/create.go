@@ -207,9 +207,12 @@ func (m *Manager) probe(ctx context.Context, k storage.Key, d *download, origin 
 	client, s, opt := m.client, m.settings, m.selectOptions(k)
 	m.mu.Unlock()
 	client = m.jobClient(client, k, nil)
-	_, err := resolve(ctx, client, origin, opt, s.CreateWait)
+	src, err := resolve(ctx, client, origin, opt, s.CreateWait)
 	m.mu.Lock()
 	m.sched.creating--
+	if typ, ok := ParseType(k.Type); ok && err == nil && !plannable(src, typ) {
+		d.notInstant = true // GETs while it waits for a job need not read the playlists again
+	}
 	switch {
 	case m.downloads[k] != d: // deleted meanwhile: the Delete waits for d.done
 		m.decide(d)

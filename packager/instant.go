@@ -53,16 +53,12 @@ type extent struct {
 // fails with errNotInstant (wrapped) when the source cannot be planned so, else with
 // the errors a job would fail with (the origin's, the timeline's, the limits').
 func planInstant(ctx context.Context, client *hls.Client, src *hls.Source, typ Type, concurrency int, maxOutput int64) (*instantPlan, error) {
+	if !plannable(src, typ) {
+		return nil, fmt.Errorf("%w: MPEG-TS or encrypted segments", errNotInstant)
+	}
 	rs, err := renditions(src, typ)
 	if err != nil {
 		return nil, err
-	}
-	for _, r := range rs {
-		for _, s := range r.segs {
-			if s.Map == nil || s.Key != nil || s.Map.Key != nil {
-				return nil, fmt.Errorf("%w: MPEG-TS or encrypted segments", errNotInstant)
-			}
-		}
 	}
 	items, segs, _ := fetchOrder(rs)
 	c := *client
@@ -163,6 +159,23 @@ func planInstant(ctx context.Context, client *hls.Client, src *hls.Source, typ T
 		return nil, err
 	}
 	return ip, nil
+}
+
+// plannable tells a source whose renditions for typ are all fMP4 and clear: what
+// planInstant may plan (the index mode may still refuse it).
+func plannable(src *hls.Source, typ Type) bool {
+	rs, err := renditions(src, typ)
+	if err != nil {
+		return false
+	}
+	for _, r := range rs {
+		for _, s := range r.segs {
+			if s.Map == nil || s.Key != nil || s.Map.Key != nil {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // instantErr marks what the index mode cannot plan as errNotInstant.

@@ -30,6 +30,10 @@ const maxPlans = 8
 // (errNotInstant when its source cannot be planned). Call with m.mu held; it is
 // released.
 func (m *Manager) openInstant(ctx context.Context, k storage.Key, d *download) (storage.File, State, error) {
+	if d.notInstant {
+		m.mu.Unlock()
+		return nil, State{}, errNotInstant
+	}
 	e := m.plans[k]
 	if e == nil || !e.created.Equal(d.rec.Created) {
 		e = &instantEntry{created: d.rec.Created, done: make(chan struct{})}
@@ -40,7 +44,7 @@ func (m *Manager) openInstant(ctx context.Context, k storage.Key, d *download) (
 			m.mu.Unlock()
 			return nil, State{}, errNotInstant
 		}
-		go m.plan(e, k, typ, m.jobClient(m.client, k, nil), m.settings, m.selectOptions(k), d.rec.Origin)
+		go m.plan(e, d, k, typ, m.jobClient(m.client, k, nil), m.settings, m.selectOptions(k), d.rec.Origin, d.resolved)
 	}
 	e.used = now()
 	m.mu.Unlock()
@@ -72,13 +76,33 @@ func (m *Manager) openInstant(ctx context.Context, k storage.Key, d *download) (
 	return f, st, nil
 }
 
-// plan makes e's plan, under the playlists' timeout, and logs the outcome. A failure
-// that may pass is not kept: the next GET tries again.
-func (m *Manager) plan(e *instantEntry, k storage.Key, typ Type, client *hls.Client, s Settings, opt hls.SelectOptions, origin string) {
+// plan makes e's plan, for d, under the playlists' timeout, and logs the outcome. The
+// playlists are those d's job read (resolved: closed once it has) when it is reading
+// them, else read here. A failure that may pass is not kept: the next GET tries again.
+func (m *Manager) plan(e *instantEntry, d *download, k storage.Key, typ Type, client *hls.Client, s Settings, opt hls.SelectOptions, origin string, resolved chan struct{}) {
 	start := now()
 	ctx, cancel := context.WithTimeout(m.ctx, s.ResolveTimeout)
 	defer cancel()
-	src, err := resolve(ctx, client, origin, opt, s.ResolveTimeout)
+	m.mu.Lock()
+	src := d.src // its job's, when it has read them
+	m.mu.Unlock()
+	var err error
+	switch {
+	case src != nil:
+	case resolved != nil: // its job is reading them
+		select {
+		case <-resolved:
+		case <-ctx.Done():
+		}
+		m.mu.Lock()
+		src = d.src
+		m.mu.Unlock()
+		if src == nil {
+			err = errors.New("the download's playlists could not be read")
+		}
+	default:
+		src, err = resolve(ctx, client, origin, opt, s.ResolveTimeout)
+	}
 	var p *instantPlan
 	if err == nil {
 		p, err = planInstant(ctx, client, src, typ, s.Concurrency, s.MaxOutput)

@@ -134,6 +134,13 @@ type download struct {
 	// live is the staging file of its job while it writes it, which instant deliveries
 	// read (liveFile); nil otherwise.
 	live atomic.Pointer[liveFile]
+	// resolved is closed by its job once it has read the playlists, src (nil when
+	// that failed) being what it read: an instant delivery's plan takes it rather than
+	// reading them again. nil before a job starts. notInstant: its source is known not
+	// to be plannable (MPEG-TS, encrypted), so no plan is tried.
+	resolved   chan struct{}
+	src        *hls.Source
+	notInstant bool
 }
 
 // NewManager loads the store's records and starts again the downloads that were in

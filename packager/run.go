@@ -134,6 +134,19 @@ func (m *Manager) pack(ctx context.Context, d *download, client *hls.Client, s S
 		return storage.Record{}, fmt.Errorf("unknown download type %q", k.Type)
 	}
 	src, err := m.resolveFor(ctx, k, d, client, d.rec.Origin, opt, s)
+	m.mu.Lock()
+	d.src = src
+	d.notInstant = d.notInstant || err == nil && !plannable(src, typ)
+	if d.resolved != nil {
+		close(d.resolved)
+		d.resolved = nil // a plan made later reads the playlists itself
+	}
+	m.mu.Unlock()
+	defer func() {
+		m.mu.Lock()
+		d.src = nil
+		m.mu.Unlock()
+	}()
 	if err != nil {
 		return storage.Record{}, err
 	}

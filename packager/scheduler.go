@@ -84,6 +84,7 @@ func (m *Manager) dispatch() {
 		}
 		ctx, cancel := context.WithCancel(m.ctx)
 		d.cancel = cancel
+		d.resolved = make(chan struct{}) // closed by the job once it has read the playlists
 		go m.run(ctx, d, m.client, m.settings, m.selectOptions(d.rec.Key()))
 	}
 }

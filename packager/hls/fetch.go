@@ -166,9 +166,13 @@ func (c *Client) FetchMap(ctx context.Context, m *Map) ([]byte, error) {
 	}
 	load := func() ([]byte, error) {
 		var buf bytes.Buffer
-		if _, err := c.getRange(ctx, m.URL, m.hosts, m.Range, &buf, c.Limits.mapSize()); err != nil {
+		// Its validator is kept with the bytes, for the callers that share them.
+		cc := *c
+		cc.Validators = NewValidators()
+		if _, err := cc.getRange(ctx, m.URL, m.hosts, m.Range, &buf, c.Limits.mapSize()); err != nil {
 			return nil, err
 		}
+		m.validator = cc.Validators.Of(m.URL)
 		b := bytes.Clone(buf.Bytes())
 		if m.Key == nil {
 			return b, nil
@@ -189,8 +193,15 @@ func (c *Client) FetchMap(ctx context.Context, m *Map) ([]byte, error) {
 		}
 		return clear, nil
 	}
+	var b []byte
+	var err error
 	if m.data == nil { // a Map not made by Resolve: no cache
-		return load()
+		b, err = load()
+	} else {
+		b, err = m.data.get(ctx, load)
 	}
-	return m.data.get(ctx, load)
+	if err == nil {
+		c.Validators.adopt(m.URL, m.validator)
+	}
+	return b, err
 }

@@ -118,6 +118,9 @@ type Map struct {
 	iv    [16]byte // the key's IV, else the next segment's sequence number
 	data  *memo
 	hosts *hostPolicy // where redirects may go; nil when not made by Resolve
+	// validator is the origin's validator of the bytes in data (Validators), set
+	// with them: a Client that takes them from the cache records it too.
+	validator string
 }
 
 // Key is an AES-128 key (EXT-X-KEY:METHOD=AES-128). Segments and init

@@ -49,6 +49,20 @@ func (v *Validators) note(u *url.URL, resp *http.Response) (was, now string) {
 	return was, now
 }
 
+// adopt records validator for the resource at u unless one is recorded (bytes the
+// Client took from a cache that another request filled).
+func (v *Validators) adopt(u *url.URL, validator string) {
+	if v == nil || validator == "" {
+		return
+	}
+	k := RedactURL(u)
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.m[k] == "" {
+		v.m[k] = validator
+	}
+}
+
 // validatorOf is what identifies the representation resp carries: its strong ETag;
 // else its Last-Modified with the resource's length (Content-Range's total of a 206,
 // Content-Length of a 200 not decompressed by the transport); "" without either.
