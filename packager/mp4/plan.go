@@ -76,7 +76,7 @@ type header struct {
 	x     *Index
 	order []*TrackIndex
 	udta  []byte // the children of moov's udta (Options.MovieUdta); nil: no udta
-	start int64 // media start
+	start int64  // media start
 	co64  bool
 	ftyp  []byte
 	moov  []uint32 // sizes of moov's boxes in the order they open; moov[0] is moov's
