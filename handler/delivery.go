@@ -67,7 +67,7 @@ func (h *Handler) deliver(w http.ResponseWriter, r *http.Request, idOrToken stri
 	if h.OnDemand > 0 {
 		f, st, err = h.openOnDemand(r, k)
 	} else {
-		f, st, err = h.Manager.Open(r.Context(), k)
+		f, st, err = h.Manager.OpenWithin(r.Context(), k, planWait)
 	}
 	if a, ok := h.answerFor(err, video); ok {
 		return refuse(a.header(w), r, a.status, a.msg)
@@ -93,6 +93,11 @@ func (h *Handler) deliver(w http.ResponseWriter, r *http.Request, idOrToken stri
 	http.ServeContent(w, r, "", st.Ready, f)
 	return nil
 }
+
+// planWait bounds how long a GET of a download in progress waits for its instant plan
+// (docs/instant.md) before it answers 503: a plan takes a second or two; one that takes
+// longer goes on, and a later GET gets it.
+const planWait = 10 * time.Second
 
 // clipRange is the interval a delivery URL's ?start=S&end=E asks for, in seconds; End 0
 // means to the end of the video.
@@ -302,10 +307,14 @@ func (h *Handler) openOnDemand(r *http.Request, k packager.Key) (packager.File, 
 			}
 		}
 		// Instant delivery answers at once (fMP4 sources); else the file is waited for.
-		f, st, err := h.Manager.Open(r.Context(), k)
+		wait := time.Millisecond // the wait is over: at once, or in progress
+		if dl, ok := ctx.Deadline(); ok {
+			wait = max(wait, time.Until(dl))
+		}
+		f, st, err := h.Manager.OpenWithin(r.Context(), k, wait)
 		if errors.Is(err, packager.ErrInProgress) {
 			h.Manager.Wait(ctx, k)
-			f, st, err = h.Manager.Open(r.Context(), k)
+			f, st, err = h.Manager.OpenWithin(r.Context(), k, time.Millisecond) // a plan made meanwhile
 		}
 		if !errors.Is(err, packager.ErrEvicted) && !errors.Is(err, packager.ErrNotCreated) || ctx.Err() != nil {
 			return f, st, err

@@ -26,10 +26,10 @@ type instantEntry struct {
 // maxPlans bounds the plans kept (a plan of an hour of video is a few MB).
 const maxPlans = 8
 
-// openInstant opens d, in progress, as the file its plan says it will be, or fails
-// (errNotInstant when its source cannot be planned). Call with m.mu held; it is
-// released.
-func (m *Manager) openInstant(ctx context.Context, k storage.Key, d *download) (storage.File, State, error) {
+// openInstant opens d, in progress, as the file its plan says it will be, waiting for
+// the plan at most wait (0: as long as ctx allows), or fails (errNotInstant when its
+// source cannot be planned). Call with m.mu held; it is released.
+func (m *Manager) openInstant(ctx context.Context, k storage.Key, d *download, wait time.Duration) (storage.File, State, error) {
 	if d.notInstant {
 		m.mu.Unlock()
 		return nil, State{}, errNotInstant
@@ -48,8 +48,16 @@ func (m *Manager) openInstant(ctx context.Context, k storage.Key, d *download) (
 	}
 	e.used = now()
 	m.mu.Unlock()
+	var timeout <-chan time.Time
+	if wait > 0 {
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		timeout = t.C
+	}
 	select {
 	case <-e.done:
+	case <-timeout:
+		return nil, State{}, errors.New("the plan is not made yet")
 	case <-ctx.Done():
 		return nil, State{}, context.Cause(ctx)
 	}

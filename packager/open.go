@@ -21,6 +21,13 @@ import (
 // download in progress whose source is fMP4 is opened as the file it will be (instant
 // delivery, docs/instant.md): State's Size and ETag are then the planned file's.
 func (m *Manager) Open(ctx context.Context, k storage.Key) (storage.File, State, error) {
+	return m.OpenWithin(ctx, k, 0)
+}
+
+// OpenWithin is Open waiting at most plan (0: as long as ctx allows) for the plan of a
+// download in progress; past it the download is answered in progress. ctx bounds the
+// reads of the file opened.
+func (m *Manager) OpenWithin(ctx context.Context, k storage.Key, plan time.Duration) (storage.File, State, error) {
 	if err := m.refresh(ctx, k); err != nil {
 		return nil, State{}, err
 	}
@@ -34,7 +41,7 @@ func (m *Manager) Open(ctx context.Context, k storage.Key) (storage.File, State,
 	switch {
 	case st.Status == storage.StatusInProgress:
 		ip := m.inProgress(d)
-		f, ist, err := m.openInstant(ctx, k, d) // releases m.mu
+		f, ist, err := m.openInstant(ctx, k, d, plan) // releases m.mu
 		if err != nil {
 			return nil, st, ip
 		}
