@@ -2,8 +2,11 @@ package streamdownloads_test
 
 import (
 	"encoding/json"
+	"fmt"
+	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stream-downloads/caddy-stream-downloads/internal/testutil"
@@ -17,8 +20,10 @@ const multiLanguage = `#EXTM3U
 #EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="aud",NAME="English",LANGUAGE="en",DEFAULT=NO,AUTOSELECT=YES,URI="../packed-rendition/audio.m3u8?en"
 #EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="aud",NAME="Français",LANGUAGE="fr",DEFAULT=YES,AUTOSELECT=YES,URI="../packed-rendition/audio.m3u8?fr"
 #EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="aud",NAME="Português (Brasil)",LANGUAGE="pt-BR",URI="../packed-rendition/audio.m3u8?pt"
+#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID="subs",NAME="English",LANGUAGE="en",DEFAULT=YES,AUTOSELECT=YES,URI="subs/en.m3u8"
+#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID="subs",NAME="Français",LANGUAGE="fr",URI="subs/fr.m3u8"
 #EXT-X-SESSION-DATA:DATA-ID="com.apple.hls.chapters",URI="chapters.json"
-#EXT-X-STREAM-INF:BANDWIDTH=110000,RESOLUTION=160x90,CODECS="avc1.64000c,mp4a.40.2",AUDIO="aud"
+#EXT-X-STREAM-INF:BANDWIDTH=110000,RESOLUTION=160x90,CODECS="avc1.64000c,mp4a.40.2",AUDIO="aud",SUBTITLES="subs"
 ../packed-rendition/video.m3u8
 `
 
@@ -28,6 +33,47 @@ const chaptersJSON = `[
  {"chapter": 1, "start-time": 0, "duration": 1.2, "titles": [{"language": "en", "title": "Opening"}, {"language": "fr", "title": "Ouverture"}]},
  {"chapter": 2, "start-time": 1.2, "duration": 1.8, "titles": [{"language": "en", "title": "The end"}, {"language": "fr", "title": "La fin"}]}
 ]`
+
+// subtitlePlaylist is a WebVTT media playlist of three 1-second segments, in the
+// directory named by its argument.
+const subtitlePlaylist = `#EXTM3U
+#EXT-X-VERSION:3
+#EXT-X-TARGETDURATION:1
+#EXT-X-PLAYLIST-TYPE:VOD
+#EXTINF:1.0,
+%[1]s/0.vtt
+#EXTINF:1.0,
+%[1]s/1.vtt
+#EXTINF:1.0,
+%[1]s/2.vtt
+#EXT-X-ENDLIST
+`
+
+// writeSubtitles writes the subtitle renditions of multiLanguage into dir of o: segments
+// whose X-TIMESTAMP-MAP puts LOCAL 0 at the video's first PTS (1.48 s, 133200) for
+// English and a second later for French, so that the cues land where a player shows
+// them: English at 0.5–1.5 s and 1.8–2.5 s of the video, French a second later.
+func writeSubtitles(t *testing.T, o *testutil.Origin, dir string) {
+	t.Helper()
+	for lang, mpegts := range map[string]int{"en": 133200, "fr": 133200 + 90000} {
+		cues := []string{
+			"00:00:00.500 --> 00:00:01.500\nHello <i>there</i>",
+			"00:00:01.800 --> 00:00:02.500\nSecond line\nin two rows",
+			"",
+		}
+		for i, c := range cues {
+			body := fmt.Sprintf("WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:%d,LOCAL:00:00:00.000\n\n", mpegts)
+			if c != "" {
+				body += c + "\n"
+			}
+			if i > 0 && cues[i-1] != "" {
+				body += "\n" + cues[i-1] + "\n" // a cue repeated in the next segment, as segmenters do
+			}
+			writeFile(t, o, filepath.Join(dir, lang, fmt.Sprint(i)+".vtt"), body)
+		}
+		writeFile(t, o, filepath.Join(dir, lang+".m3u8"), fmt.Sprintf(subtitlePlaylist, lang))
+	}
+}
 
 // TestLanguages (issue 17): every audio rendition of the variant's group is a track of
 // default and audio, tagged with its language and named, the DEFAULT one first and
@@ -52,6 +98,7 @@ func TestLanguages(t *testing.T) {
 		t.Fatal(err)
 	}
 	origin := testutil.NewOrigin(t, root)
+	writeSubtitles(t, origin, "multi/subs")
 	e := startEdge(t, origin.URL+"/{video_id}/play.m3u8", "")
 	want := []struct {
 		lang, name string
@@ -67,14 +114,45 @@ func TestLanguages(t *testing.T) {
 		}
 		path, _ := e.download(en.URL)
 		p := testutil.ProbeFile(t, path)
-		var audio []int
+		var audio, subs []int
 		for i, s := range p.Streams {
-			if s.CodecType == "audio" {
+			switch s.CodecType {
+			case "audio":
 				audio = append(audio, i)
+			case "subtitle":
+				subs = append(subs, i)
 			}
 		}
-		if video := len(p.Streams) - len(audio); len(audio) != 3 || video != map[string]int{"default": 1, "audio": 0}[typ] {
-			t.Fatalf("%s: %d audio streams of %d", typ, len(audio), len(p.Streams))
+		wantSubs := map[string]int{"default": 2, "audio": 0}[typ]
+		if video := len(p.Streams) - len(audio) - len(subs); len(audio) != 3 || len(subs) != wantSubs || video != map[string]int{"default": 1, "audio": 0}[typ] {
+			t.Fatalf("%s: %d audio and %d subtitle streams of %d", typ, len(audio), len(subs), len(p.Streams))
+		}
+		for k, i := range subs {
+			s := p.Streams[i]
+			want := []struct {
+				lang, name string
+				def        int
+				at         float64
+			}{{"eng", "English", 1, 0}, {"fra", "Français", 0, 1}}[k]
+			if s.CodecName != "mov_text" || s.Tags["language"] != want.lang || s.Tags["handler_name"] != want.name || s.Disposition["default"] != want.def {
+				t.Errorf("subtitle %d: %s language %q name %q default %d; want mov_text %+v", k, s.CodecName, s.Tags["language"], s.Tags["handler_name"], s.Disposition["default"], want)
+			}
+			// Extracted as WebVTT, the cues are the source's, where a player shows them.
+			vtt := string(testutil.Run(t, "ffmpeg", "-v", "error", "-i", path, "-map", fmt.Sprintf("0:s:%d", k), "-f", "webvtt", "-"))
+			// LOCAL 0 is the video's first PTS; the file starts with the earliest track.
+			at := want.at + testutil.Seconds(t, p.Streams[0].StartTime)
+			cue := func(from, to float64) string {
+				ts := func(x float64) string {
+					ms := int(math.Round(x * 1000))
+					return fmt.Sprintf("00:%02d.%03d", ms/1000, ms%1000)
+				}
+				return ts(from+at) + " --> " + ts(to+at)
+			}
+			for _, c := range []string{cue(0.5, 1.5) + "\nHello there\n", cue(1.8, 2.5) + "\nSecond line\nin two rows\n"} {
+				if !strings.Contains(vtt, c) {
+					t.Errorf("subtitle %d as WebVTT lacks %q:\n%s", k, c, vtt)
+				}
+			}
 		}
 		for k, i := range audio {
 			s := p.Streams[i]
@@ -82,7 +160,7 @@ func TestLanguages(t *testing.T) {
 				t.Errorf("%s audio %d: language %q name %q default %d; want %+v", typ, k, s.Tags["language"], s.Tags["handler_name"], s.Disposition["default"], want[k])
 			}
 		}
-		if out := testutil.Run(t, "ffmpeg", "-v", "error", "-i", path, "-map", "0", "-f", "null", "-"); len(out) != 0 {
+		if out := testutil.Run(t, "ffmpeg", "-v", "error", "-i", path, "-map", "0", "-map", "-0:s?", "-f", "null", "-"); len(out) != 0 {
 			t.Errorf("%s: ffmpeg decode printed:\n%s", typ, out)
 		}
 		var chs struct {

@@ -21,14 +21,23 @@ import (
 // sends it from the segments' heads compute the same one; the same source packaged
 // again gets it again, a changed source another one (without validators, only when
 // its timing or sizes change).
-func fileETag(header io.Reader, rs []*rendition, v *hls.Validators) (string, error) {
+func fileETag(header io.Reader, rs []*rendition, src *hls.Source, typ Type, v *hls.Validators) (string, error) {
 	h := sha256.New()
 	if _, err := io.Copy(h, header); err != nil {
 		return "", err
 	}
+	lists := make([][]hls.Segment, 0, len(rs)+len(src.Subtitles))
 	for _, r := range rs {
+		lists = append(lists, r.segs)
+	}
+	if !typ.AudioOnly() { // the subtitles the file takes (readSubtitles)
+		for _, s := range src.Subtitles {
+			lists = append(lists, s.Segments)
+		}
+	}
+	for _, segs := range lists {
 		var m *hls.Map
-		for _, s := range r.segs {
+		for _, s := range segs {
 			if s.Map != nil && s.Map != m {
 				m = s.Map
 				identity(h, "map", s.Map.URL, s.Map.Range, v)

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"sync"
 
@@ -35,7 +36,7 @@ type instantPlan struct {
 	etag       string
 	source     [32]byte      // sourceDigest of the renditions planned
 	segs       []hls.Segment // in fetch order (fetchOrder)
-	inits      [][]byte      // init sections that hold media (ffmpeg's first fragment)
+	inits      [][]byte      // bytes from memory: init sections that hold media (ffmpeg's first fragment), subtitle samples
 	ext        []extent      // the media, in file order, from mediaStart on
 	ends       []int64       // by segment: the end of the bytes the file takes of it
 }
@@ -73,12 +74,24 @@ func planInstant(ctx context.Context, client *hls.Client, src *hls.Source, typ T
 	}
 	from := map[*media.Track][]ref{}
 	var written int64
+	start := math.Inf(1)
+	// The subtitles are read meanwhile (they come before the first byte too).
+	subsDone := make(chan struct{})
+	var subs []subtitleSource
+	var subsErr error
+	sctx, cancelSubs := context.WithCancel(ctx)
+	go func() {
+		defer close(subsDone)
+		subs, subsErr = readSubtitles(sctx, &c, src, typ, concurrency)
+	}()
+	defer func() { <-subsDone }()
+	defer cancelSubs() // first: a plan that fails stops them
 	idx := make([]*fmp4.Demuxer, len(rs))
 	gates := make([]gate, len(rs))
 	initOf := make([]int32, len(rs)) // the rendition's init section, in ip.inits
 	for i, r := range rs {
 		idx[i] = fmp4.NewIndexDemuxer()
-		gates[i] = gate{r.keep, newTimeline(r.segs, c.Limits.Duration), &written, maxOutput}
+		gates[i] = gate{r.keep, newTimeline(r.segs, c.Limits.Duration), &written, maxOutput, &start}
 	}
 	heads := readHeads(ctx, &c, segs, concurrency)
 	defer heads.stop()
@@ -133,6 +146,19 @@ func planInstant(ctx context.Context, client *hls.Client, src *hls.Source, typ T
 	if err != nil {
 		return nil, err
 	}
+	if <-subsDone; subsErr != nil {
+		return nil, subsErr
+	}
+	// The subtitle samples' bytes are served from memory, as init sections' are.
+	tracks, err = addSubtitles(tracks, subs, start, func(s media.Sample) error {
+		ip.inits = append(ip.inits, s.Data)
+		from[s.Track] = append(from[s.Track], ref{0, int32(-len(ip.inits))})
+		_, _, err := p.Add(s, int64(len(s.Data)))
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
 	l, err := p.Plan(tracks)
 	if err != nil {
 		return nil, err
@@ -155,7 +181,7 @@ func planInstant(ctx context.Context, client *hls.Client, src *hls.Source, typ T
 		}
 	}
 	ip.ext = slices.Clip(ip.ext)
-	if ip.etag, err = fileETag(bytes.NewReader(ip.header), rs, c.Validators); err != nil {
+	if ip.etag, err = fileETag(bytes.NewReader(ip.header), rs, src, typ, c.Validators); err != nil {
 		return nil, err
 	}
 	return ip, nil

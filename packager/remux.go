@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"slices"
 	"time"
 
@@ -102,22 +103,24 @@ func outputTracks(rs []*rendition, of [][]*media.Track) ([]*media.Track, error) 
 // the file's chunks of audio and video stay close, demuxes them and writes the samples
 // to w. It returns the tracks written, video first, with their IDs set.
 //
-// It also returns the notes of the demuxers about the tracks written (media.Accounting).
+// It also returns the notes of the demuxers about the tracks written (media.Accounting),
+// and where the media start: the earliest presentation time, in seconds.
 //
 // maxOutput (0: none) bounds the media bytes written: the sample that would pass it
 // ends the run before it is written. The header comes on top; pack checks the total.
 // Before that, every sample is checked against what the playlist says of its segment
 // and against limits.duration (timeline).
-func remux(ctx context.Context, client *hls.Client, rs []*rendition, concurrency int, maxOutput int64, w *mp4.Writer, progress func(done, total time.Duration)) ([]*media.Track, []string, error) {
+func remux(ctx context.Context, client *hls.Client, rs []*rendition, concurrency int, maxOutput int64, w *mp4.Writer, progress func(done, total time.Duration)) ([]*media.Track, []string, float64, error) {
 	items, segs, total := fetchOrder(rs)
 
 	// The demuxers emit from one goroutine at a time (Fetch's consumer, then Flush).
 	var written int64
+	start := math.Inf(1)
 	emits := make([]func(media.Sample) error, len(rs))
 	tls := make([]*timeline, len(rs))
 	for i, r := range rs {
 		tls[i] = newTimeline(r.segs, client.Limits.Duration)
-		g := gate{r.keep, tls[i], &written, maxOutput}
+		g := gate{r.keep, tls[i], &written, maxOutput, &start}
 		emits[i] = func(s media.Sample) error {
 			if ok, err := g.pass(s, int64(len(s.Data))); !ok {
 				return err
@@ -138,7 +141,7 @@ func remux(ctx context.Context, client *hls.Client, rs []*rendition, concurrency
 		return nil
 	})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, 0, err
 	}
 
 	var notes []string
@@ -146,7 +149,7 @@ func remux(ctx context.Context, client *hls.Client, rs []*rendition, concurrency
 	for i, r := range rs {
 		if err := r.demux.Flush(emits[i]); err != nil {
 			// What is left at the end belongs to the last segment.
-			return nil, nil, fmt.Errorf("segment %s: %w", hls.RedactURL(r.segs[segmentOf(err, len(r.segs)-1)].URL), err)
+			return nil, nil, 0, fmt.Errorf("segment %s: %w", hls.RedactURL(r.segs[segmentOf(err, len(r.segs)-1)].URL), err)
 		}
 		of[i] = r.demux.Tracks()
 		if a, ok := r.demux.(media.Accounting); ok {
@@ -159,9 +162,9 @@ func remux(ctx context.Context, client *hls.Client, rs []*rendition, concurrency
 	}
 	tracks, err := outputTracks(rs, of)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, 0, err
 	}
-	return tracks, notes, nil
+	return tracks, notes, start, nil
 }
 
 // item is a segment of a rendition: rs[r].segs[seg].
@@ -194,8 +197,9 @@ func fetchOrder(rs []*rendition) ([]item, []hls.Segment, time.Duration) {
 type gate struct {
 	keep    media.Kind
 	tl      *timeline
-	written *int64 // media bytes let through so far, of every rendition
-	max     int64  // Settings.MaxOutput; 0: none
+	written *int64   // media bytes let through so far, of every rendition
+	max     int64    // Settings.MaxOutput; 0: none
+	start   *float64 // the earliest presentation time let through, in seconds (+Inf before any)
 }
 
 // pass says whether sample s, of size bytes, goes into the file; an error ends the run.
@@ -210,6 +214,7 @@ func (g gate) pass(s media.Sample, size int64) (bool, error) {
 		return false, limitError{g.max}
 	}
 	*g.written += size
+	*g.start = min(*g.start, float64(s.DTS+int64(s.CTO))/float64(s.Track.Timescale))
 	return true, nil
 }
 

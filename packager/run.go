@@ -226,7 +226,14 @@ func packInto(ctx context.Context, client *hls.Client, src *hls.Source, typ Type
 	w := mp4.NewWriter(f, opts)
 	c := *client
 	c.Validators = hls.NewValidators()
-	tracks, notes, err := remux(ctx, &c, rs, concurrency, maxOutput, w, progress)
+	subs, err := readSubtitles(ctx, &c, src, typ, concurrency)
+	if err != nil {
+		return packed{}, err
+	}
+	tracks, notes, start, err := remux(ctx, &c, rs, concurrency, maxOutput, w, progress)
+	if err == nil {
+		tracks, err = addSubtitles(tracks, subs, start, w.WriteSample)
+	}
 	var se storageError
 	var le limitError
 	switch { // the disk's or the limit's fault, not the segment's: say so plainly
@@ -245,7 +252,7 @@ func packInto(ctx context.Context, client *hls.Client, src *hls.Source, typ Type
 	if maxOutput > 0 && info.Size > maxOutput {
 		return packed{}, limitError{maxOutput}
 	}
-	etag, err := fileETag(io.NewSectionReader(f, 0, info.HeaderSize), rs, c.Validators)
+	etag, err := fileETag(io.NewSectionReader(f, 0, info.HeaderSize), rs, src, typ, c.Validators)
 	if err != nil {
 		return packed{}, diskError("reading the packaged file's header", err)
 	}

@@ -44,6 +44,9 @@ type Source struct {
 	// their own URI, in playlist order: alternatives to the default audio (other
 	// languages, commentary). Each has its Media.
 	AltAudio []*Source
+	// Subtitles are the subtitle renditions (WebVTT) of the variant's SUBTITLES
+	// group, in playlist order, each with its Media.
+	Subtitles []*Source
 	// Chapters is the Apple chapters document (JSON) the multivariant playlist
 	// points to (EXT-X-SESSION-DATA com.apple.hls.chapters; the one in the default
 	// audio's language when there are several); nil when none. ChaptersErr says
@@ -237,6 +240,14 @@ func (c *Client) Resolve(ctx context.Context, playlistURL string, opt SelectOpti
 			}
 			alt.Media = mediaInfo(r)
 			src.AltAudio = append(src.AltAudio, alt)
+		}
+		for _, r := range subtitleRenditions(pl, v) {
+			sub, err := c.resolveMedia(ctx, final, *r.URI, "subtitle rendition", sc)
+			if err != nil {
+				return nil, err
+			}
+			sub.Media = mediaInfo(r)
+			src.Subtitles = append(src.Subtitles, sub)
 		}
 		lang := ""
 		if main != nil {

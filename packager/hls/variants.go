@@ -167,6 +167,8 @@ type MediaInfo struct {
 	Name string
 	// Default is its DEFAULT=YES.
 	Default bool
+	// Forced is its FORCED=YES (subtitles shown even when subtitles are off).
+	Forced bool
 }
 
 // audioRenditions returns the EXT-X-MEDIA audio renditions of v's AUDIO group, the
@@ -203,6 +205,21 @@ func audioRenditions(mv *playlist.Multivariant, v *playlist.MultivariantVariant)
 	return group[0], alts
 }
 
+// subtitleRenditions returns the EXT-X-MEDIA subtitle renditions of v's SUBTITLES
+// group that have a URI, in playlist order.
+func subtitleRenditions(mv *playlist.Multivariant, v *playlist.MultivariantVariant) []*playlist.MultivariantRendition {
+	var out []*playlist.MultivariantRendition
+	if v.Subtitles == "" {
+		return nil
+	}
+	for _, r := range mv.Renditions {
+		if r != nil && r.Type == playlist.MultivariantRenditionTypeSubtitles && r.GroupID == v.Subtitles && hasURI(r) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
 // hasURI tells a rendition with a media playlist of its own.
 func hasURI(r *playlist.MultivariantRendition) bool {
 	return r.URI != nil && strings.TrimSpace(*r.URI) != ""
@@ -210,5 +227,5 @@ func hasURI(r *playlist.MultivariantRendition) bool {
 
 // mediaInfo is r's MediaInfo.
 func mediaInfo(r *playlist.MultivariantRendition) MediaInfo {
-	return MediaInfo{Language: r.Language, Name: r.Name, Default: r.Default}
+	return MediaInfo{Language: r.Language, Name: r.Name, Default: r.Default, Forced: r.Forced}
 }

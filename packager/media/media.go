@@ -14,6 +14,8 @@ type Kind int
 const (
 	Video Kind = iota + 1
 	Audio
+	// Subtitle is timed text (tx3g), made from the playlist's WebVTT renditions.
+	Subtitle
 )
 
 func (k Kind) String() string {
@@ -22,6 +24,8 @@ func (k Kind) String() string {
 		return "video"
 	case Audio:
 		return "audio"
+	case Subtitle:
+		return "subtitle"
 	}
 	return "unknown"
 }
@@ -40,6 +44,8 @@ const (
 	// object type of Track.ObjectType.
 	MPEGAudio Codec = "mpeg-audio"
 	Opus      Codec = "opus" // written as Opus + dOps
+	// TX3G is 3GPP timed text (mov_text); Track.Config is its whole tx3g sample entry.
+	TX3G Codec = "tx3g"
 )
 
 // Name is the codec's name for users ("AC-3 (Dolby Digital)").
@@ -61,6 +67,8 @@ func (c Codec) Name() string {
 		return "MPEG audio (MP3/MP2)"
 	case Opus:
 		return "Opus"
+	case TX3G:
+		return "timed text (tx3g)"
 	}
 	return string(c)
 }

@@ -284,6 +284,9 @@ func trackFromEntry(e []byte) (*media.Track, error) {
 		}
 		tr.Config = bytes.Clone(c[0][8:])
 		return tr, nil
+	case "tx3g":
+		tr.Kind, tr.Codec, tr.Config = media.Subtitle, media.TX3G, bytes.Clone(e)
+		return tr, nil
 	case "mp4a", "ac-3", "ec-3", "Opus":
 		if len(e) < 36 {
 			return nil, errors.New("short audio sample entry")

@@ -21,6 +21,12 @@ import (
 func sampleEntry(w *boxWriter, t *TrackIndex) error {
 	tr := t.Track
 	switch tr.Codec {
+	case media.TX3G:
+		if len(tr.Config) < 16 || string(tr.Config[4:8]) != "tx3g" {
+			return errors.New("mp4: timed text track without its tx3g sample entry")
+		}
+		w.raw(tr.Config)
+		return nil
 	case media.H264:
 		if len(tr.Config) > 0 {
 			// AVCDecoderConfigurationRecord (ISO 14496-15 5.3.3.1): version 1, profile,

@@ -129,7 +129,7 @@ func writeMvhd(w *boxWriter, movieDur uint64, nextTrackID uint32) {
 
 // writeTrak writes the trak of t, whose chunk offsets are relative to mediaStart.
 func writeTrak(w *boxWriter, x *Index, t *TrackIndex, tt trackTiming, edits []Edit, tkDur uint64, mediaStart int64, co64 bool) error {
-	video := t.Track.Kind == media.Video
+	kind := t.Track.Kind
 	w.open("trak")
 	writeTkhd(w, t.Track, tkDur)
 	writeEdts(w, edits)
@@ -141,9 +141,9 @@ func writeTrak(w *boxWriter, x *Index, t *TrackIndex, tt trackTiming, edits []Ed
 		w.u8(0) // null-terminated
 		w.close()
 	}
-	writeHdlr(w, video, t.Track.Name)
+	writeHdlr(w, kind, t.Track.Name)
 	w.open("minf")
-	writeMediaHeader(w, video)
+	writeMediaHeader(w, kind)
 	writeDinf(w)
 	if err := writeStbl(w, x, t, mediaStart, co64); err != nil {
 		return err
@@ -165,7 +165,7 @@ func writeTrak(w *boxWriter, x *Index, t *TrackIndex, tt trackTiming, edits []Ed
 
 // writeTkhd writes the track header: enabled (unless Disabled) and in the movie, in its
 // alternate group, lasting tkDur (the sum of its edits), sound at full volume, video at
-// its size.
+// its size, timed text without either.
 func writeTkhd(w *boxWriter, tr *media.Track, tkDur uint64) {
 	video := tr.Kind == media.Video
 	v1 := tkDur > math.MaxUint32
@@ -181,10 +181,10 @@ func writeTkhd(w *boxWriter, tr *media.Track, tkDur uint64) {
 	w.zeros(8)
 	w.u16(0) // layer
 	w.u16(tr.AlternateGroup)
-	if video {
-		w.u16(0)
+	if tr.Kind == media.Audio {
+		w.u16(0x0100) // volume 1.0
 	} else {
-		w.u16(0x0100)
+		w.u16(0)
 	}
 	w.u16(0)
 	w.matrix()
@@ -242,8 +242,9 @@ func writeMdhd(w *boxWriter, timescale uint32, mediaDur uint64, lang string) {
 // into each trak (BenchmarkBuildHeader: no slower than writing them field by field).
 var (
 	// hdlr with the names ffmpeg gives.
-	hdlrVideo = encodeBox(&mp4ff.HdlrBox{HandlerType: "vide", Name: "VideoHandler"})
-	hdlrSound = encodeBox(&mp4ff.HdlrBox{HandlerType: "soun", Name: "SoundHandler"})
+	hdlrVideo    = encodeBox(&mp4ff.HdlrBox{HandlerType: "vide", Name: "VideoHandler"})
+	hdlrSound    = encodeBox(&mp4ff.HdlrBox{HandlerType: "soun", Name: "SoundHandler"})
+	hdlrSubtitle = encodeBox(&mp4ff.HdlrBox{HandlerType: "sbtl", Name: "SubtitleHandler"})
 	// vmhd has flags 1, as ISO 14496-12 12.1.2 requires.
 	vmhd = encodeBox(mp4ff.CreateVmhd())
 	smhd = encodeBox(mp4ff.CreateSmhd())
@@ -267,33 +268,48 @@ func encodeBox(b mp4ff.Box) []byte {
 
 // writeHdlr writes the handler box, named as ffmpeg names it, or with the track's name
 // (which players such as Chromium and VLC show as the track's label).
-func writeHdlr(w *boxWriter, video bool, name string) {
-	switch {
-	case name != "":
-		w.full("hdlr", 0, 0)
-		w.u32(0) // pre_defined
-		if video {
-			w.str("vide")
-		} else {
-			w.str("soun")
+func writeHdlr(w *boxWriter, kind media.Kind, name string) {
+	if name == "" {
+		switch kind {
+		case media.Video:
+			w.raw(hdlrVideo)
+		case media.Audio:
+			w.raw(hdlrSound)
+		default:
+			w.raw(hdlrSubtitle)
 		}
-		w.zeros(12)
-		w.str(name)
-		w.u8(0)
-		w.close()
-	case video:
-		w.raw(hdlrVideo)
-	default:
-		w.raw(hdlrSound)
+		return
 	}
+	w.full("hdlr", 0, 0)
+	w.u32(0) // pre_defined
+	w.str(handlerType(kind))
+	w.zeros(12)
+	w.str(name)
+	w.u8(0)
+	w.close()
 }
 
-// writeMediaHeader writes vmhd or smhd.
-func writeMediaHeader(w *boxWriter, video bool) {
-	if video {
+// handlerType is the hdlr handler_type of a track of kind.
+func handlerType(kind media.Kind) string {
+	switch kind {
+	case media.Video:
+		return "vide"
+	case media.Audio:
+		return "soun"
+	}
+	return "sbtl"
+}
+
+// writeMediaHeader writes vmhd, smhd, or for timed text nmhd (as ffmpeg does for tx3g).
+func writeMediaHeader(w *boxWriter, kind media.Kind) {
+	switch kind {
+	case media.Video:
 		w.raw(vmhd)
-	} else {
+	case media.Audio:
 		w.raw(smhd)
+	default:
+		w.full("nmhd", 0, 0)
+		w.close()
 	}
 }
 
