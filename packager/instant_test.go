@@ -239,3 +239,55 @@ func TestFleetInstant(t *testing.T) {
 		t.Errorf("published %d bytes ETag %s; node0 sent %d bytes ETag %s", len(stored), ready.ETag, len(early), st.ETag)
 	}
 }
+
+// TestInstantSubtitles: a download of an fMP4 variant with a WebVTT subtitle rendition
+// is served at once with its tx3g track (read before the first byte), the bytes and
+// ETag of the file then stored.
+func TestInstantSubtitles(t *testing.T) {
+	dir := filepath.Join(testutil.RepoRoot(t), "testdata", "conformance", "streams", "fmp4-h264-aac")
+	o := instantOrigin(t, []string{dir})
+	for name, data := range map[string]string{
+		"subbed/play.m3u8": "#EXTM3U\n#EXT-X-VERSION:7\n" +
+			`#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID="s",NAME="Deutsch",LANGUAGE="de",DEFAULT=YES,URI="de.m3u8"` + "\n" +
+			`#EXT-X-STREAM-INF:BANDWIDTH=200000,SUBTITLES="s"` + "\n../fmp4-h264-aac/play.m3u8\n",
+		"subbed/de.m3u8": "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-PLAYLIST-TYPE:VOD\n#EXTINF:2.0,\nde.vtt\n#EXT-X-ENDLIST\n",
+		"subbed/de.vtt":  "WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:7200,LOCAL:00:00:00.000\n\n00:00:00.200 --> 00:00:01.000\nHallo\n",
+	} {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(o.Dir, name)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(o.Dir, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	store, err := storage.NewLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := NewManager(store, Settings{MaxJobs: 1}, zap.NewNop())
+	defer m.Destruct()
+	o.HoldMatching(0, testutil.JobSegmentRequest)
+	k := storage.Key{Video: "subbed", Type: "default"}
+	if _, err := m.Create(context.Background(), k, o.URL+"/subbed/play.m3u8"); err != nil {
+		t.Fatal(err)
+	}
+	<-o.Held
+	f, st, err := m.Open(context.Background(), k)
+	if err != nil {
+		t.Fatalf("open while packaged: %v", err)
+	}
+	early, err := io.ReadAll(f)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Release()
+	ready := waitFor(t, m, k)
+	stored, _ := read(t, m, k)
+	if ready.Status != storage.StatusReady || ready.ETag != st.ETag || !bytes.Equal(stored, early) {
+		t.Fatalf("stored %d bytes ETag %s (%s); instant %d bytes ETag %s", len(stored), ready.ETag, ready.Status, len(early), st.ETag)
+	}
+	if !bytes.Contains(stored, []byte("tx3g")) || !bytes.Contains(stored, []byte("\x00\x05Hallo")) {
+		t.Error("no tx3g track with the cue in the file")
+	}
+}
