@@ -22,6 +22,7 @@ const multiLanguage = `#EXTM3U
 #EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="aud",NAME="Português (Brasil)",LANGUAGE="pt-BR",URI="../packed-rendition/audio.m3u8?pt"
 #EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID="subs",NAME="English",LANGUAGE="en",DEFAULT=YES,AUTOSELECT=YES,URI="subs/en.m3u8"
 #EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID="subs",NAME="Français",LANGUAGE="fr",URI="subs/fr.m3u8"
+#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID="subs",NAME="English (SDH)",LANGUAGE="en",URI="subs/en.m3u8?sdh"
 #EXT-X-SESSION-DATA:DATA-ID="com.apple.hls.chapters",URI="chapters.json"
 #EXT-X-STREAM-INF:BANDWIDTH=110000,RESOLUTION=160x90,CODECS="avc1.64000c,mp4a.40.2",AUDIO="aud",SUBTITLES="subs"
 ../packed-rendition/video.m3u8
@@ -123,7 +124,7 @@ func TestLanguages(t *testing.T) {
 				subs = append(subs, i)
 			}
 		}
-		wantSubs := map[string]int{"default": 2, "audio": 0}[typ]
+		wantSubs := map[string]int{"default": 3, "audio": 0}[typ]
 		if video := len(p.Streams) - len(audio) - len(subs); len(audio) != 3 || len(subs) != wantSubs || video != map[string]int{"default": 1, "audio": 0}[typ] {
 			t.Fatalf("%s: %d audio and %d subtitle streams of %d", typ, len(audio), len(subs), len(p.Streams))
 		}
@@ -133,7 +134,7 @@ func TestLanguages(t *testing.T) {
 				lang, name string
 				def        int
 				at         float64
-			}{{"eng", "English", 1, 0}, {"fra", "Français", 0, 1}}[k]
+			}{{"eng", "English", 1, 0}, {"fra", "Français", 0, 1}, {"eng", "English (SDH)", 0, 0}}[k]
 			if s.CodecName != "mov_text" || s.Tags["language"] != want.lang || s.Tags["handler_name"] != want.name || s.Disposition["default"] != want.def {
 				t.Errorf("subtitle %d: %s language %q name %q default %d; want mov_text %+v", k, s.CodecName, s.Tags["language"], s.Tags["handler_name"], s.Disposition["default"], want)
 			}
@@ -153,11 +154,29 @@ func TestLanguages(t *testing.T) {
 					t.Errorf("subtitle %d as WebVTT lacks %q:\n%s", k, c, vtt)
 				}
 			}
+			// The sidecar: the same cues, timed like the MP4's.
+			sidecar := []string{"en-1", "fr", "en-2"}[k]
+			resp, body := e.send("GET", "/multi/downloads/"+sidecar+".vtt", "")
+			if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/vtt; charset=utf-8" || resp.Header.Get("ETag") == "" ||
+				!strings.HasPrefix(string(body), "WEBVTT\n") {
+				t.Errorf("%s.vtt: %d %s ETag %q: %q", sidecar, resp.StatusCode, resp.Header.Get("Content-Type"), resp.Header.Get("ETag"), body)
+			}
+			for _, c := range []string{cue(0.5, 1.5) + "\nHello there\n", cue(1.8, 2.5) + "\nSecond line\nin two rows\n"} {
+				if !strings.Contains(strings.ReplaceAll(string(body), "00:00:", "00:"), c) {
+					t.Errorf("%s.vtt lacks %q:\n%s", sidecar, c, body)
+				}
+			}
 		}
 		for k, i := range audio {
 			s := p.Streams[i]
 			if s.Tags["language"] != want[k].lang || s.Tags["handler_name"] != want[k].name || s.Disposition["default"] != want[k].def {
 				t.Errorf("%s audio %d: language %q name %q default %d; want %+v", typ, k, s.Tags["language"], s.Tags["handler_name"], s.Disposition["default"], want[k])
+			}
+		}
+		if typ == "default" {
+			resp, body := e.send("GET", "/multi/downloads/de.vtt", "")
+			if resp.StatusCode != 404 || !strings.Contains(string(body), "it has en-1, fr, en-2") {
+				t.Errorf("de.vtt: %d %q, want 404 naming the sidecars", resp.StatusCode, body)
 			}
 		}
 		if out := testutil.Run(t, "ffmpeg", "-v", "error", "-i", path, "-map", "0", "-map", "-0:s?", "-f", "null", "-"); len(out) != 0 {

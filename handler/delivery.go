@@ -27,23 +27,12 @@ var validFilename = regexp.MustCompile(`^[A-Za-z0-9_-]{1,120}$`)
 
 // deliver serves GET and HEAD of …/{video-or-token}/downloads/{file}, the file of typ.
 func (h *Handler) deliver(w http.ResponseWriter, r *http.Request, idOrToken string, typ packager.Type) error {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET, HEAD")
-		return refuse(w, r, http.StatusMethodNotAllowed, "method not allowed: use GET or HEAD")
-	}
-	if !h.typeAllowed(typ.Name) {
+	if !h.typeAllowed(typ.Name) && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
 		return refuse(w, r, http.StatusNotFound, "download not found: "+typ.FileName()+" is not offered here")
 	}
-	video, tokClip, err := h.access(r, idOrToken)
-	var ref *errRefused
-	if errors.As(err, &ref) && errorRoutes(r, ref.status, ref.msg) {
-		if ref.status == http.StatusUnauthorized {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="stream_downloads"`)
-		}
-		return pageError(w, ref.status, ref.msg)
-	}
-	if done, werr := refusal(w, err); done {
-		return werr
+	video, tokClip, done, err := h.admit(w, r, idOrToken)
+	if done {
+		return err
 	}
 	name := r.URL.Query().Get("filename")
 	if r.URL.Query().Has("filename") && !validFilename.MatchString(name) {
@@ -61,26 +50,9 @@ func (h *Handler) deliver(w http.ResponseWriter, r *http.Request, idOrToken stri
 		return refuse(w, r, http.StatusForbidden, msg)
 	}
 
-	k := packager.Key{Video: video, Type: typ.Name}
-	var f packager.File
-	var st packager.State
-	if h.OnDemand > 0 {
-		f, st, err = h.openOnDemand(r, k)
-	} else {
-		f, st, err = h.Manager.OpenWithin(r.Context(), k, planWait)
-	}
-	if a, ok := h.answerFor(err, video); ok {
-		return refuse(a.header(w), r, a.status, a.msg)
-	}
-	switch {
-	case errors.Is(err, errCreate):
-		// Not the origin's fault (its refusals are above, its failures end the download
-		// in error): the store's, which the log details and the client need not see.
-		h.Logger.Error("creating download on demand", zap.String("video", video), zap.String("type", typ.Name), zap.Error(err))
-		return caddyhttp.Error(http.StatusInternalServerError, err)
-	case err != nil:
-		h.Logger.Error("opening packaged file", zap.String("video", video), zap.String("type", typ.Name), zap.Error(err))
-		return caddyhttp.Error(http.StatusInternalServerError, err)
+	f, st, done, err := h.open(w, r, packager.Key{Video: video, Type: typ.Name})
+	if done {
+		return err
 	}
 	defer f.Close()
 	if clip != nil {
@@ -92,6 +64,54 @@ func (h *Handler) deliver(w http.ResponseWriter, r *http.Request, idOrToken stri
 	// with sendfile through Caddy's ReadFrom-capable writer.
 	http.ServeContent(w, r, "", st.Ready, f)
 	return nil
+}
+
+// admit checks a delivery's method and access (access): the video it is for and the
+// token's clip claim, or done when it has been answered (with err for Caddy).
+func (h *Handler) admit(w http.ResponseWriter, r *http.Request, idOrToken string) (video string, tokClip *tokens.Clip, done bool, err error) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		return "", nil, true, refuse(w, r, http.StatusMethodNotAllowed, "method not allowed: use GET or HEAD")
+	}
+	video, tokClip, err = h.access(r, idOrToken)
+	var ref *errRefused
+	if errors.As(err, &ref) && errorRoutes(r, ref.status, ref.msg) {
+		if ref.status == http.StatusUnauthorized {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="stream_downloads"`)
+		}
+		return "", nil, true, pageError(w, ref.status, ref.msg)
+	}
+	if done, werr := refusal(w, err); done {
+		return "", nil, true, werr
+	}
+	return video, tokClip, false, nil
+}
+
+// open opens k's file for a delivery (created on demand with on_demand; instantly
+// when it can be), or answers why it cannot (done, with err for Caddy).
+func (h *Handler) open(w http.ResponseWriter, r *http.Request, k packager.Key) (packager.File, packager.State, bool, error) {
+	var f packager.File
+	var st packager.State
+	var err error
+	if h.OnDemand > 0 {
+		f, st, err = h.openOnDemand(r, k)
+	} else {
+		f, st, err = h.Manager.OpenWithin(r.Context(), k, planWait)
+	}
+	if a, ok := h.answerFor(err, k.Video); ok {
+		return nil, st, true, refuse(a.header(w), r, a.status, a.msg)
+	}
+	switch {
+	case errors.Is(err, errCreate):
+		// Not the origin's fault (its refusals are above, its failures end the download
+		// in error): the store's, which the log details and the client need not see.
+		h.Logger.Error("creating download on demand", zap.String("video", k.Video), zap.String("type", k.Type), zap.Error(err))
+		return nil, st, true, caddyhttp.Error(http.StatusInternalServerError, err)
+	case err != nil:
+		h.Logger.Error("opening packaged file", zap.String("video", k.Video), zap.String("type", k.Type), zap.Error(err))
+		return nil, st, true, caddyhttp.Error(http.StatusInternalServerError, err)
+	}
+	return f, st, false, nil
 }
 
 // planWait bounds how long a GET of a download in progress waits for its instant plan

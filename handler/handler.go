@@ -234,6 +234,9 @@ func (h *Handler) route(r *http.Request) (string, func(http.ResponseWriter, *htt
 		if typ, ok := packager.TypeFromFile(seg[n-1]); ok {
 			return "delivery", func(w http.ResponseWriter, r *http.Request) error { return h.deliver(w, r, seg[n-3], typ) }
 		}
+		if name, ok := sidecarOf(seg[n-1]); ok {
+			return "delivery", func(w http.ResponseWriter, r *http.Request) error { return h.deliverSidecar(w, r, seg[n-3], name) }
+		}
 	}
 	switch {
 	case n >= 3 && seg[n-1] == "downloads" && seg[n-3] == "stream":

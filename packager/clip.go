@@ -17,3 +17,6 @@ var ErrClipRange = mp4.ErrClipRange
 
 // NewClipCache returns a cache of up to maxBytes of parsed sample tables.
 func NewClipCache(maxBytes int64) *ClipCache { return mp4.NewClipCache(maxBytes) }
+
+// ErrNoSidecar: the file has no subtitle track of the sidecar's name.
+var ErrNoSidecar = mp4.ErrNoSidecar

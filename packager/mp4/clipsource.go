@@ -135,6 +135,9 @@ func children(b []byte, typ string) [][]byte {
 	return out
 }
 
+// defaultHandlerName are the hdlr names of tracks without a name of their own.
+var defaultHandlerName = map[string]bool{"VideoHandler": true, "SoundHandler": true, "SubtitleHandler": true, "": true}
+
 // parseClipTrack reads one trak: its media.Track from tkhd, mdhd and the sample entry,
 // its edit list and its sample tables.
 func parseClipTrack(trak *mp4ff.TrakBox, entry []byte, movieTS uint32) (*clipTrack, error) {
@@ -150,6 +153,17 @@ func parseClipTrack(trak *mp4ff.TrakBox, entry []byte, movieTS uint32) (*clipTra
 		return nil, err
 	}
 	tr.ID, tr.Timescale = int(trak.Tkhd.TrackID), ts
+	// What the packager wrote of the track's presentation (moov.go), which clips keep.
+	tr.Disabled, tr.AlternateGroup = trak.Tkhd.Flags&1 == 0, uint16(trak.Tkhd.AlternateGroup)
+	tr.Language = trak.Mdia.Mdhd.GetLanguage()
+	if e := trak.Mdia.Elng; e != nil && e.Language != "" {
+		tr.Language = e.Language
+	} else if tr.Language == "und" {
+		tr.Language = ""
+	}
+	if h := trak.Mdia.Hdlr; h != nil && !defaultHandlerName[h.Name] {
+		tr.Name = h.Name
+	}
 	stbl := trak.Mdia.Minf.Stbl
 	if stbl.Stts == nil || stbl.Stsz == nil || stbl.Stsc == nil || (stbl.Stco == nil && stbl.Co64 == nil) {
 		return nil, errors.New("incomplete stbl")
