@@ -31,6 +31,8 @@ func init() {
 //	    max_height        <pixels>         # caps the rendition of "default"
 //	    types             <type>...        # what may be created: default audio 1080p 720p …;
 //	                                       # default: all, any height
+//	    languages         <tag>...         # alternative audio and subtitle languages kept:
+//	                                       # en fr pt-BR …; default: all
 //	    fetch_concurrency <n>
 //	    max_jobs          <n>
 //	    max_queue         <n>              # default 1000; beyond, creating answers 503
@@ -200,6 +202,20 @@ func (s *StreamDownloads) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				}
 			}
 			s.Types = append(s.Types, types...)
+		case "languages":
+			langs := d.RemainingArgs()
+			if len(langs) == 0 {
+				return d.Errf("languages: missing language tags (en, fr, pt-BR …)")
+			}
+			for _, l := range langs {
+				if hasLoadPlaceholder(l) { // checked once expanded
+					continue
+				}
+				if err := checkLanguage(l); err != nil {
+					return d.Errf("languages: %q %v", l, err)
+				}
+			}
+			s.Languages = append(s.Languages, langs...)
 		case "allowed_hosts":
 			hosts := d.RemainingArgs()
 			if len(hosts) == 0 {

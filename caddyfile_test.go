@@ -37,6 +37,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 				max_height 1080
 				types default audio 1080p
 				types 720p
+				languages en pt-BR
 				fetch_concurrency 16
 				max_jobs 4
 				require_signed_urls
@@ -63,6 +64,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 				PublicURL:         "https://edge.example/dl",
 				MaxHeight:         1080,
 				Types:             []string{"default", "audio", "1080p", "720p"},
+				Languages:         []string{"en", "pt-BR"},
 				FetchConcurrency:  16,
 				MaxJobs:           4,
 				RequireSignedURLs: true,
@@ -84,6 +86,8 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		{name: "bad max_jobs", input: "stream_downloads {\n origin http://o/x\n max_jobs 0\n}", err: "max_jobs"},
 		{name: "bad fetch_concurrency", input: "stream_downloads {\n origin http://o/x\n fetch_concurrency many\n}", err: "fetch_concurrency"},
 		{name: "bad max_height", input: "stream_downloads {\n origin http://o/x\n max_height -1\n}", err: "max_height"},
+		{name: "languages without values", input: "stream_downloads {\n origin http://o/x\n languages\n}", err: "languages: missing language tags"},
+		{name: "languages of no tag", input: "stream_downloads {\n origin http://o/x\n languages en fr_FR\n}", err: `languages: "fr_FR" is not a language tag`},
 		{name: "types without values", input: "stream_downloads {\n origin http://o/x\n types\n}", err: "types: missing download types"},
 		{name: "types of no type", input: "stream_downloads {\n origin http://o/x\n types default abc\n}", err: `types: "abc" is not a download type`},
 		{name: "types of a height with a leading zero", input: "stream_downloads {\n origin http://o/x\n types 0720p\n}", err: `types: "0720p" is not a download type`},
@@ -410,6 +414,8 @@ func TestValidate(t *testing.T) {
 		{"private videos without keys", func(s *StreamDownloads) { s.RequireSignedURLs = true }, "require_signed_urls: needs at least one signing_key"},
 		{"types", func(s *StreamDownloads) { s.Types = []string{"default", "audio", "1080p", "720p"} }, ""},
 		{"types of no type", func(s *StreamDownloads) { s.Types = []string{"default", "abc"} }, `types: "abc" is not a download type`},
+		{"languages", func(s *StreamDownloads) { s.Languages = []string{"en", "zh-Hant-TW"} }, ""},
+		{"languages of no tag", func(s *StreamDownloads) { s.Languages = []string{"en", "1"} }, `languages: "1" is not a language tag`},
 		{"types of a height with a space", func(s *StreamDownloads) { s.Types = []string{"720p 1080p"} }, `types: "720p 1080p" is not a download type`},
 		{"notify", func(s *StreamDownloads) {
 			s.NotifyURL, s.NotifySecret = []string{"https://a/h", "http://b:8/"}, "0123456789abcdef"

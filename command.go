@@ -258,6 +258,7 @@ terminated (SIGTERM). See docs/cli.md.
 	f.StringP("output", "o", "", `the file to write ("-": stdout); required`)
 	f.Bool("audio", false, "write the audio alone, as an M4A (the module's audio download)")
 	f.Int("max-height", 0, "take the tallest variant no taller than this (as max_height); 0: the best")
+	f.StringArray("language", nil, "keep the alternative audio and subtitles of this language only, as languages (repeatable; default: all)")
 	f.StringArray("header", nil, `a header on every origin request, "Name: value" (repeatable)`)
 	f.StringArray("allow-host", nil, "a host besides the playlist's that playlists may point at, as allowed_hosts (repeatable)")
 	f.Int("concurrency", hls.DefaultConcurrency, "parallel origin requests (as fetch_concurrency)")
@@ -276,6 +277,7 @@ func runPackage(cmd *cobra.Command, args []string, pio *packageIO) int {
 	out, _ := f.GetString("output")
 	audio, _ := f.GetBool("audio")
 	maxHeight, _ := f.GetInt("max-height")
+	languages, _ := f.GetStringArray("language")
 	headers, _ := f.GetStringArray("header")
 	hosts, _ := f.GetStringArray("allow-host")
 	concurrency, _ := f.GetInt("concurrency")
@@ -293,6 +295,11 @@ func runPackage(cmd *cobra.Command, args []string, pio *packageIO) int {
 	case concurrency < 1:
 		return usage("--concurrency must be at least 1")
 	}
+	for _, l := range languages {
+		if err := checkLanguage(l); err != nil {
+			return usage("--language %q: %v", l, err)
+		}
+	}
 	if u, err := url.Parse(args[0]); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return usage("%q is not an http or https URL", args[0])
 	}
@@ -308,6 +315,7 @@ func runPackage(cmd *cobra.Command, args []string, pio *packageIO) int {
 	opts := packager.PackageOptions{
 		Type:         packager.DefaultType,
 		MaxHeight:    maxHeight,
+		Languages:    languages,
 		Header:       header,
 		Concurrency:  concurrency,
 		MaxOutput:    defaultMaxOutput,

@@ -213,7 +213,7 @@ var streamDownloadsOption = map[string]bool{}
 
 func init() {
 	for _, o := range strings.Fields(`origin origin_header storage_dir api_token public_url max_height
-		types fetch_concurrency max_jobs max_queue create_wait require_signed_urls signing_key geoip_db
+		types languages fetch_concurrency max_jobs max_queue create_wait require_signed_urls signing_key geoip_db
 		country_header max_storage on_demand on_demand_client_rate on_demand_rate allowed_hosts
 		notify_url notify_secret limits store`) {
 		streamDownloadsOption[o] = true

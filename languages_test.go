@@ -199,4 +199,23 @@ func TestLanguages(t *testing.T) {
 			t.Errorf("%s: chapters %q, want %q", typ, got, want)
 		}
 	}
+	// languages fr (a config of its own, which replaces the first): the French audio
+	// (the default one) and subtitles only.
+	{
+		e := startEdge(t, origin.URL+"/{video_id}/play.m3u8", "\t\tlanguages fr\n")
+		if code, env := e.call("POST", "/a/stream/multi/downloads"); code != 200 {
+			t.Fatalf("POST: %d %+v", code, env.Errors)
+		}
+		if en := e.waitReady("multi", "default"); en.Status != "ready" {
+			t.Fatalf("%s %s", en.Status, en.ErrorReasonText)
+		}
+		path, _ := e.download(e.base + "/multi/downloads/default.mp4")
+		var got []string
+		for _, s := range testutil.ProbeFile(t, path).Streams {
+			got = append(got, s.CodecType+":"+s.Tags["language"])
+		}
+		if g := strings.Join(got, " "); g != "video:und audio:fra subtitle:fra" {
+			t.Errorf("streams %s, want video, French audio and subtitles", g)
+		}
+	}
 }

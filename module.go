@@ -3,11 +3,13 @@
 package streamdownloads
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"net/url"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 	"unicode"
@@ -72,6 +74,12 @@ type StreamDownloads struct {
 	// height, or the nearest below). Another type's POST answers 400, its file 404.
 	// Default: all, any height.
 	Types []string `json:"types,omitempty"`
+
+	// Languages keeps, of the alternative audio renditions and the subtitle
+	// renditions, those of these languages (BCP 47 tags as playlists write them; "en"
+	// keeps "en-GB" too). The audio the variant plays by default is always kept.
+	// Default: all.
+	Languages []string `json:"languages,omitempty"`
 
 	// FetchConcurrency is the number of parallel origin requests of one packaging
 	// job. Default: 12 (what keeps a distant origin's connections busy; the bytes
@@ -247,6 +255,7 @@ func (s *StreamDownloads) Provision(ctx caddy.Context) error {
 		Header:      header,
 		Concurrency: s.FetchConcurrency,
 		MaxHeight:   s.MaxHeight,
+		Languages:   s.Languages,
 		MaxJobs:     s.MaxJobs,
 		MaxStorage:  int64(s.MaxStorage),
 		MaxQueue:    s.MaxQueue,
@@ -394,6 +403,11 @@ func (s *StreamDownloads) Validate() error {
 			return err
 		}
 	}
+	for _, l := range s.Languages {
+		if err := checkLanguage(l); err != nil {
+			return fmt.Errorf("languages: %q %v", l, err)
+		}
+	}
 	if s.RequireSignedURLs && len(s.SigningKey) == 0 {
 		return fmt.Errorf("require_signed_urls: needs at least one signing_key to verify tokens with")
 	}
@@ -417,6 +431,17 @@ func (s *StreamDownloads) Validate() error {
 		if err := s.Store.S3.validate(); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// languageTag is what the languages option takes: a BCP 47 language tag (its form).
+var languageTag = regexp.MustCompile(`^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$`)
+
+// checkLanguage refuses a value of the languages option that is no language tag.
+func checkLanguage(l string) error {
+	if !languageTag.MatchString(l) {
+		return errors.New("is not a language tag (such as en, fr, pt-BR)")
 	}
 	return nil
 }

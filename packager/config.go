@@ -31,6 +31,7 @@ type Settings struct {
 	Header       http.Header // extra headers on origin requests
 	Concurrency  int         // parallel origin requests per job
 	MaxHeight    int         // cap on the variant chosen for "default"; 0: none
+	Languages    []string    // the alternative audio and subtitle languages kept (LanguageKept); nil: all
 	MaxJobs      int         // jobs running at once
 	MaxStorage   int64       // bytes of packaged files kept; beyond, the least recently used go; 0: no limit
 	Limits       hls.Limits  // what one stream may make a job fetch

@@ -110,6 +110,7 @@ func (m *Manager) plan(e *instantEntry, d *download, k storage.Key, typ Type, cl
 		}
 	default:
 		src, err = resolve(ctx, client, origin, opt, s.ResolveTimeout)
+		src = keepLanguages(src, s.Languages)
 	}
 	var p *instantPlan
 	if err == nil {

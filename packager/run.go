@@ -134,6 +134,7 @@ func (m *Manager) pack(ctx context.Context, d *download, client *hls.Client, s S
 		return storage.Record{}, fmt.Errorf("unknown download type %q", k.Type)
 	}
 	src, err := m.resolveFor(ctx, k, d, client, d.rec.Origin, opt, s)
+	src = keepLanguages(src, s.Languages)
 	m.mu.Lock()
 	d.src = src
 	d.notInstant = d.notInstant || err == nil && !plannable(src, typ)

@@ -24,6 +24,9 @@ type PackageOptions struct {
 	Type Type
 	// MaxHeight caps the variant chosen for a video type, as max_height; 0: none.
 	MaxHeight int
+	// Languages keeps the alternative audio and subtitles of these languages only, as
+	// the languages option (LanguageKept); nil: all.
+	Languages []string
 	// Header holds extra headers for every origin request, as origin_header.
 	Header http.Header
 	// Concurrency is the number of parallel origin requests; 0: hls.DefaultConcurrency.
@@ -184,6 +187,7 @@ func Package(ctx context.Context, playlistURL, out string, o PackageOptions) (Re
 	}
 
 	src, err := resolve(ctx, client, playlistURL, hls.SelectOptions{MaxHeight: o.MaxHeight}, o.ResolveTimeout)
+	src = keepLanguages(src, o.Languages)
 	if err != nil {
 		return res, err
 	}
