@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"sync/atomic"
 
 	"golang.org/x/sync/errgroup"
 
@@ -27,6 +28,11 @@ type subtitleSource struct {
 	segs [][]byte
 }
 
+// maxSubtitleBytes bounds the WebVTT a download reads, all renditions together: what
+// it holds in memory until the media are done (real subtitles of hours in a dozen
+// languages are a few MB).
+const maxSubtitleBytes = 32 << 20
+
 // readSubtitles reads the segments of src's subtitle renditions, up to concurrency at
 // once; the audio type takes none.
 func readSubtitles(ctx context.Context, client *hls.Client, src *hls.Source, typ Type, concurrency int) ([]subtitleSource, error) {
@@ -36,11 +42,15 @@ func readSubtitles(ctx context.Context, client *hls.Client, src *hls.Source, typ
 	out := make([]subtitleSource, len(src.Subtitles))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(max(concurrency, 1))
+	var total atomic.Int64
 	for i, r := range src.Subtitles {
 		out[i] = subtitleSource{info: r.Media, segs: make([][]byte, len(r.Segments))}
 		for j, s := range r.Segments {
 			g.Go(func() error {
 				b, err := client.ReadSubtitle(gctx, s)
+				if total.Add(int64(len(b))) > maxSubtitleBytes {
+					return fmt.Errorf("%w: the subtitle renditions hold more than %d MiB of WebVTT", hls.ErrLimit, maxSubtitleBytes>>20)
+				}
 				out[i].segs[j] = b
 				return err
 			})

@@ -233,6 +233,10 @@ func (c *Client) Resolve(ctx context.Context, playlistURL string, opt SelectOpti
 		case main != nil:
 			src.Media = mediaInfo(main)
 		}
+		subs := subtitleRenditions(pl, v)
+		if len(alts) > MaxRenditions || len(subs) > MaxRenditions {
+			return nil, fmt.Errorf("%w: the variant has %d audio and %d subtitle renditions; at most %d of each are read", ErrLimit, len(alts)+1, len(subs), MaxRenditions)
+		}
 		for _, r := range alts {
 			alt, err := c.resolveMedia(ctx, final, *r.URI, "audio rendition", sc)
 			if err != nil {
@@ -241,7 +245,7 @@ func (c *Client) Resolve(ctx context.Context, playlistURL string, opt SelectOpti
 			alt.Media = mediaInfo(r)
 			src.AltAudio = append(src.AltAudio, alt)
 		}
-		for _, r := range subtitleRenditions(pl, v) {
+		for _, r := range subs {
 			sub, err := c.resolveMedia(ctx, final, *r.URI, "subtitle rendition", sc)
 			if err != nil {
 				return nil, err
@@ -260,6 +264,10 @@ func (c *Client) Resolve(ctx context.Context, playlistURL string, opt SelectOpti
 	}
 	return nil, fmt.Errorf("%w %s: unknown playlist type", ErrMalformed, RedactURL(final))
 }
+
+// MaxRenditions bounds the audio and the subtitle renditions of a variant that Resolve
+// reads (each: a playlist, a demuxer or cues in memory, requests).
+const MaxRenditions = 64
 
 // resolveMedia fetches and parses the media playlist uri found in the
 // multivariant playlist at base.
