@@ -10,7 +10,11 @@
 #   delivery:  wrk (64 connections) on the whole file and on 1 MiB ranges, module vs
 #              file_server on the same file, plain and with a signed token;
 #   fleet:     three instances sharing a bucket (versitygw) vs one without: time to ready,
-#              origin requests per segment, the holder's local disk traffic.
+#              origin requests per segment, the holder's local disk traffic;
+#   instant:   fMP4 downloads served while packaged (issue 16), through the shaped origin: an
+#              on-demand GET of a never-created download vs POST → ready → GET (first byte,
+#              whole file), byte identity and ETag, a 1 MiB Range at 3/4 during packaging,
+#              peak RSS with 20 clients of one in-progress download.
 #
 # Needs ffmpeg, curl, wrk (apt-get install wrk), versitygw for the fleet (go install
 # github.com/versity/versitygw/cmd/versitygw@v1.8.0). Ports 18080-18094 on 127.0.0.1.
@@ -22,12 +26,15 @@ MBPS=${MBPS:-50}
 WRK_SECONDS=${WRK_SECONDS:-10}
 VIDEOS=${VIDEOS:-"ts10 fmp410"}
 LONG=${LONG:-"ts60"}
-PARTS=${PARTS:-"loopback shaped memory delivery fleet"} # which comparisons to run
+INSTANT=${INSTANT:-"fmp410 fmp460"} # fMP4 videos of the instant part; the last one also gets the clients
+CLIENTS=${CLIENTS:-20}
+PARTS=${PARTS:-"loopback shaped memory delivery fleet instant"} # which comparisons to run
+has() { [[ " $PARTS " == *" $1 "* ]]; }
 data=bench/data
 work=bench/work
 bin=bench/bin
 rm -rf "$work" && mkdir -p "$work" "$bin"
-for v in $VIDEOS $LONG; do
+for v in $VIDEOS $LONG $(has instant && echo "$INSTANT"); do
 	[ -f "$data/$v/index.m3u8" ] || { echo "missing $data/$v: run bench/make-inputs.sh first" >&2; exit 1; }
 done
 go build -o "$bin/caddy" ./cmd/caddy
@@ -64,6 +71,7 @@ CADDY
 pids+=($!)
 "$bin/shapedorigin" -listen 127.0.0.1:18091 -dir "$data" -delay "$DELAY" -mbps "$MBPS" >"$work/shaped.log" 2>&1 &
 pids+=($!)
+shaped_pid=$!
 wait_port 18090
 wait_port 18091
 
@@ -72,8 +80,9 @@ wait_port 18091
 kid=$(awk '/^kid:/ {print $2}' "$work/key.txt")
 awk '/BEGIN PRIVATE KEY/,/END PRIVATE KEY/' "$work/key.txt" >"$work/key.pem"
 
-# start_edge <origin port> <storage dir>: a fresh Caddy with the module on 18080 and a
-# file_server of its storage on 18092; sets edge_pid.
+# start_edge <origin port> <storage dir> [directive]: a fresh Caddy with the module on
+# 18080 (and the extra stream_downloads directive, if any) and a file_server of its
+# storage on 18092; sets edge_pid.
 start_edge() {
 	cat > "$work/edge.Caddyfile" <<CADDY
 {
@@ -90,6 +99,7 @@ http://127.0.0.1:18080 {
 		api_token bench
 		storage_dir $2
 		signing_key $kid $PWD/$work/key.pem
+		${3:-}
 	}
 }
 http://127.0.0.1:18092 {
@@ -150,7 +160,6 @@ ffmpeg_time() {
 rows=()
 row() { rows+=("$(printf '| %s | %s | %s | %s | %s |' "$@")"); }
 
-has() { [[ " $PARTS " == *" $1 "* ]]; }
 for origin in 18090 18091; do
 	where=loopback
 	[ $origin = 18091 ] && where="shaped (+$DELAY, $MBPS Mb/s per connection)"
@@ -347,6 +356,159 @@ row "fleet: time to ready, 3 nodes (POST on node 1, seen on node 3)" "$m_three s
 row "fleet: time to ready, 1 node with the bucket" "$m_one s" "1 node, no bucket $m_single s" "$(ratio "$m_one" "$m_single")" ""
 row "fleet: segment bytes fetched from the origin, 3 nodes" "" "1 node, no bucket" "$(printf '%s\n' "${fetched[@]}" | median)" "1.00"
 row "fleet: holder's bytes written / read (rchar) per output byte" "$(printf '%s\n' "${wpb[@]}" | median) / $(printf '%s\n' "${rpb[@]}" | median)" "" "" "written ≤ 1.1"
+}
+
+# Instant delivery (issue 16): fMP4 downloads through the shaped origin, each measurement on
+# a fresh edge (fresh storage) with `on_demand 10m`. Instant: a GET of a download nobody
+# created, to a file, its time to first byte and total time (curl's); then, once ready,
+# the stored file GET again: same sha256, same ETag. Package-then-serve: POST, poll until
+# ready, then GET; first byte and total counted from the POST. Range: after a POST (the
+# job running), a HEAD for the length, then 1 MiB at 3/4 of the file, time to last byte;
+# the same range once stored. Clients: CLIENTS curls of the last video right after a POST,
+# to /dev/null; the edge's VmHWM once the download is ready. Origin bytes: what the shaped
+# origin wrote (wchar) during a measurement, per byte of the file.
+has instant && {
+odm="on_demand 10m"
+secs() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", b-a}'; }
+origin_out() { awk '/^wchar/ {print $2}' "/proc/$shaped_pid/io"; }
+per_byte() { awk -v a="$1" -v b="$2" -v s="$3" 'BEGIN {printf "%.2f", (b-a)/s}'; } # <before> <after> <size>
+# instant_edge <storage dir>: a fresh edge with on_demand, from a function run in a
+# subshell (< <(…)): stopped when that subshell exits, also on an error.
+instant_edge() {
+	! curl -s -o /dev/null "http://127.0.0.1:18080/" || { echo "instant: port 18080 is already in use" >&2; exit 1; }
+	start_edge 18091 "$1" "$odm"
+	trap 'kill "$edge_pid" 2>/dev/null || true' EXIT
+}
+fail() { echo "instant: $*" >&2; tail -20 "$work/edge.log" >&2 || true; exit 1; }
+# wait_ready <video>: polls the API every 50 ms while the download is in progress.
+wait_ready() {
+	local status
+	while :; do
+		status=$(curl -s -H 'Authorization: Bearer bench' "http://127.0.0.1:18080/b/stream/$1/downloads" | grep -o '"status":"[a-z]*"' || true)
+		[ "$status" = '"status":"inprogress"' ] || [ -z "$status" ] || break
+		sleep 0.05
+	done
+	[ "$status" = '"status":"ready"' ] || fail "$1 ended $status"
+}
+etag_of() { awk 'tolower($1) == "etag:" {sub(/\r$/, "", $2); print $2}' "$1"; }
+# instant_get <video>: prints "first_byte total plan_seconds same_body same_etag origin_per_byte".
+instant_get() {
+	local store="$PWD/$work/store-instant-$1" out="$work/instant-$1.mp4" url="http://127.0.0.1:18080/$1/downloads/default.mp4"
+	rm -rf "$store" "$out"
+	instant_edge "$store"
+	sync
+	local o0 first total code size
+	o0=$(origin_out)
+	read -r code first total size < <(curl -s -o "$out" -D "$work/instant-$1.headers" -w '%{http_code} %{time_starttransfer} %{time_total} %{size_download}\n' "$url")
+	[ "$code" = 200 ] || fail "GET of $1 answered $code"
+	wait_ready "$1"
+	local o1 body=✗ etag=✗ plan
+	o1=$(origin_out)
+	[ "$(curl -sf -D "$work/stored-$1.headers" "$url" | sha256sum)" = "$(sha256sum <"$out")" ] && body=✓
+	[ -n "$(etag_of "$work/instant-$1.headers")" ] && [ "$(etag_of "$work/instant-$1.headers")" = "$(etag_of "$work/stored-$1.headers")" ] && etag=✓
+	plan=$(grep '"msg":"instant delivery planned"' "$work/edge.log" | grep "\"video\":\"$1\"" | tail -1 | grep -o '"seconds":[0-9.e-]*' | cut -d: -f2)
+	stop_edge
+	rm -rf "$store" "$out"
+	echo "$(printf '%.3f %.3f' "$first" "$total") ${plan:-?} $body $etag $(per_byte "$o0" "$o1" "$size")"
+}
+# then_serve <video>: prints "first_byte total packaging origin_per_byte", seconds from the POST.
+then_serve() {
+	local store="$PWD/$work/store-then-$1" out="$work/then-$1.mp4"
+	rm -rf "$store" "$out"
+	instant_edge "$store"
+	sync
+	local o0 o1 t0 t1 first total size
+	o0=$(origin_out)
+	t0=$(now)
+	curl -sf -X POST -H 'Authorization: Bearer bench' "http://127.0.0.1:18080/b/stream/$1/downloads" >/dev/null
+	wait_ready "$1"
+	t1=$(now)
+	o1=$(origin_out)
+	read -r first total size < <(curl -sf -o "$out" -w '%{time_starttransfer} %{time_total} %{size_download}\n' "http://127.0.0.1:18080/$1/downloads/default.mp4")
+	stop_edge
+	rm -rf "$store" "$out"
+	awk -v a="$t0" -v b="$t1" -v f="$first" -v t="$total" -v o="$(per_byte "$o0" "$o1" "$size")" 'BEGIN {printf "%.3f %.3f %.3f %s\n", b-a+f, b-a+t, b-a, o}'
+}
+# range_read <video>: prints "head_seconds during_seconds stored_seconds same_bytes".
+range_read() {
+	local store="$PWD/$work/store-range-$1" url="http://127.0.0.1:18080/$1/downloads/default.mp4"
+	rm -rf "$store"
+	instant_edge "$store"
+	sync
+	curl -sf -X POST -H 'Authorization: Bearer bench' "http://127.0.0.1:18080/b/stream/$1/downloads" >/dev/null
+	local head size x r during stored code status same=✗
+	head=$(curl -sf -I -D "$work/range-$1.headers" -o /dev/null -w '%{time_total}' "$url")
+	size=$(awk 'tolower($1) == "content-length:" {printf "%d", $2}' "$work/range-$1.headers")
+	x=$((size * 3 / 4))
+	r="bytes=$x-$((x + 1048575))"
+	read -r code during < <(curl -s -H "Range: $r" -o "$work/range-during" -w '%{http_code} %{time_total}\n' "$url")
+	status=$(curl -s -H 'Authorization: Bearer bench' "http://127.0.0.1:18080/b/stream/$1/downloads" | grep -o '"status":"[a-z]*"' || true)
+	[ "$code" = 206 ] && [ "$status" = '"status":"inprogress"' ] || fail "range during packaging of $1: $code, then $status"
+	wait_ready "$1"
+	read -r code stored < <(curl -s -H "Range: $r" -o "$work/range-stored" -w '%{http_code} %{time_total}\n' "$url")
+	[ "$code" = 206 ] && cmp -s "$work/range-during" "$work/range-stored" && [ "$(stat -c %s "$work/range-stored")" = 1048576 ] && same=✓
+	stop_edge
+	rm -rf "$store"
+	printf '%.3f %.3f %.3f %s\n' "$head" "$during" "$stored" "$same"
+}
+# crowd <video>: prints "peak_rss_kib seconds_all_clients packaging_seconds complete_clients".
+crowd() {
+	local store="$PWD/$work/store-crowd-$1" url="http://127.0.0.1:18080/$1/downloads/default.mp4"
+	rm -rf "$store"
+	instant_edge "$store"
+	sync
+	local t0 t1 t2 cs=() i ok=0 size rss
+	t0=$(now)
+	curl -sf -X POST -H 'Authorization: Bearer bench' "http://127.0.0.1:18080/b/stream/$1/downloads" >/dev/null
+	for i in $(seq "$CLIENTS"); do
+		curl -s -o /dev/null -w '%{http_code} %{size_download}\n' "$url" >"$work/client-$i.out" &
+		cs+=($!)
+	done
+	for i in "${cs[@]}"; do wait "$i" || true; done
+	t1=$(now)
+	wait_ready "$1"
+	t2=$(now)
+	size=$(stat -c %s "$store/$1/default.mp4")
+	for i in $(seq "$CLIENTS"); do [ "$(cat "$work/client-$i.out")" = "200 $size" ] && ok=$((ok + 1)); done
+	rss=$(awk '/VmHWM/ {print $2}' "/proc/$edge_pid/status")
+	stop_edge
+	rm -rf "$store"
+	echo "$rss $(secs "$t0" "$t1") $(secs "$t0" "$t2") $ok"
+}
+declare -A i_first i_total i_plan i_body i_etag i_org t_first t_total t_pack t_org r_head r_during r_stored r_same
+long=${INSTANT##* }
+c_rss=() c_secs=() c_pack=() c_ok=()
+for _ in $(seq "$RUNS"); do
+	for v in $INSTANT; do
+		read -r f t p b e o < <(instant_get "$v")
+		[ -n "$o" ] || { echo "instant: a measurement failed" >&2; exit 1; }
+		i_first[$v]+="$f " i_total[$v]+="$t " i_plan[$v]+="$p " i_body[$v]+="$b" i_etag[$v]+="$e" i_org[$v]+="$o "
+		read -r f t p o < <(then_serve "$v")
+		[ -n "$o" ] || { echo "instant: a measurement failed" >&2; exit 1; }
+		t_first[$v]+="$f " t_total[$v]+="$t " t_pack[$v]+="$p " t_org[$v]+="$o "
+		read -r h d s same < <(range_read "$v")
+		[ -n "$same" ] || { echo "instant: a measurement failed" >&2; exit 1; }
+		r_head[$v]+="$h " r_during[$v]+="$d " r_stored[$v]+="$s " r_same[$v]+="$same"
+	done
+	read -r rss s p ok < <(crowd "$long")
+	[ -n "$ok" ] || { echo "instant: a measurement failed" >&2; exit 1; }
+	c_rss+=("$rss") c_secs+=("$s") c_pack+=("$p") c_ok+=("$ok")
+done
+med() { printf '%s\n' $1 | median; } # median of a space-separated list
+all() { [[ "$1" != *✗* ]] && echo ✓ || echo "✗ ($1)"; } # ✓ when every run gave ✓
+for v in $INSTANT; do
+	fb=$(med "${i_first[$v]}") tfb=$(med "${t_first[$v]}")
+	tot=$(med "${i_total[$v]}") ttot=$(med "${t_total[$v]}") pack=$(med "${t_pack[$v]}")
+	row "instant $v: first byte, on-demand GET (plan $(printf '%.2f' "$(med "${i_plan[$v]}")") s)" "$fb s" "package-then-serve $tfb s" "$(ratio "$fb" "$tfb")" "≤ $([ "$v" = "${INSTANT%% *}" ] && echo 1 || echo 3) s"
+	row "instant $v: whole file, on-demand GET" "$tot s" "packaging (POST→ready) $pack s, +GET $ttot s" "$(ratio "$tot" "$pack")" "≤ 1.10"
+	row "instant $v: body sha256 / ETag = the stored file's" "$(all "${i_body[$v]}") / $(all "${i_etag[$v]}")" "" "" "✓ / ✓"
+	row "instant $v: 1 MiB Range at 3/4 during packaging (HEAD $(med "${r_head[$v]}") s)" "$(med "${r_during[$v]}") s" "stored $(med "${r_stored[$v]}") s" "$(ratio "$(med "${r_during[$v]}")" "$(med "${r_stored[$v]}")")" "same bytes $(all "${r_same[$v]}")"
+	row "instant $v: origin bytes per file byte" "$(med "${i_org[$v]}")" "package-then-serve $(med "${t_org[$v]}")" "" ""
+done
+rss=$(printf '%s\n' "${c_rss[@]}" | median)
+row "instant $long: peak RSS, $CLIENTS clients of the download in progress" "$(mib "$rss") MiB" "" "" "≤ 150 MiB"
+cs=$(printf '%s\n' "${c_secs[@]}" | median) cp=$(printf '%s\n' "${c_pack[@]}" | median)
+row "instant $long: $CLIENTS clients' total time (all complete: $(printf '%s\n' "${c_ok[@]}" | sort -g | head -1)/$CLIENTS)" "$cs s" "POST→ready $cp s" "$(ratio "$cs" "$cp")" ""
 }
 
 {
