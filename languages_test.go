@@ -115,18 +115,21 @@ func TestLanguages(t *testing.T) {
 		}
 		path, _ := e.download(en.URL)
 		p := testutil.ProbeFile(t, path)
-		var audio, subs []int
+		var audio, subs, data []int
 		for i, s := range p.Streams {
 			switch s.CodecType {
 			case "audio":
 				audio = append(audio, i)
 			case "subtitle":
 				subs = append(subs, i)
+			case "data": // the QuickTime chapter track, as ffprobe shows it
+				data = append(data, i)
 			}
 		}
 		wantSubs := map[string]int{"default": 3, "audio": 0}[typ]
-		if video := len(p.Streams) - len(audio) - len(subs); len(audio) != 3 || len(subs) != wantSubs || video != map[string]int{"default": 1, "audio": 0}[typ] {
-			t.Fatalf("%s: %d audio and %d subtitle streams of %d", typ, len(audio), len(subs), len(p.Streams))
+		if video := len(p.Streams) - len(audio) - len(subs) - len(data); len(audio) != 3 || len(subs) != wantSubs || len(data) != 1 ||
+			video != map[string]int{"default": 1, "audio": 0}[typ] {
+			t.Fatalf("%s: %d audio, %d subtitle and %d chapter streams of %d", typ, len(audio), len(subs), len(data), len(p.Streams))
 		}
 		for k, i := range subs {
 			s := p.Streams[i]
@@ -214,8 +217,8 @@ func TestLanguages(t *testing.T) {
 		for _, s := range testutil.ProbeFile(t, path).Streams {
 			got = append(got, s.CodecType+":"+s.Tags["language"])
 		}
-		if g := strings.Join(got, " "); g != "video:und audio:fra subtitle:fra" {
-			t.Errorf("streams %s, want video, French audio and subtitles", g)
+		if g := strings.Join(got, " "); g != "video:und audio:fra subtitle:fra data:und" {
+			t.Errorf("streams %s, want video, French audio and subtitles, chapters", g)
 		}
 	}
 }

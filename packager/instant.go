@@ -66,7 +66,7 @@ func planInstant(ctx context.Context, client *hls.Client, src *hls.Source, typ T
 	c.Validators = hls.NewValidators()
 	ip := &instantPlan{client: &c, segs: segs, source: sourceDigest(rs)}
 
-	opts, _ := fileOptions(src, typ)
+	opts, chs, _ := fileOptions(src, typ)
 	p := mp4.NewPlanner(opts)
 	type ref struct {
 		off int64
@@ -149,8 +149,8 @@ func planInstant(ctx context.Context, client *hls.Client, src *hls.Source, typ T
 	if <-subsDone; subsErr != nil {
 		return nil, subsErr
 	}
-	// The subtitle samples' bytes are served from memory, as init sections' are.
-	tracks, err = addSubtitles(tracks, subs, start, func(s media.Sample) error {
+	// The subtitle and chapter samples' bytes are served from memory, as init sections' are.
+	tracks, err = addTextTracks(tracks, subs, chs, start, src.Duration, func(s media.Sample) error {
 		ip.inits = append(ip.inits, s.Data)
 		from[s.Track] = append(from[s.Track], ref{0, int32(-len(ip.inits))})
 		_, _, err := p.Add(s, int64(len(s.Data)))

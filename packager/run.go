@@ -223,7 +223,7 @@ type packed struct {
 // typ, and finishes the file: the one code path of the Manager's jobs (pack) and of
 // Package, so that both make the same bytes (and ETag) of the same source.
 func packInto(ctx context.Context, client *hls.Client, src *hls.Source, typ Type, rs []*rendition, concurrency int, maxOutput int64, f mp4.File, progress func(done, total time.Duration)) (packed, error) {
-	opts, optNotes := fileOptions(src, typ)
+	opts, chs, optNotes := fileOptions(src, typ)
 	w := mp4.NewWriter(f, opts)
 	c := *client
 	c.Validators = hls.NewValidators()
@@ -233,7 +233,7 @@ func packInto(ctx context.Context, client *hls.Client, src *hls.Source, typ Type
 	}
 	tracks, notes, start, err := remux(ctx, &c, rs, concurrency, maxOutput, w, progress)
 	if err == nil {
-		tracks, err = addSubtitles(tracks, subs, start, w.WriteSample)
+		tracks, err = addTextTracks(tracks, subs, chs, start, src.Duration, w.WriteSample)
 	}
 	var se storageError
 	var le limitError
@@ -262,13 +262,15 @@ func packInto(ctx context.Context, client *hls.Client, src *hls.Source, typ Type
 
 // fileOptions are the options of the MP4 writer (and planner) for a download of type
 // typ of src: its brand, the reserve for its header, its chapters (Nero chpl, from the
-// playlist's chapters document; what cannot be read of them is a note, not a failure).
-func fileOptions(src *hls.Source, typ Type) (mp4.Options, []string) {
+// playlist's chapters document; what cannot be read of them is a note, not a failure),
+// which it returns too, for the chapter track.
+func fileOptions(src *hls.Source, typ Type) (mp4.Options, []chapters.Chapter, []string) {
 	opts := mp4.Options{ExpectedDuration: src.Duration}
 	if typ.AudioOnly() {
 		opts.Brand = mp4.BrandM4A
 	}
 	var notes []string
+	var chs []chapters.Chapter
 	switch {
 	case src.ChaptersErr != nil:
 		notes = append(notes, "chapters left out: "+src.ChaptersErr.Error())
@@ -277,14 +279,14 @@ func fileOptions(src *hls.Source, typ Type) (mp4.Options, []string) {
 		if src.Audio != nil {
 			lang = src.Audio.Media.Language
 		}
-		chs, err := chapters.Parse(src.Chapters, lang)
-		if err != nil {
+		var err error
+		if chs, err = chapters.Parse(src.Chapters, lang); err != nil {
 			notes = append(notes, "chapters left out: "+err.Error())
 			break
 		}
 		opts.MovieUdta = chapters.ChplBox(chs)
 	}
-	return opts, notes
+	return opts, chs, notes
 }
 
 // progress moves d's percentage up to what done of total says, short of 100 which

@@ -4,10 +4,13 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/stream-downloads/caddy-stream-downloads/packager/chapters"
 	"github.com/stream-downloads/caddy-stream-downloads/packager/hls"
 	"github.com/stream-downloads/caddy-stream-downloads/packager/media"
 	"github.com/stream-downloads/caddy-stream-downloads/packager/subtitles"
@@ -99,16 +102,21 @@ func subtitleTracks(subs []subtitleSource, start float64) ([]*media.Track, []med
 	return tracks, samples, nil
 }
 
-// addSubtitles makes the subtitle tracks of subs on the media's timeline (start) and
-// hands their samples to add (after the media: they are placed behind it), and returns
-// tracks with them, numbered after the others.
-func addSubtitles(tracks []*media.Track, subs []subtitleSource, start float64, add func(media.Sample) error) ([]*media.Track, error) {
-	if len(subs) == 0 {
-		return tracks, nil
-	}
+// addTextTracks makes the subtitle tracks of subs and the chapter track of chs on the
+// media's timeline (start; the media last dur), hands their samples to add (after the
+// media: they are placed behind it), and returns tracks with them, numbered after the
+// others.
+func addTextTracks(tracks []*media.Track, subs []subtitleSource, chs []chapters.Chapter, start float64, dur time.Duration, add func(media.Sample) error) ([]*media.Track, error) {
 	st, samples, err := subtitleTracks(subs, start)
 	if err != nil {
 		return nil, err
+	}
+	if len(chs) > 0 {
+		ct, cs, err := chapterTrack(chs, start, dur)
+		if err != nil {
+			return nil, err
+		}
+		st, samples = append(st, ct), append(samples, cs...)
 	}
 	for _, s := range samples {
 		if err := add(s); err != nil {
@@ -120,4 +128,37 @@ func addSubtitles(tracks []*media.Track, subs []subtitleSource, start float64, a
 		tracks = append(tracks, t)
 	}
 	return tracks, nil
+}
+
+// chapterEntry is the QuickTime text sample entry of a chapter track, as ffmpeg writes
+// it (mov_create_chapter_track): the reserved fields, data reference 1, and the text
+// properties QuickTime needs to take the track for chapters (justification 1, the rest
+// zeros).
+var chapterEntry = func() []byte {
+	b := []byte{0, 0, 0, 8 + 8 + 43, 't', 'e', 'x', 't', 0, 0, 0, 0, 0, 0, 0, 1}
+	props := make([]byte, 43)
+	props[7] = 1
+	return append(b, props...)
+}()
+
+// chapterTrack is the QuickTime chapter track of chs: a sample per chapter, its title,
+// from the chapter's start on the media's timeline (start) to the next one's, the last
+// to the end of the media (dur) unless the document says longer.
+func chapterTrack(chs []chapters.Chapter, start float64, dur time.Duration) (*media.Track, []media.Sample, error) {
+	chs = slices.Clone(chs)
+	if last := &chs[len(chs)-1]; last.End < dur {
+		last.End = dur
+	}
+	ss, err := chapters.TrackSamples(chs, subtitleTimescale)
+	if err != nil {
+		return nil, nil, err
+	}
+	tr := &media.Track{Kind: media.Chapter, Codec: media.QTText, Timescale: subtitleTimescale, Config: chapterEntry,
+		Disabled: true, FrameDuration: ss[len(ss)-1].Duration}
+	offset := int64(math.Round(start * subtitleTimescale))
+	samples := make([]media.Sample, len(ss))
+	for i, s := range ss {
+		samples[i] = media.Sample{Track: tr, DTS: s.DTS + offset, Sync: true, Data: s.Data}
+	}
+	return tr, samples, nil
 }

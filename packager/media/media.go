@@ -16,6 +16,8 @@ const (
 	Audio
 	// Subtitle is timed text (tx3g), made from the playlist's WebVTT renditions.
 	Subtitle
+	// Chapter is a QuickTime chapter track: a text sample per chapter, its title.
+	Chapter
 )
 
 func (k Kind) String() string {
@@ -26,6 +28,8 @@ func (k Kind) String() string {
 		return "audio"
 	case Subtitle:
 		return "subtitle"
+	case Chapter:
+		return "chapter"
 	}
 	return "unknown"
 }
@@ -46,6 +50,9 @@ const (
 	Opus      Codec = "opus" // written as Opus + dOps
 	// TX3G is 3GPP timed text (mov_text); Track.Config is its whole tx3g sample entry.
 	TX3G Codec = "tx3g"
+	// QTText is QuickTime text, as chapter tracks have it; Track.Config is its whole
+	// text sample entry.
+	QTText Codec = "text"
 )
 
 // Name is the codec's name for users ("AC-3 (Dolby Digital)").
@@ -69,6 +76,8 @@ func (c Codec) Name() string {
 		return "Opus"
 	case TX3G:
 		return "timed text (tx3g)"
+	case QTText:
+		return "QuickTime text"
 	}
 	return string(c)
 }

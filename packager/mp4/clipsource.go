@@ -136,7 +136,7 @@ func children(b []byte, typ string) [][]byte {
 }
 
 // defaultHandlerName are the hdlr names of tracks without a name of their own.
-var defaultHandlerName = map[string]bool{"VideoHandler": true, "SoundHandler": true, "SubtitleHandler": true, "": true}
+var defaultHandlerName = map[string]bool{"VideoHandler": true, "SoundHandler": true, "SubtitleHandler": true, "ChapterHandler": true, "": true}
 
 // parseClipTrack reads one trak: its media.Track from tkhd, mdhd and the sample entry,
 // its edit list and its sample tables.
@@ -300,6 +300,9 @@ func trackFromEntry(e []byte) (*media.Track, error) {
 		return tr, nil
 	case "tx3g":
 		tr.Kind, tr.Codec, tr.Config = media.Subtitle, media.TX3G, bytes.Clone(e)
+		return tr, nil
+	case "text":
+		tr.Kind, tr.Codec, tr.Config = media.Chapter, media.QTText, bytes.Clone(e)
 		return tr, nil
 	case "mp4a", "ac-3", "ec-3", "Opus":
 		if len(e) < 36 {

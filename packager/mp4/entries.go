@@ -21,9 +21,9 @@ import (
 func sampleEntry(w *boxWriter, t *TrackIndex) error {
 	tr := t.Track
 	switch tr.Codec {
-	case media.TX3G:
-		if len(tr.Config) < 16 || string(tr.Config[4:8]) != "tx3g" {
-			return errors.New("mp4: timed text track without its tx3g sample entry")
+	case media.TX3G, media.QTText:
+		if len(tr.Config) < 16 || string(tr.Config[4:8]) != string(tr.Codec) {
+			return fmt.Errorf("mp4: %s track without its %s sample entry", tr.Codec.Name(), tr.Codec)
 		}
 		w.raw(tr.Config)
 		return nil

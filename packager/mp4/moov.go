@@ -89,8 +89,13 @@ func buildMoov(w *boxWriter, x *Index, order []*TrackIndex, mediaStart int64, co
 	tkDur, movieDur := trackDurations(edits)
 	w.open("moov")
 	writeMvhd(w, movieDur, uint32(order[len(order)-1].Track.ID+1))
+	chapters, refer := chapterRef(order)
 	for i, t := range order {
-		if err := writeTrak(w, x, t, tims[i], edits[i], tkDur[i], mediaStart, co64); err != nil {
+		ref := uint32(0)
+		if i == refer {
+			ref = chapters
+		}
+		if err := writeTrak(w, x, t, tims[i], edits[i], tkDur[i], mediaStart, co64, ref); err != nil {
 			return err
 		}
 	}
@@ -101,6 +106,26 @@ func buildMoov(w *boxWriter, x *Index, order []*TrackIndex, mediaStart int64, co
 	}
 	w.close()
 	return w.err
+}
+
+// chapterRef returns the ID of the chapter track of order (0: none) and the index of
+// the track that refers to it: the first video track, else the first audio one.
+func chapterRef(order []*TrackIndex) (id uint32, refer int) {
+	refer = -1
+	for i, t := range order {
+		switch {
+		case t.Track.Kind == media.Chapter && id == 0:
+			id = uint32(t.Track.ID)
+		case t.Track.Kind == media.Video && (refer < 0 || order[refer].Track.Kind != media.Video):
+			refer = i
+		case t.Track.Kind == media.Audio && refer < 0:
+			refer = i
+		}
+	}
+	if id == 0 {
+		refer = -1
+	}
+	return id, refer
 }
 
 // vers is the box version that holds 64-bit times (1) or 32-bit ones (0).
@@ -128,10 +153,18 @@ func writeMvhd(w *boxWriter, movieDur uint64, nextTrackID uint32) {
 }
 
 // writeTrak writes the trak of t, whose chunk offsets are relative to mediaStart.
-func writeTrak(w *boxWriter, x *Index, t *TrackIndex, tt trackTiming, edits []Edit, tkDur uint64, mediaStart int64, co64 bool) error {
+func writeTrak(w *boxWriter, x *Index, t *TrackIndex, tt trackTiming, edits []Edit, tkDur uint64, mediaStart int64, co64 bool, chapters uint32) error {
 	kind := t.Track.Kind
 	w.open("trak")
 	writeTkhd(w, t.Track, tkDur)
+	if chapters != 0 {
+		// The chapter track this one's chapters are (QuickTime's tref/chap).
+		w.open("tref")
+		w.open("chap")
+		w.u32(chapters)
+		w.close()
+		w.close()
+	}
 	writeEdts(w, edits)
 	w.open("mdia")
 	writeMdhd(w, t.Track.Timescale, tt.mediaDur, iso639(t.Track.Language))
@@ -245,6 +278,7 @@ var (
 	hdlrVideo    = encodeBox(&mp4ff.HdlrBox{HandlerType: "vide", Name: "VideoHandler"})
 	hdlrSound    = encodeBox(&mp4ff.HdlrBox{HandlerType: "soun", Name: "SoundHandler"})
 	hdlrSubtitle = encodeBox(&mp4ff.HdlrBox{HandlerType: "sbtl", Name: "SubtitleHandler"})
+	hdlrChapter  = encodeBox(&mp4ff.HdlrBox{HandlerType: "text", Name: "ChapterHandler"})
 	// vmhd has flags 1, as ISO 14496-12 12.1.2 requires.
 	vmhd = encodeBox(mp4ff.CreateVmhd())
 	smhd = encodeBox(mp4ff.CreateSmhd())
@@ -275,6 +309,8 @@ func writeHdlr(w *boxWriter, kind media.Kind, name string) {
 			w.raw(hdlrVideo)
 		case media.Audio:
 			w.raw(hdlrSound)
+		case media.Chapter:
+			w.raw(hdlrChapter)
 		default:
 			w.raw(hdlrSubtitle)
 		}
@@ -296,22 +332,46 @@ func handlerType(kind media.Kind) string {
 		return "vide"
 	case media.Audio:
 		return "soun"
+	case media.Chapter:
+		return "text"
 	}
 	return "sbtl"
 }
 
-// writeMediaHeader writes vmhd, smhd, or for timed text nmhd (as ffmpeg does for tx3g).
+// writeMediaHeader writes vmhd, smhd, for timed text nmhd (as ffmpeg does for tx3g),
+// for a chapter track gmhd.
 func writeMediaHeader(w *boxWriter, kind media.Kind) {
 	switch kind {
 	case media.Video:
 		w.raw(vmhd)
 	case media.Audio:
 		w.raw(smhd)
+	case media.Chapter:
+		w.raw(gmhdText)
 	default:
 		w.full("nmhd", 0, 0)
 		w.close()
 	}
 }
+
+// gmhdText is the generic media header of a QuickTime chapter track, as ffmpeg writes
+// it (mov_write_gmhd_tag): gmin, then the "text" atom QuickTime needs for chapters,
+// whose contents are undocumented (ffmpeg copies them verbatim too).
+var gmhdText = func() []byte {
+	b := be32(nil, 8+24+44)
+	b = append(b, "gmhd"...)
+	b = be32(b, 24)
+	b = append(b, "gmin"...)
+	b = be32(b, 0)                                                            // version, flags
+	b = append(b, 0x00, 0x40, 0x80, 0x00, 0x80, 0x00, 0x80, 0x00, 0, 0, 0, 0) // graphics mode, opcolor, balance, reserved
+	b = be32(b, 44)
+	b = append(b, "text"...)
+	b = append(b, 0x00, 0x01)
+	for _, v := range []uint32{0, 0, 0, 1, 0, 0, 0, 0x4000} {
+		b = be32(b, v)
+	}
+	return append(b, 0x00, 0x00)
+}()
 
 // writeDinf writes dinf.
 func writeDinf(w *boxWriter) { w.raw(dinf) }
