@@ -60,9 +60,9 @@ func (h *Handler) deliver(w http.ResponseWriter, r *http.Request, idOrToken stri
 	}
 
 	prepareServe(w, r, typ, st.ETag, name)
-	// ServeContent handles Range, If-Range, If-None-Match, HEAD and sends an *os.File
-	// with sendfile through Caddy's ReadFrom-capable writer.
-	http.ServeContent(w, r, "", st.Ready, f)
+	// ServeContent handles Range, If-Range, If-None-Match, HEAD; a stored file goes out
+	// with sendfile through Caddy's ReadFrom-capable writer (serveContent).
+	serveContent(w, r, f, st.Ready)
 	return nil
 }
 
@@ -219,7 +219,7 @@ func (h *Handler) deliverClip(w http.ResponseWriter, r *http.Request, f packager
 	// way clips are cut (clipVersion).
 	sum := sha256.Sum256([]byte(clipVersion + "\x00" + st.ETag + "\x00" + strconv.FormatFloat(c.Start, 'f', -1, 64) + "\x00" + strconv.FormatFloat(c.End, 'f', -1, 64)))
 	prepareServe(w, r, typ, `"clip-`+hex.EncodeToString(sum[:16])+`"`, name)
-	http.ServeContent(w, r, "", st.Ready, cl.Reader(f))
+	serveContent(w, r, cl.Reader(f), st.Ready)
 	return nil
 }
 

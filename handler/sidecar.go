@@ -80,6 +80,6 @@ func (h *Handler) deliverSidecar(w http.ResponseWriter, r *http.Request, idOrTok
 	w.Header().Set("Content-Type", "text/vtt; charset=utf-8")
 	w.Header().Set("ETag", `"vtt-`+hex.EncodeToString(sum[:16])+`"`)
 	w.Header().Set("Accept-Ranges", "bytes")
-	http.ServeContent(w, r, "", st.Ready, bytes.NewReader(vtt))
+	serveContent(w, r, bytes.NewReader(vtt), st.Ready)
 	return nil
 }
