@@ -192,10 +192,10 @@ http://127.0.0.1:%d {
 	t.Logf("test %v", time.Since(began).Round(time.Millisecond))
 }
 
-// runChromium opens url in headless Chromium with a fresh profile and returns the first
-// report the page sends for case id (and what Chromium printed), then stops Chromium and
-// its children. Reports of other cases (a page of an earlier case, late) are dropped.
-func runChromium(t *testing.T, chromium, url string, reports <-chan pageReport, id string, timeout time.Duration) (string, string) {
+// runChromium opens url in headless Chromium (with flags besides its own) with a fresh
+// profile and returns the first report the page sends for case id (and what Chromium
+// printed), then stops Chromium and its children. Reports of other cases (a page of an earlier case, late) are dropped.
+func runChromium(t *testing.T, chromium, url string, reports <-chan pageReport, id string, timeout time.Duration, flags ...string) (string, string) {
 	t.Helper()
 	profile, err := os.MkdirTemp("", "chromium-profile-")
 	if err != nil {
@@ -203,12 +203,13 @@ func runChromium(t *testing.T, chromium, url string, reports <-chan pageReport, 
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	cmd := exec.Command(chromium,
+	args := append([]string{
 		"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
 		"--disable-background-networking", "--disable-component-update", "--disable-sync",
 		"--disable-dev-shm-usage", "--mute-audio",
 		"--autoplay-policy=no-user-gesture-required",
-		"--user-data-dir="+profile, url)
+		"--user-data-dir=" + profile}, flags...)
+	cmd := exec.Command(chromium, append(args, url)...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // its own group, to stop its children too
@@ -254,4 +255,108 @@ func tail(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// tracksPage plays a file in a muted <video> and reports its audio tracks (label,
+// language, enabled) once it has played half a second, on an error, or after 30 s.
+// Arguments: the file, the report URL.
+const tracksPage = `<!doctype html>
+<html><head><meta charset="utf-8"><title>tracks</title></head>
+<body>
+<video id="v" muted autoplay playsinline preload="auto" src="%[1]s"></video>
+<script>
+const v = document.getElementById("v");
+let sent = false;
+function report(outcome) {
+  if (sent) return;
+  sent = true;
+  const tracks = [];
+  if (v.audioTracks) for (let i = 0; i < v.audioTracks.length; i++) {
+    const a = v.audioTracks[i];
+    tracks.push({label: a.label, language: a.language, enabled: a.enabled});
+  }
+  const r = {outcome, api: !!v.audioTracks, tracks, currentTime: v.currentTime,
+    error: v.error ? v.error.code + " " + v.error.message : ""};
+  fetch(%[2]q + "&r=" + encodeURIComponent(JSON.stringify(r)), {mode: "no-cors"});
+}
+v.addEventListener("error", () => report("error"));
+const timer = setInterval(() => {
+  if (v.readyState === 4 && v.currentTime > 0.5) { clearInterval(timer); report("played"); }
+}, 20);
+setTimeout(() => report("timeout"), 30000);
+v.play().catch(() => {});
+</script>
+</body></html>
+`
+
+// TestBrowserTracks (issue 17): Chromium, with its AudioVideoTracks feature, lists the
+// three audio tracks of the multi-language download, named, the default one enabled and
+// first, and plays it.
+func TestBrowserTracks(t *testing.T) {
+	origin := multiLanguageOrigin(t)
+	reports := make(chan pageReport, 1)
+	reporter := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/report" {
+			select {
+			case reports <- pageReport{r.URL.Query().Get("case"), r.URL.Query().Get("r")}:
+			default:
+			}
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(reporter.Close)
+	pages := t.TempDir()
+	page := fmt.Sprintf(tracksPage, "/multi/downloads/default.mp4", reporter.URL+"/report?case=tracks")
+	if err := os.WriteFile(filepath.Join(pages, "tracks.html"), []byte(page), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	port := testutil.FreePort(t)
+	e := &edge{t: t, base: fmt.Sprintf("http://127.0.0.1:%d", port), dir: t.TempDir()}
+	testcaddy.Start(t, testcaddy.Caddyfile(fmt.Sprintf(`
+http://127.0.0.1:%d {
+	bind 127.0.0.1
+	stream_downloads {
+		origin %s/{video_id}/play.m3u8
+		api_token %s
+		storage_dir %s
+	}
+	root * %s
+	file_server
+}
+`, port, origin.URL, apiToken, e.dir, pages)))
+	chromium := testutil.Tool(t, "chromium")
+	if code, env := e.call("POST", "/acct/stream/multi/downloads"); code != http.StatusOK {
+		t.Fatalf("POST: %d %+v", code, env.Errors)
+	}
+	if en := e.waitReady("multi", "default"); en.Status != "ready" {
+		t.Fatalf("download ended %s: %s", en.Status, en.ErrorReasonText)
+	}
+	raw, stderr := runChromium(t, chromium, e.base+"/tracks.html", reports, "tracks", 60*time.Second, "--enable-blink-features=AudioVideoTracks")
+	var got struct {
+		Outcome string `json:"outcome"`
+		API     bool   `json:"api"`
+		Tracks  []struct {
+			Label, Language string
+			Enabled         bool
+		} `json:"tracks"`
+		Error string `json:"error"`
+	}
+	if err := json.Unmarshal([]byte(raw), &got); err != nil {
+		t.Fatalf("page report %q: %v", raw, err)
+	}
+	t.Logf("page saw %+v", got)
+	if got.Outcome != "played" {
+		t.Errorf("playback %s (error %q); Chromium said:\n%s", got.Outcome, got.Error, tail(stderr, 20))
+	}
+	var labels []string
+	enabled := 0
+	for _, a := range got.Tracks {
+		labels = append(labels, a.Label+"/"+a.Language)
+		if a.Enabled {
+			enabled++
+		}
+	}
+	if !got.API || strings.Join(labels, " ") != "Français/fra English/eng Português (Brasil)/por" || !got.Tracks[0].Enabled || enabled != 1 {
+		t.Errorf("audioTracks %+v (API %v): want Français/fra (enabled), English/eng, Português (Brasil)/por", got.Tracks, got.API)
+	}
 }

@@ -76,12 +76,10 @@ func writeSubtitles(t *testing.T, o *testutil.Origin, dir string) {
 	}
 }
 
-// TestLanguages (issue 17): every audio rendition of the variant's group is a track of
-// default and audio, tagged with its language and named, the DEFAULT one first and
-// enabled, the others present and disabled; the file decodes whole, and carries the
-// playlist's chapters in the default audio's language.
-func TestLanguages(t *testing.T) {
-	testutil.Tool(t, "ffprobe")
+// multiLanguageOrigin serves multiLanguage as the video "multi", with its subtitles
+// and chapters, beside the conformance streams it takes its media from.
+func multiLanguageOrigin(t *testing.T) *testutil.Origin {
+	t.Helper()
 	root := t.TempDir()
 	streams := filepath.Join(conformanceDir(t), "streams")
 	for _, d := range []string{"packed-rendition", "video-only"} {
@@ -89,17 +87,20 @@ func TestLanguages(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := os.MkdirAll(filepath.Join(root, "multi"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(root, "multi", "play.m3u8"), []byte(multiLanguage), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(root, "multi", "chapters.json"), []byte(chaptersJSON), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	origin := testutil.NewOrigin(t, root)
+	writeFile(t, origin, "multi/play.m3u8", multiLanguage)
+	writeFile(t, origin, "multi/chapters.json", chaptersJSON)
 	writeSubtitles(t, origin, "multi/subs")
+	return origin
+}
+
+// TestLanguages (issue 17): every audio rendition of the variant's group is a track of
+// default and audio, tagged with its language and named, the DEFAULT one first and
+// enabled, the others present and disabled; the file decodes whole, and carries the
+// playlist's chapters in the default audio's language.
+func TestLanguages(t *testing.T) {
+	testutil.Tool(t, "ffprobe")
+	origin := multiLanguageOrigin(t)
 	e := startEdge(t, origin.URL+"/{video_id}/play.m3u8", "")
 	want := []struct {
 		lang, name string
