@@ -170,6 +170,14 @@ func TestLanguages(t *testing.T) {
 					t.Errorf("%s.vtt lacks %q:\n%s", sidecar, c, body)
 				}
 			}
+			// A valid WebVTT file: ffmpeg reads it back without a word.
+			vttPath := filepath.Join(t.TempDir(), sidecar+".vtt")
+			if err := os.WriteFile(vttPath, body, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if out := testutil.Run(t, "ffmpeg", "-v", "error", "-i", vttPath, "-f", "webvtt", "-"); !strings.Contains(string(out), "Hello there") {
+				t.Errorf("%s.vtt read back by ffmpeg: %q", sidecar, out)
+			}
 		}
 		for k, i := range audio {
 			s := p.Streams[i]
@@ -220,6 +228,19 @@ func TestLanguages(t *testing.T) {
 		}
 		if g := strings.Join(got, " "); g != "video:und audio:fra subtitle:fra data:und" {
 			t.Errorf("streams %s, want video, French audio and subtitles, chapters", g)
+		}
+	}
+	// Only a height type: the sidecars come from its file.
+	{
+		e := startEdge(t, origin.URL+"/{video_id}/play.m3u8", "")
+		if code, env := e.call("POST", "/a/stream/multi/downloads/90p"); code != 200 {
+			t.Fatalf("POST 90p: %d %+v", code, env.Errors)
+		}
+		if en := e.waitReady("multi", "90p"); en.Status != "ready" {
+			t.Fatalf("90p: %s %s", en.Status, en.ErrorReasonText)
+		}
+		if resp, body := e.send("GET", "/multi/downloads/fr.vtt", ""); resp.StatusCode != 200 || !strings.Contains(string(body), "Hello there") {
+			t.Errorf("fr.vtt of a 90p download alone: %d %q", resp.StatusCode, body)
 		}
 	}
 }

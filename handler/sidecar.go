@@ -18,10 +18,11 @@ import (
 )
 
 // Subtitle sidecars (docs/spec.md §3.2): …/{video-or-token}/downloads/{LANGUAGE}.vtt is
-// the subtitle track of that language of the video's default download, as WebVTT
-// ({LANGUAGE}-{n}.vtt when several have one language). It is read from the default
-// file (stored, or served instantly while packaged), so it needs no download of its
-// own; with on_demand, asking for it packages the default download.
+// the subtitle track of that language of the video's default download (or of a height
+// type's, when only those exist), as WebVTT ({LANGUAGE}-{n}.vtt when several have one
+// language). It is read from that file (stored, or served instantly while packaged),
+// so it needs no download of its own; with on_demand, asking for it packages the
+// default download.
 
 // sidecarName is a sidecar's name: a language tag as playlists write them, and a
 // number when several tracks have that language.
@@ -31,6 +32,30 @@ var sidecarName = regexp.MustCompile(`^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8}){0,4}$`)
 func sidecarOf(file string) (string, bool) {
 	name, ok := strings.CutSuffix(file, ".vtt")
 	return name, ok && sidecarName.MatchString(name)
+}
+
+// sidecarSource is the download type whose file a sidecar of video is read from:
+// default, unless only height types of the video exist (the first of them listed).
+func (h *Handler) sidecarSource(r *http.Request, video string) string {
+	states, err := h.Manager.List(r.Context(), video)
+	if err != nil {
+		return packager.DefaultType.Name
+	}
+	alt := ""
+	for _, st := range states {
+		typ, ok := packager.ParseType(st.Type)
+		switch {
+		case !ok:
+		case typ == packager.DefaultType:
+			return typ.Name
+		case typ.Kind == packager.KindVideo && alt == "":
+			alt = typ.Name
+		}
+	}
+	if alt == "" {
+		return packager.DefaultType.Name
+	}
+	return alt
 }
 
 // deliverSidecar serves GET and HEAD of the sidecar name of the video.
@@ -45,7 +70,7 @@ func (h *Handler) deliverSidecar(w http.ResponseWriter, r *http.Request, idOrTok
 	if !h.typeAllowed(packager.DefaultType.Name) {
 		return refuse(w, r, http.StatusNotFound, "subtitles not found: the default download is not offered here")
 	}
-	f, st, done, err := h.open(w, r, packager.Key{Video: video, Type: packager.DefaultType.Name})
+	f, st, done, err := h.open(w, r, packager.Key{Video: video, Type: h.sidecarSource(r, video)})
 	if done {
 		return err
 	}
