@@ -100,43 +100,19 @@ func TestBrowserPlayback(t *testing.T) {
 	streams := filepath.Join(conformanceDir(t), "streams")
 	origin := testutil.NewOrigin(t, streams)
 
-	reports := make(chan pageReport, len(browserCases))
-	reporter := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/report" {
-			select {
-			case reports <- pageReport{r.URL.Query().Get("case"), r.URL.Query().Get("r")}:
-			default:
-			}
-		}
-		w.WriteHeader(http.StatusNoContent)
-	}))
-	t.Cleanup(reporter.Close)
-
+	reporter, reports := pageReporter(t, len(browserCases))
 	pages := t.TempDir()
 	for i, c := range browserCases {
 		element, file, past := "video", "default.mp4", 0.0
 		if c.typ == "audio" {
 			element, file, past = "audio", "audio.m4a", 1.0
 		}
-		page := fmt.Sprintf(playbackPage, element, "/"+c.video+"/downloads/"+file, past, fmt.Sprintf("%s/report?case=%d", reporter.URL, i))
+		page := fmt.Sprintf(playbackPage, element, "/"+c.video+"/downloads/"+file, past, fmt.Sprintf("%s/report?case=%d", reporter, i))
 		if err := os.WriteFile(filepath.Join(pages, fmt.Sprintf("play-%d.html", i)), []byte(page), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
-	port := testutil.FreePort(t)
-	e := &edge{t: t, base: fmt.Sprintf("http://127.0.0.1:%d", port), dir: t.TempDir()}
-	testcaddy.Start(t, testcaddy.Caddyfile(fmt.Sprintf(`
-http://127.0.0.1:%d {
-	bind 127.0.0.1
-	stream_downloads {
-		origin %s/{video_id}/play.m3u8
-		api_token %s
-		storage_dir %s
-	}
-	root * %s
-	file_server
-}
-`, port, origin.URL, apiToken, e.dir, pages)))
+	e := pageEdge(t, origin.URL, pages)
 	chromium := testutil.Tool(t, "chromium")
 
 	for _, c := range browserCases { // package them all, then play them one by one
@@ -257,6 +233,45 @@ func tail(s string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
+// pageReporter starts a server that takes the pages' reports (GET /report?case=…&r=…)
+// into the returned channel (room for n), and returns its URL.
+func pageReporter(t *testing.T, n int) (string, <-chan pageReport) {
+	t.Helper()
+	reports := make(chan pageReport, n)
+	reporter := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/report" {
+			select {
+			case reports <- pageReport{r.URL.Query().Get("case"), r.URL.Query().Get("r")}:
+			default:
+			}
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(reporter.Close)
+	return reporter.URL, reports
+}
+
+// pageEdge runs Caddy with stream_downloads in front of origin's play.m3u8 of each
+// video, and a file_server of pages beside it, for Chromium to open.
+func pageEdge(t *testing.T, origin, pages string) *edge {
+	t.Helper()
+	port := testutil.FreePort(t)
+	e := &edge{t: t, base: fmt.Sprintf("http://127.0.0.1:%d", port), dir: t.TempDir()}
+	testcaddy.Start(t, testcaddy.Caddyfile(fmt.Sprintf(`
+http://127.0.0.1:%d {
+	bind 127.0.0.1
+	stream_downloads {
+		origin %s/{video_id}/play.m3u8
+		api_token %s
+		storage_dir %s
+	}
+	root * %s
+	file_server
+}
+`, port, origin, apiToken, e.dir, pages)))
+	return e
+}
+
 // tracksPage plays a file in a muted <video> and reports its audio tracks (label,
 // language, enabled) once it has played half a second, on an error, or after 30 s.
 // Arguments: the file, the report URL.
@@ -294,36 +309,13 @@ v.play().catch(() => {});
 // first, and plays it.
 func TestBrowserTracks(t *testing.T) {
 	origin := multiLanguageOrigin(t)
-	reports := make(chan pageReport, 1)
-	reporter := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/report" {
-			select {
-			case reports <- pageReport{r.URL.Query().Get("case"), r.URL.Query().Get("r")}:
-			default:
-			}
-		}
-		w.WriteHeader(http.StatusNoContent)
-	}))
-	t.Cleanup(reporter.Close)
+	reporter, reports := pageReporter(t, 1)
 	pages := t.TempDir()
-	page := fmt.Sprintf(tracksPage, "/multi/downloads/default.mp4", reporter.URL+"/report?case=tracks")
+	page := fmt.Sprintf(tracksPage, "/multi/downloads/default.mp4", reporter+"/report?case=tracks")
 	if err := os.WriteFile(filepath.Join(pages, "tracks.html"), []byte(page), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	port := testutil.FreePort(t)
-	e := &edge{t: t, base: fmt.Sprintf("http://127.0.0.1:%d", port), dir: t.TempDir()}
-	testcaddy.Start(t, testcaddy.Caddyfile(fmt.Sprintf(`
-http://127.0.0.1:%d {
-	bind 127.0.0.1
-	stream_downloads {
-		origin %s/{video_id}/play.m3u8
-		api_token %s
-		storage_dir %s
-	}
-	root * %s
-	file_server
-}
-`, port, origin.URL, apiToken, e.dir, pages)))
+	e := pageEdge(t, origin.URL, pages)
 	chromium := testutil.Tool(t, "chromium")
 	if code, env := e.call("POST", "/acct/stream/multi/downloads"); code != http.StatusOK {
 		t.Fatalf("POST: %d %+v", code, env.Errors)

@@ -189,31 +189,15 @@ func (s *StreamDownloads) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 		case "types":
-			types := d.RemainingArgs()
-			if len(types) == 0 {
-				return d.Errf("types: missing download types (default, audio, 720p …)")
-			}
-			for _, t := range types {
-				if hasLoadPlaceholder(t) { // checked once expanded
-					continue
-				}
-				if err := checkType(t); err != nil {
-					return d.Err(err.Error())
-				}
+			types, err := listArgs(d, "types: missing download types (default, audio, 720p …)", checkType)
+			if err != nil {
+				return err
 			}
 			s.Types = append(s.Types, types...)
 		case "languages":
-			langs := d.RemainingArgs()
-			if len(langs) == 0 {
-				return d.Errf("languages: missing language tags (en, fr, pt-BR …)")
-			}
-			for _, l := range langs {
-				if hasLoadPlaceholder(l) { // checked once expanded
-					continue
-				}
-				if err := checkLanguage(l); err != nil {
-					return d.Errf("languages: %q %v", l, err)
-				}
+			langs, err := listArgs(d, "languages: missing language tags (en, fr, pt-BR …)", checkLanguage)
+			if err != nil {
+				return err
 			}
 			s.Languages = append(s.Languages, langs...)
 		case "allowed_hosts":
@@ -461,3 +445,21 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 
 // Interface guard
 var _ caddyfile.Unmarshaler = (*StreamDownloads)(nil)
+
+// listArgs reads the values of a list option (types, languages): at least one, each
+// checked by check unless it holds a placeholder (checked once expanded, at Validate).
+func listArgs(d *caddyfile.Dispenser, missing string, check func(string) error) ([]string, error) {
+	vals := d.RemainingArgs()
+	if len(vals) == 0 {
+		return nil, d.Err(missing)
+	}
+	for _, v := range vals {
+		if hasLoadPlaceholder(v) {
+			continue
+		}
+		if err := check(v); err != nil {
+			return nil, d.Err(err.Error())
+		}
+	}
+	return vals, nil
+}

@@ -6,7 +6,6 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"fmt"
-	"io"
 	"math"
 	"net/http"
 	"os"
@@ -22,22 +21,11 @@ import (
 	"github.com/stream-downloads/caddy-stream-downloads/internal/testutil"
 )
 
-// getClip GETs url with the request headers hdr and returns the response and body.
+// getClip sends method to url with the request headers hdr and returns the response
+// and its whole body.
 func getClip(t *testing.T, method, url string, hdr map[string]string) (*http.Response, []byte) {
 	t.Helper()
-	req, err := http.NewRequest(method, url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range hdr {
-		req.Header.Set(k, v)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
+	resp, body, err := request(t, method, url, hdr)
 	if err != nil {
 		t.Fatal(err)
 	}

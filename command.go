@@ -296,8 +296,8 @@ func runPackage(cmd *cobra.Command, args []string, pio *packageIO) int {
 		return usage("--concurrency must be at least 1")
 	}
 	for _, l := range languages {
-		if err := checkLanguage(l); err != nil {
-			return usage("--language %q: %v", l, err)
+		if checkLanguage(l) != nil {
+			return usage("--language %q is not a language tag (such as en, fr, pt-BR)", l)
 		}
 	}
 	if u, err := url.Parse(args[0]); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {

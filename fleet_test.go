@@ -154,18 +154,7 @@ func TestFleetDelivery(t *testing.T) {
 
 	f.nodes[1].post("b")
 	enB := f.waitReadyAll("b", 2*time.Minute)
-	etagB := ""
-	for _, nd := range f.nodes {
-		// The same bytes as a; its own ETag (the URL is part of it), the same everywhere.
-		b := getFile(t, nd.fileURL(enB))
-		if etagB == "" {
-			etagB = b.etag
-		}
-		if b.code != http.StatusOK || b.etag != etagB || b.etag == "" || !bytes.Equal(b.body, whole.body) {
-			t.Errorf("b on %s: %d ETag %s (first node's %s), %d bytes; the same source as a (%d bytes) must give the same bytes",
-				nd.name, b.code, b.etag, etagB, len(b.body), size)
-		}
-	}
+	sameEverywhere(t, f.nodes, enB, whole.body, "b (the same source as a)")
 }
 
 // TestFleetKilledNodeTakenOver: the node packaging a download (the one POSTed to, which holds
@@ -203,18 +192,7 @@ func TestFleetKilledNodeTakenOver(t *testing.T) {
 
 	en := f.waitReadyAll("x", 2*time.Minute)
 	t.Logf("%s killed; x ready on the others %v later (lease %v)", victim.name, time.Since(killed).Round(100*time.Millisecond), fleetLease)
-	etag := ""
-	for _, nd := range f.running() {
-		// The uninterrupted run's bytes (of another id: its ETag differs), one ETag everywhere.
-		got := getFile(t, nd.fileURL(en))
-		if etag == "" {
-			etag = got.etag
-		}
-		if got.code != http.StatusOK || got.etag != etag || got.etag == "" || !bytes.Equal(got.body, ref.body) {
-			t.Errorf("x on %s after the takeover: %d ETag %s (first node's %s), %d bytes; want the uninterrupted run's bytes (%d)",
-				nd.name, got.code, got.etag, etag, len(got.body), len(ref.body))
-		}
-	}
+	sameEverywhere(t, f.running(), en, ref.body, "x after the takeover (an uninterrupted run's bytes)")
 }
 
 // TestFleetDeleteEverywhere: a ready download served by every node (so each may hold a local
@@ -324,16 +302,5 @@ func TestFleetBucketOutage(t *testing.T) {
 	back := time.Now()
 	en := f.waitReadyAll("x", 2*time.Minute)
 	t.Logf("x ready on every node %v after the bucket came back", time.Since(back).Round(100*time.Millisecond))
-	etag := ""
-	for _, nd := range f.nodes {
-		// The same bytes as r (another id: another ETag), one ETag everywhere.
-		got := getFile(t, nd.fileURL(en))
-		if etag == "" {
-			etag = got.etag
-		}
-		if got.code != http.StatusOK || got.etag != etag || got.etag == "" || !bytes.Equal(got.body, ready.body) {
-			t.Errorf("x on %s after the outage: %d ETag %s (first node's %s), %d bytes; want the same bytes as r (%d)",
-				nd.name, got.code, got.etag, etag, len(got.body), len(ready.body))
-		}
-	}
+	sameEverywhere(t, f.nodes, en, ready.body, "x after the outage (r's bytes)")
 }

@@ -263,6 +263,23 @@ func getFile(t *testing.T, url string, headers ...string) fetched {
 		resp.Header.Get("Content-Range"), resp.Header.Get("Accept-Ranges"), body}
 }
 
+// sameEverywhere fails unless every node serves en's file as 200 with want's bytes and
+// one strong ETag (of its own: the same bytes under another id have another ETag).
+func sameEverywhere(t *testing.T, nodes []*fleetNode, en entry, want []byte, what string) {
+	t.Helper()
+	etag := ""
+	for _, nd := range nodes {
+		got := getFile(t, nd.fileURL(en))
+		if etag == "" {
+			etag = got.etag
+		}
+		if got.code != http.StatusOK || got.etag != etag || !strongETag.MatchString(got.etag) || !bytes.Equal(got.body, want) {
+			t.Errorf("%s on %s: %d ETag %s (first node's %s), %d bytes; want 200, one ETag, %d bytes the same",
+				what, nd.name, got.code, got.etag, etag, len(got.body), len(want))
+		}
+	}
+}
+
 // compareFetched fails unless got equals want (status, ETag, lengths, ranges and bytes).
 func compareFetched(t *testing.T, what string, got, want fetched) {
 	t.Helper()

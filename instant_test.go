@@ -18,7 +18,14 @@ import (
 // rawGet GETs url with the request headers hdr; the body is what came before an error.
 func rawGet(t *testing.T, url string, hdr map[string]string) (*http.Response, []byte, error) {
 	t.Helper()
-	req, err := http.NewRequest("GET", url, nil)
+	return request(t, "GET", url, hdr)
+}
+
+// request sends method to url with the request headers hdr; the body is what came
+// before an error.
+func request(t *testing.T, method, url string, hdr map[string]string) (*http.Response, []byte, error) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,6 @@
 package streamdownloads
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -405,7 +404,7 @@ func (s *StreamDownloads) Validate() error {
 	}
 	for _, l := range s.Languages {
 		if err := checkLanguage(l); err != nil {
-			return fmt.Errorf("languages: %q %v", l, err)
+			return err
 		}
 	}
 	if s.RequireSignedURLs && len(s.SigningKey) == 0 {
@@ -441,7 +440,7 @@ var languageTag = regexp.MustCompile(`^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$`)
 // checkLanguage refuses a value of the languages option that is no language tag.
 func checkLanguage(l string) error {
 	if !languageTag.MatchString(l) {
-		return errors.New("is not a language tag (such as en, fr, pt-BR)")
+		return fmt.Errorf("languages: %q is not a language tag (such as en, fr, pt-BR)", l)
 	}
 	return nil
 }

@@ -176,6 +176,25 @@ func clipSpan(c *tokens.Clip) string {
 // interval would have other bytes, so that its ETag changes too.
 const clipVersion = "clip1"
 
+// sourceOf parses (or takes from clipSources) the sample tables of f, the file of st,
+// and returns them with f as a ReaderAt; its error is the one to return to Caddy.
+func (h *Handler) sourceOf(f packager.File, st packager.State) (*packager.ClipSource, io.ReaderAt, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, nil, caddyhttp.Error(http.StatusInternalServerError, err)
+	}
+	ra, ok := f.(io.ReaderAt)
+	if !ok {
+		ra = packager.SeekReaderAt{R: f}
+	}
+	src, err := clipSources.Source(st.ETag+"\x00"+strconv.FormatInt(fi.Size(), 10), ra, fi.Size())
+	if err != nil {
+		h.Logger.Error("reading the packaged file's sample tables", zap.String("video", st.Video), zap.String("type", st.Type), zap.Error(err))
+		return nil, nil, caddyhttp.Error(http.StatusInternalServerError, err)
+	}
+	return src, ra, nil
+}
+
 // clipSources caches the parsed sample tables of the files recently clipped (a 60-minute
 // video's take ~7 MB), by the file's ETag and size.
 var clipSources = packager.NewClipCache(64 << 20)
@@ -184,18 +203,9 @@ var clipSources = packager.NewClipCache(64 << 20)
 // the clip's own moov, then the samples it keeps as byte ranges of f, read as they are
 // sent; its ETag is derived from the file's and the interval.
 func (h *Handler) deliverClip(w http.ResponseWriter, r *http.Request, f packager.File, st packager.State, typ packager.Type, name string, c clipRange, tok *tokens.Clip) error {
-	fi, err := f.Stat()
+	src, _, err := h.sourceOf(f, st)
 	if err != nil {
-		return caddyhttp.Error(http.StatusInternalServerError, err)
-	}
-	ra, ok := f.(io.ReaderAt)
-	if !ok {
-		ra = packager.SeekReaderAt{R: f}
-	}
-	src, err := clipSources.Source(st.ETag+"\x00"+strconv.FormatInt(fi.Size(), 10), ra, fi.Size())
-	if err != nil {
-		h.Logger.Error("reading the packaged file's sample tables", zap.String("type", typ.Name), zap.Error(err))
-		return caddyhttp.Error(http.StatusInternalServerError, err)
+		return err
 	}
 	const slack = 0.0005 // the file's duration is in milliseconds
 	if c.End == 0 {

@@ -5,10 +5,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"io"
 	"net/http"
 	"regexp"
-	"strconv"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -75,18 +73,9 @@ func (h *Handler) deliverSidecar(w http.ResponseWriter, r *http.Request, idOrTok
 		return err
 	}
 	defer f.Close()
-	fi, err := f.Stat()
+	src, ra, err := h.sourceOf(f, st)
 	if err != nil {
-		return caddyhttp.Error(http.StatusInternalServerError, err)
-	}
-	ra, ok := f.(io.ReaderAt)
-	if !ok {
-		ra = packager.SeekReaderAt{R: f}
-	}
-	src, err := clipSources.Source(st.ETag+"\x00"+strconv.FormatInt(fi.Size(), 10), ra, fi.Size())
-	if err != nil {
-		h.Logger.Error("reading the packaged file's sample tables", zap.String("video", video), zap.Error(err))
-		return caddyhttp.Error(http.StatusInternalServerError, err)
+		return err
 	}
 	vtt, err := src.Sidecar(name, ra)
 	if errors.Is(err, packager.ErrNoSidecar) {

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/stream-downloads/caddy-stream-downloads/packager/mp4"
 	"github.com/stream-downloads/caddy-stream-downloads/packager/storage"
 )
 
@@ -157,20 +158,11 @@ func (f *instantFile) drop(s *originStream) {
 }
 
 func (f *instantFile) Seek(off int64, whence int) (int64, error) {
-	switch whence {
-	case io.SeekStart:
-	case io.SeekCurrent:
-		off += f.pos
-	case io.SeekEnd:
-		off += f.p.size
-	default:
-		return 0, errors.New("instant: invalid whence")
+	pos, err := mp4.SeekPosition(f.pos, f.p.size, off, whence)
+	if err == nil {
+		f.pos = pos
 	}
-	if off < 0 {
-		return 0, errors.New("instant: negative position")
-	}
-	f.pos = off
-	return off, nil
+	return pos, err
 }
 
 // Close ends the origin reads and releases the stored file.

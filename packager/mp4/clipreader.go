@@ -30,19 +30,28 @@ type clipReader struct {
 }
 
 func (r *clipReader) Seek(off int64, whence int) (int64, error) {
+	pos, err := SeekPosition(r.pos, r.c.Size, off, whence)
+	if err == nil {
+		r.pos = pos
+	}
+	return pos, err
+}
+
+// SeekPosition is the position an io.Seeker of a virtual file (size bytes, at pos)
+// moves to for Seek(off, whence).
+func SeekPosition(pos, size, off int64, whence int) (int64, error) {
 	switch whence {
 	case io.SeekStart:
 	case io.SeekCurrent:
-		off += r.pos
+		off += pos
 	case io.SeekEnd:
-		off += r.c.Size
+		off += size
 	default:
-		return 0, errors.New("clip: invalid whence")
+		return 0, errors.New("seek: invalid whence")
 	}
 	if off < 0 {
-		return 0, errors.New("clip: negative position")
+		return 0, errors.New("seek: negative position")
 	}
-	r.pos = off
 	return off, nil
 }
 
