@@ -3,8 +3,6 @@ package chapters
 import (
 	"encoding/binary"
 	"fmt"
-	"time"
-	"unicode/utf8"
 
 	"github.com/stream-downloads/caddy-stream-downloads/packager/subtitles"
 )
@@ -32,7 +30,7 @@ func ChplBox(chs []Chapter) []byte {
 	b = append(b, byte(len(chs)))
 	for _, c := range chs {
 		b = binary.BigEndian.AppendUint64(b, uint64(max(c.Start, 0)/100))
-		t := truncateUTF8(c.Title, maxChpl)
+		t := subtitles.TruncateUTF8(c.Title, maxChpl)
 		b = append(b, byte(len(t)))
 		b = append(b, t...)
 	}
@@ -72,15 +70,15 @@ func TrackSamples(chs []Chapter, timescale uint32) ([]subtitles.Sample, error) {
 		if i > 0 && c.Start < chs[i-1].Start {
 			return nil, fmt.Errorf("chapters: chapter %d starts before the one before it", i+1)
 		}
-		start := ticks(c.Start, timescale)
+		start := subtitles.Ticks(c.Start, timescale)
 		if i == 0 && start > 0 {
 			if err := add(0, start, ""); err != nil {
 				return nil, err
 			}
 		}
-		end := ticks(c.End, timescale)
+		end := subtitles.Ticks(c.End, timescale)
 		if i+1 < len(chs) {
-			end = ticks(chs[i+1].Start, timescale)
+			end = subtitles.Ticks(chs[i+1].Start, timescale)
 		}
 		if end <= start {
 			if i+1 < len(chs) {
@@ -93,25 +91,4 @@ func TrackSamples(chs []Chapter, timescale uint32) ([]subtitles.Sample, error) {
 		}
 	}
 	return out, nil
-}
-
-// ticks converts d to ticks of timescale, rounding to nearest; before 0 is 0.
-func ticks(d time.Duration, timescale uint32) int64 {
-	if d <= 0 {
-		return 0
-	}
-	ts := int64(timescale)
-	sec, rem := int64(d/time.Second), int64(d%time.Second)
-	return sec*ts + (rem*ts+int64(time.Second)/2)/int64(time.Second)
-}
-
-// truncateUTF8 cuts s to at most n bytes without splitting a character.
-func truncateUTF8(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stream-downloads/caddy-stream-downloads/internal/testutil"
 	"github.com/stream-downloads/caddy-stream-downloads/packager/subtitles"
 )
 
@@ -291,27 +292,11 @@ func TestWithFFprobe(t *testing.T) {
 	}
 }
 
-// box returns an ISO BMFF box of type typ holding the concatenated parts.
-func box(typ string, parts ...[]byte) []byte {
-	n := 8
-	for _, p := range parts {
-		n += len(p)
-	}
-	b := binary.BigEndian.AppendUint32(nil, uint32(n))
-	b = append(b, typ...)
-	for _, p := range parts {
-		b = append(b, p...)
-	}
-	return b
-}
-
-func u32(vs ...uint32) []byte {
-	var b []byte
-	for _, v := range vs {
-		b = binary.BigEndian.AppendUint32(b, v)
-	}
-	return b
-}
+// box and u32 build the small MP4 files of these tests.
+var (
+	box = testutil.Box
+	u32 = testutil.U32
+)
 
 // testMP4 is a minimal progressive MP4 (timescale 1000): track 1 a tx3g
 // subtitle track holding body; when chapter is not empty, track 2 a disabled

@@ -41,7 +41,7 @@ func TX3GSamples(cues []Cue, timescale uint32) ([]Sample, error) {
 	}
 	spans := make([]span, 0, len(cues))
 	for i, c := range cues {
-		s, e := toTicks(c.Start, timescale), toTicks(c.End, timescale)
+		s, e := Ticks(c.Start, timescale), Ticks(c.End, timescale)
 		if e > s {
 			spans = append(spans, span{s, e, i})
 		}
@@ -90,16 +90,16 @@ func TX3GSamples(cues []Cue, timescale uint32) ([]Sample, error) {
 // 16-bit big-endian number, then the text (cut at 65535 bytes, on a
 // character boundary). An empty text gives the 2-byte empty sample.
 func TX3GText(text string) []byte {
-	text = truncateUTF8(text, maxSampleText)
+	text = TruncateUTF8(text, maxSampleText)
 	b := make([]byte, 2+len(text))
 	binary.BigEndian.PutUint16(b, uint16(len(text)))
 	copy(b[2:], text)
 	return b
 }
 
-// toTicks converts d to ticks of the timescale, rounding to nearest; times
+// Ticks converts d to ticks of the timescale, rounding to nearest; times
 // before 0 become 0.
-func toTicks(d time.Duration, timescale uint32) int64 {
+func Ticks(d time.Duration, timescale uint32) int64 {
 	if d <= 0 {
 		return 0
 	}

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/Eyevinn/mp4ff/mp4"
+
+	"github.com/stream-downloads/caddy-stream-downloads/internal/testutil"
 )
 
 func txt(s string) []byte { return TX3GText(s) }
@@ -178,27 +180,11 @@ func TestTX3GWithFFmpeg(t *testing.T) {
 	}
 }
 
-// box returns an ISO BMFF box of type typ holding the concatenated parts.
-func box(typ string, parts ...[]byte) []byte {
-	n := 8
-	for _, p := range parts {
-		n += len(p)
-	}
-	b := binary.BigEndian.AppendUint32(nil, uint32(n))
-	b = append(b, typ...)
-	for _, p := range parts {
-		b = append(b, p...)
-	}
-	return b
-}
-
-func u32(vs ...uint32) []byte {
-	var b []byte
-	for _, v := range vs {
-		b = binary.BigEndian.AppendUint32(b, v)
-	}
-	return b
-}
+// box and u32 build the small MP4 files of these tests.
+var (
+	box = testutil.Box
+	u32 = testutil.U32
+)
 
 // testMP4 is the smallest progressive MP4 with one tx3g track holding
 // samples, in one chunk, as ffmpeg's movenc lays out a subtitle track.

@@ -61,7 +61,7 @@ func safeID(id string) bool {
 // roundMs returns d in milliseconds, rounded to nearest as TX3GSamples
 // rounds to a 1000 timescale, and 0 for times before 0.
 func roundMs(d time.Duration) int64 {
-	return toTicks(d, 1000)
+	return Ticks(d, 1000)
 }
 
 // formatTimestamp writes ms milliseconds (≥ 0) as HH:MM:SS.mmm; hours take

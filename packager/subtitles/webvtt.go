@@ -344,11 +344,11 @@ func clip(s string) string {
 	if len(s) <= 40 {
 		return s
 	}
-	return truncateUTF8(s, 40) + "…"
+	return TruncateUTF8(s, 40) + "…"
 }
 
-// truncateUTF8 cuts s to at most n bytes without splitting a character.
-func truncateUTF8(s string, n int) string {
+// TruncateUTF8 cuts s to at most n bytes without splitting a character.
+func TruncateUTF8(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
