@@ -308,19 +308,19 @@ v.play().catch(() => {});
 // three audio tracks of the multi-language download, named, the default one enabled and
 // first, and plays it.
 func TestBrowserTracks(t *testing.T) {
-	origin := multiLanguageOrigin(t)
+	origin := conformanceOrigin(t)
 	reporter, reports := pageReporter(t, 1)
 	pages := t.TempDir()
-	page := fmt.Sprintf(tracksPage, "/multi/downloads/default.mp4", reporter+"/report?case=tracks")
+	page := fmt.Sprintf(tracksPage, "/"+multiLanguage+"/downloads/default.mp4", reporter+"/report?case=tracks")
 	if err := os.WriteFile(filepath.Join(pages, "tracks.html"), []byte(page), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	e := pageEdge(t, origin.URL, pages)
 	chromium := testutil.Tool(t, "chromium")
-	if code, env := e.call("POST", "/acct/stream/multi/downloads"); code != http.StatusOK {
+	if code, env := e.call("POST", "/acct/stream/"+multiLanguage+"/downloads"); code != http.StatusOK {
 		t.Fatalf("POST: %d %+v", code, env.Errors)
 	}
-	if en := e.waitReady("multi", "default"); en.Status != "ready" {
+	if en := e.waitReady(multiLanguage, "default"); en.Status != "ready" {
 		t.Fatalf("download ended %s: %s", en.Status, en.ErrorReasonText)
 	}
 	raw, stderr := runChromium(t, chromium, e.base+"/tracks.html", reports, "tracks", 60*time.Second, "--enable-blink-features=AudioVideoTracks")

@@ -120,6 +120,11 @@ var flavours = []flavour{
 	{name: "packed-misnamed", source: "reference.ffconcat", audio: "reference.ffconcat"},
 	// The same video and AAC frames at the same times as ts-h264-aac/hi (make.sh checks).
 	{name: "packed-rendition", source: "../ts-h264-aac/hi/index.m3u8", audio: "../ts-h264-aac/hi/index.m3u8"},
+	// Its audio download: TestLanguages.
+	{name: "multi-language", source: "play.m3u8", check: func(t *testing.T, mp4, _ string) string {
+		checkMultiLanguage(t, mp4, "default")
+		return "three audio languages, three subtitle tracks, chapters"
+	}},
 	{name: "sample-aes", reason: regexp.MustCompile(`SAMPLE-AES`)},
 	{name: "mpeg2-video", reason: regexp.MustCompile(`(?i)mpeg-?2`)},
 	{name: "ts-dts", reason: regexp.MustCompile(`DTS`), pmt: "0x1b, 0x82"},

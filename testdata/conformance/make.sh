@@ -435,6 +435,46 @@ mkdir -p "$d"
 "$tsrecut" -keep 0.5 "$out/ts-h264-aac/hi/seg_001.ts" "$d/seg_001.ts"
 cp "$out/lost-packets/play.m3u8" "$d/play.m3u8"
 
+# multi-language (issue 17): a master whose variant (packed-rendition's video) has an AUDIO
+# group of three renditions (French the DEFAULT one; the same packed AAC under three URLs),
+# a SUBTITLES group of two WebVTT languages whose X-TIMESTAMP-MAP puts LOCAL 0 at the
+# video's first PTS (133200) for English and a second later for French, plus an English
+# SDH rendition, and Apple chapters in English and French.
+d="$out/multi-language"
+mkdir -p "$d/subs/en" "$d/subs/fr"
+cat > "$d/play.m3u8" <<'M3U8'
+#EXTM3U
+#EXT-X-VERSION:3
+#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="aud",NAME="English",LANGUAGE="en",DEFAULT=NO,AUTOSELECT=YES,URI="../packed-rendition/audio.m3u8?en"
+#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="aud",NAME="Français",LANGUAGE="fr",DEFAULT=YES,AUTOSELECT=YES,URI="../packed-rendition/audio.m3u8?fr"
+#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="aud",NAME="Português (Brasil)",LANGUAGE="pt-BR",URI="../packed-rendition/audio.m3u8?pt"
+#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID="subs",NAME="English",LANGUAGE="en",DEFAULT=YES,AUTOSELECT=YES,URI="subs/en.m3u8"
+#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID="subs",NAME="Français",LANGUAGE="fr",URI="subs/fr.m3u8"
+#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID="subs",NAME="English (SDH)",LANGUAGE="en",URI="subs/en.m3u8?sdh"
+#EXT-X-SESSION-DATA:DATA-ID="com.apple.hls.chapters",URI="chapters.json"
+#EXT-X-STREAM-INF:BANDWIDTH=110000,RESOLUTION=160x90,CODECS="avc1.64000c,mp4a.40.2",AUDIO="aud",SUBTITLES="subs"
+../packed-rendition/video.m3u8
+M3U8
+cat > "$d/chapters.json" <<'JSON'
+[
+ {"chapter": 1, "start-time": 0, "duration": 1.2, "titles": [{"language": "en", "title": "Opening"}, {"language": "fr", "title": "Ouverture"}]},
+ {"chapter": 2, "start-time": 1.2, "duration": 1.8, "titles": [{"language": "en", "title": "The end"}, {"language": "fr", "title": "La fin"}]}
+]
+JSON
+for lang in en fr; do
+	mpegts=133200
+	[ "$lang" = fr ] && mpegts=$((133200 + 90000))
+	printf '#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:1\n#EXT-X-PLAYLIST-TYPE:VOD\n' > "$d/subs/$lang.m3u8"
+	for i in 0 1 2; do
+		printf '#EXTINF:1.0,\n%s/%d.vtt\n' "$lang" "$i" >> "$d/subs/$lang.m3u8"
+	done
+	echo '#EXT-X-ENDLIST' >> "$d/subs/$lang.m3u8"
+	# A cue that spans a segment boundary is repeated in the next segment, as segmenters do.
+	printf 'WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:%d,LOCAL:00:00:00.000\n\n00:00:00.500 --> 00:00:01.500\nHello <i>there</i>\n' "$mpegts" > "$d/subs/$lang/0.vtt"
+	printf 'WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:%d,LOCAL:00:00:00.000\n\n00:00:01.800 --> 00:00:02.500\nSecond line\nin two rows\n\n00:00:00.500 --> 00:00:01.500\nHello <i>there</i>\n' "$mpegts" > "$d/subs/$lang/1.vtt"
+	printf 'WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:%d,LOCAL:00:00:00.000\n\n\n00:00:01.800 --> 00:00:02.500\nSecond line\nin two rows\n' "$mpegts" > "$d/subs/$lang/2.vtt"
+done
+
 # --- check or install -----------------------------------------------------------------------
 
 (cd "$out" && find . -type f | sort | xargs sha256sum) > "$work/SHA256SUMS"
