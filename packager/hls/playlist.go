@@ -223,51 +223,13 @@ func (c *Client) Resolve(ctx context.Context, playlistURL string, opt SelectOpti
 			return nil, err
 		}
 		src.Variant = info
-		main, alts := audioRenditions(pl, v)
-		switch {
-		case main != nil && hasURI(main):
-			if src.Audio, err = c.resolveMedia(ctx, final, *main.URI, "audio rendition", sc); err != nil {
-				return nil, err
-			}
-			src.Audio.Media = mediaInfo(main)
-		case main != nil:
-			src.Media = mediaInfo(main)
-		}
-		subs := subtitleRenditions(pl, v)
-		if len(alts) > MaxRenditions || len(subs) > MaxRenditions {
-			return nil, fmt.Errorf("%w: the variant has %d audio and %d subtitle renditions; at most %d of each are read", ErrLimit, len(alts)+1, len(subs), MaxRenditions)
-		}
-		for _, r := range alts {
-			alt, err := c.resolveMedia(ctx, final, *r.URI, "audio rendition", sc)
-			if err != nil {
-				return nil, err
-			}
-			alt.Media = mediaInfo(r)
-			src.AltAudio = append(src.AltAudio, alt)
-		}
-		for _, r := range subs {
-			sub, err := c.resolveMedia(ctx, final, *r.URI, "subtitle rendition", sc)
-			if err != nil {
-				return nil, err
-			}
-			sub.Media = mediaInfo(r)
-			src.Subtitles = append(src.Subtitles, sub)
-		}
-		lang := ""
-		if main != nil {
-			lang = main.Language
-		}
-		if uri := chaptersURI(normalizePlaylist(bytes.Clone(buf.Bytes())), lang); uri != "" {
-			src.Chapters, src.ChaptersErr = c.fetchChapters(ctx, final, uri, sc)
+		if err := c.resolveRenditions(ctx, final, buf.Bytes(), pl, v, src, sc); err != nil {
+			return nil, err
 		}
 		return src, nil
 	}
 	return nil, fmt.Errorf("%w %s: unknown playlist type", ErrMalformed, RedactURL(final))
 }
-
-// MaxRenditions bounds the audio and the subtitle renditions of a variant that Resolve
-// reads (each: a playlist, a demuxer or cues in memory, requests).
-const MaxRenditions = 64
 
 // resolveMedia fetches and parses the media playlist uri found in the
 // multivariant playlist at base.
