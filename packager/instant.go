@@ -114,9 +114,9 @@ func planInstant(ctx context.Context, client *hls.Client, src *hls.Source, typ T
 		}
 		d.Expect(media.SegmentInfo{Start: seg.Start, Duration: seg.Duration})
 		gates[it.r].tl.begin(it.seg)
-		head, size, err := heads.next(ctx, i)
+		pieces, size, err := heads.next(ctx, i)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("segment %s: %w", hls.RedactURL(seg.URL), instantErr(err))
 		}
 		emit := func(s fmp4.IndexedSample) error {
 			if ok, err := gates[it.r].pass(s.Sample, int64(s.Size)); !ok {
@@ -130,9 +130,11 @@ func planInstant(ctx context.Context, client *hls.Client, src *hls.Source, typ T
 			_, _, err := p.Add(s.Sample, int64(s.Size))
 			return err
 		}
-		_, err = c.IndexHeadFrom(ctx, seg, head, size, func(head []byte, size int64) (int64, error) {
-			return d.SegmentHeadIndex(head, size, emit)
-		})
+		// The readers fetched every box header and moof; the demuxer may still ask for
+		// the first MPEG audio frame.
+		_, err = c.IndexSpans(ctx, seg, size, firstHead, maxBoxes, func() (int64, int64, error) {
+			return d.SegmentPiecesIndex(pieces, size, emit)
+		}, pieces.Add)
 		if err != nil {
 			return nil, fmt.Errorf("segment %s: %w", hls.RedactURL(seg.URL), instantErr(err))
 		}
@@ -232,8 +234,9 @@ func sourceDigest(rs []*rendition) [32]byte {
 	return d
 }
 
-// headReads reads the first bytes of segments ahead of the indexer: up to concurrency
-// requests at once, at most headsAhead segments past the one indexed.
+// headReads reads the boxes of segments that indexing needs (their heads, and each moof
+// of a segment of several fragments by its own range: fmp4.NextRange) ahead of the
+// indexer: up to concurrency segments at once, at most headsAhead past the one indexed.
 type headReads struct {
 	res    []chan headRead
 	ahead  chan struct{}
@@ -242,17 +245,21 @@ type headReads struct {
 }
 
 type headRead struct {
-	head []byte
-	size int64
-	err  error
+	pieces *fmp4.Pieces
+	size   int64
+	err    error
 }
 
 const (
 	// firstHead is the first read of a segment's head: a moof of 6 s of 60 fps video
 	// with its audio is ~10 KB; a larger one costs one more request.
 	firstHead = 16 << 10
-	// headsAhead bounds the heads read and not indexed yet.
-	headsAhead = 64
+	// headsAhead bounds the segments whose boxes are read and not indexed yet, and
+	// maxBoxes what is read of one (its moofs, and what comes with them): together they
+	// bound the plan's read-ahead to 16 MiB. A segment whose moofs take more is packaged
+	// rather than served instantly.
+	headsAhead = 16
+	maxBoxes   = 1 << 20
 )
 
 func readHeads(ctx context.Context, c *hls.Client, segs []hls.Segment, concurrency int) *headReads {
@@ -279,21 +286,39 @@ func readHeads(ctx context.Context, c *hls.Client, segs []hls.Segment, concurren
 			h.wg.Add(1)
 			go func() {
 				defer h.wg.Done()
-				head, size, err := c.ReadHead(ctx, s, firstHead)
+				p, size, err := readBoxes(ctx, c, s)
 				<-sem
-				h.res[i] <- headRead{head, size, err}
+				h.res[i] <- headRead{p, size, err}
 			}()
 		}
 	}()
 	return h
 }
 
-// next is segment i's head; call it for i = 0, 1, … in order.
-func (h *headReads) next(ctx context.Context, i int) ([]byte, int64, error) {
+// readBoxes reads segment s's head and the rest of its box headers and moofs.
+func readBoxes(ctx context.Context, c *hls.Client, s hls.Segment) (*fmp4.Pieces, int64, error) {
+	head, size, err := c.ReadHead(ctx, s, firstHead)
+	if err != nil {
+		return nil, 0, err
+	}
+	p := &fmp4.Pieces{}
+	p.Add(0, head)
+	_, err = c.IndexSpans(ctx, s, size, firstHead, maxBoxes, func() (int64, int64, error) {
+		off, n := fmp4.NextRange(p, size)
+		return off, n, nil
+	}, p.Add)
+	if err != nil {
+		return nil, 0, err
+	}
+	return p, size, nil
+}
+
+// next is segment i's pieces and size; call it for i = 0, 1, … in order.
+func (h *headReads) next(ctx context.Context, i int) (*fmp4.Pieces, int64, error) {
 	select {
 	case r := <-h.res[i]:
 		<-h.ahead
-		return r.head, r.size, r.err
+		return r.pieces, r.size, r.err
 	case <-ctx.Done():
 		return nil, 0, context.Cause(ctx)
 	}

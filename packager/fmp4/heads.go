@@ -1,7 +1,6 @@
 package fmp4
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -31,54 +30,77 @@ import (
 // reach the end of that frame; need says so. Errors are those of SegmentIndex
 // (ErrNeedsPayload included).
 func (d *Demuxer) SegmentHeadIndex(head []byte, size int64, emit func(IndexedSample) error) (need int64, err error) {
-	if !d.index {
-		return 0, errors.New("fmp4: SegmentHeadIndex on a demuxer in the normal mode")
-	}
 	if int64(len(head)) > size {
 		return 0, fmt.Errorf("fmp4: a head of %d bytes of a %d-byte segment", len(head), size)
 	}
-	mpeg := d.needsData(1)
-	need, err = d.headNeed(head, size, mpeg)
-	if err != nil || need > int64(len(head)) {
-		return need, err
+	var p Pieces
+	p.Add(0, head)
+	off, n, err := d.SegmentPiecesIndex(&p, size, emit)
+	if err != nil || n == 0 {
+		return 0, err
 	}
-	// The bytes past the head are read as zeros: the index mode skips them (the
-	// samples' data), and the walk above saw that every box header and moof is in the
-	// head.
-	r := io.MultiReader(bytes.NewReader(head), &zeroReader{n: size - int64(len(head))})
+	return off + n, nil
+}
+
+// SegmentPiecesIndex is SegmentHeadIndex from any pieces of a segment (size bytes), not
+// only its leading bytes: a reader may fetch each moof of a segment of several
+// fragments by its own range rather than everything before it. When a box header, a
+// moof or the first MPEG audio frame lies outside the pieces it returns the range it
+// needs (n > 0; ask for more at once: the next box often follows) and emits nothing,
+// the demuxer left as it was; n 0 and a nil error: the segment is indexed.
+func (d *Demuxer) SegmentPiecesIndex(p *Pieces, size int64, emit func(IndexedSample) error) (off, n int64, err error) {
+	if !d.index {
+		return 0, 0, errors.New("fmp4: SegmentHeadIndex on a demuxer in the normal mode")
+	}
+	mpeg := d.needsData(1)
+	off, n = d.piecesNeed(p, size, mpeg)
+	if n > 0 {
+		return off, n, nil
+	}
+	// The bytes outside the pieces are read as zeros: the index mode skips them (the
+	// samples' data), and the walk above saw that every box header and moof is in them.
 	seen := false
-	return 0, d.segment(r, nil, func(s IndexedSample) error {
+	return 0, 0, d.segment(p.reader(size), nil, func(s IndexedSample) error {
 		if mpeg && !seen && s.Track != nil && s.Track.Codec == media.MPEGAudio {
 			seen = true
-			if !s.InInit && s.Offset+int64(s.Size) > int64(len(head)) {
+			if !s.InInit && !p.covers(s.Offset, int64(s.Size)) {
 				// The walk found another frame than the one read: never index from zeros.
-				return fmt.Errorf("fmp4: the first MPEG audio frame (at %d+%d) is past the segment's head (%d bytes)", s.Offset, s.Size, len(head))
+				return fmt.Errorf("fmp4: the first MPEG audio frame (at %d+%d) is not among the bytes read", s.Offset, s.Size)
 			}
 		}
 		return emit(s)
 	})
 }
 
-// headNeed walks the top-level boxes of a segment (size bytes) in head: how many
-// leading bytes indexing it needs (at most len(head) when head is enough). Boxes it
-// cannot make sense of are left to the demuxer, which says what is wrong with them.
-func (d *Demuxer) headNeed(head []byte, size int64, mpeg bool) (int64, error) {
-	have := int64(len(head))
-	need := int64(0)
+// piecesNeed walks the top-level boxes of a segment (size bytes) in p: the first range
+// indexing it needs that p lacks (n 0: none). Boxes it cannot make sense of are left to
+// the demuxer, which says what is wrong with them.
+func (d *Demuxer) piecesNeed(p *Pieces, size int64, mpeg bool) (off, n int64) {
 	for pos := int64(0); pos < size; {
-		if pos+8 > have {
-			return min(pos+16, size), nil // the box header (a 64-bit size too)
+		if size-pos < 8 {
+			if !p.covers(pos, size-pos) {
+				return pos, size - pos
+			}
+			return 0, 0 // trailing bytes: the demuxer says what is wrong
 		}
-		bsize := int64(binary.BigEndian.Uint32(head[pos:]))
-		typ := string(head[pos+4 : pos+8])
+		h, ok := p.span(pos, 8)
+		if !ok {
+			return pos, min(16, size-pos) // the box header (a 64-bit size too)
+		}
+		bsize := int64(binary.BigEndian.Uint32(h))
+		typ := string(h[4:8])
 		hdr := int64(8)
 		if bsize == 1 {
-			if pos+16 > have {
-				return min(pos+16, size), nil
+			h16, ok := p.span(pos, min(16, size-pos))
+			if !ok || len(h16) < 16 {
+				if !ok {
+					return pos, min(16, size-pos)
+				}
+				return 0, 0
 			}
-			u := binary.BigEndian.Uint64(head[pos+8:])
+			u := binary.BigEndian.Uint64(h16[8:])
 			if u > maxTime {
-				return need, nil
+				return 0, 0
 			}
 			bsize, hdr = int64(u), 16
 		}
@@ -87,29 +109,28 @@ func (d *Demuxer) headNeed(head []byte, size int64, mpeg bool) (int64, error) {
 		case bsize == 0:
 			end = size
 		case bsize < hdr || end > size:
-			return need, nil // malformed: the demuxer says so
+			return 0, 0 // malformed: the demuxer says so
 		}
 		if typ == "moof" {
 			if end-pos > maxMoof {
-				return need, nil // the demuxer refuses it
+				return 0, 0 // the demuxer refuses it
 			}
-			if end > have {
-				return min(end+16, size), nil // the moof and the next box's header
+			if !p.covers(pos, end-pos) {
+				return pos, min(end+16, size) - pos // the moof and the next box's header
 			}
 			if mpeg {
-				at, n, ok := d.firstAudio(head[pos:end], pos, int(hdr))
-				if ok {
+				m, _ := p.span(pos, end-pos)
+				if at, fn, ok := d.firstAudio(m, pos, int(hdr)); ok {
 					mpeg = false
-					need = max(need, at+n)
-					if at+n > have && at+n <= size {
-						return at + n, nil
+					if at+fn <= size && !p.covers(at, fn) {
+						return at, fn
 					}
 				}
 			}
 		}
 		pos = end
 	}
-	return need, nil
+	return 0, 0
 }
 
 // firstAudio finds the data of the first non-empty sample of the audio track in a moof

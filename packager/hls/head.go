@@ -148,51 +148,47 @@ func (c *Client) readFirstOnce(ctx context.Context, hc *http.Client, u *url.URL,
 	return b, size, nil
 }
 
-// IndexHead reads segment s's head and hands it to index with the segment's size until
-// index needs no more: index returns how many leading bytes it needs (0: done). The
-// head starts at first bytes (0: FirstHeadSize) and grows by doubling, or to what index asks, reading
-// only the bytes it lacks, up to MaxHeadSize. It returns how many bytes of the segment
-// were read.
-func (c *Client) IndexHead(ctx context.Context, s Segment, first int64, index func(head []byte, size int64) (need int64, err error)) (int64, error) {
+// maxSpans bounds the reads IndexSpans makes of one segment: a segment of hundreds of
+// fragments is packaged rather than indexed.
+const maxSpans = 256
+
+// IndexSpans reads the bytes of segment s (size bytes, as ReadHead told) that index
+// asks for, until it needs no more: index returns the range it needs next (n 0: done),
+// of which at least first bytes (0: FirstHeadSize; within the segment) are read with one
+// Range request through the retry loop, and handed to add. An indexer that walks a
+// segment's boxes so fetches each moof of a segment of several fragments by its own
+// range (fmp4.Pieces). It returns how many bytes it read; past most bytes (0:
+// MaxHeadSize) or maxSpans reads it fails, and the caller packages the segment rather
+// than indexing it.
+func (c *Client) IndexSpans(ctx context.Context, s Segment, size, first, most int64, index func() (off, n int64, err error), add func(off int64, b []byte)) (int64, error) {
 	if first <= 0 {
 		first = FirstHeadSize
 	}
-	head, size, err := c.ReadHead(ctx, s, min(first, MaxHeadSize))
-	if err != nil {
-		return 0, err
+	if most <= 0 {
+		most = MaxHeadSize
 	}
-	return c.IndexHeadFrom(ctx, s, head, size, index)
-}
-
-// IndexHeadFrom is IndexHead from a head already read (ReadHead's head and size), so
-// that the first reads of many segments can go out at once.
-func (c *Client) IndexHeadFrom(ctx context.Context, s Segment, head []byte, size int64, index func(head []byte, size int64) (need int64, err error)) (int64, error) {
-	for {
-		need, err := index(head, size)
-		if err != nil || need == 0 {
-			return int64(len(head)), err
+	var read int64
+	for spans := 0; ; spans++ {
+		off, n, err := index()
+		if err != nil || n == 0 {
+			return read, err
 		}
-		n := int64(len(head))
-		switch {
-		case need <= n || need > size:
-			return n, fmt.Errorf("hls: asked for a head of %d bytes with %d of %d", need, n, size)
-		case need > MaxHeadSize:
-			return n, fmt.Errorf("hls: a segment head of more than %d MiB (%d bytes asked)", MaxHeadSize>>20, need)
+		if off < 0 || n < 0 || off+n > size {
+			return read, fmt.Errorf("hls: asked for bytes %d+%d of a %d-byte segment", off, n, size)
 		}
-		n = min(max(need, 2*n), size, MaxHeadSize)
-		if s.Range == nil {
-			// The size is known now: the rest is an exact range.
-			b, err := c.readSpan(ctx, s, &ByteRange{Offset: int64(len(head)), Length: n - int64(len(head))}, c.Limits.segmentSize())
-			if err != nil {
-				return int64(len(head)), err
-			}
-			head = append(head, b...)
-		} else {
-			grown, _, err := c.readHead(ctx, s, head, n)
-			if err != nil {
-				return int64(len(head)), err
-			}
-			head = grown
+		n = max(n, min(first, size-off))
+		if spans >= maxSpans || read+n > most {
+			return read, fmt.Errorf("hls: indexing a segment needs more than %d reads or %d KiB", maxSpans, most>>10)
 		}
+		rng := &ByteRange{Offset: off, Length: n}
+		if s.Range != nil {
+			rng.Offset += s.Range.Offset
+		}
+		b, err := c.readSpan(ctx, s, rng, c.Limits.segmentSize())
+		if err != nil {
+			return read, err
+		}
+		read += int64(len(b))
+		add(off, b)
 	}
 }

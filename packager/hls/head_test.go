@@ -65,9 +65,10 @@ func indexSource(ctx context.Context, c *Client, src *Source, segment func(i int
 }
 
 // TestIndexHeadsFromOrigin: for the fMP4 flavours of the conformance suite, served by a
-// local HTTP origin, the samples indexed from segment heads read with IndexHead (ranged
-// reads, grown when a moof is cut) are those SegmentIndex gives from whole segments,
-// and the origin sends fewer bytes for the heads than the segments have.
+// local HTTP origin, the samples indexed from segment heads and moofs read with ReadHead
+// and IndexSpans (Range requests for each moof, the first MPEG audio frame) are those
+// SegmentIndex gives from whole segments, and the origin sends a small part of the
+// segments' bytes for them.
 func TestIndexHeadsFromOrigin(t *testing.T) {
 	t.Parallel()
 	root := filepath.Join(testutil.RepoRoot(t), "testdata", "conformance", "streams")
@@ -125,11 +126,23 @@ func TestIndexHeadsFromOrigin(t *testing.T) {
 		var heads, read int64
 		got, err := indexSource(ctx, c, src, func(i int, d *fmp4.Demuxer, emit func(fmp4.IndexedSample) error) error {
 			before := counted()
-			n, err := c.IndexHead(ctx, src.Segments[i], first, func(head []byte, size int64) (int64, error) {
-				return d.SegmentHeadIndex(head, size, emit)
-			})
-			heads += counted() - before
-			read += n
+			defer func() { heads += counted() - before }()
+			s := src.Segments[i]
+			head, size, err := c.ReadHead(ctx, s, first)
+			if err != nil {
+				return err
+			}
+			p := &fmp4.Pieces{}
+			p.Add(0, head)
+			// The boxes are walked first (each moof by its own range), then the demuxer
+			// indexes, asking for the first MPEG audio frame when it needs it.
+			n, err := c.IndexSpans(ctx, s, size, first, 0, func() (int64, int64, error) {
+				if off, n := fmp4.NextRange(p, size); n > 0 {
+					return off, n, nil
+				}
+				return d.SegmentPiecesIndex(p, size, emit)
+			}, p.Add)
+			read += int64(len(head)) + n
 			return err
 		})
 		if err != nil {
