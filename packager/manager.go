@@ -435,6 +435,16 @@ func (m *Manager) selectOptions(k storage.Key) hls.SelectOptions {
 	return hls.SelectOptions{MaxHeight: m.settings.MaxHeight}
 }
 
+// endResolve says the playlists of d's job are read (d.src; nil: they could not be):
+// a plan waiting for them goes on, one made later reads them itself. Call with m.mu
+// held.
+func (d *download) endResolve() {
+	if d.resolved != nil {
+		close(d.resolved)
+		d.resolved = nil
+	}
+}
+
 func (d *download) state() State {
 	st := State{Record: d.rec, Percent: d.percent}
 	if d.rec.Status == storage.StatusReady {

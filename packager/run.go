@@ -32,6 +32,7 @@ func (m *Manager) run(ctx context.Context, d *download, client *hls.Client, s Se
 	m.mu.Lock()
 	defer func() {
 		m.endPlan(k, rec.ETag)
+		d.endResolve() // a job that ended before reading the playlists
 		d.cancel()
 		m.decide(d) // a Create waiting for the playlists gets the outcome
 		close(d.done)
@@ -138,10 +139,7 @@ func (m *Manager) pack(ctx context.Context, d *download, client *hls.Client, s S
 	m.mu.Lock()
 	d.src = src
 	d.notInstant = d.notInstant || err == nil && !plannable(src, typ)
-	if d.resolved != nil {
-		close(d.resolved)
-		d.resolved = nil // a plan made later reads the playlists itself
-	}
+	d.endResolve()
 	m.mu.Unlock()
 	defer func() {
 		m.mu.Lock()
