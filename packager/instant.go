@@ -132,7 +132,7 @@ func planInstant(ctx context.Context, client *hls.Client, src *hls.Source, typ T
 		}
 		// The readers fetched every box header and moof; the demuxer may still ask for
 		// the first MPEG audio frame.
-		_, err = c.IndexSpans(ctx, seg, size, firstHead, maxBoxes, func() (int64, int64, error) {
+		_, err = c.IndexSpans(ctx, seg, size, 0, maxBoxes, func() (int64, int64, error) {
 			return d.SegmentPiecesIndex(pieces, size, emit)
 		}, pieces.Add)
 		if err != nil {
@@ -251,9 +251,6 @@ type headRead struct {
 }
 
 const (
-	// firstHead is the first read of a segment's head: a moof of 6 s of 60 fps video
-	// with its audio is ~10 KB; a larger one costs one more request.
-	firstHead = 16 << 10
 	// headsAhead bounds the segments whose boxes are read and not indexed yet, and
 	// maxBoxes what is read of one (its moofs, and what comes with them): together they
 	// bound the plan's read-ahead to 16 MiB. A segment whose moofs take more is packaged
@@ -297,13 +294,13 @@ func readHeads(ctx context.Context, c *hls.Client, segs []hls.Segment, concurren
 
 // readBoxes reads segment s's head and the rest of its box headers and moofs.
 func readBoxes(ctx context.Context, c *hls.Client, s hls.Segment) (*fmp4.Pieces, int64, error) {
-	head, size, err := c.ReadHead(ctx, s, firstHead)
+	head, size, err := c.ReadHead(ctx, s, hls.FirstHeadSize)
 	if err != nil {
 		return nil, 0, err
 	}
 	p := &fmp4.Pieces{}
 	p.Add(0, head)
-	_, err = c.IndexSpans(ctx, s, size, firstHead, maxBoxes, func() (int64, int64, error) {
+	_, err = c.IndexSpans(ctx, s, size, 0, maxBoxes, func() (int64, int64, error) {
 		off, n := fmp4.NextRange(p, size)
 		return off, n, nil
 	}, p.Add)

@@ -9,48 +9,25 @@ import (
 	"github.com/stream-downloads/caddy-stream-downloads/packager/media"
 )
 
-// Indexing a segment from its head (docs/instant.md): the index mode reads nothing of
-// the samples' data but the first MPEG audio frame, so a segment's leading bytes up to
-// the end of its last moof (and the header of the box after it) are enough. The boxes
-// after the first mdat (a segment of several fragments) are read too: the head must
-// then reach past that mdat, which is the price of reading leading bytes only.
+// Indexing a segment from a few of its bytes (docs/instant.md): the index mode reads
+// nothing of the samples' data but the first MPEG audio frame, so the segment's box
+// headers and moofs are enough; the mdats between them are never read.
 
-// SegmentHeadIndex is SegmentIndex from the first bytes of a segment (head) and its
-// size in bytes: emit gets the same samples, without the segment's other bytes.
-//
-// When head is too short (a box header, a moof, or the first MPEG audio frame's data
-// lies past it) it returns how many leading bytes it needs (more than len(head), at
-// most size) and emits nothing: the demuxer is left as it was, so call it again with
-// a longer head. need 0 and a nil error: the segment is indexed. A moof is read whole
-// (at most 4 MiB, the demuxer's bound), so a head never needs to be larger than the
-// segment's boxes before its last moof plus that.
+// SegmentPiecesIndex is SegmentIndex from pieces of a segment (size bytes): its head,
+// and further box headers and moofs read by their own ranges (a reader may fetch each
+// moof of a segment of several fragments so, NextRange), emit getting the same samples
+// without the segment's other bytes. When a box header, a moof or the rendition's first
+// MPEG audio frame lies outside the pieces, it returns the range it needs (n > 0; ask
+// for more at once: the next box often follows) and emits nothing, the demuxer left as
+// it was, so call it again with that range added; n 0 and a nil error: the segment is
+// indexed. A moof is read whole (at most 4 MiB, the demuxer's bound).
 //
 // MPEG audio (MP2/MP3): the first frame of the rendition is read (its header gives the
-// channel count and frame length), so the head of the segment that holds it must
-// reach the end of that frame; need says so. Errors are those of SegmentIndex
-// (ErrNeedsPayload included).
-func (d *Demuxer) SegmentHeadIndex(head []byte, size int64, emit func(IndexedSample) error) (need int64, err error) {
-	if int64(len(head)) > size {
-		return 0, fmt.Errorf("fmp4: a head of %d bytes of a %d-byte segment", len(head), size)
-	}
-	var p Pieces
-	p.Add(0, head)
-	off, n, err := d.SegmentPiecesIndex(&p, size, emit)
-	if err != nil || n == 0 {
-		return 0, err
-	}
-	return off + n, nil
-}
-
-// SegmentPiecesIndex is SegmentHeadIndex from any pieces of a segment (size bytes), not
-// only its leading bytes: a reader may fetch each moof of a segment of several
-// fragments by its own range rather than everything before it. When a box header, a
-// moof or the first MPEG audio frame lies outside the pieces it returns the range it
-// needs (n > 0; ask for more at once: the next box often follows) and emits nothing,
-// the demuxer left as it was; n 0 and a nil error: the segment is indexed.
+// channel count and frame length), so its bytes must be among the pieces. Errors are
+// those of SegmentIndex (ErrNeedsPayload included).
 func (d *Demuxer) SegmentPiecesIndex(p *Pieces, size int64, emit func(IndexedSample) error) (off, n int64, err error) {
 	if !d.index {
-		return 0, 0, errors.New("fmp4: SegmentHeadIndex on a demuxer in the normal mode")
+		return 0, 0, errors.New("fmp4: SegmentPiecesIndex on a demuxer in the normal mode")
 	}
 	mpeg := d.needsData(1)
 	off, n = d.piecesNeed(p, size, mpeg)

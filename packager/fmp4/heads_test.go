@@ -7,7 +7,7 @@ import (
 )
 
 // indexHeads runs src in the index mode from each segment's head, grown from first
-// bytes by doubling (or to what SegmentHeadIndex asks): the samples, and the bytes of
+// bytes by doubling (or to what SegmentPiecesIndex asks): the samples, and the bytes of
 // the heads.
 func indexHeads(t *testing.T, src source, first int64) ([]where, int64, error) {
 	t.Helper()
@@ -19,14 +19,17 @@ func indexHeads(t *testing.T, src source, first int64) ([]where, int64, error) {
 		size := int64(len(data))
 		n := min(first, size)
 		for {
-			need, err := d.SegmentHeadIndex(data[:n], size, func(s IndexedSample) error {
+			p := &Pieces{}
+			p.Add(0, data[:n])
+			off, ln, err := d.SegmentPiecesIndex(p, size, func(s IndexedSample) error {
 				got = append(got, where{i, s})
 				return nil
 			})
 			if err != nil {
 				return err
 			}
-			if need == 0 {
+			need := off + ln
+			if ln == 0 {
 				read += n
 				return nil
 			}

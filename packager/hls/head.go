@@ -15,8 +15,9 @@ import (
 // the same retry loop and answer checks (checkRange) as every segment; it grows when
 // the indexer asks for more.
 const (
-	// FirstHeadSize is the first read of a head: enough for the moof of most segments.
-	FirstHeadSize = 64 << 10
+	// FirstHeadSize is the first read of a head, and the least IndexSpans reads: a
+	// moof of 6 s of 60 fps video with its audio is ~10 KB.
+	FirstHeadSize = 16 << 10
 	// MaxHeadSize bounds a head: the fMP4 demuxer's bound on a moof (4 MiB) and room
 	// for the boxes in front of it.
 	MaxHeadSize = 4<<20 + 64<<10
